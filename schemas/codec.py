@@ -1,0 +1,270 @@
+"""Avro single-object encoding of events.
+
+A datum is ``C3 01`` + the writer schema's CRC-64-AVRO fingerprint (8 bytes, little-endian)
++ the Avro binary body, so every record names its own writer schema and no registry
+service is needed. Decoding looks the writer schema up by fingerprint, resolves it to the
+current version of the event, runs any upcasters, and validates the result against the
+event's pydantic model.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import typing
+from collections.abc import Callable, Mapping
+from enum import Enum
+from typing import Any
+
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro.validation import ValidationError as AvroValidationError
+from fastavro.validation import validate as avro_validate
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+
+from schemas.errors import SchemaError
+from schemas.events import EVENT_TYPES, NAMESPACE, Event
+from schemas.fingerprint import header_for, split_header
+from schemas.registry import SchemaRegistry, SchemaVersion
+from schemas.types import AVRO_JSON, is_union, unwrap
+
+__all__ = ["UPCASTERS", "Codec", "Upcaster", "pydantic_error_field"]
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+"""``(event name, N) -> f``: turns data written as version N into what version N+1 means.
+
+The dict an upcaster gets is already in the current version's shape (Avro schema resolution
+filled new fields with their defaults); the chain runs from the writer's version upwards.
+"""
+
+_Convert = Callable[[Any], Any]
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+class _ModelPlan:
+    """Precomputed converters between one model class and fastavro's dict form."""
+
+    def __init__(self, cls: type[BaseModel]) -> None:
+        self.cls = cls
+        self.to_avro: list[tuple[str, _Convert]] = []
+        self.from_avro: list[tuple[str, _Convert]] = []
+        for name, info in cls.model_fields.items():
+            enc, dec = _converters(info.annotation, list(info.metadata))
+            self.to_avro.append((name, enc))
+            if dec is not _identity:
+                self.from_avro.append((name, dec))
+
+    def encode(self, model: BaseModel) -> dict[str, Any]:
+        values = model.__dict__
+        return {name: enc(values[name]) for name, enc in self.to_avro}
+
+    def decode(self, datum: dict[str, Any]) -> dict[str, Any]:
+        for name, dec in self.from_avro:
+            if name in datum:
+                datum[name] = dec(datum[name])
+        return datum
+
+
+_PLANS: dict[type[BaseModel], _ModelPlan] = {}
+
+
+def _plan(cls: type[BaseModel]) -> _ModelPlan:
+    plan = _PLANS.get(cls)
+    if plan is None:
+        plan = _PLANS[cls] = _ModelPlan(cls)
+    return plan
+
+
+def _converters(annotation: Any, metadata: list[Any]) -> tuple[_Convert, _Convert]:
+    tp, meta = unwrap(annotation)
+    meta = metadata + meta
+    if AVRO_JSON in meta:
+        return _json_dumps, json.loads
+    if is_union(tp):
+        branches = [b for b in typing.get_args(tp) if b is not type(None)]
+        models = [unwrap(b)[0] for b in branches]
+        if len(models) > 1 and all(isinstance(m, type) and issubclass(m, BaseModel) for m in models):
+            return _union_encoder(), _union_decoder(models)
+        enc, dec = _converters(branches[0], [])
+        return _optional(enc), _optional(dec)
+    origin = typing.get_origin(tp)
+    if origin in (tuple, list):
+        enc, dec = _converters(typing.get_args(tp)[0], [])
+        if enc is _identity and dec is _identity:
+            return _identity, _identity
+        return (lambda v: [enc(x) for x in v]), (lambda v: [dec(x) for x in v])
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        plan_cls = tp
+        return (lambda v: _plan(plan_cls).encode(v)), (lambda v: _plan(plan_cls).decode(v))
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return (lambda v: v.value), _identity
+    return _identity, _identity
+
+
+def _json_dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _optional(conv: _Convert) -> _Convert:
+    if conv is _identity:
+        return conv
+    return lambda v: None if v is None else conv(v)
+
+
+def _union_encoder() -> _Convert:
+    def enc(value: BaseModel) -> tuple[str, dict[str, Any]]:
+        return f"{NAMESPACE}.{type(value).__name__}", _plan(type(value)).encode(value)
+
+    return enc
+
+
+def _union_decoder(models: list[type[BaseModel]]) -> _Convert:
+    by_name = {f"{NAMESPACE}.{m.__name__}": m for m in models}
+
+    def dec(value: Any) -> Any:
+        if isinstance(value, tuple):
+            name, datum = value
+            cls = by_name[name]
+            return cls.model_validate(_plan(cls).decode(datum))
+        return value
+
+    return dec
+
+
+def pydantic_error_field(exc: PydanticValidationError) -> tuple[str, str]:
+    """The first failing field's dotted path and a readable message."""
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    return loc, err["msg"]
+
+
+class Codec:
+    """Encodes events to single-object Avro and decodes them back."""
+
+    def __init__(
+        self,
+        registry: SchemaRegistry | None = None,
+        *,
+        event_types: Mapping[str, type[Event]] = EVENT_TYPES,
+        upcasters: Mapping[tuple[str, int], Upcaster] | None = None,
+    ) -> None:
+        self.registry = registry or SchemaRegistry()
+        self.event_types = event_types
+        self.upcasters = UPCASTERS if upcasters is None else upcasters
+        self._headers = {
+            name: header_for(self.registry.current(name).fingerprint) for name in event_types
+        }
+
+    # ── encode ──────────────────────────────────────────────────────────────────────────
+
+    def encode(self, event: Event) -> bytes:
+        """Single-object encode ``event`` with its current schema."""
+        name = type(event).__name__
+        schema = self.registry.current(name)
+        datum = _plan(type(event)).encode(event)
+        buf = io.BytesIO()
+        buf.write(self._headers[name])
+        try:
+            schemaless_writer(buf, schema.parsed, datum, strict=True)
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+            raise self._encode_error(name, schema, datum, exc) from exc
+        return buf.getvalue()
+
+    def encode_dict(self, name: str, datum: Mapping[str, Any]) -> bytes:
+        """Single-object encode a raw dict in fastavro form (no model involved)."""
+        schema = self.registry.current(name)
+        buf = io.BytesIO()
+        buf.write(header_for(schema.fingerprint))
+        try:
+            schemaless_writer(buf, schema.parsed, dict(datum), strict=True)
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+            raise self._encode_error(name, schema, datum, exc) from exc
+        return buf.getvalue()
+
+    @staticmethod
+    def _encode_error(
+        name: str, schema: SchemaVersion, datum: Mapping[str, Any], exc: Exception
+    ) -> SchemaError:
+        try:
+            avro_validate(dict(datum), schema.parsed, raise_errors=True, strict=True)
+        except AvroValidationError as verr:
+            first = str(verr.errors[0]) if verr.errors else str(verr)
+            field = first.split(" ", 1)[0].removeprefix(f"{NAMESPACE}.{name}.")
+            return SchemaError(f"{name}.{field}: {first}", event=name, field=field)
+        return SchemaError(f"{name}: cannot encode: {exc}", event=name)
+
+    # ── decode ──────────────────────────────────────────────────────────────────────────
+
+    def writer_of(self, data: bytes) -> SchemaVersion:
+        """The writer schema a datum names, without decoding the body."""
+        try:
+            fingerprint, _ = split_header(data)
+        except ValueError as exc:
+            raise SchemaError(f"not an Avro single-object datum: {exc}") from exc
+        writer = self.registry.by_fingerprint(fingerprint)
+        if writer is None:
+            fp = fingerprint.to_bytes(8, "little").hex()
+            raise SchemaError(f"unknown schema fingerprint {fp}: not a released event schema")
+        return writer
+
+    def decode(self, data: bytes) -> Event:
+        """Decode one single-object datum into its event model."""
+        writer = self.writer_of(data)
+        name = writer.name
+        cls = self.event_types.get(name)
+        if cls is None:
+            raise SchemaError(f"{name}: no event model for this schema", event=name)
+        current = self.registry.current(name)
+        body = io.BytesIO(memoryview(data)[10:])
+        reader_schema = None if writer.fingerprint == current.fingerprint else current.parsed
+        try:
+            datum = schemaless_reader(
+                body,
+                writer.parsed,
+                reader_schema,
+                return_record_name=True,
+                return_record_name_override=True,
+            )
+        except Exception as exc:  # fastavro raises many types on corrupt input
+            raise self._decode_error(writer, data, exc) from exc
+        if body.tell() != len(data) - 10:
+            extra = len(data) - 10 - body.tell()
+            raise SchemaError(f"{name}: {extra} unexpected trailing bytes", event=name)
+        if not isinstance(datum, dict):
+            raise SchemaError(f"{name}: decoded to {type(datum).__name__}, not a record", event=name)
+        for version in range(writer.version, current.version):
+            upcaster = self.upcasters.get((name, version))
+            if upcaster is not None:
+                datum = upcaster(datum)
+        try:
+            return cls.model_validate(_plan(cls).decode(datum))
+        except PydanticValidationError as exc:
+            field, msg = pydantic_error_field(exc)
+            raise SchemaError(f"{name}.{field}: {msg}", event=name, field=field) from exc
+        except (ValueError, TypeError) as exc:  # e.g. a JSON field that is not JSON
+            raise SchemaError(f"{name}: {exc}", event=name) from exc
+
+    @staticmethod
+    def _decode_error(writer: SchemaVersion, data: bytes, exc: Exception) -> SchemaError:
+        """Find the field where decoding failed by reading the body field by field."""
+        name = writer.name
+        named: dict[str, Any] = {}
+        parse_schema(writer.schema, named_schemas=named)
+        body = io.BytesIO(memoryview(data)[10:])
+        for field in writer.schema["fields"]:
+            try:
+                field_schema = parse_schema(field["type"], named_schemas=named)
+                schemaless_reader(body, field_schema, None)
+            except Exception as fexc:
+                kind = "truncated" if isinstance(fexc, EOFError | StopIteration) else "invalid"
+                return SchemaError(
+                    f"{name}.{field['name']}: {kind} data ({type(fexc).__name__}: {fexc})",
+                    event=name,
+                    field=field["name"],
+                )
+        return SchemaError(f"{name}: cannot decode: {exc}", event=name)

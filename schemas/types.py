@@ -1,0 +1,120 @@
+"""Field types shared by the event models, with the constraints every producer gets."""
+
+from __future__ import annotations
+
+import types
+import typing
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
+
+from pydantic import AfterValidator, Field, StringConstraints
+
+__all__ = [
+    "MAX_ID_LENGTH",
+    "AvroInt",
+    "AVRO_INT",
+    "AVRO_JSON",
+    "FrozenList",
+    "Identifier",
+    "Json",
+    "JsonObject",
+    "Text",
+    "UtcDatetime",
+    "is_union",
+    "unwrap",
+    "utcnow",
+]
+
+MAX_ID_LENGTH = 200
+
+
+class _AvroJson:
+    """Marks a field stored in Avro as a JSON-encoded string."""
+
+    def __repr__(self) -> str:
+        return "AvroJson"
+
+
+class _AvroInt:
+    """Marks an ``int`` field stored as Avro ``int`` (32-bit) instead of ``long``."""
+
+    def __repr__(self) -> str:
+        return "AvroInt"
+
+
+AVRO_JSON = _AvroJson()
+AVRO_INT = _AvroInt()
+
+
+# C0 and C1 controls, DEL, and the invisible format characters that can disguise an id
+# (zero-width, bidi overrides, BOM, surrogates).
+_ID_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff\ud800-\udfff]")
+_TEXT_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _no_control_chars(value: str) -> str:
+    m = _ID_FORBIDDEN.search(value)
+    if m:
+        raise ValueError(f"must not contain control characters (found {m.group()!r})")
+    if value != value.strip():
+        raise ValueError("must not start or end with whitespace")
+    return value
+
+
+def _no_binary_controls(value: str) -> str:
+    m = _TEXT_FORBIDDEN.search(value)
+    if m:
+        raise ValueError(f"must not contain control characters (found {m.group()!r})")
+    return value
+
+
+def _aware_utc(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("must be timezone-aware (use UTC)")
+    return value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    """Now, as an aware UTC datetime with microsecond precision."""
+    return datetime.now(UTC)
+
+
+Identifier = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_ID_LENGTH),
+    AfterValidator(_no_control_chars),
+]
+"""An id or name: 1 to 200 characters, no control characters, no surrounding spaces."""
+
+Text = Annotated[str, AfterValidator(_no_binary_controls)]
+"""Free text: newlines and tabs allowed, other control characters not."""
+
+UtcDatetime = Annotated[datetime, AfterValidator(_aware_utc)]
+
+Json = Annotated[Any, AVRO_JSON]
+"""Any JSON value, stored in Avro as a JSON string."""
+
+JsonObject = Annotated[dict[str, Any], AVRO_JSON]
+"""A JSON object, stored in Avro as a JSON string."""
+
+AvroInt = Annotated[int, AVRO_INT, Field(ge=-(2**31), lt=2**31)]
+
+T = TypeVar("T")
+
+FrozenList = Annotated[tuple[T, ...], Field(strict=False)]
+"""An immutable list; accepts any sequence on input."""
+
+
+def unwrap(tp: Any) -> tuple[Any, list[Any]]:
+    """Strip ``Annotated`` layers, returning the bare type and all their metadata."""
+    meta: list[Any] = []
+    while typing.get_origin(tp) is Annotated:
+        args = typing.get_args(tp)
+        tp, meta = args[0], [*meta, *args[1:]]
+    return tp, meta
+
+
+def is_union(tp: Any) -> bool:
+    """Whether ``tp`` is ``A | B`` or ``Union[A, B]``."""
+    return typing.get_origin(tp) in (typing.Union, types.UnionType)
