@@ -121,9 +121,15 @@ def can_read(
             problems += can_read(r, branch, path, reader_names, writer_names, absent)
         return problems
     if _kind(r) == "union":
+        closest: list[str] | None = None
         for branch in r:
-            if not can_read(branch, w, path, reader_names, writer_names, absent):
+            found = can_read(branch, w, path, reader_names, writer_names, absent)
+            if not found:
                 return []
+            if _same_named_type(_resolve(branch, reader_names), w):
+                closest = found
+        if closest is not None:  # the same record or enum, changed: say how
+            return closest
         return [f"{here}: written as {_describe(w)}, which no branch of the reader's union reads"]
 
     rk, wk = _kind(r), _kind(w)
@@ -155,6 +161,16 @@ def can_read(
             return [f"{here}: fixed size changed from {w.get('size')} to {r.get('size')}"]
         return []
     return [f"{here}: unsupported schema kind {rk!r}"]
+
+
+def _same_named_type(a: Schema, b: Schema) -> bool:
+    return (
+        isinstance(a, dict)
+        and isinstance(b, dict)
+        and "name" in a
+        and a.get("type") == b.get("type")
+        and _short(a["name"]) == _short(b.get("name", ""))
+    )
 
 
 def _short(name: str) -> str:

@@ -1,0 +1,180 @@
+"""Single-object encoding: round trips, headers, and errors that name event and field."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro.schema import fingerprint as fastavro_fingerprint
+from hypothesis import given, settings
+
+from schemas.codec import Codec
+from schemas.errors import SchemaError
+from schemas.events import AgentRegistered, Event, MetricRecorded
+from schemas.fingerprint import crc64_avro, header_for
+from schemas.registry import SchemaRegistry, default_schema_dir
+from tests.support.strategies import events
+
+CODEC = Codec()
+
+
+def agent(**kw: Any) -> AgentRegistered:
+    base: dict[str, Any] = {"tenant_id": "t1", "actor": "tester", "agent_id": "agent-1"}
+    return AgentRegistered(**(base | kw))
+
+
+@settings(max_examples=300, deadline=None)
+@given(events())
+def test_every_event_round_trips(event: Event) -> None:
+    data = CODEC.encode(event)
+    assert CODEC.decode(data) == event
+
+
+@settings(max_examples=100, deadline=None)
+@given(events())
+def test_body_is_plain_avro_for_the_avsc(event: Event) -> None:
+    """Any Avro implementation reading the .avsc gets the body back (fastavro as reference)."""
+    data = CODEC.encode(event)
+    name = type(event).__name__
+    schema = parse_schema(json.loads((default_schema_dir() / f"{name}.avsc").read_text()))
+    body = io.BytesIO(data[10:])
+    datum = schemaless_reader(body, schema, None)
+    assert body.tell() == len(data) - 10
+    assert datum["event_id"] == event.event_id
+    assert datum["tenant_id"] == event.tenant_id
+
+
+def test_header_is_c301_and_the_crc64_fingerprint_little_endian() -> None:
+    data = CODEC.encode(agent())
+    sv = CODEC.registry.current("AgentRegistered")
+    assert data[:2] == b"\xc3\x01"
+    assert data[:10] == header_for(sv.fingerprint)
+    # fastavro's independent CRC-64-AVRO prints the little-endian bytes
+    assert data[2:10].hex() == fastavro_fingerprint(sv.canonical, "CRC-64-AVRO")
+
+
+def test_crc64_of_empty_input_is_the_empty_constant() -> None:
+    assert crc64_avro(b"") == 0xC15D213AA4D7A795
+
+
+def test_unknown_fingerprint() -> None:
+    data = bytearray(CODEC.encode(agent()))
+    data[2:10] = b"\x01" * 8
+    with pytest.raises(SchemaError, match="unknown schema fingerprint 0101010101010101"):
+        CODEC.decode(bytes(data))
+
+
+def test_bad_magic_and_short_input() -> None:
+    with pytest.raises(SchemaError, match="bad magic"):
+        CODEC.decode(b"\x00\x01" + b"\x00" * 20)
+    with pytest.raises(SchemaError, match="shorter than the 10-byte"):
+        CODEC.decode(b"\xc3\x01\x00")
+
+
+def test_truncation_names_event_and_field() -> None:
+    event = agent(description="a description", tags=["x", "y"])
+    data = CODEC.encode(event)
+    seen_fields = set()
+    for cut in range(11, len(data)):
+        with pytest.raises(SchemaError) as err:
+            CODEC.decode(data[:cut])
+        assert err.value.event == "AgentRegistered"
+        assert err.value.field is not None
+        assert str(err.value).startswith(f"AgentRegistered.{err.value.field}: ")
+        seen_fields.add(err.value.field)
+    assert {"event_id", "tenant_id", "agent_id", "description", "tags", "metadata"} <= seen_fields
+
+
+def test_trailing_bytes_are_rejected() -> None:
+    with pytest.raises(SchemaError, match="trailing bytes"):
+        CODEC.decode(CODEC.encode(agent()) + b"\x00")
+
+
+def test_wrong_type_on_encode_names_event_and_field() -> None:
+    good = CODEC.encode(agent())
+    datum = schemaless_reader(
+        io.BytesIO(good[10:]), CODEC.registry.current("AgentRegistered").parsed, None
+    )
+    datum["tags"] = "not-a-list"
+    datum["description"] = 42
+    with pytest.raises(SchemaError) as err:
+        CODEC.encode_dict("AgentRegistered", datum)
+    assert err.value.event == "AgentRegistered"
+    assert err.value.field in {"description", "tags"}
+    assert f"AgentRegistered.{err.value.field}" in str(err.value)
+
+
+def test_wrong_value_on_decode_names_event_and_field() -> None:
+    """Bytes from a foreign producer that break a model constraint are a SchemaError."""
+    sv = CODEC.registry.current("MetricRecorded")
+    good = MetricRecorded(
+        tenant_id="t", actor="a", run_id="r", agent_id="a", name="m", value=1.0, kind="gauge"
+    )
+    datum = schemaless_reader(io.BytesIO(CODEC.encode(good)[10:]), sv.parsed, None)
+    datum["value"] = float("nan")
+    datum["agent_id"] = ""
+    buf = io.BytesIO()
+    buf.write(header_for(sv.fingerprint))
+    schemaless_writer(buf, sv.parsed, datum)
+    with pytest.raises(SchemaError) as err:
+        CODEC.decode(buf.getvalue())
+    assert err.value.event == "MetricRecorded"
+    assert err.value.field in {"agent_id", "value"}
+
+
+def _registry_with_old_version(tmp_path: Path) -> SchemaRegistry:
+    """A schema dir where AgentRegistered v1 had no ``metadata`` and ``tags`` field."""
+    directory = tmp_path / "avro"
+    shutil.copytree(default_schema_dir(), directory)
+    v1 = json.loads((directory / "AgentRegistered.avsc").read_text())
+    v1["fields"] = [f for f in v1["fields"] if f["name"] not in ("metadata", "tags")]
+    (directory / "history").mkdir(exist_ok=True)
+    (directory / "history" / "AgentRegistered.v1.avsc").write_text(json.dumps(v1))
+    return SchemaRegistry(directory)
+
+
+def _encode_v1(registry: SchemaRegistry) -> bytes:
+    v1 = registry.history("AgentRegistered")[0]
+    datum = {
+        "event_id": "0190b2a0-0000-7000-8000-000000000001",
+        "occurred_at": 1_700_000_000_000_000,
+        "tenant_id": "t1",
+        "actor": "old-producer",
+        "correlation_id": None,
+        "agent_id": "legacy",
+        "description": "from v1",
+    }
+    buf = io.BytesIO()
+    buf.write(header_for(v1.fingerprint))
+    schemaless_writer(buf, v1.parsed, datum)
+    return buf.getvalue()
+
+
+def test_old_writer_version_resolves_to_current(tmp_path: Path) -> None:
+    registry = _registry_with_old_version(tmp_path)
+    event = Codec(registry).decode(_encode_v1(registry))
+    assert isinstance(event, AgentRegistered)
+    assert (event.agent_id, event.description, event.tags, event.metadata) == (
+        "legacy",
+        "from v1",
+        (),
+        {},
+    )
+
+
+def test_upcaster_runs_for_old_versions_only(tmp_path: Path) -> None:
+    registry = _registry_with_old_version(tmp_path)
+
+    def v1_to_v2(datum: dict[str, Any]) -> dict[str, Any]:
+        return datum | {"tags": ["legacy"], "metadata": json.dumps({"upcast_from": 1})}
+
+    codec = Codec(registry, upcasters={("AgentRegistered", 1): v1_to_v2})
+    old = codec.decode(_encode_v1(registry))
+    assert old.tags == ("legacy",) and old.metadata == {"upcast_from": 1}  # type: ignore[attr-defined]
+    new = codec.decode(codec.encode(agent()))
+    assert new.tags == ()  # type: ignore[attr-defined]
