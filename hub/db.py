@@ -1,0 +1,97 @@
+"""Postgres plumbing shared by every component: pools, and the driver-error boundary.
+
+asyncpg and OS errors become :class:`StoreError` here (``retriable`` when trying again
+later can help: a lost connection, a serialization failure, a server starting up).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import asyncpg
+
+from schemas.errors import HubError, StoreError
+
+__all__ = ["connect", "create_pool", "is_retriable", "redact", "translate_errors"]
+
+_RETRIABLE_SQLSTATES = {
+    "40001",  # serialization_failure
+    "40P01",  # deadlock_detected
+    "55P03",  # lock_not_available
+    "53300",  # too_many_connections
+    "57P01",  # admin_shutdown
+    "57P02",  # crash_shutdown
+    "57P03",  # cannot_connect_now
+    "08000",
+    "08001",
+    "08003",
+    "08004",
+    "08006",
+}
+
+
+def is_retriable(exc: BaseException) -> bool:
+    """Whether the same database work may succeed if tried again later."""
+    if isinstance(exc, HubError):
+        return exc.retriable
+    if isinstance(exc, OSError | TimeoutError | ConnectionError):
+        return True
+    if isinstance(exc, asyncpg.InterfaceError | asyncpg.ConnectionDoesNotExistError):
+        return True
+    if isinstance(exc, asyncpg.PostgresConnectionError):
+        return True
+    sqlstate = getattr(exc, "sqlstate", None)
+    return sqlstate in _RETRIABLE_SQLSTATES
+
+
+def redact(dsn: str) -> str:
+    """A DSN without its password, for messages."""
+    if "@" not in dsn or "://" not in dsn:
+        return dsn
+    scheme, rest = dsn.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}@{host}"
+
+
+@contextmanager
+def translate_errors(what: str) -> Iterator[None]:
+    """Convert driver and OS errors raised inside into :class:`StoreError`."""
+    try:
+        yield
+    except HubError:
+        raise
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+        raise StoreError(f"{what}: {exc}", retriable=is_retriable(exc)) from exc
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for kind in ("json", "jsonb"):
+        await conn.set_type_codec(
+            kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """A pool whose connections map json/jsonb to Python values."""
+    with translate_errors(f"cannot connect to Postgres at {redact(dsn)}"):
+        pool: asyncpg.Pool = await asyncpg.create_pool(
+            dsn, min_size=min_size, max_size=max_size, init=_init_connection, timeout=10
+        )
+        return pool
+
+
+@asynccontextmanager
+async def connect(dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """One dedicated connection (for LISTEN and session-level advisory locks)."""
+    with translate_errors(f"cannot connect to Postgres at {redact(dsn)}"):
+        conn: asyncpg.Connection = await asyncpg.connect(dsn, timeout=10)
+    try:
+        await _init_connection(conn)
+        yield conn
+    finally:
+        if not conn.is_closed():
+            await conn.close(timeout=5)

@@ -1,0 +1,182 @@
+"""The ports: what the hub needs from a log, a position store and a blob store.
+
+One adapter per backend implements each; ``tests/integration/test_log_contract.py`` runs
+one shared suite against every ``EventLog`` adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol, Self, runtime_checkable
+
+__all__ = [
+    "ConsumerRecord",
+    "EventLog",
+    "LogConsumer",
+    "Position",
+    "PositionStore",
+    "ProducerRecord",
+    "RebalanceListener",
+    "TopicPartition",
+]
+
+Headers = tuple[tuple[str, bytes], ...]
+
+
+class TopicPartition(NamedTuple):
+    topic: str
+    partition: int
+
+    def __str__(self) -> str:
+        return f"{self.topic}[{self.partition}]"
+
+
+class Position(NamedTuple):
+    """Where a record sits in the log."""
+
+    topic: str
+    partition: int
+    offset: int
+
+    @property
+    def tp(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+
+@dataclass(frozen=True, slots=True)
+class ProducerRecord:
+    """A record to append. The adapter picks the partition from the key (murmur2)."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    headers: Headers = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerRecord:
+    """A record read back from the log, with its position."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: Headers
+    timestamp_ms: int
+
+    @property
+    def tp(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+    def header(self, name: str) -> bytes | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+class RebalanceListener(Protocol):
+    """Told when a group member gains or loses partitions."""
+
+    async def on_assigned(
+        self, partitions: frozenset[TopicPartition]
+    ) -> Mapping[TopicPartition, int | None]:
+        """Return where to start reading each partition (``None``: the beginning)."""
+        ...
+
+    async def on_revoked(self, partitions: frozenset[TopicPartition]) -> None:
+        """Called between batches, before the partitions go to another member."""
+        ...
+
+
+@runtime_checkable
+class LogConsumer(Protocol):
+    """Reads records in order, per partition, as a group member or from fixed partitions."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+    def assignment(self) -> frozenset[TopicPartition]: ...
+
+    async def fetch(self, max_records: int, timeout: float) -> list[ConsumerRecord]:
+        """Up to ``max_records`` next records; an empty list once ``timeout`` s pass."""
+        ...
+
+    async def seek(self, tp: TopicPartition, offset: int) -> None:
+        """Read ``tp`` from ``offset`` next (discarding anything already fetched)."""
+        ...
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Record group progress for monitoring; the truth is the position store."""
+        ...
+
+
+@runtime_checkable
+class EventLog(Protocol):
+    """An append-only, partitioned log: Kafka, or the Postgres log."""
+
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+    async def ensure_topics(self, topics: Mapping[str, int]) -> None:
+        """Create missing topics with the given partition counts."""
+        ...
+
+    async def partitions_for(self, topic: str) -> int: ...
+
+    async def append(self, records: Sequence[ProducerRecord]) -> list[Position]:
+        """Append records; returns each one's ``(topic, partition, offset)`` in input order."""
+        ...
+
+    async def end_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        """The offset the next appended record of each partition will get."""
+        ...
+
+    async def beginning_offsets(
+        self, tps: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        """The first offset still held by each partition."""
+        ...
+
+    def consumer(
+        self,
+        *,
+        group_id: str | None,
+        topics: Sequence[str] = (),
+        listener: RebalanceListener | None = None,
+        partitions: Sequence[TopicPartition] = (),
+    ) -> LogConsumer:
+        """A group member over ``topics``, or (``group_id=None``) a reader of ``partitions``."""
+        ...
+
+
+class PositionStore(Protocol):
+    """Where each consumer has got to, stored with the data it produced."""
+
+    async def load(
+        self, consumer: str, tps: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, int]: ...
+
+    async def claim(
+        self, tx: Any, consumer: str, starts: Mapping[TopicPartition, int]
+    ) -> set[TopicPartition]:
+        """Lock positions in ``tx``; return the partitions whose stored position is ``start``."""
+        ...
+
+    async def advance(
+        self, tx: Any, consumer: str, positions: Mapping[TopicPartition, int]
+    ) -> None: ...

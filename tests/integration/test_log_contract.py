@@ -1,0 +1,234 @@
+"""One contract, every ``EventLog`` adapter: Kafka (mock cluster) and the Postgres log."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+
+import anyio
+import pytest
+
+from hub.log.partitioner import partition_for
+from hub.ports import ConsumerRecord, EventLog, LogConsumer, ProducerRecord, TopicPartition
+from schemas.errors import LogError
+from tests.conftest import TEST_PARTITIONS
+
+pytestmark = pytest.mark.anyio
+
+TOPIC = "agenthub.registry"
+ALL = [TopicPartition(TOPIC, p) for p in range(TEST_PARTITIONS)]
+
+
+def records(n: int, prefix: str = "k") -> list[ProducerRecord]:
+    return [
+        ProducerRecord(
+            TOPIC,
+            f"{prefix}{i % 7}".encode(),
+            f"value-{prefix}-{i}".encode(),
+            (("hub-type", b"Test"), ("i", str(i).encode())),
+        )
+        for i in range(n)
+    ]
+
+
+async def start_with_retry(consumer: LogConsumer) -> None:
+    """Joining a group may fail transiently (the contract says: retriable LogError)."""
+    with anyio.fail_after(60):
+        while True:
+            try:
+                await consumer.start()
+                return
+            except LogError as exc:
+                if not exc.retriable:
+                    raise
+                await anyio.sleep(0.5)
+
+
+async def drain(consumer: LogConsumer, n: int, timeout: float = 20) -> list[ConsumerRecord]:
+    out: list[ConsumerRecord] = []
+    with anyio.fail_after(timeout):
+        while len(out) < n:
+            out += await consumer.fetch(500, 0.5)
+    return out
+
+
+class Listener:
+    def __init__(self, starts: Mapping[TopicPartition, int | None] | None = None) -> None:
+        self.starts = dict(starts or {})
+        self.assigned: set[TopicPartition] = set()
+        self.revoked: list[frozenset[TopicPartition]] = []
+
+    async def on_assigned(
+        self, partitions: frozenset[TopicPartition]
+    ) -> Mapping[TopicPartition, int | None]:
+        self.assigned |= partitions
+        return {tp: self.starts.get(tp) for tp in partitions}
+
+    async def on_revoked(self, partitions: frozenset[TopicPartition]) -> None:
+        self.assigned -= partitions
+        self.revoked.append(partitions)
+
+
+async def test_append_returns_positions_in_order_and_partitions_by_murmur2(
+    event_log: EventLog,
+) -> None:
+    batch = records(50)
+    positions = await event_log.append(batch)
+    assert len(positions) == 50
+    per_partition: dict[int, list[int]] = {}
+    for rec, pos in zip(batch, positions, strict=True):
+        assert pos.topic == TOPIC
+        assert pos.partition == partition_for(rec.key, TEST_PARTITIONS)
+        per_partition.setdefault(pos.partition, []).append(pos.offset)
+    for offsets in per_partition.values():
+        assert offsets == list(range(offsets[0], offsets[0] + len(offsets)))
+    single = await event_log.append(records(1, prefix="solo"))
+    assert single[0].partition == partition_for(b"solo0", TEST_PARTITIONS)
+
+
+async def test_read_back_everything_in_offset_order_with_headers(event_log: EventLog) -> None:
+    batch = records(120)
+    positions = await event_log.append(batch)
+    async with event_log.consumer(group_id=None, partitions=ALL) as consumer:
+        got = await drain(consumer, 120)
+    assert len(got) == 120
+    by_pos = {(r.partition, r.offset): r for r in got}
+    for rec, pos in zip(batch, positions, strict=True):
+        r = by_pos[(pos.partition, pos.offset)]
+        assert (r.key, r.value, r.header("hub-type"), r.header("i")) == (
+            rec.key,
+            rec.value,
+            b"Test",
+            rec.headers[1][1],
+        )
+        assert r.timestamp_ms > 0
+    for p in range(TEST_PARTITIONS):
+        offsets = [r.offset for r in got if r.partition == p]
+        assert offsets == sorted(offsets)
+
+
+async def test_offsets_and_seek(event_log: EventLog) -> None:
+    before = await event_log.end_offsets(ALL)
+    positions = await event_log.append(records(40))
+    after = await event_log.end_offsets(ALL)
+    begin = await event_log.beginning_offsets(ALL)
+    assert sum(after.values()) - sum(before.values()) == 40
+    assert all(begin[tp] == 0 for tp in ALL)
+    target = positions[-1]
+    tp = TopicPartition(target.topic, target.partition)
+    async with event_log.consumer(group_id=None, partitions=[tp]) as consumer:
+        await drain(consumer, after[tp])
+        await consumer.seek(tp, target.offset)
+        again = await drain(consumer, 1)
+    assert again[0].offset == target.offset
+    with pytest.raises(LogError, match="not started"):
+        await consumer.fetch(10, 0.01)
+
+
+async def test_empty_fetch_waits_for_the_timeout(event_log: EventLog) -> None:
+    async with event_log.consumer(group_id=None, partitions=ALL) as consumer:
+        started = time.monotonic()
+        assert await consumer.fetch(10, 0.5) == []
+        assert time.monotonic() - started >= 0.4
+
+
+async def test_a_waiting_consumer_wakes_on_append(event_log: EventLog) -> None:
+    async with event_log.consumer(group_id=None, partitions=ALL) as consumer:
+        await consumer.fetch(10, 0.2)  # connected and idle
+
+        async def append_soon() -> None:
+            await anyio.sleep(0.3)
+            await event_log.append(records(1))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(append_soon)
+            started = time.monotonic()
+            got = await consumer.fetch(10, 10.0)
+            waited = time.monotonic() - started
+    assert len(got) == 1
+    assert waited < 3.0, f"woke after {waited:.2f}s"
+
+
+async def test_group_member_starts_where_the_listener_says(event_log: EventLog) -> None:
+    positions = await event_log.append(records(60))
+    ends = await event_log.end_offsets(ALL)
+    starts: dict[TopicPartition, int | None] = {tp: ends[tp] // 2 for tp in ALL}
+    starts[ALL[0]] = None  # no stored position: from the beginning
+    listener = Listener(starts)
+    expected = sum(ends[tp] - (starts[tp] or 0) for tp in ALL)
+    consumer = event_log.consumer(group_id="contract-g1", topics=[TOPIC], listener=listener)
+    await start_with_retry(consumer)
+    async with consumer:
+        got = await drain(consumer, expected, timeout=30)
+        assert consumer.assignment() == frozenset(ALL)
+    assert listener.assigned == set(ALL)
+    for tp in ALL:
+        offsets = [r.offset for r in got if r.partition == tp.partition]
+        assert offsets == list(range(starts[tp] or 0, ends[tp]))
+    assert len(positions) == 60
+
+
+async def test_two_members_split_partitions_and_one_takes_over(
+    event_log: EventLog, log_url: str
+) -> None:
+    """A second member in its own process; when it is SIGKILLed the first takes all."""
+    listener = Listener()
+    consumer = event_log.consumer(group_id="contract-g2", topics=[TOPIC], listener=listener)
+    await start_with_retry(consumer)
+    member = await anyio.open_process(
+        [sys.executable, "-m", "tests.support.log_member", log_url, "contract-g2", TOPIC],
+        stderr=subprocess.DEVNULL,
+    )
+    other: list[int] = []
+    try:
+        assert member.stdout is not None
+        lines = member.stdout
+
+        async def follow() -> None:
+            nonlocal other
+            buffer = b""
+            async for chunk in lines:
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    other = json.loads(line)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(follow)
+            with anyio.fail_after(60):
+                while True:
+                    await consumer.fetch(100, 0.2)
+                    mine = {tp.partition for tp in listener.assigned}
+                    if mine and other and not mine & set(other) and mine | set(other) == set(
+                        range(TEST_PARTITIONS)
+                    ):
+                        break
+            assert len(mine) == len(other) == TEST_PARTITIONS // 2
+            member.kill()  # SIGKILL: no goodbye, the group must notice on its own
+            with anyio.fail_after(60):
+                while listener.assigned != set(ALL):
+                    await consumer.fetch(100, 0.2)
+            tg.cancel_scope.cancel()
+        assert consumer.assignment() == frozenset(ALL)
+    finally:
+        if member.returncode is None:
+            member.kill()
+        await member.aclose()
+        await consumer.stop()
+
+
+async def test_commit_for_monitoring(event_log: EventLog) -> None:
+    await event_log.append(records(5))
+    listener = Listener()
+    async with event_log.consumer(group_id="contract-g3", topics=[TOPIC], listener=listener) as c:
+        got = await drain(c, 5)
+        await c.commit({TopicPartition(r.topic, r.partition): r.offset + 1 for r in got})
+
+
+async def test_unknown_topic_is_a_clear_error(event_log: EventLog) -> None:
+    with pytest.raises(LogError, match=r"no-such-topic|unknown topic|UnknownTopic|metadata"):
+        with anyio.fail_after(30):
+            await event_log.append([ProducerRecord("no-such-topic", b"k", b"v")])

@@ -1,0 +1,148 @@
+"""Properties only the Postgres log must prove: gapless offsets visible in commit order,
+no skipped late commits under concurrent writers, and tailing by LISTEN/NOTIFY."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import asyncpg
+import pytest
+
+from hub.log.postgres import PostgresLog
+from hub.ports import ConsumerRecord, ProducerRecord, TopicPartition
+
+pytestmark = pytest.mark.anyio
+
+TOPIC = "t"
+
+
+@pytest.fixture
+async def pglog(database_url: str) -> AsyncIterator[PostgresLog]:
+    async with PostgresLog(database_url, pool_size=20) as log:
+        await log.ensure_topics({TOPIC: 1, "multi": 3})
+        yield log
+
+
+async def tail(log: PostgresLog, expected: int, seen: list[ConsumerRecord]) -> None:
+    async with log.consumer(group_id=None, partitions=[TopicPartition(TOPIC, 0)]) as consumer:
+        with anyio.fail_after(60):
+            while len(seen) < expected:
+                seen += await consumer.fetch(50, 0.5)
+
+
+async def test_concurrent_writers_and_a_late_committer_are_never_skipped(
+    pglog: PostgresLog, database_url: str
+) -> None:
+    """8 writers append while one writer holds its transaction open for a while.
+
+    The tailing consumer must see every offset exactly once, in order, with no gap:
+    the late committer's records included, though later appends were made meanwhile.
+    """
+    writers, per_writer = 8, 40
+    seen: list[ConsumerRecord] = []
+    late_conn = await asyncpg.connect(database_url)
+    late_tx = late_conn.transaction()
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(tail, pglog, writers * per_writer + 5, seen)
+
+            async def writer(w: int) -> None:
+                for i in range(per_writer):
+                    await pglog.append(
+                        [ProducerRecord(TOPIC, f"w{w}".encode(), f"{w}:{i}".encode())]
+                    )
+                    await anyio.sleep(random.random() / 200)
+
+            async def late_writer() -> None:
+                await anyio.sleep(0.05)
+                await late_tx.start()
+                await pglog.append_in(
+                    late_conn, [ProducerRecord(TOPIC, b"late", f"late:{i}".encode()) for i in range(5)]
+                )
+                await anyio.sleep(1.0)  # everyone else is blocked on the partition meanwhile
+                await late_tx.commit()
+
+            tg.start_soon(late_writer)
+            async with anyio.create_task_group() as wg:
+                for w in range(writers):
+                    wg.start_soon(writer, w)
+    finally:
+        await late_conn.close()
+    offsets = [r.offset for r in seen]
+    assert offsets == list(range(writers * per_writer + 5))
+    values = [r.value.decode() for r in seen]
+    assert sorted(v for v in values if v.startswith("late")) == [f"late:{i}" for i in range(5)]
+    for w in range(writers):  # each writer's own appends stay in its order
+        mine = [int(v.split(":")[1]) for v in values if v.startswith(f"{w}:")]
+        assert mine == list(range(per_writer))
+
+
+async def test_an_aborted_append_leaves_no_gap(pglog: PostgresLog, database_url: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        tx = conn.transaction()
+        await tx.start()
+        await pglog.append_in(conn, [ProducerRecord(TOPIC, b"k", b"rolled back")])
+        await tx.rollback()
+    finally:
+        await conn.close()
+    positions = await pglog.append([ProducerRecord(TOPIC, b"k", b"kept")])
+    assert positions[0].offset == 0
+    assert (await pglog.end_offsets([TopicPartition(TOPIC, 0)]))[TopicPartition(TOPIC, 0)] == 1
+
+
+async def test_multi_partition_appends_do_not_deadlock(pglog: PostgresLog) -> None:
+    async def burst(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(20):
+            keys = [f"k{rng.randrange(50)}".encode() for _ in range(rng.randrange(2, 8))]
+            await pglog.append([ProducerRecord("multi", k, b"v") for k in keys])
+
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            for seed in range(8):
+                tg.start_soon(burst, seed)
+    ends = await pglog.end_offsets([TopicPartition("multi", p) for p in range(3)])
+    assert sum(ends.values()) > 0
+
+
+async def test_idle_tailing_runs_no_queries(
+    pglog: PostgresLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A waiting consumer sleeps on LISTEN; it does not poll the records table."""
+    reads = 0
+    real_read = pglog.read
+
+    async def counting_read(*args: Any, **kwargs: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return await real_read(*args, **kwargs)
+
+    monkeypatch.setattr(pglog, "read", counting_read)
+    async with pglog.consumer(group_id=None, partitions=[TopicPartition(TOPIC, 0)]) as c:
+        started = anyio.current_time()
+        assert await c.fetch(10, 3.0) == []  # idle for 3 s
+        assert anyio.current_time() - started >= 2.9
+        assert reads == 1, f"{reads} reads in 3 s idle: polling"
+
+        async def append_soon() -> None:
+            await anyio.sleep(0.2)
+            await pglog.append([ProducerRecord(TOPIC, b"k", b"wake")])
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(append_soon)
+            assert len(await c.fetch(10, 3.0)) == 1
+        assert reads == 3  # the empty read before waiting, and the one the NOTIFY woke
+
+
+async def test_truncation_moves_the_start_and_readers_skip_ahead(pglog: PostgresLog) -> None:
+    await pglog.append([ProducerRecord(TOPIC, b"k", str(i).encode()) for i in range(10)])
+    tp = TopicPartition(TOPIC, 0)
+    await pglog.truncate_before(tp, 6)
+    assert (await pglog.beginning_offsets([tp]))[tp] == 6
+    async with pglog.consumer(group_id=None, partitions=[tp]) as consumer:
+        got = await consumer.fetch(100, 1.0)
+    assert [r.offset for r in got] == [6, 7, 8, 9]
