@@ -173,8 +173,9 @@ class PositionStore(Protocol):
 
     async def claim(
         self, tx: Any, consumer: str, starts: Mapping[TopicPartition, int]
-    ) -> set[TopicPartition]:
-        """Lock positions in ``tx``; return the partitions whose stored position is ``start``."""
+    ) -> tuple[set[TopicPartition], dict[TopicPartition, int]]:
+        """Lock positions in ``tx``; return the partitions whose stored position is
+        ``starts[tp]``, and the stored positions of the others."""
         ...
 
     async def advance(

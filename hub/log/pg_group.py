@@ -118,8 +118,8 @@ class PostgresConsumer:
     async def start(self) -> None:
         if self._started:
             return
-        self._started = True
         await self._connect()
+        self._started = True
 
     async def _connect(self) -> None:
         with translate_errors("cannot connect a Postgres log consumer"):

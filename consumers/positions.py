@@ -1,0 +1,120 @@
+"""Consumer positions in Postgres, written in the same transaction as the read models.
+
+``claim`` locks a consumer's position rows for the partitions in a batch. It returns the
+partitions whose stored position is exactly where the batch starts. A batch that starts
+anywhere else was already applied, or belongs to another instance that moved first; it
+is dropped and re-read from the stored position. ``advance`` stores the new positions in
+the same transaction, so a crash at any instant loses nothing and duplicates nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import asyncpg
+
+from hub.db import translate_errors
+from hub.ports import TopicPartition
+
+__all__ = ["CHANNEL", "PostgresPositionStore", "ensure_schema"]
+
+CHANNEL = "hub_positions"
+_LOCK = 0x6875625F706F73  # "hub_pos"
+
+SCHEMA = """
+CREATE SCHEMA IF NOT EXISTS hub;
+CREATE TABLE IF NOT EXISTS hub.positions (
+    consumer     text NOT NULL,
+    topic        text NOT NULL,
+    partition    int NOT NULL,
+    next_offset  bigint NOT NULL,
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (consumer, topic, partition)
+);
+"""
+LOAD = """
+SELECT topic, partition, next_offset FROM hub.positions
+WHERE consumer = $1 AND (topic, partition) IN (SELECT * FROM unnest($2::text[], $3::int[]))
+"""
+CLAIM_INSERT = """
+INSERT INTO hub.positions (consumer, topic, partition, next_offset)
+SELECT $1, * FROM unnest($2::text[], $3::int[], $4::bigint[])
+ON CONFLICT (consumer, topic, partition) DO NOTHING
+"""
+CLAIM_LOCK = """
+SELECT topic, partition, next_offset FROM hub.positions
+WHERE consumer = $1 AND (topic, partition) IN (SELECT * FROM unnest($2::text[], $3::int[]))
+ORDER BY topic, partition
+FOR UPDATE
+"""
+ADVANCE = """
+UPDATE hub.positions p SET next_offset = u.next_offset, updated_at = now()
+FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u (topic, partition, next_offset)
+WHERE p.consumer = $1 AND p.topic = u.topic AND p.partition = u.partition
+"""
+ALL_FOR = "SELECT topic, partition, next_offset FROM hub.positions WHERE consumer = $1"
+NOTIFY = "SELECT pg_notify($1, $2)"
+
+
+async def ensure_schema(conn: asyncpg.Connection) -> None:
+    """Create ``hub.positions`` if missing (safe to race)."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK)
+        await conn.execute(SCHEMA)
+
+
+def _split(tps: Sequence[TopicPartition]) -> tuple[list[str], list[int]]:
+    return [tp.topic for tp in tps], [tp.partition for tp in tps]
+
+
+class PostgresPositionStore:
+    """``PositionStore`` over ``hub.positions``."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def load(self, consumer: str, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        """Stored positions of ``consumer`` for ``tps`` (absent: never stored)."""
+        topics, parts = _split(tps)
+        with translate_errors(f"cannot load positions of {consumer}"):
+            rows = await self.pool.fetch(LOAD, consumer, topics, parts)
+        return {TopicPartition(r[0], r[1]): r[2] for r in rows}
+
+    async def all(self, consumer: str) -> dict[TopicPartition, int]:
+        with translate_errors(f"cannot load positions of {consumer}"):
+            rows = await self.pool.fetch(ALL_FOR, consumer)
+        return {TopicPartition(r[0], r[1]): r[2] for r in rows}
+
+    async def claim(
+        self, tx: asyncpg.Connection, consumer: str, starts: Mapping[TopicPartition, int]
+    ) -> tuple[set[TopicPartition], dict[TopicPartition, int]]:
+        """Lock positions; return (partitions whose stored position is ``starts[tp]``,
+        stored positions of the others).
+
+        A partition never stored before is claimed at whatever offset its first batch
+        starts (the log's beginning, which retention may have moved past 0).
+        """
+        tps = sorted(starts)
+        topics, parts = _split(tps)
+        await tx.execute(CLAIM_INSERT, consumer, topics, parts, [starts[tp] for tp in tps])
+        rows = await tx.fetch(CLAIM_LOCK, consumer, topics, parts)
+        claimed: set[TopicPartition] = set()
+        others: dict[TopicPartition, int] = {}
+        for topic, partition, stored in rows:
+            tp = TopicPartition(topic, partition)
+            if stored == starts[tp]:
+                claimed.add(tp)
+            else:
+                others[tp] = stored
+        return claimed, others
+
+    async def advance(
+        self, tx: asyncpg.Connection, consumer: str, positions: Mapping[TopicPartition, int]
+    ) -> None:
+        """Store ``positions`` (next offsets to read) in the caller's transaction."""
+        if not positions:
+            return
+        tps = list(positions)
+        topics, parts = _split(tps)
+        await tx.execute(ADVANCE, consumer, topics, parts, [positions[tp] for tp in tps])
+        await tx.execute(NOTIFY, CHANNEL, consumer)

@@ -1,0 +1,420 @@
+"""The projector: runs one projection from the log into Postgres, exactly once.
+
+Each batch goes through these steps:
+
+1. fetch up to ``batch_size`` records, lingering briefly to fill the batch;
+2. decode them (undecodable bytes are poison);
+3. in one transaction: claim the positions (the batch must start at the stored position,
+   else it is dropped and re-read), skip events already applied (``event_id``), run each
+   event's handler, flush the projection, dead-letter any poison, store the new positions;
+4. after commit, re-seek the partitions whose batch was dropped.
+
+A handler raising a non-retriable error makes its event poison. The batch is redone
+without it, and the event goes to ``agenthub.dlq``. If the flush fails without naming an
+event, the batch is redone one event per transaction to find the culprit. Retriable
+failures (Postgres or the broker down) are retried with backoff. ``stop_soon()`` lets the
+current batch finish and then stops.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import asyncpg
+import structlog
+from anyio.abc import TaskStatus
+
+from consumers.dlq import dead_letter_record, send_dead_letters
+from consumers.positions import PostgresPositionStore, ensure_schema
+from consumers.retry import Backoff
+from hub.db import is_retriable
+from hub.ports import ConsumerRecord, EventLog, LogConsumer, TopicPartition
+from projections.base import EventMeta, Projection, call_handler
+from projections.migrate import migrate
+from schemas.codec import Codec
+from schemas.errors import HubError, SchemaError
+from schemas.events import Event
+
+__all__ = ["Projector", "ProjectorSettings", "ProjectorStats"]
+
+logger = structlog.get_logger(__name__)
+
+DEDUPE = """
+INSERT INTO {schema}.applied_events (event_id) SELECT unnest($1::uuid[])
+ON CONFLICT DO NOTHING RETURNING event_id
+"""
+
+Key = tuple[TopicPartition, int]
+
+
+@dataclass(frozen=True)
+class ProjectorSettings:
+    batch_size: int = 2000
+    batch_linger: float = 0.01
+    fetch_timeout: float = 1.0
+    retry_initial: float = 0.1
+    retry_max: float = 30.0
+    lag_interval: float = 15.0
+
+
+@dataclass
+class ProjectorStats:
+    batches: int = 0
+    events: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    dropped_batches: int = 0
+    retries: int = 0
+    last_batch_at: float | None = None
+    lag: dict[TopicPartition, int] = field(default_factory=dict)
+
+
+class _Poison(Exception):
+    def __init__(self, key: Key, error: BaseException, event_type: str | None) -> None:
+        super().__init__(str(error))
+        self.key, self.error, self.event_type = key, error, event_type
+
+
+class _FlushFailed(Exception):
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+Item = tuple[ConsumerRecord, Event | None]
+
+
+class Projector:
+    """Runs ``projection`` over ``log``, storing rows and positions in ``pool``'s database."""
+
+    def __init__(
+        self,
+        projection: Projection[Any],
+        *,
+        log: EventLog,
+        pool: asyncpg.Pool,
+        codec: Codec,
+        settings: ProjectorSettings | None = None,
+    ) -> None:
+        self.projection = projection
+        self.log = log
+        self.pool = pool
+        self.codec = codec
+        self.settings = settings or ProjectorSettings()
+        self.positions = PostgresPositionStore(pool)
+        self.name = projection.consumer
+        self.stats = ProjectorStats()
+        self._consumer: LogConsumer | None = None
+        self._next: dict[TopicPartition, int] = {}
+        self._stopping = anyio.Event()
+        self._fetch_scope: anyio.CancelScope | None = None
+        self._next_lag_report = 0.0
+        self._dedupe_sql = DEDUPE.format(schema=projection.schema)
+        self._log = logger.bind(projector=self.name)
+
+    # ── lifecycle ───────────────────────────────────────────────────────────────────────
+
+    async def start(self) -> None:
+        """Migrate the projection and join the consumer group (retrying while retriable)."""
+        if self._consumer is not None:
+            return
+        await self._retrying("migrate", self._migrate)
+        consumer = self.log.consumer(
+            group_id=self.name, topics=[str(t) for t in self.projection.topics], listener=self
+        )
+        await self._retrying("join", consumer.start)
+        self._consumer = consumer
+        self._log.info("projector.started", topics=[str(t) for t in self.projection.topics])
+
+    async def _migrate(self) -> None:
+        async with self.pool.acquire() as conn:
+            await ensure_schema(conn)
+            await migrate(conn, self.projection)
+
+    async def stop(self) -> None:
+        """Leave the group and release the consumer (idempotent)."""
+        self.stop_soon()
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            with anyio.CancelScope(shield=True):
+                await consumer.stop()
+            self._log.info("projector.stopped", **self._summary())
+
+    async def __aenter__(self) -> Projector:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def stop_soon(self) -> None:
+        """Finish the batch in hand, then stop (what SIGTERM does)."""
+        self._stopping.set()
+        if self._fetch_scope is not None:
+            self._fetch_scope.cancel()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Project until ``stop_soon()``; raises if the projection cannot go on."""
+        try:
+            await self.start()
+            task_status.started()
+            while not self.stopping:
+                records = await self._fetch_batch()
+                if records:
+                    await self._process(records)
+                await self._report_lag()
+        finally:
+            await self.stop()
+
+    # ── the rebalance listener ──────────────────────────────────────────────────────────
+
+    async def on_assigned(
+        self, partitions: frozenset[TopicPartition]
+    ) -> Mapping[TopicPartition, int | None]:
+        stored = await self._retrying(
+            "load positions", lambda: self.positions.load(self.name, sorted(partitions))
+        )
+        self._next.update(stored)
+        self._log.info("projector.assigned", partitions=sorted(map(str, partitions)))
+        return {tp: stored.get(tp) for tp in partitions}
+
+    async def on_revoked(self, partitions: frozenset[TopicPartition]) -> None:
+        for tp in partitions:
+            self._next.pop(tp, None)
+        self._log.info("projector.revoked", partitions=sorted(map(str, partitions)))
+
+    # ── fetching ────────────────────────────────────────────────────────────────────────
+
+    async def _fetch_batch(self) -> list[ConsumerRecord]:
+        assert self._consumer is not None
+        s = self.settings
+        records: list[ConsumerRecord] = []
+        with anyio.CancelScope() as scope:
+            self._fetch_scope = scope
+            if self.stopping:
+                scope.cancel()
+            try:
+                records = await self._consumer.fetch(s.batch_size, s.fetch_timeout)
+                deadline = time.monotonic() + s.batch_linger
+                while records and len(records) < s.batch_size:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    more = await self._consumer.fetch(s.batch_size - len(records), remaining)
+                    if not more:
+                        break
+                    records += more
+            except HubError as exc:
+                if not exc.retriable:
+                    raise
+                self.stats.retries += 1
+                self._log.warning("projector.fetch_failed", error=str(exc))
+                await self._pause(Backoff(s.retry_initial, s.retry_max, min(self.stats.retries, 8)))
+                return []
+        self._fetch_scope = None
+        return [] if scope.cancelled_caught else records
+
+    # ── applying ────────────────────────────────────────────────────────────────────────
+
+    def _decode(self, records: Sequence[ConsumerRecord]) -> tuple[list[Item], dict[Key, _Poison]]:
+        items: list[Item] = []
+        poison: dict[Key, _Poison] = {}
+        for rec in records:
+            try:
+                items.append((rec, self.codec.decode(rec.value)))
+            except SchemaError as exc:
+                hint = rec.header("hub-type")
+                event_type = exc.event or (hint.decode(errors="replace") if hint else None)
+                key = (rec.tp, rec.offset)
+                poison[key] = _Poison(key, exc, event_type)
+                items.append((rec, None))
+        return items, poison
+
+    async def _process(self, records: Sequence[ConsumerRecord]) -> None:
+        items, poison = self._decode(records)
+        backoff = Backoff(self.settings.retry_initial, self.settings.retry_max)
+        one_by_one = False
+        while True:
+            try:
+                if one_by_one:
+                    for item in items:
+                        await self._apply_single(item, poison)
+                else:
+                    await self._apply(items, poison)
+                return
+            except _Poison as p:
+                poison[p.key] = p
+            except _FlushFailed as f:
+                self._log.warning("projector.flush_failed_isolating", error=str(f.error))
+                one_by_one = True
+            except Exception as exc:
+                if not is_retriable(exc):
+                    raise
+                if self.stopping:
+                    self._log.warning("projector.stopping_with_batch_unapplied", error=str(exc))
+                    return
+                self.stats.retries += 1
+                self._log.warning("projector.retry", error=f"{type(exc).__name__}: {exc}")
+                await self._pause(backoff)
+
+    async def _apply_single(self, item: Item, poison: dict[Key, _Poison]) -> None:
+        """Apply one record in its own transaction, marking it poison if it fails."""
+        key = (item[0].tp, item[0].offset)
+        while True:
+            try:
+                await self._apply([item], poison)
+                return
+            except _Poison as p:
+                poison[p.key] = p
+            except _FlushFailed as f:
+                event_type = type(item[1]).__name__ if item[1] is not None else None
+                poison[key] = _Poison(key, f.error, event_type)
+
+    async def _apply(self, items: Sequence[Item], poison: Mapping[Key, _Poison]) -> None:
+        if not items:
+            return
+        starts: dict[TopicPartition, int] = {}
+        ends: dict[TopicPartition, int] = {}
+        for rec, _ in items:
+            starts.setdefault(rec.tp, rec.offset)
+            ends[rec.tp] = rec.offset + 1
+        projection = self.projection
+        handlers = projection.handlers
+        applied = duplicates = 0
+        dead = []
+        async with self.pool.acquire() as conn, conn.transaction():
+            claimed, stored = await self.positions.claim(conn, self.name, starts)
+            mine = [(r, e) for r, e in items if r.tp in claimed]
+            fresh: set[Any] | None = None
+            if projection.dedupe:
+                ids = [
+                    e.event_id
+                    for r, e in mine
+                    if e is not None and type(e) in handlers and (r.tp, r.offset) not in poison
+                ]
+                fresh = {row[0] for row in await conn.fetch(self._dedupe_sql, ids)} if ids else set()
+            batch = projection.begin(conn, projection.schema)
+            for rec, event in mine:
+                key = (rec.tp, rec.offset)
+                if key in poison:
+                    dead.append(poison[key])
+                    continue
+                handler = handlers.get(type(event)) if event is not None else None
+                if handler is None or event is None:
+                    continue
+                if fresh is not None and event.event_id not in fresh:
+                    duplicates += 1
+                    continue
+                meta = EventMeta(rec.topic, rec.partition, rec.offset, rec.timestamp_ms)
+                try:
+                    await call_handler(handler, batch, event, meta)
+                except Exception as exc:
+                    if is_retriable(exc):
+                        raise
+                    raise _Poison(key, exc, type(event).__name__) from exc
+                applied += 1
+            try:
+                await projection.flush(batch)
+            except Exception as exc:
+                if is_retriable(exc):
+                    raise
+                raise _FlushFailed(exc) from exc
+            if dead:
+                await send_dead_letters(self.log, [self._dead_letter(p, items) for p in dead])
+            await self.positions.advance(conn, self.name, {tp: ends[tp] for tp in claimed})
+        for tp in claimed:
+            self._next[tp] = ends[tp]
+        for tp, position in stored.items():
+            await self._resync(tp, position)
+        self._count(applied, duplicates, len(dead), dropped=bool(stored))
+
+    def _dead_letter(self, poison: _Poison, items: Sequence[Item]) -> Any:
+        tp, offset = poison.key
+        record = next(r for r, _ in items if r.tp == tp and r.offset == offset)
+        self._log.error(
+            "projector.dead_lettered",
+            tp=str(tp),
+            offset=offset,
+            event_type=poison.event_type,
+            error=f"{type(poison.error).__name__}: {poison.error}",
+        )
+        return dead_letter_record(
+            self.codec, record, consumer=self.name, error=poison.error, event_type=poison.event_type
+        )
+
+    async def _resync(self, tp: TopicPartition, position: int) -> None:
+        """Our batch for ``tp`` did not start at the stored position: read from there."""
+        self._log.info("projector.batch_dropped", tp=str(tp), stored=position)
+        self._next[tp] = position
+        if self._consumer is not None and tp in self._consumer.assignment():
+            await self._consumer.seek(tp, position)
+
+    def _count(self, applied: int, duplicates: int, dead: int, *, dropped: bool) -> None:
+        s = self.stats
+        s.batches += 1
+        s.events += applied
+        s.duplicates += duplicates
+        s.dead_lettered += dead
+        s.dropped_batches += int(dropped)
+        s.last_batch_at = time.time()
+
+    # ── lag, retries ────────────────────────────────────────────────────────────────────
+
+    async def _report_lag(self) -> None:
+        now = time.monotonic()
+        if now < self._next_lag_report or self._consumer is None:
+            return
+        self._next_lag_report = now + self.settings.lag_interval
+        assigned = sorted(self._consumer.assignment())
+        if not assigned:
+            return
+        try:
+            ends = await self.log.end_offsets(assigned)
+            positions = {tp: self._next.get(tp, 0) for tp in assigned}
+            self.stats.lag = {tp: max(0, ends[tp] - positions[tp]) for tp in assigned}
+            await self._consumer.commit(positions)  # for Kafka's own lag tools
+        except HubError as exc:
+            self._log.warning("projector.lag_unavailable", error=str(exc))
+            return
+        self._log.info(
+            "projector.lag",
+            total=sum(self.stats.lag.values()),
+            partitions={str(tp): lag for tp, lag in self.stats.lag.items()},
+        )
+
+    def lag(self) -> dict[TopicPartition, int]:
+        """The last measured lag per assigned partition."""
+        return dict(self.stats.lag)
+
+    async def _pause(self, backoff: Backoff) -> None:
+        with anyio.move_on_after(backoff.next_delay()):
+            await self._stopping.wait()
+
+    async def _retrying(self, what: str, call: Any) -> Any:
+        backoff = Backoff(self.settings.retry_initial, self.settings.retry_max)
+        while True:
+            try:
+                return await call()
+            except Exception as exc:
+                if not is_retriable(exc) or self.stopping:
+                    raise
+                self.stats.retries += 1
+                self._log.warning("projector.retry", step=what, error=f"{type(exc).__name__}: {exc}")
+                await self._pause(backoff)
+
+    def _summary(self) -> dict[str, Any]:
+        s = self.stats
+        return {
+            "batches": s.batches,
+            "events": s.events,
+            "duplicates": s.duplicates,
+            "dead_lettered": s.dead_lettered,
+        }

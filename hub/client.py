@@ -1,0 +1,145 @@
+"""The ``Hub`` client: ``async with Hub.connect() as hub: ...``.
+
+With embedded defaults and no ``agent-hub up`` serving the home directory, the client
+runs every projector inside its own process (as SQLite needs no server); otherwise it only
+produces and reads. ``wait_for_projections()`` gives read-your-writes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from typing import Any, Self
+
+import anyio
+import structlog
+
+from consumers.runner import Projector
+from hub.embedded import ServerLock
+from hub.ports import Position, TopicPartition
+from hub.registry import RegistryClient
+from hub.runtime import Runtime
+from hub.settings import HubSettings, load_settings
+from schemas.errors import HubError
+from schemas.events import Event
+
+__all__ = ["Hub"]
+
+log = structlog.get_logger(__name__)
+
+POSITIONS = """
+SELECT consumer, topic, partition, next_offset FROM hub.positions
+WHERE consumer = ANY($1::text[])
+"""
+
+
+class Hub:
+    """A connection to Agent Hub: ``hub.registry``, ``hub.emit``, ``hub.wait_for_projections``."""
+
+    def __init__(self, settings: HubSettings) -> None:
+        self.settings = settings
+        self.runtime = Runtime(settings)
+        self.registry = RegistryClient(self)
+        self.projectors: list[Projector] = []
+        self._stack: AsyncExitStack | None = None
+
+    @classmethod
+    def connect(cls, settings: HubSettings | None = None, **overrides: Any) -> Hub:
+        """A hub client from ``settings`` (default: environment and ``.env``).
+
+        Use it as ``async with Hub.connect() as hub``.
+        """
+        return cls(settings or load_settings(**overrides))
+
+    # ── lifecycle ───────────────────────────────────────────────────────────────────────
+
+    async def start(self) -> None:
+        if self._stack is not None:
+            return
+        stack = AsyncExitStack()
+        try:
+            await self.runtime.start()
+            stack.push_async_callback(self.runtime.stop)
+            if self._runs_projectors():
+                tg = await stack.enter_async_context(anyio.create_task_group())
+                stack.callback(self._stop_projectors)  # runs before the task group exits
+                for projection in self.runtime.projections:
+                    projector = self.runtime.projector(projection)
+                    await tg.start(projector.run)
+                    self.projectors.append(projector)
+                log.debug("hub.projectors_in_process", count=len(self.projectors))
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+
+    def _runs_projectors(self) -> bool:
+        mode = self.settings.run_projectors
+        if mode != "auto":
+            return mode == "always"
+        return self.settings.embedded_database and not ServerLock.held(self.settings.home)
+
+    def _stop_projectors(self) -> None:
+        for projector in self.projectors:
+            projector.stop_soon()
+
+    async def stop(self) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+        self.projectors = []
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ── producing ───────────────────────────────────────────────────────────────────────
+
+    async def emit(self, *events: Event) -> list[Position]:
+        """Append events to the log (validated, all or nothing); returns their positions."""
+        return await self.runtime.producer.emit(events)
+
+    # ── read your writes ────────────────────────────────────────────────────────────────
+
+    async def wait_for_projections(
+        self, timeout: float = 30.0, *, topics: Sequence[str] | None = None
+    ) -> None:
+        """Wait until every projection has applied everything this client produced."""
+        marks = {
+            tp: offset
+            for tp, offset in self.runtime.producer.high_water.items()
+            if topics is None or tp.topic in topics
+        }
+        if not marks:
+            return
+        needed = {
+            (p.consumer, tp): offset
+            for p in self.runtime.projections
+            for tp, offset in marks.items()
+            if tp.topic in p.topics
+        }
+        if not needed:
+            return
+        consumers = sorted({c for c, _ in needed})
+        deadline = time.monotonic() + timeout
+        delay = 0.002
+        while True:
+            rows = await self.runtime.pool.fetch(POSITIONS, consumers)
+            stored = {(r[0], TopicPartition(r[1], r[2])): r[3] for r in rows}
+            behind = {k: v for k, v in needed.items() if stored.get(k, 0) <= v}
+            if not behind:
+                return
+            if time.monotonic() >= deadline:
+                (consumer, tp), offset = next(iter(behind.items()))
+                raise HubError(
+                    f"projections did not catch up within {timeout:g}s: {consumer} is at "
+                    f"{stored.get((consumer, tp), 0)} on {tp}, waiting for offset {offset} "
+                    "(is a projector running? see `agent-hub status`)",
+                    retriable=True,
+                )
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 0.05)

@@ -1,0 +1,128 @@
+"""Embedded mode: a Postgres server from the ``pgserver`` package under the hub's home,
+and the lock that tells clients an ``agent-hub up`` is serving that home."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import anyio
+import asyncpg
+import structlog
+
+from schemas.errors import StoreError
+
+__all__ = ["DATABASE", "EmbeddedPostgres", "ServerLock", "server_info"]
+
+log = structlog.get_logger(__name__)
+
+DATABASE = "agenthub"
+
+
+class EmbeddedPostgres:
+    """A Postgres server in ``<home>/pg``, shared by every process using that home.
+
+    pgserver counts the processes holding it and stops the server when the last one exits.
+    """
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self._server: Any = None
+        self.url: str | None = None
+
+    async def start(self) -> str:
+        """Start (or join) the server; returns the URL of the hub's database."""
+        if self.url is not None:
+            return self.url
+        self.home.mkdir(parents=True, exist_ok=True)
+        try:
+            self._server = await anyio.to_thread.run_sync(self._get_server)
+        except Exception as exc:  # pgserver raises plain exceptions from initdb/pg_ctl
+            raise StoreError(f"cannot start embedded Postgres in {self.home / 'pg'}: {exc}") from exc
+        admin = str(self._server.get_uri("postgres"))
+        conn = await asyncpg.connect(admin)
+        try:
+            exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DATABASE)
+            if not exists:
+                try:
+                    await conn.execute(f"CREATE DATABASE {DATABASE}")
+                except asyncpg.DuplicateDatabaseError:
+                    pass  # another process won the race
+        finally:
+            await conn.close()
+        self.url = str(self._server.get_uri(DATABASE))
+        log.debug("embedded_postgres.ready", home=str(self.home))
+        return self.url
+
+    def _get_server(self) -> Any:
+        import pgserver
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
+            return pgserver.get_server(self.home / "pg", cleanup_mode="stop")
+
+    async def stop(self) -> None:
+        """Release this process's hold; the last process out stops the server."""
+        server, self._server = self._server, None
+        self.url = None
+        if server is not None:
+            await anyio.to_thread.run_sync(server.cleanup)
+
+
+class ServerLock:
+    """Held by ``agent-hub up`` while it serves a home directory."""
+
+    def __init__(self, home: Path) -> None:
+        self.path = home / "server.lock"
+        self.info_path = home / "server.json"
+        self._fd: int | None = None
+
+    def acquire(self, info: dict[str, Any]) -> bool:
+        """Take the lock (without waiting); False if another server holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        self.info_path.write_text(json.dumps(info | {"pid": os.getpid()}))
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            self.info_path.unlink(missing_ok=True)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    @staticmethod
+    def held(home: Path) -> bool:
+        """Whether some process serves ``home`` now."""
+        path = home / "server.lock"
+        if not path.exists():
+            return False
+        fd = os.open(path, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+
+def server_info(home: Path) -> dict[str, Any] | None:
+    """What the serving ``agent-hub up`` wrote about itself (address, pid), if one runs."""
+    if not ServerLock.held(home):
+        return None
+    try:
+        info: dict[str, Any] = json.loads((home / "server.json").read_text())
+        return info
+    except (OSError, ValueError):
+        return {}

@@ -1,0 +1,188 @@
+"""``hub.registry``: register, retire and look up agents.
+
+``register`` emits ``AgentRegistered`` for a new (or retired) agent, ``AgentUpdated`` when
+something changed, and nothing when nothing changed. Reads come from the ``registry``
+projection, after waiting for this client's own writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
+from pydantic import ValidationError as PydanticValidationError
+
+from schemas.codec import pydantic_error_field
+from schemas.errors import InputError
+from schemas.events import AgentRegistered, AgentRetired, AgentUpdated, Event, Topic
+from schemas.types import MAX_ID_LENGTH
+
+if TYPE_CHECKING:
+    from hub.client import Hub
+
+__all__ = ["Agent", "RegisterResult", "RegistryClient", "build_event"]
+
+GET = """
+SELECT agent_id, description, tags, metadata, status, registered_at, updated_at,
+       retired_at, retired_reason, revision
+FROM registry.agents WHERE tenant_id = $1 AND agent_id = $2
+"""
+LIST = """
+SELECT agent_id, description, tags, metadata, status, registered_at, updated_at,
+       retired_at, retired_reason, revision
+FROM registry.agents
+WHERE tenant_id = $1
+  AND ($2::text IS NULL OR tags @> ARRAY[$2::text])
+  AND ($3::text IS NULL OR status = $3)
+  AND ($4::text IS NULL OR agent_id > $4)
+ORDER BY agent_id
+LIMIT $5
+"""
+
+
+class Agent(BaseModel):
+    """An agent as the registry shows it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    agent_id: str
+    description: str
+    tags: tuple[str, ...]
+    metadata: dict[str, Any]
+    status: str
+    registered_at: datetime
+    updated_at: datetime
+    retired_at: datetime | None = None
+    retired_reason: str | None = None
+    revision: int
+
+
+class RegisterResult(StrEnum):
+    REGISTERED = "registered"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
+def build_event(cls: type[Event], **fields: Any) -> Event:
+    """Build an event from caller input; bad input raises :class:`InputError` naming the field."""
+    try:
+        return cls(**fields)
+    except PydanticValidationError as exc:
+        field, msg = pydantic_error_field(exc)
+        if exc.errors()[0]["type"] == "extra_forbidden":
+            msg = "unknown field"
+        raise InputError(f"{field}: {msg}", field=field) from None
+
+
+def _reject_unknown(unknown: Mapping[str, Any]) -> None:
+    if unknown:
+        name = sorted(unknown)[0]
+        raise InputError(f"{name}: unknown field", field=name)
+
+
+def _check_id(agent_id: Any) -> str:
+    if not isinstance(agent_id, str):
+        raise InputError(f"agent_id: expected a string, got {type(agent_id).__name__}", field="agent_id")
+    if not agent_id or len(agent_id) > MAX_ID_LENGTH:
+        raise InputError(f"agent_id: must be 1 to {MAX_ID_LENGTH} characters", field="agent_id")
+    return agent_id
+
+
+class RegistryClient:
+    """The agent registry, as ``hub.registry``."""
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+
+    def _envelope(self) -> dict[str, Any]:
+        s = self._hub.settings
+        return {"tenant_id": s.tenant, "actor": s.actor}
+
+    async def register(
+        self,
+        agent_id: str,
+        *,
+        description: str | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        **unknown: Any,
+    ) -> RegisterResult:
+        """Register an agent, or update what changed. Safe to call on every start.
+
+        ``None`` leaves a field as it is for a known agent (empty for a new one).
+        """
+        _reject_unknown(unknown)
+        if isinstance(tags, str):
+            raise InputError("tags: expected a list of strings, got a string", field="tags")
+        proposed = {
+            "agent_id": agent_id,
+            "description": "" if description is None else description,
+            "tags": () if tags is None else tags,
+            "metadata": {} if metadata is None else metadata,
+        }
+        probe = build_event(AgentRegistered, **self._envelope(), **proposed)  # validates all
+        assert isinstance(probe, AgentRegistered)
+        current = await self.get(agent_id)
+        fields = {
+            "agent_id": probe.agent_id,
+            "description": probe.description,
+            "tags": probe.tags,
+            "metadata": probe.metadata,
+        }
+        if current is not None:  # None means "leave as it is"
+            if description is None:
+                fields["description"] = current.description
+            if tags is None:
+                fields["tags"] = current.tags
+            if metadata is None:
+                fields["metadata"] = current.metadata
+        if current is None or current.status == "retired":
+            await self._hub.emit(build_event(AgentRegistered, **self._envelope(), **fields))
+            return RegisterResult.REGISTERED
+        if (fields["description"], fields["tags"], fields["metadata"]) == (
+            current.description,
+            current.tags,
+            current.metadata,
+        ):
+            return RegisterResult.UNCHANGED
+        await self._hub.emit(build_event(AgentUpdated, **self._envelope(), **fields))
+        return RegisterResult.UPDATED
+
+    async def retire(self, agent_id: str, *, reason: str | None = None, **unknown: Any) -> bool:
+        """Retire an agent; False if it is unknown or already retired."""
+        _reject_unknown(unknown)
+        event = build_event(AgentRetired, **self._envelope(), agent_id=agent_id, reason=reason)
+        current = await self.get(agent_id)
+        if current is None or current.status == "retired":
+            return False
+        await self._hub.emit(event)
+        return True
+
+    async def get(self, agent_id: str) -> Agent | None:
+        """The agent, or None; reflects this client's own earlier writes."""
+        _check_id(agent_id)
+        await self._hub.wait_for_projections(topics=[str(Topic.REGISTRY)])
+        row = await self._hub.runtime.pool.fetchrow(GET, self._hub.settings.tenant, agent_id)
+        return Agent(**dict(row)) if row else None
+
+    async def list(
+        self,
+        *,
+        tag: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> list[Agent]:
+        """Agents ordered by id, optionally with ``tag`` or ``status``; page with ``after``."""
+        if status not in (None, "active", "retired"):
+            raise InputError(f"status: must be 'active' or 'retired', not {status!r}", field="status")
+        if not 1 <= limit <= 1000:
+            raise InputError("limit: must be between 1 and 1000", field="limit")
+        await self._hub.wait_for_projections(topics=[str(Topic.REGISTRY)])
+        rows = await self._hub.runtime.pool.fetch(
+            LIST, self._hub.settings.tenant, tag, status, after, limit
+        )
+        return [Agent(**dict(r)) for r in rows]

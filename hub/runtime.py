@@ -1,0 +1,127 @@
+"""Wiring: the one place that turns settings into connected components.
+
+Nothing connects at import time; :class:`Runtime` opens the database (embedded or not),
+the log (Kafka or Postgres) and the codec when started, and closes them when stopped.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+import asyncpg
+import structlog
+
+from consumers.positions import ensure_schema as ensure_positions
+from consumers.runner import Projector, ProjectorSettings
+from hub.db import create_pool
+from hub.embedded import EmbeddedPostgres
+from hub.log import open_log
+from hub.ports import EventLog
+from hub.producer import EventProducer
+from hub.settings import HubSettings
+from projections import all_projections
+from projections.base import Projection
+from projections.migrate import ensure_hub_schema, migrate
+from schemas.codec import Codec
+
+__all__ = ["Runtime"]
+
+log = structlog.get_logger(__name__)
+
+
+class Runtime:
+    """Database pool, event log, codec and producer for one hub process."""
+
+    def __init__(self, settings: HubSettings) -> None:
+        self.settings = settings
+        self.codec = Codec()
+        self.projections: list[Projection[Any]] = all_projections()
+        self.embedded: EmbeddedPostgres | None = None
+        self.database_url: str | None = settings.database_url
+        self._pool: asyncpg.Pool | None = None
+        self._log: EventLog | None = None
+        self._producer: EventProducer | None = None
+
+    async def start(self) -> None:
+        if self._pool is not None:
+            return
+        s = self.settings
+        try:
+            if s.embedded_database:
+                self.embedded = EmbeddedPostgres(s.home)
+                self.database_url = await self.embedded.start()
+            assert self.database_url is not None
+            self._pool = await create_pool(self.database_url)
+            async with self._pool.acquire() as conn:
+                await ensure_hub_schema(conn)
+                await ensure_positions(conn)
+                for projection in self.projections:  # readers need the views at once
+                    await migrate(conn, projection)
+            self._log = open_log(s.log_url or self.database_url, **self._log_options())
+            await self._log.start()
+            await self._log.ensure_topics(s.topic_partitions())
+            self._producer = EventProducer(self._log, self.codec, max_event_bytes=s.max_event_bytes)
+        except BaseException:
+            await self.stop()
+            raise
+        log.debug("runtime.started", log=self._log.name, embedded=s.embedded_database)
+
+    def _log_options(self) -> dict[str, Any]:
+        s = self.settings
+        if (s.log_url or "").startswith("kafka://"):
+            return {
+                "client_id": s.kafka_client_id,
+                "replication_factor": s.kafka_replication_factor,
+                "linger_ms": s.kafka_linger_ms,
+                "request_timeout_ms": s.kafka_request_timeout_ms,
+                "session_timeout_ms": s.kafka_session_timeout_ms,
+            }
+        return {}
+
+    async def stop(self) -> None:
+        log_, self._log = self._log, None
+        pool, self._pool = self._pool, None
+        embedded, self.embedded = self.embedded, None
+        self._producer = None
+        if log_ is not None:
+            await log_.stop()
+        if pool is not None:
+            await pool.close()
+        if embedded is not None:
+            await embedded.stop()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        assert self._pool is not None, "runtime not started"
+        return self._pool
+
+    @property
+    def log(self) -> EventLog:
+        assert self._log is not None, "runtime not started"
+        return self._log
+
+    @property
+    def producer(self) -> EventProducer:
+        assert self._producer is not None, "runtime not started"
+        return self._producer
+
+    def projector(self, projection: Projection[Any]) -> Projector:
+        s = self.settings
+        return Projector(
+            projection,
+            log=self.log,
+            pool=self.pool,
+            codec=self.codec,
+            settings=ProjectorSettings(
+                batch_size=s.batch_size,
+                batch_linger=s.batch_linger_ms / 1000,
+                retry_max=s.retry_max_s,
+            ),
+        )

@@ -1,0 +1,116 @@
+"""The one settings object: environment variables (``HUB_*``) and ``.env``.
+
+With none of ``HUB_LOG_URL``, ``HUB_DATABASE_URL`` and ``HUB_ARCHIVE_URL`` set, everything
+is embedded under ``./.agent_hub/``: a Postgres server from the ``pgserver`` package, the
+Postgres log inside it, and a file archive. Moving to Kafka, a shared Postgres and S3 is a
+change of URLs, not of code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hub.log import validate_log_url
+from schemas.errors import ConfigError
+from schemas.events import TOPICS
+
+__all__ = ["HubSettings", "load_settings"]
+
+
+class HubSettings(BaseSettings):
+    """Everything configurable about a hub process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HUB_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    log_url: str | None = Field(None, description="kafka://h1:9092,h2:9092 or postgresql://...")
+    database_url: str | None = Field(None, description="postgresql://... for the read models")
+    archive_url: str | None = Field(None, description="s3://bucket/prefix or file://path")
+    home: Path = Field(
+        Path(".agent_hub"),
+        validation_alias=AliasChoices("HUB_HOME", "AGENT_HUB_LOCAL_DIR"),
+        description="Local directory for embedded Postgres, the archive and the spool",
+    )
+    tenant: str = Field("default", min_length=1, max_length=200)
+    actor: str = Field("agent-hub", min_length=1, max_length=200)
+
+    partitions: int = Field(4, ge=1, le=1024, description="Partitions per topic when created")
+    kafka_replication_factor: int = Field(3, ge=1)
+    kafka_client_id: str = "agent-hub"
+    kafka_linger_ms: int = Field(5, ge=0)
+    kafka_request_timeout_ms: int = Field(30_000, ge=1000)
+    kafka_session_timeout_ms: int = Field(10_000, ge=1000)
+
+    max_event_bytes: int = Field(1 << 20, ge=1024, description="Largest encoded event")
+    batch_size: int = Field(2000, ge=1, description="Most events a projector applies at once")
+    batch_linger_ms: int = Field(10, ge=0, description="How long a projector waits to fill a batch")
+    retry_max_s: float = Field(30.0, gt=0, description="Longest backoff between retries")
+    run_projectors: Literal["auto", "always", "never"] = Field(
+        "auto", description="auto: run projectors in-process when embedded and no server runs"
+    )
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=0, le=65535)
+    log_level: str = "info"
+    log_json: bool = False
+
+    @field_validator("log_url")
+    @classmethod
+    def _check_log_url(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                validate_log_url(value)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return value or None
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value and urlsplit(value).scheme not in ("postgresql", "postgres"):
+            raise ValueError(f"{value!r} is not a postgresql:// URL")
+        return value or None
+
+    @field_validator("archive_url")
+    @classmethod
+    def _check_archive_url(cls, value: str | None) -> str | None:
+        if value:
+            parts = urlsplit(value)
+            if parts.scheme not in ("s3", "file"):
+                raise ValueError(f"{value!r}: use s3://bucket/prefix or file://path")
+            if parts.scheme == "s3" and not parts.netloc:
+                raise ValueError(f"{value!r}: no bucket (s3://bucket/prefix)")
+        return value or None
+
+    @property
+    def embedded_database(self) -> bool:
+        """Whether the read models live in the embedded Postgres under ``home``."""
+        return self.database_url is None
+
+    @property
+    def archive(self) -> str:
+        """The archive URL, defaulting to a file archive under ``home``."""
+        return self.archive_url or (self.home.resolve() / "archive").as_uri()
+
+    def topic_partitions(self) -> dict[str, int]:
+        """Every hub topic with the partition count to create it with."""
+        return {str(t): self.partitions for t in TOPICS}
+
+
+def load_settings(**overrides: object) -> HubSettings:
+    """Settings from the environment, ``.env`` and ``overrides``; bad values raise
+    :class:`ConfigError` naming the variable."""
+    try:
+        return HubSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"])
+            problems.append(f"HUB_{name.upper()}: {err['msg'].removeprefix('Value error, ')}")
+        raise ConfigError("; ".join(problems)) from None

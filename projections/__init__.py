@@ -1,0 +1,17 @@
+"""Read models built from events, and the catalogue of them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from projections.base import Projection
+from projections.registry import RegistryProjection
+
+__all__ = ["CATALOGUE", "all_projections"]
+
+CATALOGUE: tuple[type[Projection[Any]], ...] = (RegistryProjection,)
+
+
+def all_projections() -> list[Projection[Any]]:
+    """One instance of every projection the hub maintains."""
+    return [cls() for cls in CATALOGUE]

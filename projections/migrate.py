@@ -1,0 +1,111 @@
+"""Migrations for projections: versioned schemas, applied once, behind stable views."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import asyncpg
+
+from projections.base import Projection
+from schemas.errors import ProjectionError
+
+__all__ = ["ensure_hub_schema", "migrate", "publish_views"]
+
+HUB_SCHEMA = """
+CREATE SCHEMA IF NOT EXISTS hub;
+CREATE TABLE IF NOT EXISTS hub.migrations (
+    schema      text NOT NULL,
+    idx         int NOT NULL,
+    checksum    text NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (schema, idx)
+);
+CREATE TABLE IF NOT EXISTS hub.projections (
+    name        text NOT NULL,
+    version     int NOT NULL,
+    schema      text NOT NULL,
+    state       text NOT NULL CHECK (state IN ('live', 'rebuilding', 'catching_up', 'retired')),
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (name, version)
+);
+"""
+APPLIED = "SELECT idx, checksum FROM hub.migrations WHERE schema = $1"
+RECORD = "INSERT INTO hub.migrations (schema, idx, checksum) VALUES ($1, $2, $3)"
+DEDUPE_TABLE = "CREATE TABLE IF NOT EXISTS {schema}.applied_events (event_id uuid PRIMARY KEY)"
+REGISTER = """
+INSERT INTO hub.projections (name, version, schema, state) VALUES ($1, $2, $3, $4)
+ON CONFLICT (name, version) DO NOTHING
+"""
+LIVE_VERSION = "SELECT version FROM hub.projections WHERE name = $1 AND state = 'live'"
+_LOCK = 0x6875625F6D6967  # "hub_mig"
+
+
+def _checksum(sql: str) -> str:
+    return hashlib.sha256(sql.encode()).hexdigest()[:16]
+
+
+async def ensure_hub_schema(conn: asyncpg.Connection) -> None:
+    """Create the ``hub`` bookkeeping tables if missing."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK)
+        await conn.execute(HUB_SCHEMA)
+
+
+async def migrate(conn: asyncpg.Connection, projection: Projection[Any]) -> bool:
+    """Bring the projection's versioned schema up to date. Returns whether it is new.
+
+    A migration that changed after it was applied is an error: a changed read model
+    needs a new projection version (and a rebuild), not an edit in place.
+    """
+    schema = projection.schema
+    await ensure_hub_schema(conn)
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK)
+        applied = {r["idx"]: r["checksum"] for r in await conn.fetch(APPLIED, schema)}
+        created = not applied
+        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        for idx, sql in enumerate(projection.migrations):
+            checksum = _checksum(sql)
+            if idx in applied:
+                if applied[idx] != checksum:
+                    raise ProjectionError(
+                        f"migration {idx} of projection {projection.name} v{projection.version} "
+                        "changed after it was applied; bump the projection's version instead"
+                    )
+                continue
+            await conn.execute(sql.format(schema=schema))
+            await conn.execute(RECORD, schema, idx, checksum)
+        if projection.dedupe:
+            await conn.execute(DEDUPE_TABLE.format(schema=schema))
+        live = await conn.fetchval(LIVE_VERSION, projection.name)
+        state = "live" if live is None or live == projection.version else "rebuilding"
+        await conn.execute(REGISTER, projection.name, projection.version, schema, state)
+        if state == "live":
+            await publish_views(conn, projection)
+    return created
+
+
+VIEW_TARGET = """
+SELECT d.refobjid::regclass::text FROM pg_depend d
+JOIN pg_rewrite r ON r.oid = d.objid
+WHERE r.ev_class = to_regclass($1) AND d.refobjid <> r.ev_class
+LIMIT 1
+"""
+
+
+async def publish_views(conn: asyncpg.Connection, projection: Projection[Any]) -> None:
+    """Point the stable views (``<name>.<table>``) at this version's tables.
+
+    Run inside a transaction: readers see the old views or the new ones, never neither.
+    """
+    await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {projection.name}")
+    for table in projection.views:
+        target = await conn.fetchval(VIEW_TARGET, f"{projection.name}.{table}")
+        if target == f"{projection.schema}.{table}":
+            continue
+        await conn.execute(f"DROP VIEW IF EXISTS {projection.name}.{table}")
+        await conn.execute(
+            f"CREATE VIEW {projection.name}.{table} AS SELECT * FROM {projection.schema}.{table}"
+        )
