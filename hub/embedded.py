@@ -59,10 +59,10 @@ class EmbeddedPostgres:
         return self.url
 
     def _get_server(self) -> Any:
-        import pgserver
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
+            import pgserver
+
             return pgserver.get_server(self.home / "pg", cleanup_mode="stop")
 
     async def stop(self) -> None:

@@ -18,7 +18,6 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,7 @@ LOCK_FILE = "versions.lock.json"
 
 def default_schema_dir() -> Path:
     """The ``avro`` directory shipped inside the ``schemas`` package."""
-    return Path(str(resources.files("schemas") / "avro"))
+    return Path(__file__).resolve().parent / "avro"
 
 
 @dataclass(frozen=True)

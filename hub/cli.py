@@ -1,0 +1,295 @@
+"""The ``agent-hub`` command line.
+
+Errors print one line (``agent-hub: error: ...``) and exit 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any
+
+import anyio
+import uvicorn
+
+from hub.settings import HubSettings, load_settings
+from schemas.errors import ConfigError, HubError
+
+__all__ = ["main"]
+
+Command = Callable[[HubSettings, argparse.Namespace], Awaitable[int]]
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, minus its own signal handling: ``agent-hub`` owns SIGTERM and SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+async def _until_signal(on_signal: Callable[[], None], scope: anyio.CancelScope) -> None:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for _ in signals:
+            on_signal()
+            return
+
+
+# ── serving ─────────────────────────────────────────────────────────────────────────────
+
+
+async def cmd_up(settings: HubSettings, args: argparse.Namespace) -> int:
+    """Embedded Postgres, every projector and the HTTP API, until SIGTERM/SIGINT."""
+    from hub.embedded import ServerLock
+
+    host, port = args.host or settings.api_host, args.port if args.port is not None else settings.api_port
+    lock = ServerLock(settings.home)
+    if not lock.acquire({"url": f"http://{host}:{port}"}):
+        raise ConfigError(f"another `agent-hub up` is already serving {settings.home.resolve()}")
+    try:
+        return await _serve(settings.model_copy(update={"run_projectors": "always"}), host, port)
+    finally:
+        lock.release()
+
+
+async def cmd_api(settings: HubSettings, args: argparse.Namespace) -> int:
+    """The HTTP API only (projectors run elsewhere)."""
+    host, port = args.host or settings.api_host, args.port if args.port is not None else settings.api_port
+    return await _serve(settings.model_copy(update={"run_projectors": "never"}), host, port)
+
+
+async def _serve(settings: HubSettings, host: str, port: int) -> int:
+    from hub.api import create_app
+    from hub.client import Hub
+
+    sock = _bind(host, port)
+    try:
+        async with Hub(settings) as hub:
+            config = uvicorn.Config(
+                create_app(hub), log_level="warning", lifespan="off", access_log=False
+            )
+            server = _Server(config)
+            url = f"http://{host}:{sock.getsockname()[1]}"
+            print(_banner(hub, url), file=sys.stderr, flush=True)
+
+            def shutdown() -> None:
+                server.should_exit = True
+                for projector in hub.projectors:
+                    projector.stop_soon()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_until_signal, shutdown, tg.cancel_scope)
+                await server.serve(sockets=[sock])
+                tg.cancel_scope.cancel()
+    finally:
+        sock.close()
+    print("agent-hub: stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+def _banner(hub: Any, url: str) -> str:
+    s = hub.settings
+    database = f"embedded in {(s.home / 'pg').resolve()}" if s.embedded_database else "external"
+    log_kind = hub.runtime.log.name
+    return (
+        f"agent-hub: serving {url} (health: {url}/healthz, projections: {url}/v1/projections)\n"
+        f"agent-hub: log: {log_kind}, database: {database}, "
+        f"projectors: {len(hub.projectors)}; Ctrl-C or SIGTERM to stop"
+    )
+
+
+async def cmd_project(settings: HubSettings, args: argparse.Namespace) -> int:
+    """Projectors only, until SIGTERM/SIGINT (each finishes its batch in hand)."""
+    from hub.client import Hub
+
+    async with Hub(settings.model_copy(update={"run_projectors": "always"})) as hub:
+        names = ", ".join(p.name for p in hub.projectors)
+        print(f"agent-hub: projecting {names}; SIGTERM to stop", file=sys.stderr, flush=True)
+
+        def shutdown() -> None:
+            for projector in hub.projectors:
+                projector.stop_soon()
+
+        with anyio.CancelScope() as scope:
+            await _until_signal(shutdown, scope)
+    return 0
+
+
+# ── inspecting ──────────────────────────────────────────────────────────────────────────
+
+
+async def cmd_status(settings: HubSettings, args: argparse.Namespace) -> int:
+    """Each projection's version, state, positions and lag."""
+    from hub.db import redact
+    from hub.runtime import Runtime
+    from hub.status import format_status, projection_status
+
+    async with Runtime(settings) as runtime:
+        statuses = await projection_status(runtime)
+        info = {"log": runtime.log.name, "database": redact(runtime.database_url or "")}
+        if args.json:
+            print(json.dumps({**info, "projections": [s.model_dump() for s in statuses]}, indent=2))
+        else:
+            print(format_status(statuses, info))
+    return 0
+
+
+async def cmd_agents(settings: HubSettings, args: argparse.Namespace) -> int:
+    """The agent registry."""
+    from hub.client import Hub
+
+    async with Hub(settings) as hub:
+        if args.action == "register":
+            metadata = json.loads(args.metadata) if args.metadata else None
+            result = await hub.registry.register(
+                args.agent_id,
+                description=args.description,
+                tags=args.tag if args.tag else None,
+                metadata=metadata,
+            )
+            print(f"{args.agent_id}: {result.value}")
+        elif args.action == "retire":
+            retired = await hub.registry.retire(args.agent_id, reason=args.reason)
+            print(f"{args.agent_id}: {'retired' if retired else 'not active (nothing done)'}")
+        elif args.action == "show":
+            agent = await hub.registry.get(args.agent_id)
+            if agent is None:
+                raise HubError(f"no agent {args.agent_id!r}")
+            print(agent.model_dump_json(indent=2))
+        else:
+            for agent in await hub.registry.list(tag=args.tag, status=args.status, limit=args.limit):
+                tags = ",".join(agent.tags)
+                print(f"{agent.agent_id}\t{agent.status}\t{tags}\t{agent.description}")
+    return 0
+
+
+async def cmd_schemas(settings: HubSettings, args: argparse.Namespace) -> int:
+    """Check the event contracts, or release compatible changes."""
+    from schemas.derive import drift
+    from schemas.events import EVENT_TYPES
+    from schemas.registry import SchemaRegistry
+
+    registry = SchemaRegistry()
+    if args.action == "release":
+        released = registry.release(mode=args.mode)
+        print("released: " + (", ".join(released) if released else "nothing new"))
+        return 0
+    problems = registry.problems(mode=args.mode)
+    problems += [p for name, cls in EVENT_TYPES.items() for p in drift(cls, registry.current(name).schema)]
+    for problem in problems:
+        print(problem)
+    print(f"{len(registry.names)} schemas, {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+# ── plumbing ────────────────────────────────────────────────────────────────────────────
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agent-hub", description="Agent Hub: event-sourced memory for AI agents."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    for name, fn, text in (
+        ("up", cmd_up, "run embedded Postgres, every projector and the HTTP API"),
+        ("api", cmd_api, "run only the HTTP API"),
+    ):
+        p = sub.add_parser(name, help=text, description=text)
+        p.add_argument("--host", help="address to listen on (default: HUB_API_HOST, 127.0.0.1)")
+        p.add_argument("--port", type=int, help="port to listen on (default: HUB_API_PORT, 8000)")
+        p.set_defaults(fn=fn)
+
+    p = sub.add_parser("project", help="run only the projectors")
+    p.set_defaults(fn=cmd_project)
+
+    p = sub.add_parser("status", help="projections: versions, states, positions, lag")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(fn=cmd_status)
+
+    p = sub.add_parser("agents", help="the agent registry")
+    agents = p.add_subparsers(dest="action", required=True)
+    a = agents.add_parser("register", help="register an agent or update it")
+    a.add_argument("agent_id")
+    a.add_argument("--description")
+    a.add_argument("--tag", action="append", help="a tag (repeat for more)")
+    a.add_argument("--metadata", help="a JSON object")
+    a = agents.add_parser("retire", help="retire an agent")
+    a.add_argument("agent_id")
+    a.add_argument("--reason")
+    a = agents.add_parser("show", help="show one agent")
+    a.add_argument("agent_id")
+    a = agents.add_parser("list", help="list agents")
+    a.add_argument("--tag")
+    a.add_argument("--status", choices=["active", "retired"])
+    a.add_argument("--limit", type=int, default=100)
+    p.set_defaults(fn=cmd_agents)
+
+    p = sub.add_parser("schemas", help="event contracts: check or release")
+    p.add_argument("action", choices=["check", "release"])
+    p.add_argument("--mode", choices=["full", "backward", "forward"], default="full")
+    p.set_defaults(fn=cmd_schemas)
+    return parser
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+def _hub_error(exc: BaseException) -> HubError | None:
+    """The HubError inside ``exc`` (task groups wrap errors in exception groups)."""
+    if isinstance(exc, HubError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _hub_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``agent-hub`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        from hub.logs import configure_logging
+
+        configure_logging(settings.log_level, json=settings.log_json)
+        fn: Command = args.fn
+        code: int = anyio.run(fn, settings, args)
+        return code
+    except (HubError, BaseExceptionGroup) as exc:
+        error = _hub_error(exc)
+        if error is None:
+            raise
+        print(f"agent-hub: error: {_one_line(str(error))}", file=sys.stderr)
+        return 1
+    except json.JSONDecodeError as exc:
+        print(f"agent-hub: error: invalid JSON: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""What each projection is doing: version, state, positions and lag per partition.
+
+Computed from the stored positions and the log's end offsets, so any process can
+report it (``agent-hub status``, ``GET /v1/projections``), not only the projector's own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from consumers.positions import PostgresPositionStore
+from hub.ports import TopicPartition
+from hub.runtime import Runtime
+
+__all__ = ["PartitionStatus", "ProjectionStatus", "projection_status"]
+
+PROJECTIONS = "SELECT name, version, schema, state, updated_at FROM hub.projections ORDER BY name, version"
+
+
+class PartitionStatus(BaseModel):
+    topic: str
+    partition: int
+    position: int | None
+    end_offset: int
+    lag: int
+
+
+class ProjectionStatus(BaseModel):
+    name: str
+    version: int
+    schema_name: str
+    state: str
+    current: bool
+    lag: int
+    partitions: list[PartitionStatus]
+
+
+async def projection_status(runtime: Runtime) -> list[ProjectionStatus]:
+    """Status of every projection version recorded in ``hub.projections``."""
+    store = PostgresPositionStore(runtime.pool)
+    topics_of = {p.name: [str(t) for t in p.topics] for p in runtime.projections}
+    current = {(p.name, p.version) for p in runtime.projections}
+    out: list[ProjectionStatus] = []
+    for row in await runtime.pool.fetch(PROJECTIONS):
+        tps = [
+            TopicPartition(topic, p)
+            for topic in topics_of.get(row["name"], [])
+            for p in range(await runtime.log.partitions_for(topic))
+        ]
+        positions = await store.all(row["schema"])
+        ends: dict[TopicPartition, int] = await runtime.log.end_offsets(tps) if tps else {}
+        begins: dict[TopicPartition, int] = {}
+        missing = [tp for tp in tps if tp not in positions]
+        if missing:
+            begins = await runtime.log.beginning_offsets(missing)
+        parts = []
+        for tp in tps:
+            pos = positions.get(tp)
+            start = pos if pos is not None else begins.get(tp, 0)
+            parts.append(
+                PartitionStatus(
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    position=pos,
+                    end_offset=ends[tp],
+                    lag=max(0, ends[tp] - start),
+                )
+            )
+        out.append(
+            ProjectionStatus(
+                name=row["name"],
+                version=row["version"],
+                schema_name=row["schema"],
+                state=row["state"],
+                current=(row["name"], row["version"]) in current,
+                lag=sum(p.lag for p in parts),
+                partitions=parts,
+            )
+        )
+    return out
+
+
+def format_status(statuses: list[ProjectionStatus], info: dict[str, Any]) -> str:
+    """A human-readable table."""
+    lines = [f"log: {info.get('log')}   database: {info.get('database')}"]
+    lines.append(f"{'projection':<16}{'ver':>4}  {'state':<12}{'partition':<26}{'position':>10}{'end':>10}{'lag':>8}")
+    for st in statuses:
+        for i, p in enumerate(st.partitions):
+            head = f"{st.name:<16}{st.version:>4}  {st.state:<12}" if i == 0 else " " * 34
+            pos = "-" if p.position is None else str(p.position)
+            lines.append(f"{head}{f'{p.topic}[{p.partition}]':<26}{pos:>10}{p.end_offset:>10}{p.lag:>8}")
+        if not st.partitions:
+            lines.append(f"{st.name:<16}{st.version:>4}  {st.state:<12}")
+    return "\n".join(lines)
