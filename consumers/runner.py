@@ -310,9 +310,11 @@ class Projector:
                 handler = handlers.get(type(event)) if event is not None else None
                 if handler is None or event is None:
                     continue
-                if fresh is not None and event.event_id not in fresh:
-                    duplicates += 1
-                    continue
+                if fresh is not None:
+                    if event.event_id not in fresh:
+                        duplicates += 1
+                        continue
+                    fresh.discard(event.event_id)  # a second copy in this batch is a duplicate
                 meta = EventMeta(rec.topic, rec.partition, rec.offset, rec.timestamp_ms)
                 try:
                     await call_handler(handler, batch, event, meta)

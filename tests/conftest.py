@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
 from hub.log.kafka import KafkaLog, KafkaSettings
+from hub.settings import HubSettings
 from hub.log.postgres import PostgresLog
 from hub.ports import EventLog
 from schemas.events import TOPICS
@@ -76,3 +78,36 @@ async def event_log(backend: str, request: pytest.FixtureRequest, database_url: 
     async with log:
         await log.ensure_topics({str(t): TEST_PARTITIONS for t in TOPICS})
         yield log
+
+
+def settings_for(backend: str, log_url: str, database_url: str, home: Path, **kw: object) -> HubSettings:
+    """Hub settings for a test: its own database, its log, short timeouts, no .env."""
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "log_url": log_url if backend == "kafka" else None,
+        "home": home,
+        "partitions": TEST_PARTITIONS,
+        "kafka_request_timeout_ms": 5_000,
+        "kafka_session_timeout_ms": 6_000,
+        "kafka_linger_ms": 1,
+        "batch_linger_ms": 5,
+        "retry_max_s": 1.0,
+        "run_projectors": "never",
+    }
+    return HubSettings(_env_file=None, **(values | kw))  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def hub_settings(backend: str, log_url: str, database_url: str, tmp_path: Path) -> HubSettings:
+    return settings_for(backend, log_url, database_url, tmp_path / "home")
+
+
+def hub_env(settings: HubSettings) -> dict[str, str]:
+    """Environment variables that give a subprocess the same settings."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[f"HUB_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env

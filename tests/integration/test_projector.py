@@ -1,0 +1,225 @@
+"""The projector against real Postgres and each log: exactly once, poison, retries, lag."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import asyncpg
+import pytest
+
+from consumers.runner import Projector
+from hub.ports import ProducerRecord, TopicPartition
+from hub.runtime import Runtime
+from hub.settings import HubSettings
+from projections.registry import RegistryProjection
+from schemas.events import AgentRegistered, AgentRetired, AgentUpdated, DeadLettered, Event, Topic
+from tests.conftest import TEST_PARTITIONS
+from tests.support.kafka_mock import MockCluster
+
+pytestmark = pytest.mark.anyio
+
+REGISTRY = str(Topic.REGISTRY)
+ALL = [TopicPartition(REGISTRY, p) for p in range(TEST_PARTITIONS)]
+
+
+@pytest.fixture
+async def runtime(hub_settings: HubSettings) -> AsyncIterator[Runtime]:
+    async with Runtime(hub_settings) as rt:
+        yield rt
+
+
+def registered(agent: str, **kw: Any) -> AgentRegistered:
+    return AgentRegistered(tenant_id="t1", actor="test", agent_id=agent, **kw)
+
+
+def updated(agent: str, description: str) -> AgentUpdated:
+    return AgentUpdated(
+        tenant_id="t1", actor="test", agent_id=agent, description=description, tags=["x"]
+    )
+
+
+async def caught_up(runtime: Runtime, consumer: str, timeout: float = 60) -> None:
+    """Wait until ``consumer``'s stored positions reach the log's end on every partition."""
+    with anyio.fail_after(timeout):
+        while True:
+            ends = await runtime.log.end_offsets(ALL)
+            rows = await runtime.pool.fetch(
+                "SELECT topic, partition, next_offset FROM hub.positions WHERE consumer = $1",
+                consumer,
+            )
+            stored = {TopicPartition(r[0], r[1]): r[2] for r in rows}
+            if all(stored.get(tp, 0) >= ends[tp] for tp in ALL if ends[tp] > 0):
+                return
+            await anyio.sleep(0.05)
+
+
+async def agents(runtime: Runtime) -> dict[str, asyncpg.Record]:
+    rows = await runtime.pool.fetch("SELECT * FROM registry.agents WHERE tenant_id = 't1'")
+    return {r["agent_id"]: r for r in rows}
+
+
+async def test_applies_each_event_once_and_resumes_after_restart(runtime: Runtime) -> None:
+    projection = RegistryProjection()
+    events: list[Event] = [registered(f"a{i}", description="v0", tags=["x"]) for i in range(300)]
+    events += [updated(f"a{i}", f"v{i}") for i in range(0, 300, 3)]
+    await runtime.producer.emit(events[:200])
+    projector = runtime.projector(projection)
+    async with anyio.create_task_group() as tg:
+        await tg.start(projector.run)
+        await runtime.producer.emit(events[200:])
+        await caught_up(runtime, projection.consumer)
+        projector.stop_soon()
+    rows = await agents(runtime)
+    assert len(rows) == 300
+    for i in range(300):
+        row = rows[f"a{i}"]
+        assert row["revision"] == (2 if i % 3 == 0 else 1)
+        assert row["description"] == (f"v{i}" if i % 3 == 0 else "v0")
+        assert row["tags"] == ["x"] and row["status"] == "active"
+    # a new projector resumes from the stored positions: nothing is applied twice
+    again = runtime.projector(projection)
+    async with anyio.create_task_group() as tg:
+        await tg.start(again.run)
+        await runtime.producer.emit([updated("a1", "after restart")])
+        await caught_up(runtime, projection.consumer)
+        again.stop_soon()
+    assert again.stats.events == 1 and again.stats.duplicates == 0
+    rows = await agents(runtime)
+    assert rows["a1"]["revision"] == 2 and rows["a1"]["description"] == "after restart"
+    assert rows["a0"]["revision"] == 2
+
+
+async def test_the_same_event_at_another_offset_is_applied_once(runtime: Runtime) -> None:
+    """A resent event (e.g. an offline spool replayed twice) is skipped by event_id."""
+    projection = RegistryProjection()
+    event = registered("dup", description="once")
+    record = runtime.producer.record(event)
+    await runtime.log.append([record])
+    await runtime.log.append([record])  # same bytes, same event_id, later offset
+    projector = runtime.projector(projection)
+    async with anyio.create_task_group() as tg:
+        await tg.start(projector.run)
+        await caught_up(runtime, projection.consumer)
+        projector.stop_soon()
+    assert (await agents(runtime))["dup"]["revision"] == 1
+    assert projector.stats.duplicates == 1
+
+
+async def read_dlq(runtime: Runtime, n: int) -> list[DeadLettered]:
+    tps = [TopicPartition(str(Topic.DLQ), p) for p in range(TEST_PARTITIONS)]
+    out: list[DeadLettered] = []
+    async with runtime.log.consumer(group_id=None, partitions=tps) as consumer:
+        with anyio.fail_after(30):
+            while len(out) < n:
+                for rec in await consumer.fetch(100, 0.5):
+                    event = runtime.codec.decode(rec.value)
+                    assert isinstance(event, DeadLettered)
+                    out.append(event)
+    return out
+
+
+async def test_poison_goes_to_the_dlq_and_the_rest_is_applied(runtime: Runtime) -> None:
+    projection = RegistryProjection()
+    good_before = registered("good-1")
+    garbage = ProducerRecord(REGISTRY, b"good-1", b"\xc3\x01not avro at all", (("hub-type", b"AgentRegistered"),))
+    orphan = AgentRetired(tenant_id="t1", actor="test", agent_id="nobody", reason="?")
+    good_after = registered("good-2")
+    await runtime.producer.emit([good_before])
+    positions = await runtime.log.append([garbage])
+    await runtime.producer.emit([orphan, good_after])
+    projector = runtime.projector(projection)
+    async with anyio.create_task_group() as tg:
+        await tg.start(projector.run)
+        await caught_up(runtime, projection.consumer)
+        projector.stop_soon()
+    assert set(await agents(runtime)) == {"good-1", "good-2"}
+    assert projector.stats.dead_lettered == 2
+    letters = {d.error_type: d for d in await read_dlq(runtime, 2)}
+    assert set(letters) == {"SchemaError", "ProjectionError"}
+    bad = letters["SchemaError"]
+    assert (bad.source_topic, bad.source_partition, bad.source_offset) == (
+        REGISTRY,
+        positions[0].partition,
+        positions[0].offset,
+    )
+    assert bad.original_value == garbage.value and bad.original_key == b"good-1"
+    assert bad.consumer == projection.consumer and bad.event_type == "AgentRegistered"
+    assert "unknown agent 'nobody'" in letters["ProjectionError"].reason
+    assert letters["ProjectionError"].event_type == "AgentRetired"
+
+
+async def test_lost_database_connections_are_retried(runtime: Runtime) -> None:
+    projection = RegistryProjection()
+    projector = runtime.projector(projection)
+    async with anyio.create_task_group() as tg:
+        await tg.start(projector.run)
+
+        async def kill_connections() -> None:
+            admin = await asyncpg.connect(runtime.database_url)
+            try:
+                for _ in range(5):
+                    await admin.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                        "AND application_name = ''"
+                    )
+                    await anyio.sleep(0.2)
+            finally:
+                await admin.close()
+
+        tg.start_soon(kill_connections)
+        for i in range(10):
+            try:
+                await runtime.producer.emit([registered(f"r{i}")])
+            except Exception:  # the producer's own connection may be killed too: resend
+                await anyio.sleep(0.1)
+                await runtime.producer.emit([registered(f"r{i}")])
+            await anyio.sleep(0.1)
+        await caught_up(runtime, projection.consumer)
+        projector.stop_soon()
+    rows = await agents(runtime)
+    assert {f"r{i}" for i in range(10)} <= set(rows)
+    assert all(rows[f"r{i}"]["revision"] == 1 for i in range(10))
+
+
+@pytest.mark.parametrize("backend", ["kafka"])
+async def test_brokers_down_then_up(runtime: Runtime, kafka_cluster: MockCluster) -> None:
+    projection = RegistryProjection()
+    projector = runtime.projector(projection)
+    await runtime.producer.emit([registered(f"b{i}") for i in range(50)])
+    async with anyio.create_task_group() as tg:
+        await tg.start(projector.run)
+        await caught_up(runtime, projection.consumer)
+        kafka_cluster.set_down()
+        await anyio.sleep(3)
+        kafka_cluster.set_up()
+        await runtime.producer.emit([registered(f"c{i}") for i in range(50)])
+        await caught_up(runtime, projection.consumer, timeout=90)
+        projector.stop_soon()
+    rows = await agents(runtime)
+    assert len(rows) == 100 and all(r["revision"] == 1 for r in rows.values())
+
+
+async def test_lag_is_reported_per_partition(runtime: Runtime) -> None:
+    from hub.status import projection_status
+
+    projection = RegistryProjection()
+    await runtime.producer.emit([registered(f"l{i}") for i in range(40)])
+    statuses = {s.name: s for s in await projection_status(runtime)}
+    assert statuses["registry"].lag == 40
+    ends = await runtime.log.end_offsets(ALL)
+    assert {p.partition: p.lag for p in statuses["registry"].partitions} == {
+        tp.partition: ends[tp] for tp in ALL
+    }
+    projector: Projector = runtime.projector(projection)
+    async with anyio.create_task_group() as tg:
+        await tg.start(projector.run)
+        await caught_up(runtime, projection.consumer)
+        projector.stop_soon()
+    statuses = {s.name: s for s in await projection_status(runtime)}
+    assert statuses["registry"].lag == 0
+    assert {p.partition: p.position for p in statuses["registry"].partitions} == {
+        tp.partition: ends[tp] or None for tp in ALL
+    }
