@@ -31,6 +31,14 @@ CREATE TABLE IF NOT EXISTS hub.positions (
     updated_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (consumer, topic, partition)
 );
+CREATE TABLE IF NOT EXISTS hub.consumer_stats (
+    consumer       text PRIMARY KEY,
+    applied        bigint NOT NULL DEFAULT 0,
+    duplicates     bigint NOT NULL DEFAULT 0,
+    dead_lettered  bigint NOT NULL DEFAULT 0,
+    batches        bigint NOT NULL DEFAULT 0,
+    updated_at     timestamptz NOT NULL DEFAULT now()
+);
 """
 LOAD = """
 SELECT topic, partition, next_offset FROM hub.positions
@@ -52,6 +60,17 @@ UPDATE hub.positions p SET next_offset = u.next_offset, updated_at = now()
 FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u (topic, partition, next_offset)
 WHERE p.consumer = $1 AND p.topic = u.topic AND p.partition = u.partition
 """
+COUNT = """
+INSERT INTO hub.consumer_stats AS s (consumer, applied, duplicates, dead_lettered, batches)
+VALUES ($1, $2, $3, $4, 1)
+ON CONFLICT (consumer) DO UPDATE SET
+    applied = s.applied + EXCLUDED.applied,
+    duplicates = s.duplicates + EXCLUDED.duplicates,
+    dead_lettered = s.dead_lettered + EXCLUDED.dead_lettered,
+    batches = s.batches + 1,
+    updated_at = now()
+"""
+STATS = "SELECT applied, duplicates, dead_lettered, batches FROM hub.consumer_stats WHERE consumer = $1"
 ALL_FOR = "SELECT topic, partition, next_offset FROM hub.positions WHERE consumer = $1"
 NOTIFY = "SELECT pg_notify($1, $2)"
 
@@ -109,12 +128,28 @@ class PostgresPositionStore:
         return claimed, others
 
     async def advance(
-        self, tx: asyncpg.Connection, consumer: str, positions: Mapping[TopicPartition, int]
+        self,
+        tx: asyncpg.Connection,
+        consumer: str,
+        positions: Mapping[TopicPartition, int],
+        *,
+        applied: int = 0,
+        duplicates: int = 0,
+        dead_lettered: int = 0,
     ) -> None:
-        """Store ``positions`` (next offsets to read) in the caller's transaction."""
+        """Store ``positions`` (next offsets to read) in the caller's transaction, and
+        count what the batch did (so counts are exactly-once too)."""
         if not positions:
             return
         tps = list(positions)
         topics, parts = _split(tps)
         await tx.execute(ADVANCE, consumer, topics, parts, [positions[tp] for tp in tps])
+        await tx.execute(COUNT, consumer, applied, duplicates, dead_lettered)
         await tx.execute(NOTIFY, CHANNEL, consumer)
+
+    async def stats(self, consumer: str) -> dict[str, int]:
+        """Events applied, duplicates skipped, dead letters and batches, over all time."""
+        with translate_errors(f"cannot load stats of {consumer}"):
+            row = await self.pool.fetchrow(STATS, consumer)
+        keys = ("applied", "duplicates", "dead_lettered", "batches")
+        return dict(zip(keys, row, strict=True)) if row else dict.fromkeys(keys, 0)

@@ -331,7 +331,14 @@ class Projector:
                 raise _FlushFailed(exc) from exc
             if dead:
                 await send_dead_letters(self.log, [self._dead_letter(p, items) for p in dead])
-            await self.positions.advance(conn, self.name, {tp: ends[tp] for tp in claimed})
+            await self.positions.advance(
+                conn,
+                self.name,
+                {tp: ends[tp] for tp in claimed},
+                applied=applied,
+                duplicates=duplicates,
+                dead_lettered=len(dead),
+            )
         for tp in claimed:
             self._next[tp] = ends[tp]
         for tp, position in stored.items():

@@ -47,11 +47,42 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def _until_signal(on_signal: Callable[[], None], scope: anyio.CancelScope) -> None:
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+class _Shutdown:
+    """SIGTERM/SIGINT handling for long-running commands, installed before anything starts.
+
+    Until ``running()`` a signal cancels ``scope`` (start-up is abandoned cleanly); after
+    it, a signal calls the stop callbacks, which let projectors finish the batch in hand.
+    """
+
+    def __init__(self) -> None:
+        self.requested = anyio.Event()
+        self.scope = anyio.CancelScope()
+        self._callbacks: list[Callable[[], None]] = []
+        self._running = False
+
+    def running(self, *callbacks: Callable[[], None]) -> None:
+        self._running = True
+        self._callbacks.extend(callbacks)
+
+    async def watch(self, signals: Any) -> None:
         async for _ in signals:
-            on_signal()
-            return
+            self.requested.set()
+            if not self._running:
+                self.scope.cancel()
+            for callback in self._callbacks:
+                callback()
+
+
+async def _with_shutdown(body: Callable[[_Shutdown], Awaitable[int]]) -> int:
+    shutdown = _Shutdown()
+    code = 0
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(shutdown.watch, signals)
+            with shutdown.scope:
+                code = await body(shutdown)
+            tg.cancel_scope.cancel()
+    return code
 
 
 # ── serving ─────────────────────────────────────────────────────────────────────────────
@@ -82,28 +113,30 @@ async def _serve(settings: HubSettings, host: str, port: int) -> int:
     from hub.client import Hub
 
     sock = _bind(host, port)
-    try:
+
+    async def body(shutdown: _Shutdown) -> int:
         async with Hub(settings) as hub:
             config = uvicorn.Config(
                 create_app(hub), log_level="warning", lifespan="off", access_log=False
             )
             server = _Server(config)
+
+            def stop() -> None:
+                server.should_exit = True
+                hub.stop_projectors()
+
+            shutdown.running(stop)
             url = f"http://{host}:{sock.getsockname()[1]}"
             print(_banner(hub, url), file=sys.stderr, flush=True)
+            await server.serve(sockets=[sock])
+        return 0
 
-            def shutdown() -> None:
-                server.should_exit = True
-                for projector in hub.projectors:
-                    projector.stop_soon()
-
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(_until_signal, shutdown, tg.cancel_scope)
-                await server.serve(sockets=[sock])
-                tg.cancel_scope.cancel()
+    try:
+        code = await _with_shutdown(body)
     finally:
         sock.close()
     print("agent-hub: stopped", file=sys.stderr, flush=True)
-    return 0
+    return code
 
 
 def _banner(hub: Any, url: str) -> str:
@@ -121,17 +154,15 @@ async def cmd_project(settings: HubSettings, args: argparse.Namespace) -> int:
     """Projectors only, until SIGTERM/SIGINT (each finishes its batch in hand)."""
     from hub.client import Hub
 
-    async with Hub(settings.model_copy(update={"run_projectors": "always"})) as hub:
-        names = ", ".join(p.name for p in hub.projectors)
-        print(f"agent-hub: projecting {names}; SIGTERM to stop", file=sys.stderr, flush=True)
+    async def body(shutdown: _Shutdown) -> int:
+        async with Hub(settings.model_copy(update={"run_projectors": "always"})) as hub:
+            shutdown.running(hub.stop_projectors)
+            names = ", ".join(p.name for p in hub.projectors)
+            print(f"agent-hub: projecting {names}; SIGTERM to stop", file=sys.stderr, flush=True)
+            await shutdown.requested.wait()
+        return 0
 
-        def shutdown() -> None:
-            for projector in hub.projectors:
-                projector.stop_soon()
-
-        with anyio.CancelScope() as scope:
-            await _until_signal(shutdown, scope)
-    return 0
+    return await _with_shutdown(body)
 
 
 # ── inspecting ──────────────────────────────────────────────────────────────────────────

@@ -63,14 +63,14 @@ class Hub:
             stack.push_async_callback(self.runtime.stop)
             if self._runs_projectors():
                 tg = await stack.enter_async_context(anyio.create_task_group())
-                stack.callback(self._stop_projectors)  # runs before the task group exits
+                stack.callback(self.stop_projectors)  # runs before the task group exits
                 for projection in self.runtime.projections:
                     projector = self.runtime.projector(projection)
                     await tg.start(projector.run)
                     self.projectors.append(projector)
                 log.debug("hub.projectors_in_process", count=len(self.projectors))
         except BaseException:
-            await stack.aclose()
+            await stack.aclose()  # Runtime.stop shields its own clean-up
             raise
         self._stack = stack
 
@@ -80,14 +80,16 @@ class Hub:
             return mode == "always"
         return self.settings.embedded_database and not ServerLock.held(self.settings.home)
 
-    def _stop_projectors(self) -> None:
+    def stop_projectors(self) -> None:
+        """Ask every in-process projector to finish its batch in hand and stop."""
         for projector in self.projectors:
             projector.stop_soon()
 
     async def stop(self) -> None:
+        """Stop in-process projectors (after their batch in hand) and disconnect."""
         stack, self._stack = self._stack, None
         if stack is not None:
-            await stack.aclose()
+            await stack.aclose()  # not shielded: it exits the projectors' task group
         self.projectors = []
 
     async def __aenter__(self) -> Self:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Self
 
+import anyio
 import asyncpg
 import structlog
 
@@ -79,16 +80,18 @@ class Runtime:
         return {}
 
     async def stop(self) -> None:
+        """Close everything (idempotent; completes even while being cancelled)."""
         log_, self._log = self._log, None
         pool, self._pool = self._pool, None
         embedded, self.embedded = self.embedded, None
         self._producer = None
-        if log_ is not None:
-            await log_.stop()
-        if pool is not None:
-            await pool.close()
-        if embedded is not None:
-            await embedded.stop()
+        with anyio.CancelScope(shield=True):
+            if log_ is not None:
+                await log_.stop()
+            if pool is not None:
+                await pool.close()
+            if embedded is not None:
+                await embedded.stop()
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -34,6 +34,9 @@ class ProjectionStatus(BaseModel):
     state: str
     current: bool
     lag: int
+    applied: int
+    duplicates: int
+    dead_lettered: int
     partitions: list[PartitionStatus]
 
 
@@ -50,6 +53,7 @@ async def projection_status(runtime: Runtime) -> list[ProjectionStatus]:
             for p in range(await runtime.log.partitions_for(topic))
         ]
         positions = await store.all(row["schema"])
+        counts = await store.stats(row["schema"])
         ends: dict[TopicPartition, int] = await runtime.log.end_offsets(tps) if tps else {}
         begins: dict[TopicPartition, int] = {}
         missing = [tp for tp in tps if tp not in positions]
@@ -76,6 +80,9 @@ async def projection_status(runtime: Runtime) -> list[ProjectionStatus]:
                 state=row["state"],
                 current=(row["name"], row["version"]) in current,
                 lag=sum(p.lag for p in parts),
+                applied=counts["applied"],
+                duplicates=counts["duplicates"],
+                dead_lettered=counts["dead_lettered"],
                 partitions=parts,
             )
         )
@@ -93,4 +100,8 @@ def format_status(statuses: list[ProjectionStatus], info: dict[str, Any]) -> str
             lines.append(f"{head}{f'{p.topic}[{p.partition}]':<26}{pos:>10}{p.end_offset:>10}{p.lag:>8}")
         if not st.partitions:
             lines.append(f"{st.name:<16}{st.version:>4}  {st.state:<12}")
+        lines.append(
+            f"{'':<34}applied {st.applied}, duplicates skipped {st.duplicates}, "
+            f"dead-lettered {st.dead_lettered}, total lag {st.lag}"
+        )
     return "\n".join(lines)
