@@ -305,7 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         from hub.logs import configure_logging
 
-        configure_logging(settings.log_level, json=settings.log_json)
+        long_running = args.command in ("up", "api", "project")
+        configure_logging(settings.log_level, json=settings.log_json, quiet_drivers=not long_running)
         fn: Command = args.fn
         code: int = anyio.run(fn, settings, args)
         return code

@@ -10,8 +10,15 @@ import structlog
 __all__ = ["configure_logging"]
 
 
-def configure_logging(level: str = "info", *, json: bool = False) -> None:
-    """Send structlog and stdlib logging to stderr at ``level``."""
+DRIVERS = ("aiokafka", "asyncio", "botocore", "aiobotocore")
+
+
+def configure_logging(level: str = "info", *, json: bool = False, quiet_drivers: bool = False) -> None:
+    """Send structlog and stdlib logging to stderr at ``level``.
+
+    ``quiet_drivers`` silences the drivers' own logging (short commands report failures
+    themselves, in one line).
+    """
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         numeric = logging.INFO
@@ -32,3 +39,5 @@ def configure_logging(level: str = "info", *, json: bool = False) -> None:
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr, force=True)
+    for name in DRIVERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL if quiet_drivers else logging.NOTSET)

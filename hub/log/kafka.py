@@ -111,7 +111,12 @@ class KafkaLog:
             max_request_size=max(s.max_batch_bytes, 1 << 20),
             request_timeout_ms=s.request_timeout_ms,
         )
-        await _kafka(f"cannot connect to Kafka at {s.bootstrap_servers}", producer.start)
+        try:
+            await _kafka(f"cannot connect to Kafka at {s.bootstrap_servers}", producer.start)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await producer.stop()
+            raise
         self._producer = producer
 
     async def stop(self) -> None:
@@ -243,7 +248,12 @@ class KafkaLog:
                 enable_auto_commit=False,
                 request_timeout_ms=s.request_timeout_ms,
             )
-            await _kafka("cannot connect to Kafka", meta.start)
+            try:
+                await _kafka("cannot connect to Kafka", meta.start)
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await meta.stop()
+                raise
             self._meta = meta
         return self._meta
 

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from hub.settings import HubSettings, load_settings
+from schemas.errors import ConfigError
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for key in list(os.environ):
+        if key.startswith(("HUB_", "AGENT_HUB_")):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_nothing_set_means_everything_embedded() -> None:
+    s = load_settings()
+    assert (s.log_url, s.database_url, s.archive_url) == (None, None, None)
+    assert s.embedded_database
+    assert s.home == Path(".agent_hub")
+    assert s.archive == (Path.cwd() / ".agent_hub" / "archive").as_uri()
+    assert s.topic_partitions() == {
+        "agenthub.sessions": 4,
+        "agenthub.runs": 4,
+        "agenthub.prompts": 4,
+        "agenthub.registry": 4,
+        "agenthub.dlq": 4,
+    }
+
+
+def test_environment_and_dotenv(monkeypatch: pytest.MonkeyPatch) -> None:
+    Path(".env").write_text(
+        "HUB_LOG_URL=kafka://k1:9092,k2:9092\nHUB_DATABASE_URL=postgresql://u@db/hub\n"
+    )
+    monkeypatch.setenv("HUB_ARCHIVE_URL", "s3://bucket/prefix")
+    s = load_settings()
+    assert s.log_url == "kafka://k1:9092,k2:9092"
+    assert s.database_url == "postgresql://u@db/hub"
+    assert s.archive == "s3://bucket/prefix"
+    assert not s.embedded_database
+
+
+def test_the_seeds_local_dir_variable_sets_home(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENT_HUB_LOCAL_DIR", "./somewhere")
+    assert load_settings().home == Path("somewhere")
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "message"),
+    [
+        ("HUB_LOG_URL", "redis://x", "HUB_LOG_URL: HUB_LOG_URL 'redis://x': unsupported scheme 'redis'"),
+        ("HUB_LOG_URL", "kafka://host-without-port", "is not host:port"),
+        ("HUB_DATABASE_URL", "sqlite:///x.db", "HUB_DATABASE_URL: 'sqlite:///x.db' is not a postgresql:// URL"),
+        ("HUB_ARCHIVE_URL", "s3://", "HUB_ARCHIVE_URL: 's3://': no bucket"),
+        ("HUB_PARTITIONS", "0", "HUB_PARTITIONS: Input should be greater than or equal to 1"),
+        ("HUB_RUN_PROJECTORS", "sometimes", "HUB_RUN_PROJECTORS: Input should be 'auto', 'always' or 'never'"),
+    ],
+)
+def test_bad_values_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, var: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
