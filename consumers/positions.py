@@ -70,7 +70,9 @@ ON CONFLICT (consumer) DO UPDATE SET
     batches = s.batches + 1,
     updated_at = now()
 """
-STATS = "SELECT applied, duplicates, dead_lettered, batches FROM hub.consumer_stats WHERE consumer = $1"
+STATS = (
+    "SELECT applied, duplicates, dead_lettered, batches FROM hub.consumer_stats WHERE consumer = $1"
+)
 ALL_FOR = "SELECT topic, partition, next_offset FROM hub.positions WHERE consumer = $1"
 NOTIFY = "SELECT pg_notify($1, $2)"
 

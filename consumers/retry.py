@@ -17,7 +17,7 @@ class Backoff:
     attempt: int = 0
 
     def next_delay(self) -> float:
-        delay = min(self.maximum, self.initial * (2**self.attempt))
+        delay: float = min(self.maximum, self.initial * 2.0**self.attempt)
         self.attempt += 1
         return delay * (0.5 + random.random() / 2)
 

@@ -300,7 +300,9 @@ class Projector:
                     for r, e in mine
                     if e is not None and type(e) in handlers and (r.tp, r.offset) not in poison
                 ]
-                fresh = {row[0] for row in await conn.fetch(self._dedupe_sql, ids)} if ids else set()
+                fresh = (
+                    {row[0] for row in await conn.fetch(self._dedupe_sql, ids)} if ids else set()
+                )
             batch = projection.begin(conn, projection.schema)
             for rec, event in mine:
                 key = (rec.tp, rec.offset)
@@ -416,7 +418,9 @@ class Projector:
                 if not is_retriable(exc) or self.stopping:
                     raise
                 self.stats.retries += 1
-                self._log.warning("projector.retry", step=what, error=f"{type(exc).__name__}: {exc}")
+                self._log.warning(
+                    "projector.retry", step=what, error=f"{type(exc).__name__}: {exc}"
+                )
                 await self._pause(backoff)
 
     def _summary(self) -> dict[str, Any]:

@@ -39,7 +39,9 @@ def create_app(hub: Hub) -> FastAPI:
 
     @app.exception_handler(HubError)
     async def hub_error(_: Request, exc: HubError) -> JSONResponse:
-        return _error(type(exc).__name__, exc.message, getattr(exc, "field", None), _status_code(exc))
+        return _error(
+            type(exc).__name__, exc.message, getattr(exc, "field", None), _status_code(exc)
+        )
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -65,7 +67,8 @@ def create_app(hub: Hub) -> FastAPI:
         checks["projectors"] = len(running)
         healthy = checks["database"] == "ok" and checks["log"] == "ok"
         return JSONResponse(
-            {"status": "ok" if healthy else "degraded", **checks}, status_code=200 if healthy else 503
+            {"status": "ok" if healthy else "degraded", **checks},
+            status_code=200 if healthy else 503,
         )
 
     @app.get("/v1/projections")

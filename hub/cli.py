@@ -92,7 +92,10 @@ async def cmd_up(settings: HubSettings, args: argparse.Namespace) -> int:
     """Embedded Postgres, every projector and the HTTP API, until SIGTERM/SIGINT."""
     from hub.embedded import ServerLock
 
-    host, port = args.host or settings.api_host, args.port if args.port is not None else settings.api_port
+    host, port = (
+        args.host or settings.api_host,
+        args.port if args.port is not None else settings.api_port,
+    )
     lock = ServerLock(settings.home)
     if not lock.acquire({"url": f"http://{host}:{port}"}):
         raise ConfigError(f"another `agent-hub up` is already serving {settings.home.resolve()}")
@@ -104,7 +107,10 @@ async def cmd_up(settings: HubSettings, args: argparse.Namespace) -> int:
 
 async def cmd_api(settings: HubSettings, args: argparse.Namespace) -> int:
     """The HTTP API only (projectors run elsewhere)."""
-    host, port = args.host or settings.api_host, args.port if args.port is not None else settings.api_port
+    host, port = (
+        args.host or settings.api_host,
+        args.port if args.port is not None else settings.api_port,
+    )
     return await _serve(settings.model_copy(update={"run_projectors": "never"}), host, port)
 
 
@@ -207,7 +213,9 @@ async def cmd_agents(settings: HubSettings, args: argparse.Namespace) -> int:
                 raise HubError(f"no agent {args.agent_id!r}")
             print(agent.model_dump_json(indent=2))
         else:
-            for agent in await hub.registry.list(tag=args.tag, status=args.status, limit=args.limit):
+            for agent in await hub.registry.list(
+                tag=args.tag, status=args.status, limit=args.limit
+            ):
                 tags = ",".join(agent.tags)
                 print(f"{agent.agent_id}\t{agent.status}\t{tags}\t{agent.description}")
     return 0
@@ -225,7 +233,9 @@ async def cmd_schemas(settings: HubSettings, args: argparse.Namespace) -> int:
         print("released: " + (", ".join(released) if released else "nothing new"))
         return 0
     problems = registry.problems(mode=args.mode)
-    problems += [p for name, cls in EVENT_TYPES.items() for p in drift(cls, registry.current(name).schema)]
+    problems += [
+        p for name, cls in EVENT_TYPES.items() for p in drift(cls, registry.current(name).schema)
+    ]
     for problem in problems:
         print(problem)
     print(f"{len(registry.names)} schemas, {len(problems)} problem(s)")
@@ -306,7 +316,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from hub.logs import configure_logging
 
         long_running = args.command in ("up", "api", "project")
-        configure_logging(settings.log_level, json=settings.log_json, quiet_drivers=not long_running)
+        configure_logging(
+            settings.log_level, json=settings.log_json, quiet_drivers=not long_running
+        )
         fn: Command = args.fn
         code: int = anyio.run(fn, settings, args)
         return code

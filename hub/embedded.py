@@ -3,6 +3,7 @@ and the lock that tells clients an ``agent-hub up`` is serving that home."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -42,16 +43,16 @@ class EmbeddedPostgres:
         try:
             self._server = await anyio.to_thread.run_sync(self._get_server)
         except Exception as exc:  # pgserver raises plain exceptions from initdb/pg_ctl
-            raise StoreError(f"cannot start embedded Postgres in {self.home / 'pg'}: {exc}") from exc
+            raise StoreError(
+                f"cannot start embedded Postgres in {self.home / 'pg'}: {exc}"
+            ) from exc
         admin = str(self._server.get_uri("postgres"))
         conn = await asyncpg.connect(admin)
         try:
             exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DATABASE)
             if not exists:
-                try:
+                with contextlib.suppress(asyncpg.DuplicateDatabaseError):  # lost a race: fine
                     await conn.execute(f"CREATE DATABASE {DATABASE}")
-                except asyncpg.DuplicateDatabaseError:
-                    pass  # another process won the race
         finally:
             await conn.close()
         self.url = str(self._server.get_uri(DATABASE))
@@ -63,7 +64,7 @@ class EmbeddedPostgres:
             warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
             import pgserver
 
-            return pgserver.get_server(self.home / "pg", cleanup_mode="stop")
+            return pgserver.get_server(self.home / "pg", cleanup_mode="stop")  # type: ignore[attr-defined]
 
     async def stop(self) -> None:
         """Release this process's hold; the last process out stops the server."""

@@ -13,7 +13,9 @@ __all__ = ["configure_logging"]
 DRIVERS = ("aiokafka", "asyncio", "botocore", "aiobotocore")
 
 
-def configure_logging(level: str = "info", *, json: bool = False, quiet_drivers: bool = False) -> None:
+def configure_logging(
+    level: str = "info", *, json: bool = False, quiet_drivers: bool = False
+) -> None:
     """Send structlog and stdlib logging to stderr at ``level``.
 
     ``quiet_drivers`` silences the drivers' own logging (short commands report failures
@@ -23,9 +25,7 @@ def configure_logging(level: str = "info", *, json: bool = False, quiet_drivers:
     if not isinstance(numeric, int):
         numeric = logging.INFO
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer()
-        if json
-        else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
         processors=[

@@ -146,9 +146,7 @@ class EventLog(Protocol):
         """The offset the next appended record of each partition will get."""
         ...
 
-    async def beginning_offsets(
-        self, tps: Sequence[TopicPartition]
-    ) -> dict[TopicPartition, int]:
+    async def beginning_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         """The first offset still held by each partition."""
         ...
 

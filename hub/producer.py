@@ -41,7 +41,10 @@ class EventProducer:
                 f"{type(event).__name__} is {len(value)} bytes encoded, over the "
                 f"{self.max_event_bytes}-byte limit (HUB_MAX_EVENT_BYTES)"
             )
-        headers = (*self._type_headers[type(event).__name__], ("hub-tenant", event.tenant_id.encode()))
+        headers = (
+            *self._type_headers[type(event).__name__],
+            ("hub-tenant", event.tenant_id.encode()),
+        )
         return ProducerRecord(str(event.topic), event.partition_key(), value, headers)
 
     async def emit(self, events: Sequence[Event]) -> list[Position]:

@@ -85,7 +85,9 @@ def _reject_unknown(unknown: Mapping[str, Any]) -> None:
 
 def _check_id(agent_id: Any) -> str:
     if not isinstance(agent_id, str):
-        raise InputError(f"agent_id: expected a string, got {type(agent_id).__name__}", field="agent_id")
+        raise InputError(
+            f"agent_id: expected a string, got {type(agent_id).__name__}", field="agent_id"
+        )
     if not agent_id or len(agent_id) > MAX_ID_LENGTH:
         raise InputError(f"agent_id: must be 1 to {MAX_ID_LENGTH} characters", field="agent_id")
     return agent_id
@@ -178,7 +180,9 @@ class RegistryClient:
     ) -> list[Agent]:
         """Agents ordered by id, optionally with ``tag`` or ``status``; page with ``after``."""
         if status not in (None, "active", "retired"):
-            raise InputError(f"status: must be 'active' or 'retired', not {status!r}", field="status")
+            raise InputError(
+                f"status: must be 'active' or 'retired', not {status!r}", field="status"
+            )
         if not 1 <= limit <= 1000:
             raise InputError("limit: must be between 1 and 1000", field="limit")
         await self._hub.wait_for_projections(topics=[str(Topic.REGISTRY)])

@@ -26,7 +26,11 @@ class HubSettings(BaseSettings):
     """Everything configurable about a hub process."""
 
     model_config = SettingsConfigDict(
-        env_prefix="HUB_", env_file=".env", extra="ignore", validate_default=True
+        env_prefix="HUB_",
+        env_file=".env",
+        extra="ignore",
+        validate_default=True,
+        populate_by_name=True,
     )
 
     log_url: str | None = Field(None, description="kafka://h1:9092,h2:9092 or postgresql://...")

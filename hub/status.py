@@ -16,7 +16,9 @@ from hub.runtime import Runtime
 
 __all__ = ["PartitionStatus", "ProjectionStatus", "projection_status"]
 
-PROJECTIONS = "SELECT name, version, schema, state, updated_at FROM hub.projections ORDER BY name, version"
+PROJECTIONS = (
+    "SELECT name, version, schema, state, updated_at FROM hub.projections ORDER BY name, version"
+)
 
 
 class PartitionStatus(BaseModel):
@@ -92,12 +94,15 @@ async def projection_status(runtime: Runtime) -> list[ProjectionStatus]:
 def format_status(statuses: list[ProjectionStatus], info: dict[str, Any]) -> str:
     """A human-readable table."""
     lines = [f"log: {info.get('log')}   database: {info.get('database')}"]
-    lines.append(f"{'projection':<16}{'ver':>4}  {'state':<12}{'partition':<26}{'position':>10}{'end':>10}{'lag':>8}")
+    head = f"{'projection':<16}{'ver':>4}  {'state':<12}{'partition':<26}"
+    lines.append(f"{head}{'position':>10}{'end':>10}{'lag':>8}")
     for st in statuses:
         for i, p in enumerate(st.partitions):
             head = f"{st.name:<16}{st.version:>4}  {st.state:<12}" if i == 0 else " " * 34
             pos = "-" if p.position is None else str(p.position)
-            lines.append(f"{head}{f'{p.topic}[{p.partition}]':<26}{pos:>10}{p.end_offset:>10}{p.lag:>8}")
+            lines.append(
+                f"{head}{f'{p.topic}[{p.partition}]':<26}{pos:>10}{p.end_offset:>10}{p.lag:>8}"
+            )
         if not st.partitions:
             lines.append(f"{st.name:<16}{st.version:>4}  {st.state:<12}")
         lines.append(

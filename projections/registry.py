@@ -122,7 +122,7 @@ class RegistryBatch(Batch):
 def _state(change: _Change, ev: AgentRegistered | AgentUpdated) -> None:
     change.has_state = True
     change.description = ev.description
-    change.tags = ev.tags
+    change.tags = tuple(ev.tags)
     change.metadata = ev.metadata
     if change.registered_at is None:
         change.registered_at = ev.occurred_at

@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import json
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from enum import Enum
 from typing import Any
 
@@ -88,12 +88,14 @@ def _converters(annotation: Any, metadata: list[Any]) -> tuple[_Convert, _Conver
     if is_union(tp):
         branches = [b for b in typing.get_args(tp) if b is not type(None)]
         models = [unwrap(b)[0] for b in branches]
-        if len(models) > 1 and all(isinstance(m, type) and issubclass(m, BaseModel) for m in models):
+        if len(models) > 1 and all(
+            isinstance(m, type) and issubclass(m, BaseModel) for m in models
+        ):
             return _union_encoder(), _union_decoder(models)
         enc, dec = _converters(branches[0], [])
         return _optional(enc), _optional(dec)
     origin = typing.get_origin(tp)
-    if origin in (tuple, list):
+    if origin in (tuple, list, Sequence):
         enc, dec = _converters(typing.get_args(tp)[0], [])
         if enc is _identity and dec is _identity:
             return _identity, _identity
@@ -236,7 +238,9 @@ class Codec:
             extra = len(data) - 10 - body.tell()
             raise SchemaError(f"{name}: {extra} unexpected trailing bytes", event=name)
         if not isinstance(datum, dict):
-            raise SchemaError(f"{name}: decoded to {type(datum).__name__}, not a record", event=name)
+            raise SchemaError(
+                f"{name}: decoded to {type(datum).__name__}, not a record", event=name
+            )
         for version in range(writer.version, current.version):
             upcaster = self.upcasters.get((name, version))
             if upcaster is not None:

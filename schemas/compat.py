@@ -153,9 +153,7 @@ def can_read(
     if rk == "array":
         return can_read(r["items"], w["items"], f"{path}[]", reader_names, writer_names, absent)
     if rk == "map":
-        return can_read(
-            r["values"], w["values"], f"{path}{{}}", reader_names, writer_names, absent
-        )
+        return can_read(r["values"], w["values"], f"{path}{{}}", reader_names, writer_names, absent)
     if rk == "fixed":
         if r.get("size") != w.get("size"):
             return [f"{here}: fixed size changed from {w.get('size')} to {r.get('size')}"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -46,7 +46,7 @@ def _avro_type(annotation: Any, metadata: list[Any], defined: set[str]) -> Any:
         branches = [_avro_type(a, [], defined) for a in args if a is not type(None)]
         return ["null", *branches] if type(None) in args else branches
     origin = typing.get_origin(tp)
-    if origin in (tuple, list):
+    if origin in (tuple, list, Sequence):
         return {"type": "array", "items": _avro_type(typing.get_args(tp)[0], [], defined)}
     if origin in (dict, Mapping):
         return {"type": "map", "values": _avro_type(typing.get_args(tp)[1], [], defined)}
@@ -69,7 +69,7 @@ def _default(info: FieldInfo, json_field: bool) -> tuple[bool, Any]:
     if info.default is not PydanticUndefined:
         value = info.default
     elif info.default_factory in (dict, list, tuple):
-        value = info.default_factory()  # type: ignore[call-arg]
+        value = info.default_factory()
     else:
         return False, None
     if json_field:

@@ -46,9 +46,7 @@ class InputError(HubError):
 class SchemaError(HubError):
     """An event does not match its contract (encode or decode side)."""
 
-    def __init__(
-        self, message: str, *, event: str | None = None, field: str | None = None
-    ) -> None:
+    def __init__(self, message: str, *, event: str | None = None, field: str | None = None) -> None:
         super().__init__(message, retriable=False)
         self.event = event
         self.field = field

@@ -375,5 +375,3 @@ EVENT_TYPES: Mapping[str, type[Event]] = {
     )
 }
 """Every event type by its Avro record name."""
-
-

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["MAGIC", "HEADER_LEN", "crc64_avro", "header_for", "split_header"]
+__all__ = ["HEADER_LEN", "MAGIC", "crc64_avro", "header_for", "split_header"]
 
 MAGIC = b"\xc3\x01"
 HEADER_LEN = 10

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import types
 import typing
-import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, Field, StringConstraints
 
 __all__ = [
-    "MAX_ID_LENGTH",
-    "AvroInt",
     "AVRO_INT",
     "AVRO_JSON",
+    "MAX_ID_LENGTH",
+    "AvroInt",
     "FrozenList",
     "Identifier",
     "Json",
@@ -49,7 +50,9 @@ AVRO_INT = _AvroInt()
 
 # C0 and C1 controls, DEL, and the invisible format characters that can disguise an id
 # (zero-width, bidi overrides, BOM, surrogates).
-_ID_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff\ud800-\udfff]")
+_ID_FORBIDDEN = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff\ud800-\udfff]"
+)
 _TEXT_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -102,8 +105,8 @@ AvroInt = Annotated[int, AVRO_INT, Field(ge=-(2**31), lt=2**31)]
 
 T = TypeVar("T")
 
-FrozenList = Annotated[tuple[T, ...], Field(strict=False)]
-"""An immutable list; accepts any sequence on input."""
+FrozenList = Annotated[Sequence[T], AfterValidator(tuple)]
+"""Any sequence on input (not a str); stored as a tuple, so events stay immutable."""
 
 
 def unwrap(tp: Any) -> tuple[Any, list[Any]]:

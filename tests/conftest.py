@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from hub.log.kafka import KafkaLog, KafkaSettings
-from hub.settings import HubSettings
 from hub.log.postgres import PostgresLog
 from hub.ports import EventLog
+from hub.settings import HubSettings
 from schemas.events import TOPICS
 from tests.support.kafka_mock import MockCluster
 from tests.support.pg import create_database, drop_database
@@ -67,7 +67,9 @@ def log_url(backend: str, request: pytest.FixtureRequest, database_url: str) -> 
 
 
 @pytest.fixture
-async def event_log(backend: str, request: pytest.FixtureRequest, database_url: str) -> AsyncIterator[EventLog]:
+async def event_log(
+    backend: str, request: pytest.FixtureRequest, database_url: str
+) -> AsyncIterator[EventLog]:
     """A started log of each backend, with the hub's topics."""
     log: EventLog
     if backend == "kafka":
@@ -80,7 +82,9 @@ async def event_log(backend: str, request: pytest.FixtureRequest, database_url: 
         yield log
 
 
-def settings_for(backend: str, log_url: str, database_url: str, home: Path, **kw: object) -> HubSettings:
+def settings_for(
+    backend: str, log_url: str, database_url: str, home: Path, **kw: object
+) -> HubSettings:
     """Hub settings for a test: its own database, its log, short timeouts, no .env."""
     values: dict[str, object] = {
         "database_url": database_url,
@@ -94,7 +98,7 @@ def settings_for(backend: str, log_url: str, database_url: str, home: Path, **kw
         "retry_max_s": 1.0,
         "run_projectors": "never",
     }
-    return HubSettings(_env_file=None, **(values | kw))  # type: ignore[call-arg]
+    return HubSettings.model_validate(values | kw)
 
 
 @pytest.fixture
@@ -109,5 +113,7 @@ def hub_env(settings: HubSettings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
     for name, value in settings.model_dump().items():
         if value is not None:
-            env[f"HUB_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+            env[f"HUB_{name.upper()}"] = (
+                str(value).lower() if isinstance(value, bool) else str(value)
+            )
     return env

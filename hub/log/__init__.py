@@ -21,7 +21,9 @@ def validate_log_url(url: str) -> str:
     if scheme == "kafka":
         servers = url.split("://", 1)[1].split("?", 1)[0].strip("/")
         if not servers:
-            raise ConfigError(f"HUB_LOG_URL {url!r}: no Kafka bootstrap servers (kafka://host:9092)")
+            raise ConfigError(
+                f"HUB_LOG_URL {url!r}: no Kafka bootstrap servers (kafka://host:9092)"
+            )
         for server in servers.split(","):
             host, _, port = server.rpartition(":")
             if not host or not port.isdigit():

@@ -53,7 +53,7 @@ async def _kafka(what: str, call: Callable[[], Awaitable[T]]) -> T:
         return await call()
     except HubError:
         raise
-    except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, KafkaError, OSError) as exc:
         raise _log_error(what, exc) from exc
 
 
@@ -159,20 +159,28 @@ class KafkaLog:
             missing = {t: n for t, n in topics.items() if t not in existing}
             for topic, n in topics.items():
                 if topic in existing and existing[topic] != n:
-                    log.warning("kafka.partition_count_differs", topic=topic, wanted=n, actual=existing[topic])
+                    log.warning(
+                        "kafka.partition_count_differs",
+                        topic=topic,
+                        wanted=n,
+                        actual=existing[topic],
+                    )
             if missing:
                 cluster = await _kafka("cannot describe the cluster", admin.describe_cluster)
                 replication = max(1, min(s.replication_factor, len(cluster["brokers"])))
                 new = [NewTopic(t, n, replication) for t, n in missing.items()]
                 resp = await _kafka(
-                    "cannot create topics", lambda: admin.create_topics(new, timeout_ms=s.request_timeout_ms)
+                    "cannot create topics",
+                    lambda: admin.create_topics(new, timeout_ms=s.request_timeout_ms),
                 )
                 for topic, code, *message in resp.topic_errors:
                     error = for_code(code)
                     if code == 0 or error is TopicAlreadyExistsError:
                         continue
                     detail = message[0] if message and message[0] else error.__name__
-                    raise LogError(f"cannot create topic {topic}: {detail}", retriable=error.retriable)
+                    raise LogError(
+                        f"cannot create topic {topic}: {detail}", retriable=error.retriable
+                    )
                 log.info("kafka.topics_created", topics=sorted(missing), replication=replication)
         finally:
             await admin.close()
@@ -185,7 +193,9 @@ class KafkaLog:
             meta = await self._metadata_consumer()
             topics = await _kafka("cannot list topics", meta.topics)
             if topic not in topics:
-                raise LogError(f"unknown topic {topic!r} (create it with ensure_topics)", retriable=False)
+                raise LogError(
+                    f"unknown topic {topic!r} (create it with ensure_topics)", retriable=False
+                )
             parts = meta.partitions_for_topic(topic) or ()
             count = self._partitions[topic] = len(parts)
         return count
@@ -197,8 +207,12 @@ class KafkaLog:
             return []
         partitions = [partition_for(r.key, await self.partitions_for(r.topic)) for r in records]
         if len(records) <= _SMALL_APPEND:
-            return await _kafka("cannot append to Kafka", lambda: self._send_each(records, partitions))
-        return await _kafka("cannot append to Kafka", lambda: self._send_batches(records, partitions))
+            return await _kafka(
+                "cannot append to Kafka", lambda: self._send_each(records, partitions)
+            )
+        return await _kafka(
+            "cannot append to Kafka", lambda: self._send_batches(records, partitions)
+        )
 
     async def _send_each(
         self, records: Sequence[ProducerRecord], partitions: list[int]
@@ -220,16 +234,29 @@ class KafkaLog:
             groups.setdefault(TopicPartition(r.topic, p), []).append(i)
         pending: list[tuple[Any, list[int]]] = []
         for tp, indexes in groups.items():
-            batch, members = self.producer.create_batch(), []
+            batch, members = self.producer.create_batch(), list[int]()
             for i in indexes:
                 r = records[i]
-                while batch.append(key=r.key, value=r.value, timestamp=None, headers=list(r.headers)) is None:
+                while (
+                    batch.append(key=r.key, value=r.value, timestamp=None, headers=list(r.headers))
+                    is None
+                ):
                     if not members:
-                        raise LogError(f"record of {len(r.value)} bytes exceeds the batch size", retriable=False)
-                    pending.append((await self.producer.send_batch(batch, tp.topic, partition=tp.partition), members))
+                        raise LogError(
+                            f"record of {len(r.value)} bytes exceeds the batch size",
+                            retriable=False,
+                        )
+                    pending.append(
+                        (
+                            await self.producer.send_batch(batch, tp.topic, partition=tp.partition),
+                            members,
+                        )
+                    )
                     batch, members = self.producer.create_batch(), []
                 members.append(i)
-            pending.append((await self.producer.send_batch(batch, tp.topic, partition=tp.partition), members))
+            pending.append(
+                (await self.producer.send_batch(batch, tp.topic, partition=tp.partition), members)
+            )
         metas = await asyncio.gather(*(future for future, _ in pending))
         positions: list[Position | None] = [None] * len(records)
         for meta, (_, members) in zip(metas, pending, strict=True):
@@ -259,13 +286,16 @@ class KafkaLog:
 
     async def end_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         meta = await self._metadata_consumer()
-        found = await _kafka("cannot read end offsets", lambda: meta.end_offsets([KafkaTP(*tp) for tp in tps]))
+        found = await _kafka(
+            "cannot read end offsets", lambda: meta.end_offsets([KafkaTP(*tp) for tp in tps])
+        )
         return {TopicPartition(k.topic, k.partition): v for k, v in found.items()}
 
     async def beginning_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         meta = await self._metadata_consumer()
         found = await _kafka(
-            "cannot read beginning offsets", lambda: meta.beginning_offsets([KafkaTP(*tp) for tp in tps])
+            "cannot read beginning offsets",
+            lambda: meta.beginning_offsets([KafkaTP(*tp) for tp in tps]),
         )
         return {TopicPartition(k.topic, k.partition): v for k, v in found.items()}
 
@@ -280,7 +310,11 @@ class KafkaLog:
         partitions: Sequence[TopicPartition] = (),
     ) -> LogConsumer:
         return KafkaConsumer(
-            self.settings, group_id=group_id, topics=topics, listener=listener, partitions=partitions
+            self.settings,
+            group_id=group_id,
+            topics=topics,
+            listener=listener,
+            partitions=partitions,
         )
 
 
@@ -416,7 +450,13 @@ class KafkaConsumer:
             for m in batches[tp]:
                 out.append(
                     ConsumerRecord(
-                        m.topic, m.partition, m.offset, m.key, m.value, tuple(m.headers), m.timestamp
+                        m.topic,
+                        m.partition,
+                        m.offset,
+                        m.key,
+                        m.value,
+                        tuple(m.headers),
+                        m.timestamp,
                     )
                 )
         return out

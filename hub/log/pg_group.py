@@ -216,7 +216,9 @@ class PostgresConsumer:
                 records = await self._read(max_records)
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
                 await self._lose_connection()
-                raise LogError(f"Postgres log consumer: {exc}", retriable=is_retriable(exc)) from exc
+                raise LogError(
+                    f"Postgres log consumer: {exc}", retriable=is_retriable(exc)
+                ) from exc
             if records:
                 return records
             remaining = deadline - time.monotonic()
@@ -250,7 +252,9 @@ class PostgresConsumer:
                 if offset > expected:
                     if out and out[-1].tp == tp:
                         break  # never hand out a gap within a partition
-                    log.warning("postgres_log.skipped_truncated", tp=str(tp), frm=expected, to=offset)
+                    log.warning(
+                        "postgres_log.skipped_truncated", tp=str(tp), frm=expected, to=offset
+                    )
                 self._positions[tp] = offset + 1
                 out.append(
                     ConsumerRecord(
@@ -302,7 +306,11 @@ class PostgresConsumer:
             log.info("postgres_log.members_gone", group=self.group_id, members=dead)
         if self.member_id not in alive:  # our row went missing: join again
             await conn.execute(
-                self._sql["join"], self.group_id, self.member_id, self._member_key, list(self.topics)
+                self._sql["join"],
+                self.group_id,
+                self.member_id,
+                self._member_key,
+                list(self.topics),
             )
             alive = sorted([*alive, self.member_id])
         all_tps = [
@@ -319,7 +327,9 @@ class PostgresConsumer:
             for tp in revoked:
                 await conn.execute("SELECT pg_advisory_unlock($1)", self._partition_key(tp))
                 del self._positions[tp]
-            log.info("postgres_log.revoked", group=self.group_id, partitions=sorted(map(str, revoked)))
+            log.info(
+                "postgres_log.revoked", group=self.group_id, partitions=sorted(map(str, revoked))
+            )
         gained = []
         for tp in sorted(target - owned):
             if await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._partition_key(tp)):

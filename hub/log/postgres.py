@@ -245,7 +245,10 @@ class PostgresLog:
             actual = self._partitions.get(topic)
             if actual != wanted:
                 log.warning(
-                    "postgres_log.partition_count_differs", topic=topic, wanted=wanted, actual=actual
+                    "postgres_log.partition_count_differs",
+                    topic=topic,
+                    wanted=wanted,
+                    actual=actual,
                 )
 
     async def partitions_for(self, topic: str) -> int:
@@ -254,7 +257,9 @@ class PostgresLog:
             await self._load_topics()
             count = self._partitions.get(topic)
         if count is None:
-            raise LogError(f"unknown topic {topic!r} (create it with ensure_topics)", retriable=False)
+            raise LogError(
+                f"unknown topic {topic!r} (create it with ensure_topics)", retriable=False
+            )
         return count
 
     # ── append ──────────────────────────────────────────────────────────────────────────
@@ -276,7 +281,9 @@ class PostgresLog:
         """
         groups: dict[TopicPartition, list[int]] = {}
         for i, rec in enumerate(records):
-            tp = TopicPartition(rec.topic, partition_for(rec.key, await self.partitions_for(rec.topic)))
+            tp = TopicPartition(
+                rec.topic, partition_for(rec.key, await self.partitions_for(rec.topic))
+            )
             groups.setdefault(tp, []).append(i)
         bases = await self._allocate(conn, {tp: len(ix) for tp, ix in groups.items()})
         positions: list[Position | None] = [None] * len(records)
@@ -334,7 +341,9 @@ class PostgresLog:
 
     # ── offsets ─────────────────────────────────────────────────────────────────────────
 
-    async def _offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, tuple[int, int]]:
+    async def _offsets(
+        self, tps: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, tuple[int, int]]:
         with translate_errors("cannot read Postgres log offsets"):
             rows = await self.pool.fetch(
                 self._sql["end_offsets"], [tp.topic for tp in tps], [tp.partition for tp in tps]

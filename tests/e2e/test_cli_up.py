@@ -27,10 +27,14 @@ def free_port() -> int:
 
 def user_env() -> dict[str, str]:
     """The environment of a user who configured nothing."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "AGENT_HUB_", "USE_S3"))}
+    return {
+        k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "AGENT_HUB_", "USE_S3"))
+    }
 
 
-def agent_hub(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def agent_hub(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "hub.cli", *args],
         cwd=cwd,
@@ -86,10 +90,14 @@ def test_up_serves_health_projections_and_the_registry(
     assert len(registry["partitions"]) == 4
 
     # a client in another process only produces and reads: the server projects
-    done = agent_hub("agents", "register", "planner", "--description", "plans", "--tag", "nlp", cwd=home)
+    done = agent_hub(
+        "agents", "register", "planner", "--description", "plans", "--tag", "nlp", cwd=home
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "planner: registered"
-    again = agent_hub("agents", "register", "planner", "--description", "plans", "--tag", "nlp", cwd=home)
+    again = agent_hub(
+        "agents", "register", "planner", "--description", "plans", "--tag", "nlp", cwd=home
+    )
     assert again.stdout.strip() == "planner: unchanged"
 
     agents = httpx.get(f"{url}/v1/agents", params={"tag": "nlp"}).json()
@@ -130,13 +138,29 @@ def test_a_second_up_on_the_same_home_is_refused(
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({"HUB_LOG_URL": "amqp://rabbit:5672"}, "HUB_LOG_URL: HUB_LOG_URL 'amqp://rabbit:5672': unsupported scheme 'amqp'"),
-        ({"HUB_LOG_URL": "kafka://"}, "no Kafka bootstrap servers"),
-        ({"HUB_DATABASE_URL": "mysql://x/y"}, "HUB_DATABASE_URL: 'mysql://x/y' is not a postgresql:// URL"),
-        ({"HUB_ARCHIVE_URL": "ftp://x"}, "HUB_ARCHIVE_URL: 'ftp://x': use s3://bucket/prefix or file://path"),
-        ({"HUB_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none"}, "cannot connect to Postgres at postgresql://postgres@127.0.0.1:1/none"),
         (
-            {"HUB_DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/postgres", "HUB_LOG_URL": "kafka://127.0.0.1:1", "HUB_KAFKA_REQUEST_TIMEOUT_MS": "2000"},
+            {"HUB_LOG_URL": "amqp://rabbit:5672"},
+            "HUB_LOG_URL: HUB_LOG_URL 'amqp://rabbit:5672': unsupported scheme 'amqp'",
+        ),
+        ({"HUB_LOG_URL": "kafka://"}, "no Kafka bootstrap servers"),
+        (
+            {"HUB_DATABASE_URL": "mysql://x/y"},
+            "HUB_DATABASE_URL: 'mysql://x/y' is not a postgresql:// URL",
+        ),
+        (
+            {"HUB_ARCHIVE_URL": "ftp://x"},
+            "HUB_ARCHIVE_URL: 'ftp://x': use s3://bucket/prefix or file://path",
+        ),
+        (
+            {"HUB_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none"},
+            "cannot connect to Postgres at postgresql://postgres@127.0.0.1:1/none",
+        ),
+        (
+            {
+                "HUB_DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/postgres",
+                "HUB_LOG_URL": "kafka://127.0.0.1:1",
+                "HUB_KAFKA_REQUEST_TIMEOUT_MS": "2000",
+            },
             "cannot connect to Kafka at 127.0.0.1:1",
         ),
     ],
@@ -159,4 +183,7 @@ def test_up_on_a_busy_port_is_a_one_line_error(tmp_path: Path) -> None:
         port = busy.getsockname()[1]
         result = agent_hub("up", "--port", str(port), cwd=tmp_path, timeout=60)
     assert result.returncode == 1
-    assert result.stderr.strip() == f"agent-hub: error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    assert (
+        result.stderr.strip()
+        == f"agent-hub: error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    )

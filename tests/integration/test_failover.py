@@ -29,7 +29,9 @@ CONSUMER = RegistryProjection().consumer
 
 
 def registered(i: int) -> AgentRegistered:
-    return AgentRegistered(tenant_id="t1", actor="crash-test", agent_id=f"agent-{i:05d}", tags=["t"])
+    return AgentRegistered(
+        tenant_id="t1", actor="crash-test", agent_id=f"agent-{i:05d}", tags=["t"]
+    )
 
 
 async def applied(runtime: Runtime) -> int:
@@ -47,7 +49,8 @@ async def wait_caught_up(runtime: Runtime, total: int, timeout: float) -> None:
         ends = await runtime.log.end_offsets(ALL)
         while True:
             rows = await runtime.pool.fetch(
-                "SELECT topic, partition, next_offset FROM hub.positions WHERE consumer = $1", CONSUMER
+                "SELECT topic, partition, next_offset FROM hub.positions WHERE consumer = $1",
+                CONSUMER,
             )
             stored = {TopicPartition(r[0], r[1]): r[2] for r in rows}
             if all(stored.get(tp, 0) == ends[tp] for tp in ALL if ends[tp]):
@@ -62,7 +65,8 @@ async def assert_exactly(runtime: Runtime, total: int) -> None:
     assert [r["agent_id"] for r in rows] == [f"agent-{i:05d}" for i in range(total)]
     assert {r["revision"] for r in rows} == {1}
     stats = await runtime.pool.fetchrow(
-        "SELECT applied, duplicates, dead_lettered FROM hub.consumer_stats WHERE consumer = $1", CONSUMER
+        "SELECT applied, duplicates, dead_lettered FROM hub.consumer_stats WHERE consumer = $1",
+        CONSUMER,
     )
     # every event applied once by position alone: the event-id dedupe skipped nothing
     assert (stats["applied"], stats["duplicates"], stats["dead_lettered"]) == (total, 0, 0)
@@ -121,7 +125,8 @@ async def test_two_projector_processes_split_partitions_and_fail_over(
                 everything = {str(tp) for tp in ALL}
                 with anyio.fail_after(120):
                     while not (
-                        a.assigned and b.assigned
+                        a.assigned
+                        and b.assigned
                         and not a.assigned & b.assigned
                         and a.assigned | b.assigned == everything
                     ):

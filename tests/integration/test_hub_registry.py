@@ -32,16 +32,31 @@ async def produced(hub: Hub) -> int:
 
 async def test_register_update_unchanged_and_read_your_writes(hub: Hub) -> None:
     reg = hub.registry
-    assert await reg.register("planner", description="plans", tags=["nlp", "prod"]) == RegisterResult.REGISTERED
+    assert (
+        await reg.register("planner", description="plans", tags=["nlp", "prod"])
+        == RegisterResult.REGISTERED
+    )
     agent = await reg.get("planner")  # no sleep: get waits for our own write
     assert agent is not None
-    assert (agent.description, agent.tags, agent.status, agent.revision) == ("plans", ("nlp", "prod"), "active", 1)
-    assert await reg.register("planner", description="plans", tags=["nlp", "prod"]) == RegisterResult.UNCHANGED
+    assert (agent.description, agent.tags, agent.status, agent.revision) == (
+        "plans",
+        ("nlp", "prod"),
+        "active",
+        1,
+    )
+    assert (
+        await reg.register("planner", description="plans", tags=["nlp", "prod"])
+        == RegisterResult.UNCHANGED
+    )
     assert await reg.register("planner") == RegisterResult.UNCHANGED  # None keeps fields
     assert await produced(hub) == 1
     assert await reg.register("planner", tags=["nlp"]) == RegisterResult.UPDATED
     agent = await reg.get("planner")
-    assert agent is not None and (agent.description, agent.tags, agent.revision) == ("plans", ("nlp",), 2)
+    assert agent is not None and (agent.description, agent.tags, agent.revision) == (
+        "plans",
+        ("nlp",),
+        2,
+    )
     assert await produced(hub) == 2
 
 
@@ -53,12 +68,18 @@ async def test_list_by_tag_status_and_cursor(hub: Hub) -> None:
     assert not await reg.retire("agent-4")  # already retired: nothing produced
     assert not await reg.retire("ghost")
     assert [a.agent_id for a in await reg.list(tag="even")] == ["agent-0", "agent-2", "agent-4"]
-    assert [a.agent_id for a in await reg.list(tag="even", status="active")] == ["agent-0", "agent-2"]
+    assert [a.agent_id for a in await reg.list(tag="even", status="active")] == [
+        "agent-0",
+        "agent-2",
+    ]
     first = await reg.list(limit=2)
     rest = await reg.list(limit=10, after=first[-1].agent_id)
     assert [a.agent_id for a in first + rest] == [f"agent-{i}" for i in range(5)]
     retired = await reg.get("agent-4")
-    assert retired is not None and (retired.status, retired.retired_reason) == ("retired", "replaced")
+    assert retired is not None and (retired.status, retired.retired_reason) == (
+        "retired",
+        "replaced",
+    )
     assert await reg.register("agent-4") == RegisterResult.REGISTERED  # back in service
     back = await reg.get("agent-4")
     assert back is not None and back.status == "active" and back.retired_at is None

@@ -202,8 +202,11 @@ async def test_two_members_split_partitions_and_one_takes_over(
                 while True:
                     await consumer.fetch(100, 0.2)
                     mine = {tp.partition for tp in listener.assigned}
-                    if mine and other and not mine & set(other) and mine | set(other) == set(
-                        range(TEST_PARTITIONS)
+                    if (
+                        mine
+                        and other
+                        and not mine & set(other)
+                        and mine | set(other) == set(range(TEST_PARTITIONS))
                     ):
                         break
             assert len(mine) == len(other) == TEST_PARTITIONS // 2

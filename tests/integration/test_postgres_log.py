@@ -60,7 +60,8 @@ async def test_concurrent_writers_and_a_late_committer_are_never_skipped(
                 await anyio.sleep(0.05)
                 await late_tx.start()
                 await pglog.append_in(
-                    late_conn, [ProducerRecord(TOPIC, b"late", f"late:{i}".encode()) for i in range(5)]
+                    late_conn,
+                    [ProducerRecord(TOPIC, b"late", f"late:{i}".encode()) for i in range(5)],
                 )
                 await anyio.sleep(1.0)  # everyone else is blocked on the partition meanwhile
                 await late_tx.commit()

@@ -36,7 +36,7 @@ def registered(agent: str, **kw: Any) -> AgentRegistered:
 
 def updated(agent: str, description: str) -> AgentUpdated:
     return AgentUpdated(
-        tenant_id="t1", actor="test", agent_id=agent, description=description, tags=["x"]
+        tenant_id="t1", actor="test", agent_id=agent, description=description, tags=("x",)
     )
 
 
@@ -123,7 +123,9 @@ async def read_dlq(runtime: Runtime, n: int) -> list[DeadLettered]:
 async def test_poison_goes_to_the_dlq_and_the_rest_is_applied(runtime: Runtime) -> None:
     projection = RegistryProjection()
     good_before = registered("good-1")
-    garbage = ProducerRecord(REGISTRY, b"good-1", b"\xc3\x01not avro at all", (("hub-type", b"AgentRegistered"),))
+    garbage = ProducerRecord(
+        REGISTRY, b"good-1", b"\xc3\x01not avro at all", (("hub-type", b"AgentRegistered"),)
+    )
     orphan = AgentRetired(tenant_id="t1", actor="test", agent_id="nobody", reason="?")
     good_after = registered("good-2")
     await runtime.producer.emit([good_before])

@@ -30,7 +30,9 @@ def librdkafka() -> ctypes.CDLL:
         return _lib
     import confluent_kafka
 
-    libdir = os.path.join(os.path.dirname(confluent_kafka.__file__), os.pardir, "confluent_kafka.libs")
+    libdir = os.path.join(
+        os.path.dirname(confluent_kafka.__file__), os.pardir, "confluent_kafka.libs"
+    )
     candidates = glob.glob(os.path.join(libdir, "librdkafka*.so*"))
     if not candidates:
         raise RuntimeError(f"librdkafka not found next to confluent_kafka ({libdir})")
@@ -65,9 +67,13 @@ class MockCluster:
         lib = librdkafka()
         conf = lib.rd_kafka_conf_new()
         err = ctypes.create_string_buffer(512)
-        lib.rd_kafka_conf_set(conf, b"log_level", os.environ.get("HUB_MOCK_LOG_LEVEL", "2").encode(), err, len(err))
+        lib.rd_kafka_conf_set(
+            conf, b"log_level", os.environ.get("HUB_MOCK_LOG_LEVEL", "2").encode(), err, len(err)
+        )
         if os.environ.get("HUB_MOCK_DEBUG"):
-            lib.rd_kafka_conf_set(conf, b"debug", os.environ["HUB_MOCK_DEBUG"].encode(), err, len(err))
+            lib.rd_kafka_conf_set(
+                conf, b"debug", os.environ["HUB_MOCK_DEBUG"].encode(), err, len(err)
+            )
         self._rk = lib.rd_kafka_new(0, conf, err, len(err))  # 0: a producer handle
         if not self._rk:
             raise RuntimeError(f"rd_kafka_new failed: {err.value.decode()}")

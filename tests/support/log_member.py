@@ -32,7 +32,8 @@ class _Listener:
         self.owned -= partitions
 
 
-async def main(url: str, group: str, topic: str) -> None:
+async def main(*args: str) -> None:
+    url, group, topic = args
     options = (
         {"request_timeout_ms": 5000, "session_timeout_ms": 6000, "heartbeat_interval_ms": 500}
         if url.startswith("kafka://")

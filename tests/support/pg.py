@@ -35,7 +35,9 @@ def admin_dsn() -> str:
     if _embedded is None:
         import pgserver
 
-        _embedded = pgserver.get_server(tempfile.mkdtemp(prefix="hub-test-pg-"), cleanup_mode="delete")
+        _embedded = pgserver.get_server(  # type: ignore[attr-defined]
+            tempfile.mkdtemp(prefix="hub-test-pg-"), cleanup_mode="delete"
+        )
     return str(_embedded.get_uri())
 
 

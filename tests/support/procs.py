@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -37,10 +38,8 @@ class HubProcess:
 
     async def _follow(self) -> None:
         assert self.proc is not None and self.proc.stderr is not None
-        try:
-            await self._read(self.proc.stderr)
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            pass  # the process was closed while we read
+        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+            await self._read(self.proc.stderr)  # ends when the process is closed
 
     async def _read(self, stream: Any) -> None:
         buffer = b""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
@@ -24,7 +24,9 @@ texts = st.text(
 )
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=10,
 )
 json_objects = st.dictionaries(st.text(max_size=8), json_values, max_size=4)
@@ -45,7 +47,7 @@ def _for(annotation: Any, metadata: list[Any]) -> st.SearchStrategy[Any]:
     if is_union(tp):
         return st.one_of(*[_for(a, []) for a in typing.get_args(tp)])
     origin = typing.get_origin(tp)
-    if origin in (tuple, list):
+    if origin in (tuple, list, Sequence):
         return st.lists(_for(typing.get_args(tp)[0], []), max_size=3).map(tuple)
     if origin in (dict, Mapping):
         return st.dictionaries(st.text(max_size=8), _for(typing.get_args(tp)[1], []), max_size=3)

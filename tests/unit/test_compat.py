@@ -35,9 +35,7 @@ def test_identical_is_compatible() -> None:
 
 
 def test_removing_a_required_field_is_rejected() -> None:
-    old, new = changed(
-        "AgentRegistered", lambda s: s["fields"].remove(field(s, "agent_id"))
-    )
+    old, new = changed("AgentRegistered", lambda s: s["fields"].remove(field(s, "agent_id")))
     assert check(new, [old]) == [
         "v1 readers cannot read new data: agent_id: field removed although it has no default"
     ]
@@ -56,7 +54,9 @@ def test_adding_a_field_without_default_is_rejected() -> None:
 def test_adding_a_field_with_default_is_accepted() -> None:
     old, new = changed(
         "AgentRegistered",
-        lambda s: s["fields"].append({"name": "owner", "type": ["null", "string"], "default": None}),
+        lambda s: s["fields"].append(
+            {"name": "owner", "type": ["null", "string"], "default": None}
+        ),
     )
     assert check(new, [old]) == []
 

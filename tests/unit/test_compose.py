@@ -36,7 +36,7 @@ def settings_of(service: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Hub
             monkeypatch.delenv(key)
     for key, value in service["environment"].items():
         monkeypatch.setenv(key, str(value))
-    return HubSettings(_env_file=None)  # type: ignore[call-arg]
+    return HubSettings(_env_file=None)
 
 
 def test_services_and_images(services: dict[str, Any]) -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.settings import HubSettings, load_settings
+from hub.settings import load_settings
 from schemas.errors import ConfigError
 
 
@@ -52,12 +52,24 @@ def test_the_seeds_local_dir_variable_sets_home(monkeypatch: pytest.MonkeyPatch)
 @pytest.mark.parametrize(
     ("var", "value", "message"),
     [
-        ("HUB_LOG_URL", "redis://x", "HUB_LOG_URL: HUB_LOG_URL 'redis://x': unsupported scheme 'redis'"),
+        (
+            "HUB_LOG_URL",
+            "redis://x",
+            "HUB_LOG_URL: HUB_LOG_URL 'redis://x': unsupported scheme 'redis'",
+        ),
         ("HUB_LOG_URL", "kafka://host-without-port", "is not host:port"),
-        ("HUB_DATABASE_URL", "sqlite:///x.db", "HUB_DATABASE_URL: 'sqlite:///x.db' is not a postgresql:// URL"),
+        (
+            "HUB_DATABASE_URL",
+            "sqlite:///x.db",
+            "HUB_DATABASE_URL: 'sqlite:///x.db' is not a postgresql:// URL",
+        ),
         ("HUB_ARCHIVE_URL", "s3://", "HUB_ARCHIVE_URL: 's3://': no bucket"),
         ("HUB_PARTITIONS", "0", "HUB_PARTITIONS: Input should be greater than or equal to 1"),
-        ("HUB_RUN_PROJECTORS", "sometimes", "HUB_RUN_PROJECTORS: Input should be 'auto', 'always' or 'never'"),
+        (
+            "HUB_RUN_PROJECTORS",
+            "sometimes",
+            "HUB_RUN_PROJECTORS: Input should be 'auto', 'always' or 'never'",
+        ),
     ],
 )
 def test_bad_values_name_the_variable(
