@@ -27,13 +27,14 @@ import anyio
 import asyncpg
 import structlog
 from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectSendStream
 
 from consumers.dlq import dead_letter_record, send_dead_letters
 from consumers.positions import PostgresPositionStore, ensure_schema
 from consumers.retry import Backoff
 from hub.db import is_retriable
 from hub.ports import ConsumerRecord, EventLog, LogConsumer, TopicPartition
-from projections.base import EventMeta, Projection, call_handler
+from projections.base import Projection, call_handler
 from projections.migrate import migrate
 from schemas.codec import Codec
 from schemas.errors import HubError, SchemaError
@@ -86,6 +87,7 @@ class _FlushFailed(Exception):
 
 
 Item = tuple[ConsumerRecord, Event | None]
+_Decoded = tuple[list[Item], dict[Key, "_Poison"]]
 
 
 class Projector:
@@ -162,17 +164,35 @@ class Projector:
         return self._stopping.is_set()
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Project until ``stop_soon()``; raises if the projection cannot go on."""
+        """Project until ``stop_soon()``; raises if the projection cannot go on.
+
+        A prefetch task fetches and decodes the next batch while this one is applied, so
+        decoding (Python) overlaps the transaction (Postgres). A prefetched batch that
+        became stale (a partition re-read or reassigned meanwhile) fails its position
+        claim and is re-read, so overlapping never costs correctness.
+        """
         try:
             await self.start()
             task_status.started()
+            send, receive = anyio.create_memory_object_stream[_Decoded](max_buffer_size=1)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._prefetch, send)
+                async with receive:
+                    async for items, poison in receive:
+                        if self.stopping:
+                            break
+                        await self._process(items, poison)
+                tg.cancel_scope.cancel()
+        finally:
+            await self.stop()
+
+    async def _prefetch(self, send: MemoryObjectSendStream[_Decoded]) -> None:
+        async with send:
             while not self.stopping:
                 records = await self._fetch_batch()
                 if records:
-                    await self._process(records)
+                    await send.send(self._decode(records))
                 await self._report_lag()
-        finally:
-            await self.stop()
 
     # ── the rebalance listener ──────────────────────────────────────────────────────────
 
@@ -238,8 +258,7 @@ class Projector:
                 items.append((rec, None))
         return items, poison
 
-    async def _process(self, records: Sequence[ConsumerRecord]) -> None:
-        items, poison = self._decode(records)
+    async def _process(self, items: list[Item], poison: dict[Key, _Poison]) -> None:
         backoff = Backoff(self.settings.retry_initial, self.settings.retry_max)
         one_by_one = False
         while True:
@@ -300,9 +319,7 @@ class Projector:
                     for r, e in mine
                     if e is not None and type(e) in handlers and (r.tp, r.offset) not in poison
                 ]
-                fresh = (
-                    {row[0] for row in await conn.fetch(self._dedupe_sql, ids)} if ids else set()
-                )
+                fresh = await self._fresh(conn, ids)
             batch = projection.begin(conn, projection.schema)
             for rec, event in mine:
                 key = (rec.tp, rec.offset)
@@ -317,9 +334,8 @@ class Projector:
                         duplicates += 1
                         continue
                     fresh.discard(event.event_id)  # a second copy in this batch is a duplicate
-                meta = EventMeta(rec.topic, rec.partition, rec.offset, rec.timestamp_ms)
                 try:
-                    await call_handler(handler, batch, event, meta)
+                    await call_handler(handler, batch, event, rec)
                 except Exception as exc:
                     if is_retriable(exc):
                         raise
@@ -346,6 +362,26 @@ class Projector:
         for tp, position in stored.items():
             await self._resync(tp, position)
         self._count(applied, duplicates, len(dead), dropped=bool(stored))
+
+    async def _fresh(self, conn: asyncpg.Connection, ids: list[Any]) -> set[Any]:
+        """The ids not applied before, recorded as applied now (in the batch's transaction).
+
+        Optimistically COPY them all (fast); if one was applied before, the COPY fails and
+        a slower insert that skips known ids says which are new.
+        """
+        if not ids:
+            return set()
+        try:
+            async with conn.transaction():  # a savepoint
+                await conn.copy_records_to_table(
+                    "applied_events",
+                    schema_name=self.projection.schema,
+                    columns=("event_id",),
+                    records=[(i,) for i in ids],
+                )
+            return set(ids)
+        except asyncpg.UniqueViolationError:
+            return {row[0] for row in await conn.fetch(self._dedupe_sql, ids)}
 
     def _dead_letter(self, poison: _Poison, items: Sequence[Item]) -> Any:
         tp, offset = poison.key

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
 import asyncpg
 
@@ -38,8 +39,11 @@ def is_retriable(exc: BaseException) -> bool:
         return exc.retriable
     if isinstance(exc, OSError | TimeoutError | ConnectionError):
         return True
-    if isinstance(exc, asyncpg.InterfaceError | asyncpg.ConnectionDoesNotExistError):
-        return True
+    if isinstance(
+        exc,
+        asyncpg.InterfaceError | asyncpg.ConnectionDoesNotExistError | asyncpg.InternalClientError,
+    ):
+        return True  # the connection is gone or in a broken state: a new one may work
     if isinstance(exc, asyncpg.PostgresConnectionError):
         return True
     sqlstate = getattr(exc, "sqlstate", None)
@@ -63,13 +67,36 @@ def translate_errors(what: str) -> Iterator[None]:
         yield
     except HubError:
         raise
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+    except (
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        asyncpg.InternalClientError,
+        OSError,
+        TimeoutError,
+    ) as exc:
         raise StoreError(f"{what}: {exc}", retriable=is_retriable(exc)) from exc
 
 
+def _jsonb_out(value: Any) -> bytes:
+    return b"\x01" + json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _jsonb_in(data: bytes) -> Any:
+    return json.loads(data[1:])
+
+
+def _json_out(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    for kind in ("json", "jsonb"):
-        await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    # Binary codecs, so that json/jsonb values also work in binary COPY.
+    await conn.set_type_codec(
+        "jsonb", encoder=_jsonb_out, decoder=_jsonb_in, schema="pg_catalog", format="binary"
+    )
+    await conn.set_type_codec(
+        "json", encoder=_json_out, decoder=json.loads, schema="pg_catalog", format="binary"
+    )
 
 
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:

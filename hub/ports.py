@@ -65,10 +65,8 @@ class ConsumerRecord:
     value: bytes
     headers: Headers
     timestamp_ms: int
-
-    @property
-    def tp(self) -> TopicPartition:
-        return TopicPartition(self.topic, self.partition)
+    tp: TopicPartition
+    """``(topic, partition)``, shared by the records of one partition."""
 
     def header(self, name: str) -> bytes | None:
         for key, value in self.headers:

@@ -13,11 +13,9 @@ dead-letters it and applies the rest.
 
 from __future__ import annotations
 
-import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import asyncpg
 
@@ -26,14 +24,20 @@ from schemas.events import Event, Topic
 __all__ = ["Batch", "EventMeta", "Handler", "Projection", "call_handler"]
 
 
-@dataclass(frozen=True, slots=True)
-class EventMeta:
-    """Where an event sits in the log."""
+class EventMeta(Protocol):
+    """Where an event sits in the log (the consumer record it came in)."""
 
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def partition(self) -> int: ...
+
+    @property
+    def offset(self) -> int: ...
+
+    @property
+    def timestamp_ms(self) -> int: ...
 
 
 class Batch:
@@ -51,7 +55,7 @@ Handler = Callable[[Any, Any, EventMeta], Awaitable[None] | None]
 async def call_handler(handler: Handler, batch: Batch, event: Event, meta: EventMeta) -> None:
     """Run a handler that may be sync or async."""
     result = handler(batch, event, meta)
-    if inspect.isawaitable(result):
+    if result is not None:  # an async handler (sync handlers return None)
         await result
 
 

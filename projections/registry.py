@@ -84,6 +84,24 @@ FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::int[], $6
 WHERE a.tenant_id = u.tenant_id AND a.agent_id = u.agent_id
 """
 EXISTS = "SELECT 1 FROM {schema}.agents WHERE tenant_id = $1 AND agent_id = $2"
+EXISTING = """
+SELECT tenant_id, agent_id FROM {schema}.agents
+WHERE (tenant_id, agent_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+"""
+_COPY_COLUMNS = (
+    "tenant_id",
+    "agent_id",
+    "description",
+    "tags",
+    "metadata",
+    "status",
+    "registered_at",
+    "updated_at",
+    "retired_at",
+    "retired_reason",
+    "revision",
+    "last_event_id",
+)
 
 
 @dataclass
@@ -168,6 +186,26 @@ def _columns(items: list[tuple[tuple[str, str], _Change]]) -> list[list[Any]]:
     ]
 
 
+def _rows(items: list[tuple[tuple[str, str], _Change]]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            t,
+            a,
+            c.description,
+            list(c.tags),
+            c.metadata,
+            c.status or "active",
+            c.registered_at,
+            c.updated_at,
+            c.retired_at,
+            c.retired_reason,
+            c.revision,
+            c.last_event_id,
+        )
+        for (t, a), c in items
+    ]
+
+
 def _json(value: Mapping[str, Any]) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
@@ -190,19 +228,30 @@ class RegistryProjection(Projection[RegistryBatch]):
         return RegistryBatch(conn, schema)
 
     async def flush(self, batch: RegistryBatch) -> None:
-        setting, keeping, retiring = [], [], []
-        for key, change in batch.changes.items():
-            if not change.has_state:
-                retiring.append((key, change))
-            elif change.status is None:
-                keeping.append((key, change))
-            else:
-                setting.append((key, change))
         conn, schema = batch.conn, batch.schema
-        if setting:
-            await conn.execute(UPSERT_SETTING_STATUS.format(schema=schema), *_columns(setting))
-        if keeping:
-            await conn.execute(UPSERT_KEEPING_STATUS.format(schema=schema), *_columns(keeping))
+        stated = [(k, c) for k, c in batch.changes.items() if c.has_state]
+        retiring = [(k, c) for k, c in batch.changes.items() if not c.has_state]
+        if stated:
+            # Agents not stored yet go in by COPY, the fastest path (a rebuild, or a burst
+            # of registrations). Nobody else can insert them meanwhile: all events of an
+            # agent share one partition, whose position row this transaction holds.
+            known = await conn.fetch(
+                EXISTING.format(schema=schema),
+                [t for (t, _), _c in stated],
+                [a for (_, a), _c in stated],
+            )
+            existing = {(r[0], r[1]) for r in known}
+            new = [(k, c) for k, c in stated if k not in existing]
+            if new:
+                await conn.copy_records_to_table(
+                    "agents", schema_name=schema, columns=_COPY_COLUMNS, records=_rows(new)
+                )
+            setting = [(k, c) for k, c in stated if k in existing and c.status is not None]
+            keeping = [(k, c) for k, c in stated if k in existing and c.status is None]
+            if setting:
+                await conn.execute(UPSERT_SETTING_STATUS.format(schema=schema), *_columns(setting))
+            if keeping:
+                await conn.execute(UPSERT_KEEPING_STATUS.format(schema=schema), *_columns(keeping))
         if retiring:
             await conn.execute(
                 RETIRE.format(schema=schema),

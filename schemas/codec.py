@@ -13,7 +13,7 @@ import io
 import json
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from enum import Enum
+from dataclasses import dataclass
 from typing import Any
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
@@ -47,7 +47,11 @@ def _identity(value: Any) -> Any:
 
 
 class _ModelPlan:
-    """Precomputed converters between one model class and fastavro's dict form."""
+    """Precomputed converters between one model class and fastavro's dict form.
+
+    Only fields that need a conversion (JSON, nested records, unions) have one; the rest
+    are copied as they are.
+    """
 
     def __init__(self, cls: type[BaseModel]) -> None:
         self.cls = cls
@@ -55,13 +59,16 @@ class _ModelPlan:
         self.from_avro: list[tuple[str, _Convert]] = []
         for name, info in cls.model_fields.items():
             enc, dec = _converters(info.annotation, list(info.metadata))
-            self.to_avro.append((name, enc))
+            if enc is not _identity:
+                self.to_avro.append((name, enc))
             if dec is not _identity:
                 self.from_avro.append((name, dec))
 
     def encode(self, model: BaseModel) -> dict[str, Any]:
-        values = model.__dict__
-        return {name: enc(values[name]) for name, enc in self.to_avro}
+        datum = dict(model.__dict__)
+        for name, enc in self.to_avro:
+            datum[name] = enc(datum[name])
+        return datum
 
     def decode(self, datum: dict[str, Any]) -> dict[str, Any]:
         for name, dec in self.from_avro:
@@ -97,15 +104,14 @@ def _converters(annotation: Any, metadata: list[Any]) -> tuple[_Convert, _Conver
     origin = typing.get_origin(tp)
     if origin in (tuple, list, Sequence):
         enc, dec = _converters(typing.get_args(tp)[0], [])
-        if enc is _identity and dec is _identity:
-            return _identity, _identity
-        return (lambda v: [enc(x) for x in v]), (lambda v: [dec(x) for x in v])
+        return (
+            _identity if enc is _identity else (lambda v: [enc(x) for x in v]),
+            _identity if dec is _identity else (lambda v: [dec(x) for x in v]),
+        )
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         plan_cls = tp
         return (lambda v: _plan(plan_cls).encode(v)), (lambda v: _plan(plan_cls).decode(v))
-    if isinstance(tp, type) and issubclass(tp, Enum):
-        return (lambda v: v.value), _identity
-    return _identity, _identity
+    return _identity, _identity  # primitives, StrEnums (they are str), UUIDs, datetimes
 
 
 def _json_dumps(value: Any) -> str:
@@ -145,6 +151,36 @@ def pydantic_error_field(exc: PydanticValidationError) -> tuple[str, str]:
     return loc, err["msg"]
 
 
+@dataclass(frozen=True, slots=True)
+class _Writer:
+    header: bytes
+    schema: SchemaVersion
+    plan: _ModelPlan
+
+
+@dataclass(frozen=True, slots=True)
+class _Reader:
+    writer: SchemaVersion
+    cls: type[Event]
+    reader_schema: Any | None  # None when the writer is the current version
+    named_unions: bool  # the schema has unions of records (decoded with their names)
+    upcasters: tuple[Upcaster, ...]
+    plan: _ModelPlan
+
+
+def _has_record_unions(schema: Any) -> bool:
+    if isinstance(schema, list):
+        records = [b for b in schema if isinstance(b, dict) and b.get("type") == "record"]
+        return len(records) > 1 or any(_has_record_unions(b) for b in schema)
+    if isinstance(schema, dict):
+        return any(
+            _has_record_unions(v)
+            for k, v in schema.items()
+            if k in ("type", "fields", "items", "values")
+        ) or any(_has_record_unions(f["type"]) for f in schema.get("fields", ()))
+    return False
+
+
 class Codec:
     """Encodes events to single-object Avro and decodes them back."""
 
@@ -158,23 +194,26 @@ class Codec:
         self.registry = registry or SchemaRegistry()
         self.event_types = event_types
         self.upcasters = UPCASTERS if upcasters is None else upcasters
-        self._headers = {
-            name: header_for(self.registry.current(name).fingerprint) for name in event_types
-        }
+        self._writers: dict[type[Event], _Writer] = {}
+        self._readers: dict[bytes, _Reader] = {}
+        for name, cls in event_types.items():
+            current = self.registry.current(name)
+            self._writers[cls] = _Writer(header_for(current.fingerprint), current, _plan(cls))
 
     # ── encode ──────────────────────────────────────────────────────────────────────────
 
     def encode(self, event: Event) -> bytes:
         """Single-object encode ``event`` with its current schema."""
-        name = type(event).__name__
-        schema = self.registry.current(name)
-        datum = _plan(type(event)).encode(event)
+        writer = self._writers.get(type(event))
+        if writer is None:
+            raise SchemaError(f"{type(event).__name__}: not a known event type")
+        datum = writer.plan.encode(event)
         buf = io.BytesIO()
-        buf.write(self._headers[name])
+        buf.write(writer.header)
         try:
-            schemaless_writer(buf, schema.parsed, datum, strict=True)
+            schemaless_writer(buf, writer.schema.parsed, datum)
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
-            raise self._encode_error(name, schema, datum, exc) from exc
+            raise self._encode_error(writer.schema.name, writer.schema, datum, exc) from exc
         return buf.getvalue()
 
     def encode_dict(self, name: str, datum: Mapping[str, Any]) -> bytes:
@@ -214,39 +253,62 @@ class Codec:
             raise SchemaError(f"unknown schema fingerprint {fp}: not a released event schema")
         return writer
 
-    def decode(self, data: bytes) -> Event:
-        """Decode one single-object datum into its event model."""
+    def _reader(self, data: bytes) -> _Reader:
+        header = bytes(data[:10])
+        reader = self._readers.get(header)
+        if reader is not None:
+            return reader
         writer = self.writer_of(data)
         name = writer.name
         cls = self.event_types.get(name)
         if cls is None:
             raise SchemaError(f"{name}: no event model for this schema", event=name)
         current = self.registry.current(name)
-        body = io.BytesIO(memoryview(data)[10:])
-        reader_schema = None if writer.fingerprint == current.fingerprint else current.parsed
+        reader = _Reader(
+            writer=writer,
+            cls=cls,
+            reader_schema=None if writer.fingerprint == current.fingerprint else current.parsed,
+            named_unions=_has_record_unions(writer.schema),
+            upcasters=tuple(
+                up
+                for version in range(writer.version, current.version)
+                if (up := self.upcasters.get((name, version))) is not None
+            ),
+            plan=_plan(cls),
+        )
+        self._readers[header] = reader
+        return reader
+
+    def decode(self, data: bytes) -> Event:
+        """Decode one single-object datum into its event model (validated)."""
+        reader = self._reader(data)
+        name = reader.writer.name
+        body = io.BytesIO(data)
+        body.seek(10)
         try:
-            datum = schemaless_reader(
-                body,
-                writer.parsed,
-                reader_schema,
-                return_record_name=True,
-                return_record_name_override=True,
-            )
+            if reader.named_unions:
+                datum = schemaless_reader(
+                    body,
+                    reader.writer.parsed,
+                    reader.reader_schema,
+                    return_record_name=True,
+                    return_record_name_override=True,
+                )
+            else:
+                datum = schemaless_reader(body, reader.writer.parsed, reader.reader_schema)
         except Exception as exc:  # fastavro raises many types on corrupt input
-            raise self._decode_error(writer, data, exc) from exc
-        if body.tell() != len(data) - 10:
-            extra = len(data) - 10 - body.tell()
+            raise self._decode_error(reader.writer, data, exc) from exc
+        if body.tell() != len(data):
+            extra = len(data) - body.tell()
             raise SchemaError(f"{name}: {extra} unexpected trailing bytes", event=name)
         if not isinstance(datum, dict):
             raise SchemaError(
                 f"{name}: decoded to {type(datum).__name__}, not a record", event=name
             )
-        for version in range(writer.version, current.version):
-            upcaster = self.upcasters.get((name, version))
-            if upcaster is not None:
-                datum = upcaster(datum)
+        for upcaster in reader.upcasters:
+            datum = upcaster(datum)
         try:
-            return cls.model_validate(_plan(cls).decode(datum))
+            return reader.cls.model_validate(reader.plan.decode(datum))
         except PydanticValidationError as exc:
             field, msg = pydantic_error_field(exc)
             raise SchemaError(f"{name}.{field}: {msg}", event=name, field=field) from exc

@@ -39,7 +39,10 @@ def uuid7() -> uuid.UUID:
     value |= counter << 64
     value |= 0b10 << 62  # variant
     value |= rand
-    return uuid.UUID(int=value)
+    u = object.__new__(uuid.UUID)  # skips UUID.__init__'s parsing: value is well-formed
+    object.__setattr__(u, "int", value)
+    object.__setattr__(u, "is_safe", uuid.SafeUUID.unknown)
+    return u
 
 
 def uuid7_time_ms(value: uuid.UUID) -> int:

@@ -446,8 +446,9 @@ class KafkaConsumer:
             lambda: self._c.getmany(timeout_ms=int(timeout * 1000), max_records=max_records),
         )
         out: list[ConsumerRecord] = []
-        for tp in sorted(batches, key=lambda t: (t.topic, t.partition)):
-            for m in batches[tp]:
+        for ktp in sorted(batches, key=lambda t: (t.topic, t.partition)):
+            tp = TopicPartition(ktp.topic, ktp.partition)
+            for m in batches[ktp]:
                 out.append(
                     ConsumerRecord(
                         m.topic,
@@ -457,6 +458,7 @@ class KafkaConsumer:
                         m.value,
                         tuple(m.headers),
                         m.timestamp,
+                        tp,
                     )
                 )
         return out

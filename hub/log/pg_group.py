@@ -65,6 +65,14 @@ WHERE group_id = $1 AND (topic, partition) IN (SELECT * FROM unnest($2::text[], 
 """
 
 
+_CONNECTION_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+)
+
+
 def _lock_key(*parts: str) -> int:
     digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
@@ -157,7 +165,7 @@ class PostgresConsumer:
             if self.group_id is not None:
                 await conn.execute(self._sql["leave"], self.group_id, self.member_id)
                 await conn.execute("SELECT pg_notify($1, $2)", GROUP_CHANNEL, self.group_id)
-        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
+        except (*_CONNECTION_ERRORS, TimeoutError):
             pass  # closing the connection releases the locks anyway
         finally:
             await conn.close(timeout=5)
@@ -214,11 +222,17 @@ class PostgresConsumer:
                     await self._rebalance()
                 self._wakeup = anyio.Event()
                 records = await self._read(max_records)
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            except _CONNECTION_ERRORS as exc:
                 await self._lose_connection()
                 raise LogError(
                     f"Postgres log consumer: {exc}", retriable=is_retriable(exc)
                 ) from exc
+            except BaseException:
+                # Cancelled mid-query: the connection may still be busy with it, so drop it
+                # (a group member's locks go with it) rather than reuse it half-way.
+                with anyio.CancelScope(shield=True):
+                    await self._lose_connection()
+                raise
             if records:
                 return records
             remaining = deadline - time.monotonic()
@@ -265,6 +279,7 @@ class PostgresConsumer:
                         value,
                         tuple(zip(hkeys, hvalues, strict=True)),
                         int(ts.timestamp() * 1000),
+                        tp,
                     )
                 )
         return out

@@ -1,0 +1,321 @@
+"""Spine benchmark: produce and project, each against its baseline, in one run.
+
+    python -m tests.bench.spine [--events 50000] [--runs 3] [--backend kafka|postgres|both]
+
+Figures (medians over ``--runs``; every run on fresh data):
+
+- produce: ``hub.emit()`` of AgentRegistered events built from plain fields (validation,
+  Avro encoding, headers, keying included) in chunks of 500, against the same bytes sent
+  the plain way: raw aiokafka ``send()`` with the same producer settings (Kafka, librdkafka
+  mock cluster), or raw asyncpg COPY into a table shaped like the log (Postgres log).
+- project: a projector applying N events from the log to ``registry.agents`` (decode,
+  exactly-once bookkeeping, dedupe, upsert), timed from assignment to caught up, against
+  one raw COPY of the same rows into an identical table.
+
+Ratios are baseline time / our time: above 1 means we are faster than the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from hub.client import Hub
+from hub.log.partitioner import partition_for
+from hub.logs import configure_logging
+from hub.ports import TopicPartition
+from hub.settings import HubSettings
+from projections.registry import RegistryProjection
+from schemas.events import AgentRegistered, Topic
+from tests.support.kafka_mock import MockCluster
+from tests.support.pg import create_database, drop_database
+
+CHUNK = 500
+PARTITIONS = 4
+REGISTRY = str(Topic.REGISTRY)
+
+
+@dataclass
+class Figures:
+    ours: list[float]
+    baseline: list[float]
+
+    def line(self, label: str, n: int, baseline_name: str) -> str:
+        ours, base = statistics.median(self.ours), statistics.median(self.baseline)
+        return (
+            f"{label:<34} ours {n / ours:>9,.0f} ev/s ({ours:6.2f}s)   "
+            f"{baseline_name:<16} {n / base:>9,.0f} ev/s ({base:6.2f}s)   "
+            f"ratio {base / ours:5.2f}"
+        )
+
+
+def fields(n: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "agent_id": f"agent-{i:07d}",
+            "description": f"benchmark agent number {i}, which plans and books travel",
+            "tags": ["bench", "nlp" if i % 2 else "vision"],
+            "metadata": {"owner": "bench", "i": i},
+        }
+        for i in range(n)
+    ]
+
+
+def settings(database_url: str, log_url: str | None, home: Path) -> HubSettings:
+    return HubSettings.model_validate(
+        {
+            "database_url": database_url,
+            "log_url": log_url,
+            "home": home,
+            "partitions": PARTITIONS,
+            "run_projectors": "never",
+            "tenant": "bench",
+            "kafka_linger_ms": 5,
+            "kafka_replication_factor": 3,
+            "log_level": "warning",
+        }
+    )
+
+
+async def fresh_database() -> tuple[str, str]:
+    name = f"hubbench_{uuid.uuid4().hex[:10]}"
+    return name, await create_database(name)
+
+
+# ── produce ─────────────────────────────────────────────────────────────────────────────
+
+
+async def produce_ours(hub: Hub, rows: list[dict[str, Any]]) -> float:
+    envelope: dict[str, Any] = {"tenant_id": "bench", "actor": "bench"}
+    started = time.perf_counter()
+    for i in range(0, len(rows), CHUNK):
+        events = [AgentRegistered(**envelope, **f) for f in rows[i : i + CHUNK]]
+        await hub.emit(*events)
+    return time.perf_counter() - started
+
+
+def encoded(
+    hub: Hub, rows: list[dict[str, Any]]
+) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
+    producer = hub.runtime.producer
+    out = []
+    for f in rows:
+        record = producer.record(AgentRegistered(tenant_id="bench", actor="bench", **f))
+        out.append((record.key, record.value, list(record.headers)))
+    return out
+
+
+async def produce_raw_kafka(
+    bootstrap: str, records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]
+) -> float:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=5,
+        max_batch_size=1 << 20,
+        max_request_size=1 << 20,
+    )
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        for i in range(0, len(records), CHUNK):
+            futures = [
+                await producer.send(REGISTRY, value, key=key, headers=headers)
+                for key, value, headers in records[i : i + CHUNK]
+            ]
+            for future in futures:
+                await future
+        return time.perf_counter() - started
+    finally:
+        await producer.stop()
+
+
+async def produce_raw_copy(
+    database_url: str, records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]
+) -> float:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            """CREATE TABLE raw_log (topic text, partition int, "offset" bigint, key bytea,
+               value bytea NOT NULL, header_keys text[], header_values bytea[], ts timestamptz,
+               PRIMARY KEY (topic, partition, "offset"))"""
+        )
+        offsets = [0] * PARTITIONS
+        started = time.perf_counter()
+        for i in range(0, len(records), CHUNK):
+            rows = []
+            now = datetime.now(UTC)
+            for key, value, headers in records[i : i + CHUNK]:
+                p = partition_for(key, PARTITIONS)
+                rows.append(
+                    (
+                        REGISTRY,
+                        p,
+                        offsets[p],
+                        key,
+                        value,
+                        [h[0] for h in headers],
+                        [h[1] for h in headers],
+                        now,
+                    )
+                )
+                offsets[p] += 1
+            async with conn.transaction():
+                await conn.copy_records_to_table("raw_log", records=rows)
+        return time.perf_counter() - started
+    finally:
+        await conn.close()
+
+
+# ── project ─────────────────────────────────────────────────────────────────────────────
+
+
+async def project_ours(hub: Hub, n: int) -> float:
+    projection = RegistryProjection()
+    projector = hub.runtime.projector(projection)
+    assigned = anyio.Event()
+    original = projector.on_assigned
+
+    async def on_assigned(partitions: frozenset[TopicPartition]) -> Any:
+        result = await original(partitions)
+        assigned.set()
+        return result
+
+    projector.on_assigned = on_assigned  # type: ignore[method-assign]
+    ends = await hub.runtime.log.end_offsets(
+        [TopicPartition(REGISTRY, p) for p in range(PARTITIONS)]
+    )
+    async with anyio.create_task_group() as tg:
+        await tg.start(projector.run)
+        await assigned.wait()
+        started = time.perf_counter()
+        while True:
+            rows = await hub.runtime.pool.fetch(
+                "SELECT topic, partition, next_offset FROM hub.positions WHERE consumer = $1",
+                projection.consumer,
+            )
+            stored = {TopicPartition(r[0], r[1]): r[2] for r in rows}
+            if all(stored.get(tp, 0) >= end for tp, end in ends.items()):
+                break
+            await anyio.sleep(0.01)
+        elapsed = time.perf_counter() - started
+        projector.stop_soon()
+    count = await hub.runtime.pool.fetchval("SELECT count(*) FROM registry.agents")
+    assert count == n, f"projected {count} of {n}"
+    return elapsed
+
+
+async def project_raw_copy(database_url: str, rows: list[dict[str, Any]]) -> float:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            """CREATE TABLE raw_agents (
+                tenant_id text NOT NULL, agent_id text NOT NULL, description text NOT NULL,
+                tags text[] NOT NULL, metadata jsonb NOT NULL, status text NOT NULL,
+                registered_at timestamptz NOT NULL, updated_at timestamptz NOT NULL,
+                retired_at timestamptz, retired_reason text, revision integer NOT NULL,
+                last_event_id uuid NOT NULL, PRIMARY KEY (tenant_id, agent_id));
+            CREATE INDEX ON raw_agents USING gin (tags);
+            CREATE INDEX ON raw_agents (tenant_id, status, agent_id);"""
+        )
+        import json
+
+        now = datetime.now(UTC)
+        records = [
+            (
+                "bench",
+                f["agent_id"],
+                f["description"],
+                f["tags"],
+                json.dumps(f["metadata"]),
+                "active",
+                now,
+                now,
+                None,
+                None,
+                1,
+                uuid.uuid4(),
+            )
+            for f in rows
+        ]
+        started = time.perf_counter()
+        await conn.copy_records_to_table("raw_agents", records=records)
+        return time.perf_counter() - started
+    finally:
+        await conn.close()
+
+
+# ── driver ──────────────────────────────────────────────────────────────────────────────
+
+
+async def one_run(backend: str, n: int, home: Path) -> tuple[float, float, float, float]:
+    rows = fields(n)
+    name, database_url = await fresh_database()
+    cluster = MockCluster(3) if backend == "kafka" else None
+    try:
+        log_url = None
+        if cluster is not None:
+            cluster.create_topics({str(t): PARTITIONS for t in Topic})
+            log_url = f"kafka://{cluster.bootstrap_servers}"
+        async with Hub(settings(database_url, log_url, home)) as hub:
+            ours_produce = await produce_ours(hub, rows)
+            records = encoded(hub, rows)
+            if cluster is not None:
+                base_produce = await produce_raw_kafka(cluster.bootstrap_servers, records)
+            else:
+                base_produce = await produce_raw_copy(database_url, records)
+            ours_project = await project_ours(hub, n)
+        base_project = await project_raw_copy(database_url, rows)
+        return ours_produce, base_produce, ours_project, base_project
+    finally:
+        if cluster is not None:
+            cluster.close()
+        await drop_database(name)
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    backends = ["postgres", "kafka"] if args.backend == "both" else [args.backend]
+    home = Path(args.home)
+    print(f"spine benchmark: {args.events:,} events, {args.runs} runs per backend, medians\n")
+    for backend in backends:
+        produce, project = Figures([], []), Figures([], [])
+        for _ in range(args.runs):
+            ours_p, base_p, ours_j, base_j = await one_run(backend, args.events, home)
+            produce.ours.append(ours_p)
+            produce.baseline.append(base_p)
+            project.ours.append(ours_j)
+            project.baseline.append(base_j)
+        produce_base = "raw aiokafka" if backend == "kafka" else "raw COPY"
+        print(produce.line(f"[{backend}] produce (SDK)", args.events, produce_base))
+        print(project.line(f"[{backend}] project to Postgres", args.events, "raw COPY"))
+        print()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--backend", choices=["kafka", "postgres", "both"], default="both")
+    parser.add_argument("--home", default="/tmp/agent-hub-bench")
+    args = parser.parse_args()
+    configure_logging("warning")
+    runner: Callable[[], Coroutine[Any, Any, None]] = lambda: main_async(args)  # noqa: E731
+    anyio.run(runner)
+
+
+if __name__ == "__main__":
+    main()
