@@ -26,7 +26,7 @@ from schemas.errors import SchemaError
 from schemas.events import EVENT_TYPES, NAMESPACE, Event
 from schemas.fingerprint import header_for, split_header
 from schemas.registry import SchemaRegistry, SchemaVersion
-from schemas.types import AVRO_JSON, is_union, unwrap
+from schemas.types import AVRO_JSON, ID_PATTERN, ID_RULE, TEXT_PATTERN, TEXT_RULE, is_union, unwrap
 
 __all__ = ["UPCASTERS", "Codec", "Upcaster", "pydantic_error_field"]
 
@@ -114,8 +114,13 @@ def _converters(annotation: Any, metadata: list[Any]) -> tuple[_Convert, _Conver
     return _identity, _identity  # primitives, StrEnums (they are str), UUIDs, datetimes
 
 
+_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def _json_dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    if not value and isinstance(value, dict):
+        return "{}"
+    return _encode_json(value)
 
 
 def _optional(conv: _Convert) -> _Convert:
@@ -144,11 +149,18 @@ def _union_decoder(models: list[type[BaseModel]]) -> _Convert:
     return dec
 
 
+_PATTERN_RULES = {ID_PATTERN: ID_RULE, TEXT_PATTERN: TEXT_RULE}
+
+
 def pydantic_error_field(exc: PydanticValidationError) -> tuple[str, str]:
     """The first failing field's dotted path and a readable message."""
     err = exc.errors()[0]
     loc = ".".join(str(p) for p in err["loc"])
-    return loc, err["msg"]
+    msg = err["msg"]
+    if err["type"] == "string_pattern_mismatch":
+        ctx = err.get("ctx") or {}
+        msg = _PATTERN_RULES.get(str(ctx.get("pattern")), msg)
+    return loc, msg
 
 
 @dataclass(frozen=True, slots=True)

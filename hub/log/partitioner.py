@@ -6,6 +6,8 @@ lands on the same partition number on Kafka and on the Postgres log.
 
 from __future__ import annotations
 
+import struct
+
 __all__ = ["murmur2", "partition_for"]
 
 _M = 0x5BD1E995
@@ -16,8 +18,8 @@ def murmur2(data: bytes) -> int:
     """MurmurHash2 as in ``org.apache.kafka.common.utils.Utils.murmur2`` (signed 32-bit)."""
     length = len(data)
     h = (0x9747B28C ^ length) & _MASK
-    for i in range(0, length - length % 4, 4):
-        k = data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24)
+    words = length // 4
+    for k in struct.unpack_from(f"<{words}I", data) if words else ():
         k = (k * _M) & _MASK
         k ^= k >> 24
         k = (k * _M) & _MASK
@@ -37,6 +39,16 @@ def murmur2(data: bytes) -> int:
     return h - (1 << 32) if h & 0x80000000 else h
 
 
+_cache: dict[tuple[bytes, int], int] = {}
+_CACHE_SIZE = 8192
+
+
 def partition_for(key: bytes, partitions: int) -> int:
     """Kafka's ``toPositive(murmur2(key)) % partitions``."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    cached = _cache.get((key, partitions))
+    if cached is not None:
+        return cached
+    if len(_cache) >= _CACHE_SIZE:  # keys of live entities repeat; an old one costs a hash
+        _cache.clear()
+    partition = _cache[(key, partitions)] = (murmur2(key) & 0x7FFFFFFF) % partitions
+    return partition
