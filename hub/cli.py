@@ -100,7 +100,8 @@ async def cmd_up(settings: HubSettings, args: argparse.Namespace) -> int:
     if not lock.acquire({"url": f"http://{host}:{port}"}):
         raise ConfigError(f"another `agent-hub up` is already serving {settings.home.resolve()}")
     try:
-        return await _serve(settings.model_copy(update={"run_projectors": "always"}), host, port)
+        settings = settings.model_copy(update={"run_projectors": "always"})
+        return await _serve(settings, host, port, archive=True)
     finally:
         lock.release()
 
@@ -114,14 +115,14 @@ async def cmd_api(settings: HubSettings, args: argparse.Namespace) -> int:
     return await _serve(settings.model_copy(update={"run_projectors": "never"}), host, port)
 
 
-async def _serve(settings: HubSettings, host: str, port: int) -> int:
+async def _serve(settings: HubSettings, host: str, port: int, *, archive: bool = False) -> int:
     from hub.api import create_app
     from hub.client import Hub
 
     sock = _bind(host, port)
 
     async def body(shutdown: _Shutdown) -> int:
-        async with Hub(settings) as hub:
+        async with Hub(settings, archive=archive) as hub:
             config = uvicorn.Config(
                 create_app(hub), log_level="warning", lifespan="off", access_log=False
             )
@@ -149,9 +150,10 @@ def _banner(hub: Any, url: str) -> str:
     s = hub.settings
     database = f"embedded in {(s.home / 'pg').resolve()}" if s.embedded_database else "external"
     log_kind = hub.runtime.log.name
+    archive = f", archive: {s.archive}" if hub.archiver is not None else ""
     return (
         f"agent-hub: serving {url} (health: {url}/healthz, projections: {url}/v1/projections)\n"
-        f"agent-hub: log: {log_kind}, database: {database}, "
+        f"agent-hub: log: {log_kind}, database: {database}{archive}, "
         f"projectors: {len(hub.projectors)}; Ctrl-C or SIGTERM to stop"
     )
 
@@ -165,6 +167,26 @@ async def cmd_project(settings: HubSettings, args: argparse.Namespace) -> int:
             shutdown.running(hub.stop_projectors)
             names = ", ".join(p.name for p in hub.projectors)
             print(f"agent-hub: projecting {names}; SIGTERM to stop", file=sys.stderr, flush=True)
+            await shutdown.requested.wait()
+        return 0
+
+    return await _with_shutdown(body)
+
+
+async def cmd_archive(settings: HubSettings, args: argparse.Namespace) -> int:
+    """The archiver only: every topic into HUB_ARCHIVE_URL, until SIGTERM/SIGINT."""
+    from hub.client import Hub
+
+    async def body(shutdown: _Shutdown) -> int:
+        async with Hub(
+            settings.model_copy(update={"run_projectors": "never"}), archive=True
+        ) as hub:
+            shutdown.running(hub.stop_projectors)
+            print(
+                f"agent-hub: archiving to {settings.archive}; SIGTERM to stop",
+                file=sys.stderr,
+                flush=True,
+            )
             await shutdown.requested.wait()
         return 0
 
@@ -263,6 +285,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("project", help="run only the projectors")
     p.set_defaults(fn=cmd_project)
 
+    p = sub.add_parser("archive", help="run only the archiver (the log into HUB_ARCHIVE_URL)")
+    p.set_defaults(fn=cmd_archive)
+
     p = sub.add_parser("status", help="projections: versions, states, positions, lag")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(fn=cmd_status)
@@ -315,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         from hub.logs import configure_logging
 
-        long_running = args.command in ("up", "api", "project")
+        long_running = args.command in ("up", "api", "project", "archive")
         configure_logging(
             settings.log_level, json=settings.log_json, quiet_drivers=not long_running
         )

@@ -15,6 +15,7 @@ from typing import Any, Self
 import anyio
 import structlog
 
+from consumers.archiver import Archiver
 from consumers.runner import Projector
 from hub.embedded import ServerLock
 from hub.ports import Position, TopicPartition
@@ -37,11 +38,13 @@ WHERE consumer = ANY($1::text[])
 class Hub:
     """A connection to Agent Hub: ``hub.registry``, ``hub.emit``, ``hub.wait_for_projections``."""
 
-    def __init__(self, settings: HubSettings) -> None:
+    def __init__(self, settings: HubSettings, *, archive: bool = False) -> None:
         self.settings = settings
         self.runtime = Runtime(settings)
         self.registry = RegistryClient(self)
         self.projectors: list[Projector] = []
+        self.archiver: Archiver | None = None
+        self._archive = archive
         self._stack: AsyncExitStack | None = None
 
     @classmethod
@@ -69,6 +72,11 @@ class Hub:
                     await tg.start(projector.run)
                     self.projectors.append(projector)
                 log.debug("hub.projectors_in_process", count=len(self.projectors))
+            if self._archive:
+                tg = await stack.enter_async_context(anyio.create_task_group())
+                stack.callback(self.stop_projectors)
+                self.archiver = self.runtime.archiver()
+                await tg.start(self.archiver.run)
         except BaseException:
             await stack.aclose()  # Runtime.stop shields its own clean-up
             raise
@@ -81,9 +89,11 @@ class Hub:
         return self.settings.embedded_database and not ServerLock.held(self.settings.home)
 
     def stop_projectors(self) -> None:
-        """Ask every in-process projector to finish its batch in hand and stop."""
+        """Ask in-process projectors (and the archiver) to finish their batch and stop."""
         for projector in self.projectors:
             projector.stop_soon()
+        if self.archiver is not None:
+            self.archiver.stop_soon()
 
     async def stop(self) -> None:
         """Stop in-process projectors (after their batch in hand) and disconnect."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, Self, runtime_checkable
 
 __all__ = [
+    "BlobStore",
     "ConsumerRecord",
     "EventLog",
     "LogConsumer",
@@ -177,3 +178,38 @@ class PositionStore(Protocol):
     async def advance(
         self, tx: Any, consumer: str, positions: Mapping[TopicPartition, int]
     ) -> None: ...
+
+
+@runtime_checkable
+class BlobStore(Protocol):
+    """Immutable objects by key: S3 (or MinIO), or a local directory."""
+
+    url: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+    def uri(self, key: str) -> str:
+        """Where ``key`` lives, as a URI (``s3://bucket/prefix/key``, ``file:///...``)."""
+        ...
+
+    async def put(self, key: str, data: bytes, *, content_type: str = ...) -> str:
+        """Store ``data`` whole and durably (atomic: all or nothing); returns its URI."""
+        ...
+
+    async def get(self, key: str) -> bytes:
+        """The object's bytes; :class:`NotFoundError` if there is none."""
+        ...
+
+    async def exists(self, key: str) -> bool: ...
+
+    async def list(self, prefix: str) -> list[str]:
+        """Keys under ``prefix``, sorted."""
+        ...
+
+    async def delete(self, key: str) -> None: ...

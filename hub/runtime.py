@@ -12,8 +12,10 @@ import anyio
 import asyncpg
 import structlog
 
+from consumers.archiver import Archiver, ArchiverSettings
 from consumers.positions import ensure_schema as ensure_positions
 from consumers.runner import Projector, ProjectorSettings
+from hub.blob import open_blob_store
 from hub.db import create_pool
 from hub.embedded import EmbeddedPostgres
 from hub.log import open_log
@@ -114,6 +116,24 @@ class Runtime:
     def producer(self) -> EventProducer:
         assert self._producer is not None, "runtime not started"
         return self._producer
+
+    def archiver(self) -> Archiver:
+        """The archiver of every topic into the archive store (``HUB_ARCHIVE_URL``)."""
+        s = self.settings
+        store = open_blob_store(s.archive, endpoint_url=s.s3_endpoint_url, region=s.s3_region)
+        return Archiver(
+            log=self.log,
+            pool=self.pool,
+            store=store,
+            topics=list(s.topic_partitions()),
+            settings=ArchiverSettings(
+                max_records=s.archive_max_records,
+                max_bytes=s.archive_max_bytes,
+                max_age=s.archive_max_age_s,
+                batch_size=s.batch_size,
+                retry_max=s.retry_max_s,
+            ),
+        )
 
     def projector(self, projection: Projection[Any]) -> Projector:
         s = self.settings

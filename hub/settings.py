@@ -51,6 +51,23 @@ class HubSettings(BaseSettings):
     kafka_request_timeout_ms: int = Field(30_000, ge=1000)
     kafka_session_timeout_ms: int = Field(10_000, ge=1000)
 
+    s3_endpoint_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "HUB_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "s3_endpoint_url"
+        ),
+        description="S3-compatible endpoint (MinIO); default: AWS",
+    )
+    s3_region: str | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "HUB_S3_REGION", "AGENT_HUB_REGION", "AWS_DEFAULT_REGION", "s3_region"
+        ),
+    )
+    archive_max_records: int = Field(10_000, ge=1, description="Records per archive segment")
+    archive_max_bytes: int = Field(16 << 20, ge=1024, description="Bytes per archive segment")
+    archive_max_age_s: float = Field(60.0, gt=0, description="Oldest record a segment waits for")
+
     max_event_bytes: int = Field(1 << 20, ge=1024, description="Largest encoded event")
     batch_size: int = Field(2000, ge=1, description="Most events a projector applies at once")
     batch_linger_ms: int = Field(10, ge=0, description="How long a projector waits to fill a batch")

@@ -22,6 +22,46 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto's S3 server: a real HTTP S3 endpoint on 127.0.0.1."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+@pytest.fixture(params=["file", "s3"])
+def archive_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty archive location of each kind (a fresh bucket on the moto server)."""
+    if request.param == "file":
+        return (tmp_path / "archive").as_uri()
+    request.getfixturevalue("aws_env")
+    return f"s3://hub-test-{uuid.uuid4().hex[:12]}/archive"
+
+
+@pytest.fixture
+def s3_endpoint(archive_url: str, request: pytest.FixtureRequest) -> str | None:
+    return (
+        str(request.getfixturevalue("moto_endpoint")) if archive_url.startswith("s3://") else None
+    )
+
+
 @pytest.fixture
 async def database_url() -> AsyncIterator[str]:
     """A fresh, empty database for this test."""

@@ -422,17 +422,24 @@ class KafkaConsumer:
     async def position_at_start(self, tps: frozenset[TopicPartition]) -> None:
         if not tps:
             return
-        starts: Mapping[TopicPartition, int | None] = {}
-        if self.listener is not None:
-            starts = await self.listener.on_assigned(tps)
         target = self._c
-        for tp in tps:
-            start = starts.get(tp)
-            if start is None:
-                if self.listener is not None or self.group_id is None:
-                    await target.seek_to_beginning(KafkaTP(*tp))
-            else:
-                target.seek(KafkaTP(*tp), start)
+        ktps = [KafkaTP(*tp) for tp in tps]
+        # Hold the new partitions until we have sought: the listener awaits Postgres, and
+        # meanwhile the fetcher would otherwise start at the reset position.
+        target.pause(*ktps)
+        try:
+            starts: Mapping[TopicPartition, int | None] = {}
+            if self.listener is not None:
+                starts = await self.listener.on_assigned(tps)
+            for tp, ktp in zip(tps, ktps, strict=True):
+                start = starts.get(tp)
+                if start is None:
+                    if self.listener is not None or self.group_id is None:
+                        await target.seek_to_beginning(ktp)
+                else:
+                    target.seek(ktp, start)
+        finally:
+            target.resume(*ktps)
         log.info("kafka.assigned", group=self.group_id, partitions=sorted(map(str, tps)))
 
     def assignment(self) -> frozenset[TopicPartition]:

@@ -1,0 +1,110 @@
+"""A blob store in a local directory (the embedded default).
+
+Writes go to a temporary file, are fsynced, then renamed into place, and the directory
+is fsynced: an object is either whole and durable or absent, whatever the crash.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Self
+
+import anyio
+
+from schemas.errors import InputError, NotFoundError, StoreError
+
+__all__ = ["FileBlobStore"]
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FileBlobStore:
+    """``BlobStore`` over a directory tree."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve()
+        self.url = self.root.as_uri()
+
+    async def start(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the archive directory {self.root}: {exc}") from exc
+
+    async def stop(self) -> None:
+        return None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not key or key.startswith("/") or not path.is_relative_to(self.root):
+            raise InputError(f"invalid object key {key!r}", field="key")
+        return path
+
+    def uri(self, key: str) -> str:
+        return self._path(key).as_uri()
+
+    async def put(
+        self, key: str, data: bytes, *, content_type: str = "application/octet-stream"
+    ) -> str:
+        path = self._path(key)
+        await anyio.to_thread.run_sync(self._write, path, data)
+        return path.as_uri()
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            raise StoreError(f"cannot write {path}: {exc}") from exc
+
+    async def get(self, key: str) -> bytes:
+        path = self._path(key)
+        try:
+            return await anyio.Path(path).read_bytes()
+        except FileNotFoundError:
+            raise NotFoundError(f"no object {key!r} in {self.url}") from None
+        except OSError as exc:
+            raise StoreError(f"cannot read {path}: {exc}") from exc
+
+    async def exists(self, key: str) -> bool:
+        return await anyio.Path(self._path(key)).is_file()
+
+    async def list(self, prefix: str) -> list[str]:
+        def walk() -> list[str]:
+            base = self.root / prefix if prefix else self.root
+            start = base if base.is_dir() else base.parent
+            if not start.is_dir():
+                return []
+            keys = []
+            for path in start.rglob("*"):
+                if path.is_file() and not path.name.startswith("."):
+                    key = path.relative_to(self.root).as_posix()
+                    if key.startswith(prefix):
+                        keys.append(key)
+            return sorted(keys)
+
+        return await anyio.to_thread.run_sync(walk)
+
+    async def delete(self, key: str) -> None:
+        await anyio.Path(self._path(key)).unlink(missing_ok=True)

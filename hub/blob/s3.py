@@ -1,0 +1,166 @@
+"""A blob store on S3 (AWS, MinIO, or moto in tests) through aioboto3.
+
+A PUT is atomic: an object is whole or absent. The bucket is created at start if missing
+(convenient for MinIO); where that is not allowed it must exist already.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from typing import Any, Self, TypeVar
+
+import aioboto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from schemas.errors import HubError, NotFoundError, StoreError
+
+__all__ = ["S3BlobStore"]
+
+T = TypeVar("T")
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+async def _s3(what: str, call: Callable[[], Awaitable[T]]) -> T:
+    """Run an S3 call, converting botocore errors into hub errors (the boundary)."""
+    try:
+        return await call()
+    except HubError:
+        raise
+    except ClientError as exc:
+        code = _code(exc)
+        if code in ("NoSuchKey", "404", "NotFound"):
+            raise NotFoundError(f"{what}: not found") from exc
+        retriable = code in ("SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout")
+        raise StoreError(f"{what}: {code or exc}", retriable=retriable) from exc
+    except (BotoCoreError, OSError) as exc:
+        raise StoreError(f"{what}: {exc}", retriable=True) from exc
+
+
+class S3BlobStore:
+    """``BlobStore`` over one bucket and key prefix."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+    ) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+        self._stack: AsyncExitStack | None = None
+        self._client: Any = None
+
+    async def start(self) -> None:
+        if self._client is not None:
+            return
+        stack = AsyncExitStack()
+        session = aioboto3.Session()
+        try:
+            self._client = await stack.enter_async_context(
+                session.client("s3", endpoint_url=self.endpoint_url, region_name=self.region)
+            )
+            await self._ensure_bucket()
+        except BaseException:
+            self._client = None
+            await stack.aclose()
+            raise
+        self._stack = stack
+
+    async def _ensure_bucket(self) -> None:
+        where = f"S3 bucket {self.bucket}" + (
+            f" at {self.endpoint_url}" if self.endpoint_url else ""
+        )
+        try:
+            await _s3(f"cannot reach {where}", lambda: self._client.head_bucket(Bucket=self.bucket))
+        except (NotFoundError, StoreError):
+            await _s3(
+                f"cannot create {where}", lambda: self._client.create_bucket(Bucket=self.bucket)
+            )
+
+    async def stop(self) -> None:
+        stack, self._stack = self._stack, None
+        self._client = None
+        if stack is not None:
+            await stack.aclose()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            raise StoreError("the S3 store is not started", retriable=False)
+        return self._client
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+    async def put(
+        self, key: str, data: bytes, *, content_type: str = "application/octet-stream"
+    ) -> str:
+        full = self._key(key)
+        await _s3(
+            f"cannot write s3://{self.bucket}/{full}",
+            lambda: self.client.put_object(
+                Bucket=self.bucket, Key=full, Body=data, ContentType=content_type
+            ),
+        )
+        return self.uri(key)
+
+    async def get(self, key: str) -> bytes:
+        full = self._key(key)
+
+        async def read() -> bytes:
+            response = await self.client.get_object(Bucket=self.bucket, Key=full)
+            async with response["Body"] as body:
+                data: bytes = await body.read()
+            return data
+
+        return await _s3(f"cannot read s3://{self.bucket}/{full}", read)
+
+    async def exists(self, key: str) -> bool:
+        full = self._key(key)
+        try:
+            await _s3(
+                f"cannot check s3://{self.bucket}/{full}",
+                lambda: self.client.head_object(Bucket=self.bucket, Key=full),
+            )
+        except NotFoundError:
+            return False
+        return True
+
+    async def list(self, prefix: str) -> list[str]:
+        full = self._key(prefix)
+        strip = len(self.prefix) + 1 if self.prefix else 0
+
+        async def collect() -> list[str]:
+            keys: list[str] = []
+            paginator = self.client.get_paginator("list_objects_v2")
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
+                keys += [item["Key"][strip:] for item in page.get("Contents", ())]
+            return sorted(keys)
+
+        return await _s3(f"cannot list s3://{self.bucket}/{full}", collect)
+
+    async def delete(self, key: str) -> None:
+        full = self._key(key)
+        await _s3(
+            f"cannot delete s3://{self.bucket}/{full}",
+            lambda: self.client.delete_object(Bucket=self.bucket, Key=full),
+        )
