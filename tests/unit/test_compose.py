@@ -15,7 +15,7 @@ from hub.cli import _parser
 from hub.settings import HubSettings
 
 ROOT = Path(__file__).resolve().parents[2]
-HUB_SERVICES = ("hub-api", "hub-projectors")
+HUB_SERVICES = ("hub-api", "hub-projectors", "hub-archiver")
 
 
 @pytest.fixture(scope="module")
