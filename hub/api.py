@@ -63,8 +63,8 @@ def create_app(hub: Hub) -> FastAPI:
             checks["log"] = "ok"
         except Exception as exc:
             checks["log"] = f"error: {exc}"
-        running = [p for p in hub.projectors if not p.stopping]
-        checks["projectors"] = len(running)
+        checks["projectors"] = len([p for p in hub.projectors if not p.stopping])
+        checks["archiver"] = hub.archiver is not None and not hub.archiver.stopping
         healthy = checks["database"] == "ok" and checks["log"] == "ok"
         return JSONResponse(
             {"status": "ok" if healthy else "degraded", **checks},

@@ -81,7 +81,14 @@ def test_up_serves_health_projections_and_the_registry(
     url, proc, home = up
     assert (home / ".agent_hub" / "pg").is_dir()  # embedded Postgres, nothing configured
     health = httpx.get(f"{url}/healthz").json()
-    assert health == {"status": "ok", "database": "ok", "log": "ok", "projectors": 1}
+    assert health == {
+        "status": "ok",
+        "database": "ok",
+        "log": "ok",
+        "projectors": 1,
+        "archiver": True,
+    }
+    assert (home / ".agent_hub" / "archive").is_dir()  # the embedded archive store
 
     projections = httpx.get(f"{url}/v1/projections").json()
     assert projections["log"] == "postgres"
