@@ -21,6 +21,7 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import anyio
@@ -31,8 +32,7 @@ from fastavro import parse_schema, reader, writer
 
 from consumers.positions import PostgresPositionStore
 from consumers.positions import ensure_schema as ensure_positions
-from consumers.retry import Backoff
-from hub.db import is_retriable
+from consumers.worker import Worker
 from hub.ports import BlobStore, ConsumerRecord, EventLog, LogConsumer, TopicPartition
 from schemas.errors import HubError
 
@@ -173,7 +173,7 @@ class ArchiverStats:
     removed: int = 0
 
 
-class Archiver:
+class Archiver(Worker):
     """Archives every topic of ``log`` into ``store``, recording segments in Postgres."""
 
     def __init__(
@@ -185,17 +185,17 @@ class Archiver:
         topics: Sequence[str],
         settings: ArchiverSettings | None = None,
     ) -> None:
+        super().__init__()
         self.log = log
         self.pool = pool
         self.store = store
         self.topics = tuple(topics)
         self.settings = settings or ArchiverSettings()
+        self.retry_initial, self.retry_max = self.settings.retry_initial, self.settings.retry_max
         self.positions = PostgresPositionStore(pool)
         self.stats = ArchiverStats()
         self._consumer: LogConsumer | None = None
         self._buffers: dict[TopicPartition, _Buffer] = {}
-        self._stopping = anyio.Event()
-        self._fetch_scope: anyio.CancelScope | None = None
         # Kafka runs rebalance callbacks in its own task: a sweep must never see a
         # segment that is written but not yet recorded.
         self._segments_lock = anyio.Lock()
@@ -215,9 +215,9 @@ class Archiver:
                     await conn.execute(MANIFEST)
             await self.store.start()
 
-        await self._retrying("prepare", prepare)
+        await self.retrying("prepare", prepare)
         consumer = self.log.consumer(group_id=CONSUMER, topics=self.topics, listener=self)
-        await self._retrying("join", consumer.start)
+        await self.retrying("join", consumer.start)
         self._consumer = consumer
         self._log.info("archiver.started", topics=list(self.topics))
 
@@ -231,23 +231,6 @@ class Archiver:
             self._log.info(
                 "archiver.stopped", segments=self.stats.segments, records=self.stats.records
             )
-
-    async def __aenter__(self) -> Archiver:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    def stop_soon(self) -> None:
-        """Write what is buffered, then stop."""
-        self._stopping.set()
-        if self._fetch_scope is not None:
-            self._fetch_scope.cancel()
-
-    @property
-    def stopping(self) -> bool:
-        return self._stopping.is_set()
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         try:
@@ -272,14 +255,12 @@ class Archiver:
     ) -> Mapping[TopicPartition, int | None]:
         starts: dict[TopicPartition, int | None] = {}
         async with self._segments_lock:
-            stored = await self._retrying(
+            stored = await self.retrying(
                 "load positions", lambda: self.positions.load(CONSUMER, sorted(partitions))
             )
             for tp in partitions:
                 self._buffers.pop(tp, None)  # reading restarts at the stored position
-                starts[tp] = await self._retrying(
-                    "sweep", lambda tp=tp: self._sweep(tp, stored.get(tp))
-                )
+                starts[tp] = await self.retrying("sweep", partial(self._sweep, tp, stored.get(tp)))
         return starts
 
     async def on_revoked(self, partitions: frozenset[TopicPartition]) -> None:
@@ -340,18 +321,14 @@ class Archiver:
         pending = [b.since for b in self._buffers.values() if b.records]
         if pending:  # wake up in time to cut the oldest segment by age
             wait = max(0.0, min(wait, min(pending) + self.settings.max_age - time.monotonic()))
-        with anyio.CancelScope() as scope:
-            self._fetch_scope = scope
-            if self.stopping:
-                scope.cancel()
+        with self.waiting():
             try:
                 return await self._consumer.fetch(self.settings.batch_size, wait)
             except HubError as exc:
                 if not exc.retriable:
                     raise
                 self._log.warning("archiver.fetch_failed", error=str(exc))
-                with anyio.move_on_after(1.0):
-                    await self._stopping.wait()
+                await self.pause(self.backoff())
         return []
 
     def _buffer(self, record: ConsumerRecord) -> None:
@@ -394,9 +371,7 @@ class Archiver:
                         take = i
                         break
                 chunk = buffer.records[:take]
-                await self._retrying(
-                    "write segment", lambda tp=tp, chunk=chunk: self._write(tp, chunk)
-                )
+                await self.retrying("write segment", partial(self._write, tp, chunk))
                 del buffer.records[:take]
                 buffer.size = sum(len(r.value) + len(r.key or b"") + 32 for r in buffer.records)
                 buffer.since = now
@@ -465,14 +440,5 @@ class Archiver:
             keys = {r[0] for r in await conn.fetch(SEGMENT_KEYS, tp.topic, tp.partition)}
         return key in keys
 
-    async def _retrying(self, what: str, call: Any) -> Any:
-        backoff = Backoff(self.settings.retry_initial, self.settings.retry_max)
-        while True:
-            try:
-                return await call()
-            except Exception as exc:
-                if not is_retriable(exc) or self.stopping:
-                    raise
-                self._log.warning("archiver.retry", step=what, error=f"{type(exc).__name__}: {exc}")
-                with anyio.move_on_after(backoff.next_delay()):
-                    await self._stopping.wait()
+    def on_retry(self, what: str, exc: BaseException) -> None:
+        self._log.warning("archiver.retry", step=what, error=f"{type(exc).__name__}: {exc}")

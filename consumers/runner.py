@@ -32,6 +32,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from consumers.dlq import dead_letter_record, send_dead_letters
 from consumers.positions import PostgresPositionStore, ensure_schema
 from consumers.retry import Backoff
+from consumers.worker import Worker
 from hub.db import is_retriable
 from hub.ports import ConsumerRecord, EventLog, LogConsumer, TopicPartition
 from projections.base import Projection, call_handler
@@ -90,7 +91,7 @@ Item = tuple[ConsumerRecord, Event | None]
 _Decoded = tuple[list[Item], dict[Key, "_Poison"]]
 
 
-class Projector:
+class Projector(Worker):
     """Runs ``projection`` over ``log``, storing rows and positions in ``pool``'s database."""
 
     def __init__(
@@ -102,18 +103,18 @@ class Projector:
         codec: Codec,
         settings: ProjectorSettings | None = None,
     ) -> None:
+        super().__init__()
         self.projection = projection
         self.log = log
         self.pool = pool
         self.codec = codec
         self.settings = settings or ProjectorSettings()
+        self.retry_initial, self.retry_max = self.settings.retry_initial, self.settings.retry_max
         self.positions = PostgresPositionStore(pool)
         self.name = projection.consumer
         self.stats = ProjectorStats()
         self._consumer: LogConsumer | None = None
         self._next: dict[TopicPartition, int] = {}
-        self._stopping = anyio.Event()
-        self._fetch_scope: anyio.CancelScope | None = None
         self._next_lag_report = 0.0
         self._dedupe_sql = DEDUPE.format(schema=projection.schema)
         self._log = logger.bind(projector=self.name)
@@ -124,11 +125,11 @@ class Projector:
         """Migrate the projection and join the consumer group (retrying while retriable)."""
         if self._consumer is not None:
             return
-        await self._retrying("migrate", self._migrate)
+        await self.retrying("migrate", self._migrate)
         consumer = self.log.consumer(
             group_id=self.name, topics=[str(t) for t in self.projection.topics], listener=self
         )
-        await self._retrying("join", consumer.start)
+        await self.retrying("join", consumer.start)
         self._consumer = consumer
         self._log.info("projector.started", topics=[str(t) for t in self.projection.topics])
 
@@ -145,23 +146,6 @@ class Projector:
             with anyio.CancelScope(shield=True):
                 await consumer.stop()
             self._log.info("projector.stopped", **self._summary())
-
-    async def __aenter__(self) -> Projector:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    def stop_soon(self) -> None:
-        """Finish the batch in hand, then stop (what SIGTERM does)."""
-        self._stopping.set()
-        if self._fetch_scope is not None:
-            self._fetch_scope.cancel()
-
-    @property
-    def stopping(self) -> bool:
-        return self._stopping.is_set()
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Project until ``stop_soon()``; raises if the projection cannot go on.
@@ -199,7 +183,7 @@ class Projector:
     async def on_assigned(
         self, partitions: frozenset[TopicPartition]
     ) -> Mapping[TopicPartition, int | None]:
-        stored = await self._retrying(
+        stored = await self.retrying(
             "load positions", lambda: self.positions.load(self.name, sorted(partitions))
         )
         self._next.update(stored)
@@ -217,10 +201,7 @@ class Projector:
         assert self._consumer is not None
         s = self.settings
         records: list[ConsumerRecord] = []
-        with anyio.CancelScope() as scope:
-            self._fetch_scope = scope
-            if self.stopping:
-                scope.cancel()
+        with self.waiting() as scope:
             try:
                 records = await self._consumer.fetch(s.batch_size, s.fetch_timeout)
                 deadline = time.monotonic() + s.batch_linger
@@ -237,9 +218,8 @@ class Projector:
                     raise
                 self.stats.retries += 1
                 self._log.warning("projector.fetch_failed", error=str(exc))
-                await self._pause(Backoff(s.retry_initial, s.retry_max, min(self.stats.retries, 8)))
+                await self.pause(Backoff(s.retry_initial, s.retry_max, min(self.stats.retries, 8)))
                 return []
-        self._fetch_scope = None
         return [] if scope.cancelled_caught else records
 
     # ── applying ────────────────────────────────────────────────────────────────────────
@@ -259,7 +239,7 @@ class Projector:
         return items, poison
 
     async def _process(self, items: list[Item], poison: dict[Key, _Poison]) -> None:
-        backoff = Backoff(self.settings.retry_initial, self.settings.retry_max)
+        backoff = self.backoff()
         one_by_one = False
         while True:
             try:
@@ -280,9 +260,8 @@ class Projector:
                 if self.stopping:
                     self._log.warning("projector.stopping_with_batch_unapplied", error=str(exc))
                     return
-                self.stats.retries += 1
-                self._log.warning("projector.retry", error=f"{type(exc).__name__}: {exc}")
-                await self._pause(backoff)
+                self.on_retry("apply", exc)
+                await self.pause(backoff)
 
     async def _apply_single(self, item: Item, poison: dict[Key, _Poison]) -> None:
         """Apply one record in its own transaction, marking it poison if it fails."""
@@ -441,23 +420,9 @@ class Projector:
         """The last measured lag per assigned partition."""
         return dict(self.stats.lag)
 
-    async def _pause(self, backoff: Backoff) -> None:
-        with anyio.move_on_after(backoff.next_delay()):
-            await self._stopping.wait()
-
-    async def _retrying(self, what: str, call: Any) -> Any:
-        backoff = Backoff(self.settings.retry_initial, self.settings.retry_max)
-        while True:
-            try:
-                return await call()
-            except Exception as exc:
-                if not is_retriable(exc) or self.stopping:
-                    raise
-                self.stats.retries += 1
-                self._log.warning(
-                    "projector.retry", step=what, error=f"{type(exc).__name__}: {exc}"
-                )
-                await self._pause(backoff)
+    def on_retry(self, what: str, exc: BaseException) -> None:
+        self.stats.retries += 1
+        self._log.warning("projector.retry", step=what, error=f"{type(exc).__name__}: {exc}")
 
     def _summary(self) -> dict[str, Any]:
         s = self.stats

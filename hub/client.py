@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
-from typing import Any, Self
+from typing import Any
 
 import anyio
 import structlog
@@ -18,6 +18,7 @@ import structlog
 from consumers.archiver import Archiver
 from consumers.runner import Projector
 from hub.embedded import ServerLock
+from hub.lifecycle import Lifecycle
 from hub.ports import Position, TopicPartition
 from hub.registry import RegistryClient
 from hub.runtime import Runtime
@@ -35,7 +36,7 @@ WHERE consumer = ANY($1::text[])
 """
 
 
-class Hub:
+class Hub(Lifecycle):
     """A connection to Agent Hub: ``hub.registry``, ``hub.emit``, ``hub.wait_for_projections``."""
 
     def __init__(self, settings: HubSettings, *, archive: bool = False) -> None:
@@ -101,13 +102,6 @@ class Hub:
         if stack is not None:
             await stack.aclose()  # not shielded: it exits the projectors' task group
         self.projectors = []
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     # ── producing ───────────────────────────────────────────────────────────────────────
 

@@ -1,25 +1,6 @@
 """Agent Hub's errors (defined in :mod:`schemas.errors`, the bottom layer)."""
 
-from schemas.errors import (
-    ConfigError,
-    ConflictError,
-    HubError,
-    InputError,
-    LogError,
-    NotFoundError,
-    ProjectionError,
-    SchemaError,
-    StoreError,
-)
+from schemas import errors as _errors
+from schemas.errors import *  # noqa: F403
 
-__all__ = [
-    "ConfigError",
-    "ConflictError",
-    "HubError",
-    "InputError",
-    "LogError",
-    "NotFoundError",
-    "ProjectionError",
-    "SchemaError",
-    "StoreError",
-]
+__all__ = list(_errors.__all__)

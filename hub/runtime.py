@@ -6,7 +6,7 @@ the log (Kafka or Postgres) and the codec when started, and closes them when sto
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any
 
 import anyio
 import asyncpg
@@ -18,6 +18,7 @@ from consumers.runner import Projector, ProjectorSettings
 from hub.blob import open_blob_store
 from hub.db import create_pool
 from hub.embedded import EmbeddedPostgres
+from hub.lifecycle import Lifecycle
 from hub.log import open_log
 from hub.ports import EventLog
 from hub.producer import EventProducer
@@ -32,7 +33,7 @@ __all__ = ["Runtime"]
 log = structlog.get_logger(__name__)
 
 
-class Runtime:
+class Runtime(Lifecycle):
     """Database pool, event log, codec and producer for one hub process."""
 
     def __init__(self, settings: HubSettings) -> None:
@@ -94,13 +95,6 @@ class Runtime:
                 await pool.close()
             if embedded is not None:
                 await embedded.stop()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     @property
     def pool(self) -> asyncpg.Pool:

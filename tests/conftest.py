@@ -9,6 +9,7 @@ import pytest
 from hub.log.kafka import KafkaLog, KafkaSettings
 from hub.log.postgres import PostgresLog
 from hub.ports import EventLog
+from hub.runtime import Runtime
 from hub.settings import HubSettings
 from schemas.events import TOPICS
 from tests.support.kafka_mock import MockCluster
@@ -139,6 +140,13 @@ def settings_for(
         "run_projectors": "never",
     }
     return HubSettings.model_validate(values | kw)
+
+
+@pytest.fixture
+async def runtime(hub_settings: HubSettings) -> AsyncIterator[Runtime]:
+    """A started Runtime (pool, log, codec, producer) on this test's database and log."""
+    async with Runtime(hub_settings) as rt:
+        yield rt
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Self
 
 import anyio
 
+from hub.lifecycle import Lifecycle
 from schemas.errors import InputError, NotFoundError, StoreError
 
 __all__ = ["FileBlobStore"]
@@ -25,7 +25,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class FileBlobStore:
+class FileBlobStore(Lifecycle):
     """``BlobStore`` over a directory tree."""
 
     def __init__(self, root: str | Path) -> None:
@@ -40,13 +40,6 @@ class FileBlobStore:
 
     async def stop(self) -> None:
         return None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 import aioboto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from hub.lifecycle import Lifecycle
 from schemas.errors import HubError, NotFoundError, StoreError
 
 __all__ = ["S3BlobStore"]
@@ -40,7 +41,7 @@ async def _s3(what: str, call: Callable[[], Awaitable[T]]) -> T:
         raise StoreError(f"{what}: {exc}", retriable=True) from exc
 
 
-class S3BlobStore:
+class S3BlobStore(Lifecycle):
     """``BlobStore`` over one bucket and key prefix."""
 
     def __init__(
@@ -91,13 +92,6 @@ class S3BlobStore:
         self._client = None
         if stack is not None:
             await stack.aclose()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     @property
     def client(self) -> Any:

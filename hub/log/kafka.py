@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import structlog
@@ -22,6 +22,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
+from hub.lifecycle import Lifecycle
 from hub.log.partitioner import partition_for
 from hub.ports import (
     ConsumerRecord,
@@ -84,7 +85,7 @@ class KafkaSettings:
         self.max_partition_fetch_bytes = max_partition_fetch_bytes
 
 
-class KafkaLog:
+class KafkaLog(Lifecycle):
     """``EventLog`` over Kafka."""
 
     name = "kafka"
@@ -126,13 +127,6 @@ class KafkaLog:
             await producer.stop()
         if meta is not None:
             await meta.stop()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     @property
     def producer(self) -> AIOKafkaProducer:
@@ -335,7 +329,7 @@ class _Bridge(ConsumerRebalanceListener):  # type: ignore[misc]
         )
 
 
-class KafkaConsumer:
+class KafkaConsumer(Lifecycle):
     """A ``LogConsumer`` over aiokafka."""
 
     def __init__(
@@ -405,13 +399,6 @@ class KafkaConsumer:
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             await consumer.stop()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     @property
     def _c(self) -> AIOKafkaConsumer:

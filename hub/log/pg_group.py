@@ -16,13 +16,14 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import asyncpg
 import structlog
 
 from hub.db import is_retriable, translate_errors
+from hub.lifecycle import Lifecycle
 from hub.log.postgres import CHANNEL
 from hub.ports import ConsumerRecord, RebalanceListener, TopicPartition
 from schemas.errors import LogError
@@ -78,7 +79,7 @@ def _lock_key(*parts: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-class PostgresConsumer:
+class PostgresConsumer(Lifecycle):
     """A ``LogConsumer`` of the Postgres log."""
 
     def __init__(
@@ -169,13 +170,6 @@ class PostgresConsumer:
             pass  # closing the connection releases the locks anyway
         finally:
             await conn.close(timeout=5)
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     @property
     def _member_key(self) -> int:

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any
 
 import asyncpg
 import structlog
 
 from hub.db import create_pool, redact, translate_errors
+from hub.lifecycle import Lifecycle
 from hub.log.partitioner import partition_for
 from hub.ports import (
     LogConsumer,
@@ -151,7 +152,7 @@ _RECORD_COLUMNS = (
 )
 
 
-class PostgresLog:
+class PostgresLog(Lifecycle):
     """``EventLog`` over Postgres tables (schema ``hub_log`` by default)."""
 
     name = "postgres"
@@ -208,13 +209,6 @@ class PostgresLog:
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     @property
     def pool(self) -> asyncpg.Pool:

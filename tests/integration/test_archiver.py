@@ -19,7 +19,6 @@ from consumers.archiver import (
 from hub.blob import open_blob_store
 from hub.ports import BlobStore, ConsumerRecord, ProducerRecord, TopicPartition
 from hub.runtime import Runtime
-from hub.settings import HubSettings
 from schemas.events import AgentRegistered, Topic
 from tests.conftest import TEST_PARTITIONS
 
@@ -27,12 +26,6 @@ pytestmark = pytest.mark.anyio
 
 REGISTRY = str(Topic.REGISTRY)
 ALL = [TopicPartition(REGISTRY, p) for p in range(TEST_PARTITIONS)]
-
-
-@pytest.fixture
-async def runtime(hub_settings: HubSettings) -> AsyncIterator[Runtime]:
-    async with Runtime(hub_settings) as rt:
-        yield rt
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -12,7 +11,6 @@ import pytest
 from consumers.runner import Projector
 from hub.ports import ProducerRecord, TopicPartition
 from hub.runtime import Runtime
-from hub.settings import HubSettings
 from projections.registry import RegistryProjection
 from schemas.events import AgentRegistered, AgentRetired, AgentUpdated, DeadLettered, Event, Topic
 from tests.conftest import TEST_PARTITIONS
@@ -22,12 +20,6 @@ pytestmark = pytest.mark.anyio
 
 REGISTRY = str(Topic.REGISTRY)
 ALL = [TopicPartition(REGISTRY, p) for p in range(TEST_PARTITIONS)]
-
-
-@pytest.fixture
-async def runtime(hub_settings: HubSettings) -> AsyncIterator[Runtime]:
-    async with Runtime(hub_settings) as rt:
-        yield rt
 
 
 def registered(agent: str, **kw: Any) -> AgentRegistered:
