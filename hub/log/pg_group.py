@@ -225,7 +225,7 @@ class PostgresConsumer(Lifecycle):
                 # Cancelled mid-query: the connection may still be busy with it, so drop it
                 # (a group member's locks go with it) rather than reuse it half-way.
                 with anyio.CancelScope(shield=True):
-                    await self._lose_connection()
+                    await self._lose_connection(expected=True)
                 raise
             if records:
                 return records
@@ -347,8 +347,11 @@ class PostgresConsumer(Lifecycle):
             self._next_rebalance = time.monotonic() + min(0.2, self._rebalance_interval)
         await self._assign(frozenset(gained))
 
-    async def _lose_connection(self) -> None:
-        """The connection is gone; a group member lost its locks, so it owns nothing now."""
+    async def _lose_connection(self, *, expected: bool = False) -> None:
+        """The connection is gone; a group member lost its locks, so it owns nothing now.
+
+        ``expected``: dropped on purpose (a cancelled fetch, usually while stopping).
+        """
         conn, self._conn = self._conn, None
         if conn is not None and not conn.is_closed():
             conn.terminate()
@@ -357,7 +360,8 @@ class PostgresConsumer(Lifecycle):
         lost = frozenset(self._positions)
         self._positions.clear()
         if lost:
-            log.warning("postgres_log.partitions_lost", group=self.group_id, count=len(lost))
+            report = log.debug if expected else log.warning
+            report("postgres_log.partitions_lost", group=self.group_id, count=len(lost))
             if self._listener is not None:
                 await self._listener.on_revoked(lost)
 
