@@ -23,6 +23,7 @@ from hub.ports import Position, TopicPartition
 from hub.registry import RegistryClient
 from hub.runtime import Runtime
 from hub.settings import HubSettings, load_settings
+from hub.threads.client import SessionsClient
 from schemas.errors import HubError
 from schemas.events import Event
 
@@ -43,6 +44,7 @@ class Hub(Lifecycle):
         self.settings = settings
         self.runtime = Runtime(settings)
         self.registry = RegistryClient(self)
+        self.sessions = SessionsClient(self)
         self.projectors: list[Projector] = []
         self.archiver: Archiver | None = None
         self._archive = archive

@@ -20,7 +20,7 @@ from hub.db import create_pool
 from hub.embedded import EmbeddedPostgres
 from hub.lifecycle import Lifecycle
 from hub.log import open_log
-from hub.ports import EventLog
+from hub.ports import BlobStore, EventLog
 from hub.producer import EventProducer
 from hub.settings import HubSettings
 from projections import all_projections
@@ -45,6 +45,7 @@ class Runtime(Lifecycle):
         self._pool: asyncpg.Pool | None = None
         self._log: EventLog | None = None
         self._producer: EventProducer | None = None
+        self._blobs: BlobStore | None = None
 
     async def start(self) -> None:
         if self._pool is not None:
@@ -88,7 +89,10 @@ class Runtime(Lifecycle):
         pool, self._pool = self._pool, None
         embedded, self.embedded = self.embedded, None
         self._producer = None
+        blobs, self._blobs = self._blobs, None
         with anyio.CancelScope(shield=True):
+            if blobs is not None:
+                await blobs.stop()
             if log_ is not None:
                 await log_.stop()
             if pool is not None:
@@ -110,6 +114,16 @@ class Runtime(Lifecycle):
     def producer(self) -> EventProducer:
         assert self._producer is not None, "runtime not started"
         return self._producer
+
+    async def blob_store(self) -> BlobStore:
+        """The store for binary message content and artifacts (``HUB_ARCHIVE_URL``),
+        started on first use."""
+        if self._blobs is None:
+            s = self.settings
+            store = open_blob_store(s.archive, endpoint_url=s.s3_endpoint_url, region=s.s3_region)
+            await store.start()
+            self._blobs = store
+        return self._blobs
 
     def archiver(self) -> Archiver:
         """The archiver of every topic into the archive store (``HUB_ARCHIVE_URL``)."""

@@ -69,6 +69,9 @@ class HubSettings(BaseSettings):
     archive_max_age_s: float = Field(60.0, gt=0, description="Oldest record a segment waits for")
 
     max_event_bytes: int = Field(1 << 20, ge=1024, description="Largest encoded event")
+    max_message_bytes: int = Field(
+        1 << 20, ge=256, description="Largest conversation message (binary content goes by blob)"
+    )
     batch_size: int = Field(2000, ge=1, description="Most events a projector applies at once")
     batch_linger_ms: int = Field(10, ge=0, description="How long a projector waits to fill a batch")
     retry_max_s: float = Field(30.0, gt=0, description="Longest backoff between retries")

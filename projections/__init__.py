@@ -6,10 +6,11 @@ from typing import Any
 
 from projections.base import Projection
 from projections.registry import RegistryProjection
+from projections.sessions import SessionsProjection
 
 __all__ = ["CATALOGUE", "all_projections"]
 
-CATALOGUE: tuple[type[Projection[Any]], ...] = (RegistryProjection,)
+CATALOGUE: tuple[type[Projection[Any]], ...] = (RegistryProjection, SessionsProjection)
 
 
 def all_projections() -> list[Projection[Any]]:

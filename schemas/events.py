@@ -35,6 +35,7 @@ __all__ = [
     "AgentUpdated",
     "ArtifactStored",
     "BlobPart",
+    "DataPart",
     "DeadLettered",
     "Event",
     "Header",
@@ -150,7 +151,14 @@ class BlobPart(Record):
     name: str | None = None
 
 
-Part = TextPart | ToolCallPart | ToolResultPart | BlobPart
+class DataPart(Record):
+    """A framework-specific block kept as it was (reasoning, citations, cache points)."""
+
+    kind: Identifier
+    data: Json = None
+
+
+Part = TextPart | ToolCallPart | ToolResultPart | BlobPart | DataPart
 
 # ── agenthub.sessions (key: root thread id) ─────────────────────────────────────────────
 
@@ -182,6 +190,7 @@ class MessageAppended(_SessionEvent):
 class ThreadForked(_SessionEvent):
     source_thread_id: Identifier
     at_message_id: UUID | None = None
+    inclusive: bool = True
     title: Text | None = None
     metadata: JsonObject = Field(default_factory=dict)
 
@@ -206,6 +215,7 @@ class AgentStateSaved(_SessionEvent):
 class MessageRedacted(_SessionEvent):
     message_id: UUID
     reason: Text | None = None
+    replacement: FrozenList[TextPart] = ()
 
 
 # ── agenthub.runs (key: run id) ─────────────────────────────────────────────────────────

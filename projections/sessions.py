@@ -1,0 +1,585 @@
+"""The ``sessions`` projection: threads and messages, with copy-on-write forks.
+
+``threads`` rows carry the lineage: ``root_id``, ``parent_id``, ``fork_seq`` and ``depth``.
+``messages`` holds only each thread's own messages. Seqs run on along a lineage: a fork at
+seq *k* sees its parent's messages 1..*k* and numbers its own from *k*+1, so every thread
+reads as one gapless sequence. Reading a thread of depth *d* is *d*+1 index range scans
+(its own seqs, then each ancestor's slice), and a fork is one row whatever the thread's
+length. Forking at a message an ancestor owns points ``parent_id`` at that ancestor, so
+depth never grows needlessly; ``forked_from`` keeps the thread the user forked (for the
+tree and the stats).
+
+Each message row keeps running totals (bytes, tokens) along its lineage, so a fork
+inherits its stats in O(1). ``thread_events`` keeps renames and archivals with their log
+offsets, for time travel.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+from uuid import UUID
+
+import asyncpg
+
+from projections.base import Batch, EventMeta, Handler, Projection
+from schemas.errors import ProjectionError
+from schemas.events import (
+    AgentStateSaved,
+    Event,
+    MessageAppended,
+    MessageRedacted,
+    ThreadArchived,
+    ThreadForked,
+    ThreadRenamed,
+    ThreadStarted,
+    ThreadUnarchived,
+    Topic,
+)
+from schemas.parts import part_to_json, parts_bytes, parts_text
+
+__all__ = ["SessionsProjection"]
+
+MIGRATIONS = (
+    """
+    CREATE TABLE {schema}.threads (
+        tenant_id        text NOT NULL,
+        thread_id        text NOT NULL,
+        root_id          text NOT NULL,
+        parent_id        text,
+        forked_from      text,
+        fork_seq         bigint NOT NULL,
+        fork_message_id  uuid,
+        depth            int NOT NULL,
+        agent_id         text NOT NULL,
+        user_id          text,
+        title            text,
+        metadata         jsonb NOT NULL,
+        archived         boolean NOT NULL,
+        archived_at      timestamptz,
+        agent_state      jsonb,
+        created_at       timestamptz NOT NULL,
+        updated_at       timestamptz NOT NULL,
+        last_seq         bigint NOT NULL,
+        own_count        bigint NOT NULL,
+        total_bytes      bigint NOT NULL,
+        input_tokens     bigint NOT NULL,
+        output_tokens    bigint NOT NULL,
+        total_tokens     bigint NOT NULL,
+        fork_count       int NOT NULL,
+        log_partition    int NOT NULL,
+        created_offset   bigint NOT NULL,
+        PRIMARY KEY (tenant_id, thread_id)
+    );
+    CREATE INDEX threads_updated
+        ON {schema}.threads (tenant_id, updated_at DESC, thread_id);
+    CREATE INDEX threads_user
+        ON {schema}.threads (tenant_id, user_id, updated_at DESC, thread_id);
+    CREATE INDEX threads_agent
+        ON {schema}.threads (tenant_id, agent_id, updated_at DESC, thread_id);
+    CREATE INDEX threads_forked_from ON {schema}.threads (tenant_id, forked_from);
+    CREATE INDEX threads_root ON {schema}.threads (tenant_id, root_id);
+
+    CREATE TABLE {schema}.messages (
+        tenant_id          text NOT NULL,
+        thread_id          text NOT NULL,
+        seq                bigint NOT NULL,
+        message_id         uuid NOT NULL,
+        role               text NOT NULL,
+        parts              jsonb NOT NULL,
+        text               text NOT NULL,
+        model              text,
+        input_tokens       bigint NOT NULL,
+        output_tokens      bigint NOT NULL,
+        total_tokens       bigint NOT NULL,
+        bytes              int NOT NULL,
+        cum_bytes          bigint NOT NULL,
+        cum_input_tokens   bigint NOT NULL,
+        cum_output_tokens  bigint NOT NULL,
+        cum_total_tokens   bigint NOT NULL,
+        metadata           jsonb NOT NULL,
+        created_at         timestamptz NOT NULL,
+        redacted           boolean NOT NULL DEFAULT false,
+        redaction_reason   text,
+        log_offset         bigint NOT NULL,
+        event_id           uuid NOT NULL,
+        tsv                tsvector GENERATED ALWAYS AS (to_tsvector('english', text)) STORED,
+        PRIMARY KEY (tenant_id, thread_id, seq)
+    );
+    CREATE UNIQUE INDEX messages_id ON {schema}.messages (tenant_id, message_id);
+    CREATE INDEX messages_search ON {schema}.messages USING gin (tsv);
+
+    CREATE TABLE {schema}.thread_events (
+        tenant_id    text NOT NULL,
+        thread_id    text NOT NULL,
+        log_offset   bigint NOT NULL,
+        occurred_at  timestamptz NOT NULL,
+        kind         text NOT NULL,
+        title        text,
+        archived     boolean,
+        PRIMARY KEY (tenant_id, thread_id, log_offset)
+    );
+    """,
+)
+
+_THREAD_COLUMNS = (
+    "tenant_id",
+    "thread_id",
+    "root_id",
+    "parent_id",
+    "forked_from",
+    "fork_seq",
+    "fork_message_id",
+    "depth",
+    "agent_id",
+    "user_id",
+    "title",
+    "metadata",
+    "archived",
+    "archived_at",
+    "agent_state",
+    "created_at",
+    "updated_at",
+    "last_seq",
+    "own_count",
+    "total_bytes",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "fork_count",
+    "log_partition",
+    "created_offset",
+)
+_MESSAGE_COLUMNS = (
+    "tenant_id",
+    "thread_id",
+    "seq",
+    "message_id",
+    "role",
+    "parts",
+    "text",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "bytes",
+    "cum_bytes",
+    "cum_input_tokens",
+    "cum_output_tokens",
+    "cum_total_tokens",
+    "metadata",
+    "created_at",
+    "log_offset",
+    "event_id",
+)
+_EVENT_COLUMNS = (
+    "tenant_id",
+    "thread_id",
+    "log_offset",
+    "occurred_at",
+    "kind",
+    "title",
+    "archived",
+)
+_MUTABLE = (
+    "title",
+    "metadata",
+    "archived",
+    "archived_at",
+    "agent_state",
+    "updated_at",
+    "last_seq",
+    "own_count",
+    "total_bytes",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "fork_count",
+)
+_TYPES = {
+    "title": "text",
+    "metadata": "jsonb",
+    "archived": "boolean",
+    "archived_at": "timestamptz",
+    "agent_state": "jsonb",
+    "updated_at": "timestamptz",
+    "last_seq": "bigint",
+    "own_count": "bigint",
+    "total_bytes": "bigint",
+    "input_tokens": "bigint",
+    "output_tokens": "bigint",
+    "total_tokens": "bigint",
+    "fork_count": "int",
+}
+
+LOAD_THREADS = f"""
+SELECT {", ".join(_THREAD_COLUMNS)} FROM {{schema}}.threads
+WHERE tenant_id = $1 AND thread_id = ANY($2::text[])
+"""
+FIND_MESSAGE = """
+SELECT thread_id, seq FROM {schema}.messages WHERE tenant_id = $1 AND message_id = $2
+"""
+TOTALS_AT = """
+SELECT cum_bytes, cum_input_tokens, cum_output_tokens, cum_total_tokens
+FROM {schema}.messages WHERE tenant_id = $1 AND thread_id = $2 AND seq = $3
+"""
+_ARRAYS = ", ".join(f"${i + 3}::{_TYPES[c]}[]" for i, c in enumerate(_MUTABLE))
+UPDATE_THREADS = f"""
+UPDATE {{schema}}.threads t SET {", ".join(f"{c} = u.{c}" for c in _MUTABLE)}
+FROM unnest($1::text[], $2::text[], {_ARRAYS})
+  AS u (tenant_id, thread_id, {", ".join(_MUTABLE)})
+WHERE t.tenant_id = u.tenant_id AND t.thread_id = u.thread_id
+"""
+REDACT = """
+UPDATE {schema}.messages m SET
+    parts = u.parts::jsonb, text = u.text, redacted = true, redaction_reason = u.reason
+FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[])
+  AS u (tenant_id, thread_id, seq, parts, text, reason)
+WHERE m.tenant_id = u.tenant_id AND m.thread_id = u.thread_id AND m.seq = u.seq
+"""
+
+Totals = tuple[int, int, int, int]  # bytes, input, output, total tokens
+
+
+@dataclass
+class ThreadState:
+    """A thread row, as the batch changes it."""
+
+    row: dict[str, Any]
+    new: bool = False
+    dirty: bool = False
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["row"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def set(self, **values: Any) -> None:
+        self.row.update(values)
+        self.dirty = True
+
+    @property
+    def totals(self) -> Totals:
+        r = self.row
+        return (r["total_bytes"], r["input_tokens"], r["output_tokens"], r["total_tokens"])
+
+
+@dataclass
+class _PendingMessage:
+    row: list[Any]
+    thread_id: str
+    seq: int
+    totals: Totals
+
+
+@dataclass
+class SessionsBatch(Batch):
+    conn: asyncpg.Connection
+    schema: str
+    threads: dict[tuple[str, str], ThreadState | None] = field(default_factory=dict)
+    messages: list[_PendingMessage] = field(default_factory=list)
+    by_message_id: dict[tuple[str, UUID], _PendingMessage] = field(default_factory=dict)
+    redactions: list[tuple[str, str, int, str, str, str | None]] = field(default_factory=list)
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+
+    async def thread(self, tenant: str, thread_id: str) -> ThreadState | None:
+        key = (tenant, thread_id)
+        if key not in self.threads:
+            rows = await self.conn.fetch(
+                LOAD_THREADS.format(schema=self.schema), tenant, [thread_id]
+            )
+            self.threads[key] = ThreadState(dict(rows[0])) if rows else None
+        return self.threads[key]
+
+    async def require(self, tenant: str, thread_id: str, event: Event) -> ThreadState:
+        state = await self.thread(tenant, thread_id)
+        if state is None:
+            raise ProjectionError(f"{type(event).__name__} for unknown thread {thread_id!r}")
+        root = getattr(event, "root_thread_id", None)
+        if root is not None and root != state.root_id:
+            raise ProjectionError(
+                f"{type(event).__name__}: thread {thread_id!r} belongs to root {state.root_id!r}, "
+                f"not {root!r}"
+            )
+        return state
+
+    async def owner(self, tenant: str, state: ThreadState, seq: int) -> ThreadState:
+        """The thread in ``state``'s lineage whose own messages include ``seq``."""
+        current = state
+        while seq <= current.fork_seq and current.parent_id is not None:
+            parent = await self.thread(tenant, current.parent_id)
+            if parent is None:
+                raise ProjectionError(f"thread {current.thread_id!r} has a missing parent")
+            current = parent
+        return current
+
+    async def find(self, tenant: str, message_id: UUID) -> tuple[str, int] | None:
+        pending = self.by_message_id.get((tenant, message_id))
+        if pending is not None:
+            return pending.thread_id, pending.seq
+        row = await self.conn.fetchrow(FIND_MESSAGE.format(schema=self.schema), tenant, message_id)
+        return (row[0], row[1]) if row else None
+
+    async def totals_at(self, tenant: str, thread_id: str, seq: int) -> Totals:
+        if seq == 0:
+            return (0, 0, 0, 0)
+        for pending in reversed(self.messages):
+            if pending.thread_id == thread_id and pending.seq == seq and pending.row[0] == tenant:
+                return pending.totals
+        row = await self.conn.fetchrow(TOTALS_AT.format(schema=self.schema), tenant, thread_id, seq)
+        if row is None:
+            raise ProjectionError(f"message {seq} of thread {thread_id!r} is missing")
+        return (row[0], row[1], row[2], row[3])
+
+    async def visible(self, tenant: str, state: ThreadState, message_id: UUID) -> tuple[str, int]:
+        """Where ``message_id`` lives, if ``state``'s thread shows it; else an error."""
+        found = await self.find(tenant, message_id)
+        if found is not None:
+            owner_id, seq = found
+            if (
+                seq <= state.last_seq
+                and (await self.owner(tenant, state, seq)).thread_id == owner_id
+            ):
+                return found
+        raise ProjectionError(f"message {message_id} is not in thread {state.thread_id!r}")
+
+
+# ── handlers ────────────────────────────────────────────────────────────────────────────
+
+
+async def on_started(batch: SessionsBatch, ev: ThreadStarted, meta: EventMeta) -> None:
+    if ev.root_thread_id != ev.thread_id:
+        raise ProjectionError(f"ThreadStarted {ev.thread_id!r} must be its own root")
+    if await batch.thread(ev.tenant_id, ev.thread_id) is not None:
+        raise ProjectionError(f"thread {ev.thread_id!r} already exists")
+    batch.threads[(ev.tenant_id, ev.thread_id)] = ThreadState(
+        _new_thread(ev, meta, root=ev.thread_id, agent_id=ev.agent_id, user_id=ev.user_id),
+        new=True,
+    )
+    batch.events.append(
+        (ev.tenant_id, ev.thread_id, meta.offset, ev.occurred_at, "created", ev.title, False)
+    )
+
+
+async def on_forked(batch: SessionsBatch, ev: ThreadForked, meta: EventMeta) -> None:
+    tenant = ev.tenant_id
+    source = await batch.require(tenant, ev.source_thread_id, ev)
+    if await batch.thread(tenant, ev.thread_id) is not None:
+        raise ProjectionError(f"thread {ev.thread_id!r} already exists")
+    if ev.at_message_id is None:
+        seq = source.last_seq
+    else:
+        _, seq = await batch.visible(tenant, source, ev.at_message_id)
+        if not ev.inclusive:
+            seq -= 1  # just before the message: an edit of it
+    owner = await batch.owner(tenant, source, seq)
+    totals = await batch.totals_at(tenant, owner.thread_id, seq)
+    row = _new_thread(
+        ev, meta, root=source.root_id, agent_id=source.agent_id, user_id=source.user_id
+    )
+    row.update(
+        parent_id=owner.thread_id,
+        forked_from=source.thread_id,
+        fork_seq=seq,
+        fork_message_id=ev.at_message_id,
+        depth=owner.depth + 1,
+        title=ev.title if ev.title is not None else source.title,
+        last_seq=seq,
+        total_bytes=totals[0],
+        input_tokens=totals[1],
+        output_tokens=totals[2],
+        total_tokens=totals[3],
+    )
+    batch.threads[(tenant, ev.thread_id)] = ThreadState(row, new=True)
+    source.set(fork_count=source.fork_count + 1)
+    batch.events.append(
+        (tenant, ev.thread_id, meta.offset, ev.occurred_at, "created", row["title"], False)
+    )
+
+
+async def on_appended(batch: SessionsBatch, ev: MessageAppended, meta: EventMeta) -> None:
+    tenant = ev.tenant_id
+    state = await batch.require(tenant, ev.thread_id, ev)
+    if await batch.find(tenant, ev.message_id) is not None:
+        raise ProjectionError(f"message {ev.message_id} was appended before")
+    usage = ev.usage
+    own = (
+        parts_bytes(ev.parts),
+        usage.input_tokens if usage else 0,
+        usage.output_tokens if usage else 0,
+        usage.total_tokens if usage else 0,
+    )
+    totals: Totals = tuple(a + b for a, b in zip(state.totals, own, strict=True))  # type: ignore[assignment]
+    seq = state.last_seq + 1
+    row = [
+        tenant,
+        ev.thread_id,
+        seq,
+        ev.message_id,
+        str(ev.role),
+        [part_to_json(p) for p in ev.parts],
+        parts_text(ev.parts),
+        ev.model,
+        own[1],
+        own[2],
+        own[3],
+        own[0],
+        *totals,
+        ev.metadata,
+        ev.occurred_at,
+        meta.offset,
+        ev.event_id,
+    ]
+    pending = _PendingMessage(row, ev.thread_id, seq, totals)
+    batch.messages.append(pending)
+    batch.by_message_id[(tenant, ev.message_id)] = pending
+    state.set(
+        last_seq=seq,
+        own_count=state.own_count + 1,
+        total_bytes=totals[0],
+        input_tokens=totals[1],
+        output_tokens=totals[2],
+        total_tokens=totals[3],
+        updated_at=ev.occurred_at,
+    )
+
+
+async def on_renamed(batch: SessionsBatch, ev: ThreadRenamed, meta: EventMeta) -> None:
+    state = await batch.require(ev.tenant_id, ev.thread_id, ev)
+    state.set(title=ev.title, updated_at=ev.occurred_at)
+    batch.events.append(
+        (ev.tenant_id, ev.thread_id, meta.offset, ev.occurred_at, "renamed", ev.title, None)
+    )
+
+
+async def on_archived(batch: SessionsBatch, ev: ThreadArchived, meta: EventMeta) -> None:
+    state = await batch.require(ev.tenant_id, ev.thread_id, ev)
+    state.set(archived=True, archived_at=ev.occurred_at, updated_at=ev.occurred_at)
+    batch.events.append(
+        (ev.tenant_id, ev.thread_id, meta.offset, ev.occurred_at, "archived", None, True)
+    )
+
+
+async def on_unarchived(batch: SessionsBatch, ev: ThreadUnarchived, meta: EventMeta) -> None:
+    state = await batch.require(ev.tenant_id, ev.thread_id, ev)
+    state.set(archived=False, archived_at=None, updated_at=ev.occurred_at)
+    batch.events.append(
+        (ev.tenant_id, ev.thread_id, meta.offset, ev.occurred_at, "unarchived", None, False)
+    )
+
+
+async def on_state_saved(batch: SessionsBatch, ev: AgentStateSaved, meta: EventMeta) -> None:
+    state = await batch.require(ev.tenant_id, ev.thread_id, ev)
+    state.set(agent_state={"agent_id": ev.agent_id, "state": ev.state}, updated_at=ev.occurred_at)
+
+
+async def on_redacted(batch: SessionsBatch, ev: MessageRedacted, meta: EventMeta) -> None:
+    tenant = ev.tenant_id
+    state = await batch.require(tenant, ev.thread_id, ev)
+    owner_id, seq = await batch.visible(tenant, state, ev.message_id)
+    parts = [part_to_json(p) for p in ev.replacement]
+    text = parts_text(ev.replacement)
+    pending = batch.by_message_id.get((tenant, ev.message_id))
+    if pending is not None:  # appended in this batch: the row is written redacted
+        pending.row[5], pending.row[6] = parts, text
+    batch.redactions.append((tenant, owner_id, seq, json.dumps(parts), text, ev.reason))
+    state.set(updated_at=ev.occurred_at)
+
+
+def _new_thread(
+    ev: ThreadStarted | ThreadForked,
+    meta: EventMeta,
+    *,
+    root: str,
+    agent_id: str,
+    user_id: str | None,
+) -> dict[str, Any]:
+    return {
+        "tenant_id": ev.tenant_id,
+        "thread_id": ev.thread_id,
+        "root_id": root,
+        "parent_id": None,
+        "forked_from": None,
+        "fork_seq": 0,
+        "fork_message_id": None,
+        "depth": 0,
+        "agent_id": agent_id,
+        "user_id": user_id,
+        "title": ev.title,
+        "metadata": ev.metadata,
+        "archived": False,
+        "archived_at": None,
+        "agent_state": None,
+        "created_at": ev.occurred_at,
+        "updated_at": ev.occurred_at,
+        "last_seq": 0,
+        "own_count": 0,
+        "total_bytes": 0,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "total_tokens": 0,
+        "fork_count": 0,
+        "log_partition": meta.partition,
+        "created_offset": meta.offset,
+    }
+
+
+class SessionsProjection(Projection[SessionsBatch]):
+    """Threads and their messages, forks and branches, search and stats."""
+
+    name = "sessions"
+    version = 1
+    topics = (Topic.SESSIONS,)
+    migrations = MIGRATIONS
+    views = ("threads", "messages", "thread_events")
+    handlers: ClassVar[Mapping[type[Event], Handler]] = {
+        ThreadStarted: on_started,
+        ThreadForked: on_forked,
+        MessageAppended: on_appended,
+        ThreadRenamed: on_renamed,
+        ThreadArchived: on_archived,
+        ThreadUnarchived: on_unarchived,
+        AgentStateSaved: on_state_saved,
+        MessageRedacted: on_redacted,
+    }
+
+    def begin(self, conn: asyncpg.Connection, schema: str) -> SessionsBatch:
+        return SessionsBatch(conn, schema)
+
+    async def flush(self, batch: SessionsBatch) -> None:
+        conn, schema = batch.conn, batch.schema
+        states = [s for s in batch.threads.values() if s is not None]
+        new = [s for s in states if s.new]
+        if new:
+            await conn.copy_records_to_table(
+                "threads",
+                schema_name=schema,
+                columns=_THREAD_COLUMNS,
+                records=[tuple(s.row[c] for c in _THREAD_COLUMNS) for s in new],
+            )
+        changed = [s for s in states if s.dirty and not s.new]
+        if changed:
+            await conn.execute(
+                UPDATE_THREADS.format(schema=schema),
+                [s.tenant_id for s in changed],
+                [s.thread_id for s in changed],
+                *([s.row[c] for s in changed] for c in _MUTABLE),
+            )
+        if batch.messages:
+            await conn.copy_records_to_table(
+                "messages",
+                schema_name=schema,
+                columns=_MESSAGE_COLUMNS,
+                records=[tuple(m.row) for m in batch.messages],
+            )
+        if batch.redactions:
+            await conn.execute(
+                REDACT.format(schema=schema), *map(list, zip(*batch.redactions, strict=True))
+            )
+        if batch.events:
+            await conn.copy_records_to_table(
+                "thread_events", schema_name=schema, columns=_EVENT_COLUMNS, records=batch.events
+            )
