@@ -85,7 +85,7 @@ def test_up_serves_health_projections_and_the_registry(
         "status": "ok",
         "database": "ok",
         "log": "ok",
-        "projectors": 1,
+        "projectors": 2,
         "archiver": True,
     }
     assert (home / ".agent_hub" / "archive").is_dir()  # the embedded archive store

@@ -56,6 +56,8 @@ def librdkafka() -> ctypes.CDLL:
     lib.rd_kafka_mock_broker_set_down.restype = i
     lib.rd_kafka_mock_broker_set_up.argtypes = [vp, ctypes.c_int32]
     lib.rd_kafka_mock_broker_set_up.restype = i
+    lib.rd_kafka_mock_group_initial_rebalance_delay_ms.argtypes = [vp, ctypes.c_int32]
+    lib.rd_kafka_mock_group_initial_rebalance_delay_ms.restype = None
     _lib = lib
     return lib
 
@@ -63,7 +65,7 @@ def librdkafka() -> ctypes.CDLL:
 class MockCluster:
     """A running mock cluster of ``brokers`` brokers (ids 1..brokers)."""
 
-    def __init__(self, brokers: int = 3) -> None:
+    def __init__(self, brokers: int = 3, *, initial_rebalance_delay_ms: int = 200) -> None:
         lib = librdkafka()
         conf = lib.rd_kafka_conf_new()
         err = ctypes.create_string_buffer(512)
@@ -82,6 +84,10 @@ class MockCluster:
             lib.rd_kafka_destroy(self._rk)
             raise RuntimeError("rd_kafka_mock_cluster_new failed")
         self.brokers = brokers
+        # The broker's group.initial.rebalance.delay.ms (3 s by default; compose sets 0)
+        lib.rd_kafka_mock_group_initial_rebalance_delay_ms(
+            self._cluster, initial_rebalance_delay_ms
+        )
         self.bootstrap_servers: str = lib.rd_kafka_mock_cluster_bootstraps(self._cluster).decode()
         self._lock = threading.Lock()
 

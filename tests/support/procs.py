@@ -23,7 +23,7 @@ class HubProcess:
         self.args = list(args)
         self.env = dict(env) | {"HUB_LOG_JSON": "true", "HUB_LOG_LEVEL": "info"}
         self.proc: Process | None = None
-        self.assigned: set[str] = set()
+        self.assignments: dict[str, set[str]] = {}  # projector -> its partitions
         self.events: list[dict[str, Any]] = []
         self.lines: list[str] = []
 
@@ -54,10 +54,15 @@ class HubProcess:
                 except ValueError:
                     continue
                 self.events.append(event)
+                mine = self.assignments.setdefault(str(event.get("projector")), set())
                 if event.get("event") == "projector.assigned":
-                    self.assigned |= set(event["partitions"])
+                    mine |= set(event["partitions"])
                 elif event.get("event") == "projector.revoked":
-                    self.assigned -= set(event["partitions"])
+                    mine -= set(event["partitions"])
+
+    def assigned(self, projector: str) -> set[str]:
+        """The partitions ``projector`` holds in this process, as its logs said."""
+        return self.assignments.get(projector, set())
 
     def saw(self, name: str) -> bool:
         return any(e.get("event") == name for e in self.events)
@@ -66,7 +71,7 @@ class HubProcess:
         """SIGKILL: no goodbye."""
         if self.proc is not None and self.proc.returncode is None:
             self.proc.kill()
-        self.assigned = set()
+        self.assignments = {}
 
     async def terminate(self, timeout: float = 60) -> int:
         """SIGTERM, then wait for the exit code."""

@@ -1,0 +1,312 @@
+"""``hub.sessions`` on each log: threads, forks, edits, redaction, stats, tree, search,
+time travel, memory windows, bad input, orphans, and the d+1 range scans of a read."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from hub import Hub, InputError, NotFoundError
+from hub.ports import TopicPartition
+from hub.settings import HubSettings
+from schemas.events import DeadLettered, MessageAppended, TextPart, Topic
+from schemas.ids import uuid7
+from tests.conftest import TEST_PARTITIONS
+
+pytestmark = pytest.mark.anyio
+
+SESSIONS = str(Topic.SESSIONS)
+
+
+@pytest.fixture
+async def hub(hub_settings: HubSettings, tmp_path: Path) -> AsyncIterator[Hub]:
+    settings = hub_settings.model_copy(
+        update={"run_projectors": "always", "archive_url": (tmp_path / "blobs").as_uri()}
+    )
+    async with Hub.connect(settings) as h:
+        yield h
+
+
+async def texts(thread: Any) -> list[str]:
+    return [m.text for m in await thread.messages()]
+
+
+async def produced(hub: Hub) -> int:
+    tps = [TopicPartition(SESSIONS, p) for p in range(TEST_PARTITIONS)]
+    return sum((await hub.runtime.log.end_offsets(tps)).values())
+
+
+async def test_append_fork_branch_edit(hub: Hub) -> None:
+    s = hub.sessions
+    t = await s.start_thread(agent_id="bot", user_id="ana", title="Trip")
+    ids = [await t.append("user" if i % 2 == 0 else "assistant", f"m{i}") for i in range(6)]
+    assert await texts(t) == [f"m{i}" for i in range(6)]
+    assert [m.seq for m in await t.messages()] == list(range(1, 7))
+
+    head = await t.fork(title="whole")  # at the head
+    assert await texts(head) == [f"m{i}" for i in range(6)]
+    await head.append("user", "head-1")
+
+    mid = await s.branch(t.thread_id, ids[2], title="from m2")
+    await mid.append("user", "mid-1")
+    assert await texts(mid) == ["m0", "m1", "m2", "mid-1"]
+    assert [m.seq for m in await mid.messages()] == [1, 2, 3, 4]
+
+    # a fork of a fork at a message the grandparent owns points its lineage at the owner
+    deep = await mid.fork(ids[1])
+    await deep.append("assistant", "deep-1")
+    assert await texts(deep) == ["m0", "m1", "deep-1"]
+    deep_info = await deep.info()
+    assert (deep_info.parent_id, deep_info.forked_from, deep_info.depth) == (
+        t.thread_id,
+        mid.thread_id,
+        1,
+    )
+
+    edited = await t.edit(ids[3], "m3 edited")
+    assert await texts(edited) == ["m0", "m1", "m2", "m3 edited"]
+    first = await t.edit(ids[0], "m0 edited")
+    assert await texts(first) == ["m0 edited"]
+    assert (await first.messages())[0].role == "user"
+    # the original is untouched by all of it
+    assert await texts(t) == [f"m{i}" for i in range(6)]
+
+    tree = await t.tree()
+    assert tree.thread_id == t.thread_id
+    children = {c.thread_id: c for c in tree.children}
+    assert set(children) == {head.thread_id, mid.thread_id, edited.thread_id, first.thread_id}
+    assert [g.thread_id for g in children[mid.thread_id].children] == [deep.thread_id]
+    assert children[mid.thread_id].fork_seq == 3 and children[first.thread_id].fork_seq == 0
+
+
+async def test_stats_are_inherited_in_o1_and_count_forks(hub: Hub) -> None:
+    s = hub.sessions
+    t = await s.start_thread(agent_id="bot")
+    await t.append("user", "hello there")
+    await t.append(
+        "assistant", "hi", usage={"input_tokens": 7, "output_tokens": 3, "total_tokens": 10}
+    )
+    fork = await t.fork()
+    await fork.append(
+        "user", "more", usage={"input_tokens": 1, "output_tokens": 1, "total_tokens": 2}
+    )
+    base, forked = await t.stats(), await fork.stats()
+    assert (base.message_count, base.own_message_count, base.total_tokens, base.fork_count) == (
+        2,
+        2,
+        10,
+        1,
+    )
+    assert (forked.message_count, forked.own_message_count, forked.total_tokens) == (3, 1, 12)
+    assert forked.forked_from == t.thread_id and forked.depth == 1
+    assert forked.total_bytes > base.total_bytes > 0
+
+
+async def test_redaction_reaches_every_thread_that_shows_the_message(hub: Hub) -> None:
+    s = hub.sessions
+    t = await s.start_thread(agent_id="bot")
+    secret = await t.append("user", "my card is 4111 1111 1111 1111")
+    await t.append("assistant", "noted")
+    fork = await t.fork()
+    await s.redact(fork.thread_id, secret, reason="pii", replacement="[card removed]")
+    for thread in (t, fork):
+        first = (await thread.messages())[0]
+        assert (first.text, first.redacted, first.redaction_reason) == (
+            "[card removed]",
+            True,
+            "pii",
+        )
+        assert first.parts == [{"type": "text", "text": "[card removed]"}]
+    assert await s.search("4111") == []
+
+
+async def test_archive_list_cursor_and_search(hub: Hub) -> None:
+    s = hub.sessions
+    threads = [await s.start_thread(agent_id="bot", user_id="bo", title=f"t{i}") for i in range(5)]
+    for i, t in enumerate(threads):
+        await t.append("user", f"we should plan the project budget number {i}")
+    await threads[1].archive()
+    await threads[3].archive()
+    await threads[3].unarchive()
+    listed = await s.list(user_id="bo", limit=2)
+    rest = await s.list(user_id="bo", limit=10, cursor=listed.next_cursor)
+    assert listed.next_cursor is not None and rest.next_cursor is None
+    active = [t.thread_id for t in listed.threads + rest.threads]
+    assert sorted(active) == sorted(t.thread_id for i, t in enumerate(threads) if i != 1)
+    assert [t.thread_id for t in (await s.list_archived("bo")).threads] == [threads[1].thread_id]
+    assert len((await s.list(user_id="bo", archived=None)).threads) == 5
+    hits = await s.search("projects budgets", user_id="bo")  # stemmed
+    assert len(hits) == 5 and all("<b>" in h.snippet for h in hits)
+    assert await s.search("budget", user_id="nobody") == []
+    with pytest.raises(InputError, match="cursor"):
+        await s.list(cursor="garbage")
+
+
+async def test_time_travel_by_position_and_time(hub: Hub) -> None:
+    s = hub.sessions
+    t = await s.start_thread(agent_id="bot", title="before")
+    await t.append("user", "one")
+    [pos] = await hub.emit(
+        MessageAppended(
+            tenant_id=hub.settings.tenant,
+            actor="test",
+            root_thread_id=t.thread_id,
+            thread_id=t.thread_id,
+            message_id=uuid7(),
+            role="assistant",
+            parts=(TextPart(text="two"),),
+        )
+    )
+    await anyio.sleep(0.01)
+    moment = datetime.now(UTC)
+    await anyio.sleep(0.01)
+    await t.rename("after")
+    await t.append("user", "three")
+    await t.archive()
+    snap = await t.as_of(pos)
+    assert [m.text for m in snap.messages] == ["one", "two"]
+    assert (snap.thread.title, snap.thread.archived, snap.thread.message_count) == (
+        "before",
+        False,
+        2,
+    )
+    by_time = await t.as_of(moment)
+    assert [m.text for m in by_time.messages] == ["one", "two"] and by_time.thread.title == "before"
+    now = await t.as_of(datetime.now(UTC))
+    assert (now.thread.title, now.thread.archived, len(now.messages)) == ("after", True, 3)
+    with pytest.raises(NotFoundError, match="did not exist"):
+        await t.as_of(moment - timedelta(hours=1))
+
+
+async def test_memory_windows(hub: Hub) -> None:
+    t = await hub.sessions.start_thread(agent_id="bot")
+    await t.append_many([{"role": "user", "content": f"message {i:02d}"} for i in range(30)])
+    assert [m.text for m in await t.last_n(3)] == ["message 27", "message 28", "message 29"]
+    window = await t.first_last(2, 3)
+    assert [m.text for m in window] == [
+        "message 00",
+        "message 01",
+        "message 27",
+        "message 28",
+        "message 29",
+    ]
+    assert [m.text for m in await t.first_last(20, 20)] == [f"message {i:02d}" for i in range(30)]
+    by_words = await t.token_window(7, tokenizer=lambda text: len(text.split()))  # 2 words each
+    assert [m.text for m in by_words] == ["message 27", "message 28", "message 29"]
+    assert len(await t.token_window(10_000)) == 30
+
+
+async def test_bad_input_is_refused_and_nothing_is_produced(hub: Hub, tmp_path: Path) -> None:
+    s = hub.sessions
+    t = await s.start_thread(agent_id="bot")
+    other = await s.start_thread(agent_id="bot")
+    foreign = await other.append("user", "not yours")
+    before = await produced(hub)
+    with pytest.raises(NotFoundError, match="no thread 'nope'"):
+        await s.append("nope", "user", "hi")
+    with pytest.raises(NotFoundError, match="is not in thread"):
+        await s.fork(t.thread_id, foreign)
+    with pytest.raises(InputError, match="over the 1048576-byte limit"):
+        await t.append("user", "x" * (1 << 20))
+    with pytest.raises(InputError, match="role: must be one of"):
+        await t.append("robot", "hi")
+    with pytest.raises(InputError, match=r"content.1.type: must be one of"):
+        await t.append("user", [{"type": "text", "text": "ok"}, {"type": "video"}])
+    with pytest.raises(InputError, match="tool_call_id"):
+        await t.append("assistant", [{"type": "tool_call", "name": "f"}])
+    with pytest.raises(InputError, match="agent_id"):
+        await s.start_thread(agent_id="")
+    with pytest.raises(InputError, match="exists already"):
+        await s.start_thread(agent_id="bot", thread_id=t.thread_id)
+    with pytest.raises(InputError, match="titel: unknown field"):
+        await s.start_thread(agent_id="bot", titel="typo")  # type: ignore[call-arg]
+    assert await produced(hub) == before
+
+
+async def test_binary_content_goes_to_the_blob_store_by_reference(hub: Hub, tmp_path: Path) -> None:
+    t = await hub.sessions.start_thread(agent_id="bot")
+    image = bytes(range(256)) * 8192  # 2 MiB: over the message limit if it were inline
+    await t.append(
+        "user",
+        [
+            {"type": "text", "text": "look"},
+            {"type": "blob", "data": image, "content_type": "image/png", "name": "cat.png"},
+        ],
+    )
+    message = (await t.messages())[0]
+    blob = message.parts[1]
+    assert blob["type"] == "blob" and blob["size"] == len(image) and blob["name"] == "cat.png"
+    assert blob["uri"].startswith((tmp_path / "blobs").as_uri())
+    store = await hub.runtime.blob_store()
+    key = blob["uri"].removeprefix(store.url + "/")
+    assert await store.get(key) == image
+    assert message.total_tokens == 0 and len(json.dumps(message.parts)) < 1000
+
+
+async def test_orphan_events_are_dead_lettered(hub: Hub) -> None:
+    t = await hub.sessions.start_thread(agent_id="bot")
+    await t.append("user", "fine")
+    orphan = MessageAppended(
+        tenant_id=hub.settings.tenant,
+        actor="test",
+        root_thread_id="ghost",
+        thread_id="ghost",
+        message_id=uuid7(),
+        role="user",
+        parts=(TextPart(text="nobody's"),),
+    )
+    [pos] = await hub.emit(orphan)
+    await t.append("user", "still fine")
+    assert await texts(t) == ["fine", "still fine"]
+    dlq = [TopicPartition(str(Topic.DLQ), p) for p in range(TEST_PARTITIONS)]
+    found: list[DeadLettered] = []
+    async with hub.runtime.log.consumer(group_id=None, partitions=dlq) as consumer:
+        with anyio.fail_after(20):
+            while not found:
+                for rec in await consumer.fetch(10, 0.5):
+                    event = hub.runtime.codec.decode(rec.value)
+                    assert isinstance(event, DeadLettered)
+                    found.append(event)
+    assert found[0].reason == "MessageAppended for unknown thread 'ghost'"
+    assert (found[0].source_partition, found[0].source_offset) == (pos.partition, pos.offset)
+
+
+async def test_reading_a_thread_of_depth_d_is_d_plus_1_range_scans(hub: Hub) -> None:
+    s = hub.sessions
+    thread = await s.start_thread(agent_id="bot")
+    for depth in range(5):
+        await thread.append_many([{"role": "user", "content": f"d{depth}-{i}"} for i in range(3)])
+        thread = await thread.fork()
+    await thread.append("user", "leaf")
+    info = await thread.info()
+    assert info.depth == 5 and info.message_count == 16
+    assert len(await thread.messages(limit=50)) == 16
+    from hub.threads.sql import MESSAGES_DESC
+
+    plan = await hub.runtime.pool.fetchval(
+        "EXPLAIN (ANALYZE, FORMAT JSON) " + MESSAGES_DESC,
+        hub.settings.tenant,
+        thread.thread_id,
+        0,
+        2**63 - 1,
+        50,
+        2**63 - 1,
+        datetime(9999, 1, 1, tzinfo=UTC),
+    )
+    scans: list[dict[str, Any]] = []
+
+    def walk(node: dict[str, Any]) -> None:
+        if "Scan" in node["Node Type"] and node.get("Relation Name") == "messages":
+            scans.append(node)
+        for child in node.get("Plans", ()):
+            walk(child)
+
+    walk(plan[0]["Plan"] if isinstance(plan, list) else json.loads(plan)[0]["Plan"])
+    assert len(scans) == 1 and scans[0]["Node Type"].startswith("Index")
+    assert scans[0]["Actual Loops"] == info.depth + 1  # one range scan per thread in the lineage
