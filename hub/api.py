@@ -12,6 +12,7 @@ from hub.client import Hub
 from hub.db import redact
 from hub.registry import Agent
 from hub.status import ProjectionStatus, projection_status
+from hub.threads.api import add_thread_routes
 from schemas.errors import ConflictError, HubError, InputError, NotFoundError
 
 __all__ = ["create_app"]
@@ -98,4 +99,5 @@ def create_app(hub: Hub) -> FastAPI:
             raise NotFoundError(f"no agent {agent_id!r}")
         return agent
 
+    add_thread_routes(app, hub)
     return app

@@ -243,6 +243,35 @@ async def cmd_agents(settings: HubSettings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_threads(settings: HubSettings, args: argparse.Namespace) -> int:
+    """Conversation threads."""
+    from hub.client import Hub
+
+    async with Hub(settings) as hub:
+        s = hub.sessions
+        if args.action == "list":
+            page = await s.list(
+                agent_id=args.agent, user_id=args.user, archived=args.archived, limit=args.limit
+            )
+            for t in page.threads:
+                state = "archived" if t.archived else "active"
+                print(f"{t.thread_id}\t{t.message_count}\t{state}\t{t.title or ''}")
+        elif args.action == "show":
+            info = await s.get(args.thread_id)
+            if info is None:
+                raise HubError(f"no thread {args.thread_id!r}")
+            print(f"# {info.title or info.thread_id}  ({info.message_count} messages)")
+            for m in await s.messages(args.thread_id, limit=args.limit):
+                print(f"[{m.seq}] {m.role}: {m.text}")
+        elif args.action == "fork":
+            fork = await s.fork(args.thread_id, args.at, title=args.title)
+            print(fork.thread_id)
+        else:
+            for hit in await s.search(args.query, user_id=args.user, agent_id=args.agent):
+                print(f"{hit.thread_id}\t{hit.seq}\t{hit.snippet}")
+    return 0
+
+
 async def cmd_schemas(settings: HubSettings, args: argparse.Namespace) -> int:
     """Check the event contracts, or release compatible changes."""
     from schemas.derive import drift
@@ -309,6 +338,26 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--status", choices=["active", "retired"])
     a.add_argument("--limit", type=int, default=100)
     p.set_defaults(fn=cmd_agents)
+
+    p = sub.add_parser("threads", help="conversation threads")
+    threads = p.add_subparsers(dest="action", required=True)
+    a = threads.add_parser("list", help="list threads, most recent first")
+    a.add_argument("--agent")
+    a.add_argument("--user")
+    a.add_argument("--archived", action="store_true", help="list archived threads")
+    a.add_argument("--limit", type=int, default=50)
+    a = threads.add_parser("show", help="a thread's newest messages")
+    a.add_argument("thread_id")
+    a.add_argument("--limit", type=int, default=50)
+    a = threads.add_parser("fork", help="fork a thread (at a message, or at its head)")
+    a.add_argument("thread_id")
+    a.add_argument("--at", help="the last message id the fork keeps")
+    a.add_argument("--title")
+    a = threads.add_parser("search", help="full-text search over messages")
+    a.add_argument("query")
+    a.add_argument("--user")
+    a.add_argument("--agent")
+    p.set_defaults(fn=cmd_threads)
 
     p = sub.add_parser("schemas", help="event contracts: check or release")
     p.add_argument("action", choices=["check", "release"])

@@ -15,7 +15,7 @@ import pytest
 from hub import Hub, InputError, NotFoundError
 from hub.ports import TopicPartition
 from hub.settings import HubSettings
-from schemas.events import DeadLettered, MessageAppended, TextPart, Topic
+from schemas.events import DeadLettered, MessageAppended, Role, TextPart, Topic
 from schemas.ids import uuid7
 from tests.conftest import TEST_PARTITIONS
 
@@ -159,7 +159,7 @@ async def test_time_travel_by_position_and_time(hub: Hub) -> None:
             root_thread_id=t.thread_id,
             thread_id=t.thread_id,
             message_id=uuid7(),
-            role="assistant",
+            role=Role.ASSISTANT,
             parts=(TextPart(text="two"),),
         )
     )
@@ -225,7 +225,7 @@ async def test_bad_input_is_refused_and_nothing_is_produced(hub: Hub, tmp_path: 
     with pytest.raises(InputError, match="exists already"):
         await s.start_thread(agent_id="bot", thread_id=t.thread_id)
     with pytest.raises(InputError, match="titel: unknown field"):
-        await s.start_thread(agent_id="bot", titel="typo")  # type: ignore[call-arg]
+        await s.start_thread(agent_id="bot", titel="typo")
     assert await produced(hub) == before
 
 
@@ -258,7 +258,7 @@ async def test_orphan_events_are_dead_lettered(hub: Hub) -> None:
         root_thread_id="ghost",
         thread_id="ghost",
         message_id=uuid7(),
-        role="user",
+        role=Role.USER,
         parts=(TextPart(text="nobody's"),),
     )
     [pos] = await hub.emit(orphan)
