@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -64,14 +65,14 @@ def s3_endpoint(archive_url: str, request: pytest.FixtureRequest) -> str | None:
 
 
 @pytest.fixture
-async def database_url() -> AsyncIterator[str]:
-    """A fresh, empty database for this test."""
+def database_url() -> Iterator[str]:
+    """A fresh, empty database for this test (for sync and async tests alike)."""
     name = f"hubtest_{uuid.uuid4().hex[:12]}"
-    dsn = await create_database(name)
+    dsn = asyncio.run(create_database(name))
     try:
         yield dsn
     finally:
-        await drop_database(name)
+        asyncio.run(drop_database(name))
 
 
 @pytest.fixture

@@ -23,8 +23,8 @@ async def main():
     async with Hub.connect() as hub:
         assert not hub.projectors  # `agent-hub up` serves this directory: it projects
         t = await hub.sessions.start_thread(agent_id="planner", user_id="ana", title="Lisbon")
-        ids = [await t.append("user" if i % 2 == 0 else "assistant", f"trip note {i} about the budget")
-               for i in range(7)]
+        roles = ["user", "assistant"]
+        ids = [await t.append(roles[i % 2], f"trip note {i} about the budget") for i in range(7)]
         await hub.wait_for_projections()
         print(json.dumps({"thread": t.thread_id, "ids": [str(i) for i in ids]}))
 

@@ -1,0 +1,190 @@
+"""A real ``strands.Agent`` (with a scripted stub model: no network, no LLM) whose session
+lives in Agent Hub: two turns, a restore in a new Agent, then a fork a third Agent
+continues without touching the original."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from strands import Agent
+from strands.models import Model
+
+from hub.integrations.strands import HubSessionManager
+from hub.settings import HubSettings
+from hub.sync import SyncHub
+
+
+class ScriptedModel(Model):
+    """Answers from a script, and remembers what it was shown."""
+
+    def __init__(self, *replies: str) -> None:
+        self.replies = list(replies)
+        self.seen: list[list[dict[str, Any]]] = []
+
+    def update_config(self, **model_config: Any) -> None:
+        return None
+
+    def get_config(self) -> Any:
+        return {}
+
+    def structured_output(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    async def stream(self, messages: Any, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        self.seen.append([dict(m) for m in messages])
+        text = self.replies.pop(0)
+        yield {"messageStart": {"role": "assistant"}}
+        yield {"contentBlockStart": {"start": {}}}
+        yield {"contentBlockDelta": {"delta": {"text": text}}}
+        yield {"contentBlockStop": {}}
+        yield {"messageStop": {"stopReason": "end_turn"}}
+        yield {
+            "metadata": {
+                "usage": {"inputTokens": 3, "outputTokens": 2, "totalTokens": 5},
+                "metrics": {"latencyMs": 1},
+            }
+        }
+
+
+@pytest.fixture
+def sync(backend: str, log_url: str, database_url: str, tmp_path: Any) -> Iterator[SyncHub]:
+    from tests.conftest import settings_for
+
+    settings: HubSettings = settings_for(
+        backend,
+        log_url,
+        database_url,
+        tmp_path / "home",
+        run_projectors="always",
+        archive_url=(tmp_path / "blobs").as_uri(),
+    )
+    hub = SyncHub(settings).start()
+    yield hub
+    hub.stop()
+
+
+def texts(messages: list[Any]) -> list[tuple[str, str]]:
+    return [(m["role"], " ".join(b["text"] for b in m["content"] if "text" in b)) for m in messages]
+
+
+def thread_texts(sync: SyncHub, thread_id: str) -> list[tuple[str, str]]:
+    found = sync.call(lambda hub: hub.sessions.messages(thread_id))
+    return [(m.role, m.text) for m in found]
+
+
+def test_agent_restores_and_forks_through_the_hub(sync: SyncHub) -> None:
+    first = Agent(
+        model=ScriptedModel("Hi! How can I help?", "Lisbon is lovely in May."),
+        session_manager=HubSessionManager("trip", hub=sync),
+        agent_id="planner",
+        callback_handler=None,
+    )
+    first("Hello")
+    first.state.set("city", "Lisbon")
+    first("When should I visit Lisbon?")
+    two_turns = [
+        ("user", "Hello"),
+        ("assistant", "Hi! How can I help?"),
+        ("user", "When should I visit Lisbon?"),
+        ("assistant", "Lisbon is lovely in May."),
+    ]
+    assert texts(first.messages) == two_turns
+    assert thread_texts(sync, "trip/planner") == two_turns
+
+    # a new Agent (a new process, say) picks the conversation up from the hub
+    second_model = ScriptedModel("Yes, book it.")
+    second = Agent(
+        model=second_model,
+        session_manager=HubSessionManager("trip", hub=sync),
+        agent_id="planner",
+        callback_handler=None,
+    )
+    assert texts(second.messages) == two_turns
+    assert second.state.get("city") == "Lisbon"
+
+    # fork the session; a third Agent continues the fork only
+    fork_manager = HubSessionManager("trip", hub=sync).fork("trip-porto")
+    third_model = ScriptedModel("Porto is lovely too.")
+    third = Agent(
+        model=third_model, session_manager=fork_manager, agent_id="planner", callback_handler=None
+    )
+    assert texts(third.messages) == two_turns and third.state.get("city") == "Lisbon"
+    third("What about Porto?")
+    assert texts(third_model.seen[0]) == [*two_turns, ("user", "What about Porto?")]
+    assert thread_texts(sync, "trip-porto/planner") == [
+        *two_turns,
+        ("user", "What about Porto?"),
+        ("assistant", "Porto is lovely too."),
+    ]
+    assert thread_texts(sync, "trip/planner") == two_turns  # the original is untouched
+    info = sync.call(lambda hub: hub.sessions.get("trip-porto/planner"))
+    assert info is not None and info.forked_from == "trip/planner"
+
+    # and the original goes on independently
+    second("Shall I book?")
+    assert thread_texts(sync, "trip/planner")[-2:] == [
+        ("user", "Shall I book?"),
+        ("assistant", "Yes, book it."),
+    ]
+    assert len(thread_texts(sync, "trip-porto/planner")) == 6
+
+
+def test_redaction_tool_use_and_images_round_trip(sync: SyncHub) -> None:
+    from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
+
+    from hub.integrations.strands import HubSessionRepository
+
+    repo = HubSessionRepository(sync)
+    repo.create_session(Session(session_id="s", session_type=SessionType.AGENT))
+    repo.create_agent(
+        "s", SessionAgent(agent_id="a", state={"k": 1}, conversation_manager_state={})
+    )
+    image = bytes(range(256)) * 100
+    messages = [
+        {
+            "role": "user",
+            "content": [{"text": "look"}, {"image": {"format": "png", "source": {"bytes": image}}}],
+        },
+        {
+            "role": "assistant",
+            "content": [{"toolUse": {"toolUseId": "t1", "name": "lookup", "input": {"q": "cat"}}}],
+        },
+        {
+            "role": "user",
+            "content": [
+                {
+                    "toolResult": {
+                        "toolUseId": "t1",
+                        "status": "success",
+                        "content": [{"text": "a cat"}],
+                    }
+                }
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": [
+                {"reasoningContent": {"reasoningText": {"text": "hmm", "signature": "x"}}},
+                {"text": "It is a cat."},
+            ],
+        },
+    ]
+    for i, m in enumerate(messages):
+        repo.create_message("s", "a", SessionMessage(m, i))  # type: ignore[arg-type]
+    back = repo.list_messages("s", "a")
+    assert [sm.message for sm in back] == messages  # bytes, tool use, reasoning: all kept
+    assert [sm.message_id for sm in back] == [0, 1, 2, 3]
+    assert repo.list_messages("s", "a", limit=2, offset=1)[0].message == messages[1]
+    one = repo.read_message("s", "a", 3)
+    assert one is not None and one.message == messages[3]
+
+    hidden: Any = {"role": "assistant", "content": [{"text": "[hidden]"}]}
+    redacted = SessionMessage(messages[3], 3, redact_message=hidden)
+    repo.update_message("s", "a", redacted)
+    after = repo.read_message("s", "a", 3)
+    assert after is not None and after.to_message()["content"] == [{"text": "[hidden]"}]
+    agent = repo.read_agent("s", "a")
+    assert agent is not None and agent.state == {"k": 1}
+    assert repo.read_agent("s", "nobody") is None and repo.read_session("missing") is None
