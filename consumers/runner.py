@@ -300,6 +300,16 @@ class Projector(Worker):
                 ]
                 fresh = await self._fresh(conn, ids)
             batch = projection.begin(conn, projection.schema)
+            await projection.prepare(
+                batch,
+                [
+                    e
+                    for r, e in mine
+                    if e is not None
+                    and (r.tp, r.offset) not in poison
+                    and (fresh is None or e.event_id in fresh)
+                ],
+            )
             for rec, event in mine:
                 key = (rec.tp, rec.offset)
                 if key in poison:

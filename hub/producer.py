@@ -49,7 +49,10 @@ class EventProducer:
 
     async def emit(self, events: Sequence[Event]) -> list[Position]:
         """Append ``events`` in order; returns their positions."""
-        records = [self.record(e) for e in events]  # every event is checked before any write
+        return await self.send([self.record(e) for e in events])  # all checked before writing
+
+    async def send(self, records: Sequence[ProducerRecord]) -> list[Position]:
+        """Append records built by :meth:`record` (all or none); returns their positions."""
         positions = await self.log.append(records)
         for pos in positions:
             tp = pos.tp

@@ -14,7 +14,7 @@ dead-letters it and applies the rest.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import asyncpg
@@ -86,6 +86,10 @@ class Projection(ABC, Generic[B]):
     @abstractmethod
     def begin(self, conn: asyncpg.Connection, schema: str) -> B:
         """A fresh batch state for one transaction."""
+
+    async def prepare(self, batch: B, events: Sequence[Event]) -> None:
+        """Before the handlers run: load in bulk what they will look up (optional)."""
+        return None
 
     @abstractmethod
     async def flush(self, batch: B) -> None:

@@ -17,7 +17,7 @@ offsets, for time travel.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from uuid import UUID
@@ -221,6 +221,10 @@ WHERE tenant_id = $1 AND thread_id = ANY($2::text[])
 FIND_MESSAGE = """
 SELECT thread_id, seq FROM {schema}.messages WHERE tenant_id = $1 AND message_id = $2
 """
+FIND_MESSAGES = """
+SELECT message_id, thread_id, seq FROM {schema}.messages
+WHERE tenant_id = $1 AND message_id = ANY($2::uuid[])
+"""
 TOTALS_AT = """
 SELECT cum_bytes, cum_input_tokens, cum_output_tokens, cum_total_tokens
 FROM {schema}.messages WHERE tenant_id = $1 AND thread_id = $2 AND seq = $3
@@ -284,6 +288,36 @@ class SessionsBatch(Batch):
     by_message_id: dict[tuple[str, UUID], _PendingMessage] = field(default_factory=dict)
     redactions: list[tuple[str, str, int, str, str, str | None]] = field(default_factory=list)
     events: list[tuple[Any, ...]] = field(default_factory=list)
+    known: dict[tuple[str, UUID], tuple[str, int] | None] = field(default_factory=dict)
+
+    async def prefetch(self, events: Sequence[Event]) -> None:
+        """Load every thread and message the batch refers to, in two queries per tenant."""
+        threads: dict[str, set[str]] = {}
+        messages: dict[str, set[UUID]] = {}
+        for ev in events:
+            tenant = ev.tenant_id
+            for name in ("thread_id", "source_thread_id"):
+                value = getattr(ev, name, None)
+                if value is not None and (tenant, value) not in self.threads:
+                    threads.setdefault(tenant, set()).add(value)
+            for name in ("message_id", "at_message_id"):
+                value = getattr(ev, name, None)
+                if value is not None:
+                    messages.setdefault(tenant, set()).add(value)
+        for tenant, ids in threads.items():
+            rows = await self.conn.fetch(LOAD_THREADS.format(schema=self.schema), tenant, list(ids))
+            found = {r["thread_id"]: r for r in rows}
+            for thread_id in ids:
+                row = found.get(thread_id)
+                self.threads[(tenant, thread_id)] = ThreadState(dict(row)) if row else None
+        for tenant, mids in messages.items():
+            rows = await self.conn.fetch(
+                FIND_MESSAGES.format(schema=self.schema), tenant, list(mids)
+            )
+            for r in rows:
+                self.known[(tenant, r["message_id"])] = (r["thread_id"], r["seq"])
+            for mid in mids:
+                self.known.setdefault((tenant, mid), None)
 
     async def thread(self, tenant: str, thread_id: str) -> ThreadState | None:
         key = (tenant, thread_id)
@@ -320,6 +354,8 @@ class SessionsBatch(Batch):
         pending = self.by_message_id.get((tenant, message_id))
         if pending is not None:
             return pending.thread_id, pending.seq
+        if (tenant, message_id) in self.known:  # prefetched (None: not stored)
+            return self.known[(tenant, message_id)]
         row = await self.conn.fetchrow(FIND_MESSAGE.format(schema=self.schema), tenant, message_id)
         return (row[0], row[1]) if row else None
 
@@ -548,6 +584,9 @@ class SessionsProjection(Projection[SessionsBatch]):
 
     def begin(self, conn: asyncpg.Connection, schema: str) -> SessionsBatch:
         return SessionsBatch(conn, schema)
+
+    async def prepare(self, batch: SessionsBatch, events: Sequence[Event]) -> None:
+        await batch.prefetch(events)
 
     async def flush(self, batch: SessionsBatch) -> None:
         conn, schema = batch.conn, batch.schema

@@ -13,9 +13,11 @@ Group membership (partitions shared among a group's members) is in :mod:`hub.log
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
 import asyncpg
 import structlog
 
@@ -152,6 +154,16 @@ _RECORD_COLUMNS = (
 )
 
 
+@dataclass
+class _Append:
+    """One caller's records, waiting for (or done by) a group commit."""
+
+    records: Sequence[ProducerRecord]
+    done: bool = False
+    positions: list[Position] | None = None
+    error: BaseException | None = None
+
+
 class PostgresLog(Lifecycle):
     """``EventLog`` over Postgres tables (schema ``hub_log`` by default)."""
 
@@ -171,6 +183,8 @@ class PostgresLog(Lifecycle):
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
         self._partitions: dict[str, int] = {}
+        self._queue: list[_Append] = []
+        self._write_lock = anyio.Lock()
         self._sql = {
             name: sql.format(s=schema)
             for name, sql in {
@@ -259,12 +273,44 @@ class PostgresLog(Lifecycle):
     # ── append ──────────────────────────────────────────────────────────────────────────
 
     async def append(self, records: Sequence[ProducerRecord]) -> list[Position]:
+        """Append records; concurrent appends share one transaction (group commit).
+
+        Whoever holds the write lock writes everything queued meanwhile, so many small
+        concurrent appends cost one round of statements, not one each. The write is
+        shielded: a cancelled caller cannot roll back the others' records.
+        """
         if not records:
             return []
-        async with self.pool.acquire() as conn:
-            with translate_errors("cannot append to the Postgres log"):
-                async with conn.transaction():
-                    return await self.append_in(conn, records)
+        for rec in records:  # an unknown topic fails this call only, before it is queued
+            await self.partitions_for(rec.topic)
+        request = _Append(records)
+        self._queue.append(request)
+        async with self._write_lock:
+            if not request.done:
+                batch, self._queue = self._queue, []
+                with anyio.CancelScope(shield=True):
+                    await self._write(batch)
+        if request.error is not None:
+            raise request.error
+        assert request.positions is not None
+        return request.positions
+
+    async def _write(self, batch: list[_Append]) -> None:
+        flat = [rec for request in batch for rec in request.records]
+        try:
+            async with self.pool.acquire() as conn:
+                with translate_errors("cannot append to the Postgres log"):
+                    async with conn.transaction():
+                        positions = await self.append_in(conn, flat)
+        except BaseException as exc:
+            for request in batch:
+                request.error, request.done = exc, True
+            return
+        start = 0
+        for request in batch:
+            request.positions = positions[start : start + len(request.records)]
+            request.done = True
+            start += len(request.records)
 
     async def append_in(
         self, conn: asyncpg.Connection, records: Sequence[ProducerRecord]

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from hub.ports import Position
+from hub.ports import Position, ProducerRecord
 from hub.registry import build_event
 from hub.threads import sql
 from hub.threads.models import (
@@ -164,15 +164,18 @@ class SessionsClient:
             uri=uri, content_type=content_type, size=len(data), sha256=digest, name=item.get("name")
         )
 
-    def _check_size(self, event: MessageAppended) -> None:
+    def _record(self, event: MessageAppended) -> ProducerRecord:
+        """The log record of a message, refused if it is over the message size limit."""
         limit = self._hub.settings.max_message_bytes
-        size = len(self._hub.runtime.codec.encode(event))
+        record = self._hub.runtime.producer.record(event)
+        size = len(record.value)
         if size > limit:
             raise InputError(
                 f"content: message is {size} bytes, over the {limit}-byte limit "
                 "(HUB_MAX_MESSAGE_BYTES); send large or binary content as a blob part",
                 field="content",
             )
+        return record
 
     # ── writing ─────────────────────────────────────────────────────────────────────────
 
@@ -205,7 +208,9 @@ class SessionsClient:
         self._roots[thread_id] = thread_id
         return Thread(self, thread_id)
 
-    async def _message(self, thread_id: str, root: str, spec: Mapping[str, Any]) -> MessageAppended:
+    async def _message(
+        self, thread_id: str, root: str, spec: Mapping[str, Any]
+    ) -> tuple[MessageAppended, ProducerRecord]:
         spec = dict(spec)
         role = spec.pop("role", None)
         if role not in ROLES:
@@ -236,8 +241,7 @@ class SessionsClient:
             **fields,
         )
         assert isinstance(event, MessageAppended)
-        self._check_size(event)
-        return event
+        return event, self._record(event)
 
     async def append(
         self,
@@ -268,9 +272,9 @@ class SessionsClient:
     ) -> builtins.list[UUID]:
         """Append several messages in order, all or none (each a dict like ``append``'s)."""
         root = await self._root_of(thread_id)
-        events = [await self._message(thread_id, root, m) for m in messages]
-        await self._emit(*events)
-        return [e.message_id for e in events]
+        built = [await self._message(thread_id, root, m) for m in messages]
+        await self._hub.runtime.producer.send([record for _, record in built])
+        return [event.message_id for event, _ in built]
 
     async def fork(
         self,
