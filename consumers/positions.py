@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import anyio
 import asyncpg
 
 from hub.db import translate_errors
 from hub.ports import TopicPartition
 
-__all__ = ["CHANNEL", "PostgresPositionStore", "ensure_schema"]
+__all__ = ["CHANNEL", "PositionWatcher", "PostgresPositionStore", "ensure_schema"]
 
 CHANNEL = "hub_positions"
 _LOCK = 0x6875625F706F73  # "hub_pos"
@@ -82,6 +83,41 @@ async def ensure_schema(conn: asyncpg.Connection) -> None:
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK)
         await conn.execute(SCHEMA)
+
+
+class PositionWatcher:
+    """Wakes waiters whenever a consumer stores positions (LISTEN ``hub_positions``).
+
+    Take :meth:`changed` *before* reading positions, then wait on it: a change that lands
+    in between has already set it, so no change is ever missed.
+    """
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self._conn: asyncpg.Connection | None = None
+        self._event = anyio.Event()
+
+    async def start(self) -> None:
+        if self._conn is None:
+            with translate_errors("cannot listen for position changes"):
+                conn = await asyncpg.connect(self.dsn, timeout=10)
+                await conn.add_listener(CHANNEL, self._notified)
+            self._conn = conn
+
+    def _notified(self, *_: object) -> None:
+        event, self._event = self._event, anyio.Event()
+        event.set()
+
+    def changed(self) -> anyio.Event:
+        """An event set at the next position change."""
+        if self._conn is not None and self._conn.is_closed():
+            self._conn = None  # reconnected by the next start(); waiters fall back to polling
+        return self._event
+
+    async def stop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.is_closed():
+            await conn.close(timeout=5)
 
 
 def _split(tps: Sequence[TopicPartition]) -> tuple[list[str], list[int]]:

@@ -134,8 +134,9 @@ class Hub(Lifecycle):
             return
         consumers = sorted({c for c, _ in needed})
         deadline = time.monotonic() + timeout
-        delay = 0.002
+        watcher = await self.runtime.position_watcher()
         while True:
+            changed = watcher.changed()  # taken before reading: no change can slip by
             rows = await self.runtime.pool.fetch(POSITIONS, consumers)
             stored = {(r[0], TopicPartition(r[1], r[2])): r[3] for r in rows}
             behind = {k: v for k, v in needed.items() if stored.get(k, 0) <= v}
@@ -149,5 +150,5 @@ class Hub(Lifecycle):
                     "(is a projector running? see `agent-hub status`)",
                     retriable=True,
                 )
-            await anyio.sleep(delay)
-            delay = min(delay * 2, 0.05)
+            with anyio.move_on_after(min(0.5, max(0.0, deadline - time.monotonic()))):
+                await changed.wait()  # a projector stored positions (or poll again in 0.5 s)

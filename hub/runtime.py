@@ -13,6 +13,7 @@ import asyncpg
 import structlog
 
 from consumers.archiver import Archiver, ArchiverSettings
+from consumers.positions import PositionWatcher
 from consumers.positions import ensure_schema as ensure_positions
 from consumers.runner import Projector, ProjectorSettings
 from hub.blob import open_blob_store
@@ -46,6 +47,7 @@ class Runtime(Lifecycle):
         self._log: EventLog | None = None
         self._producer: EventProducer | None = None
         self._blobs: BlobStore | None = None
+        self._watcher: PositionWatcher | None = None
 
     async def start(self) -> None:
         if self._pool is not None:
@@ -90,7 +92,10 @@ class Runtime(Lifecycle):
         embedded, self.embedded = self.embedded, None
         self._producer = None
         blobs, self._blobs = self._blobs, None
+        watcher, self._watcher = self._watcher, None
         with anyio.CancelScope(shield=True):
+            if watcher is not None:
+                await watcher.stop()
             if blobs is not None:
                 await blobs.stop()
             if log_ is not None:
@@ -114,6 +119,15 @@ class Runtime(Lifecycle):
     def producer(self) -> EventProducer:
         assert self._producer is not None, "runtime not started"
         return self._producer
+
+    async def position_watcher(self) -> PositionWatcher:
+        """Notifications of stored positions (for read-your-writes), started on first use."""
+        if self._watcher is None:
+            assert self.database_url is not None, "runtime not started"
+            watcher = PositionWatcher(self.database_url)
+            await watcher.start()
+            self._watcher = watcher
+        return self._watcher
 
     async def blob_store(self) -> BlobStore:
         """The store for binary message content and artifacts (``HUB_ARCHIVE_URL``),

@@ -191,6 +191,7 @@ class SessionsClient:
     ) -> Thread:
         """A new thread (its id is generated unless you give one)."""
         _reject_unknown(unknown)
+        given = thread_id is not None  # a fresh UUIDv7 needs no existence check
         thread_id = thread_id or str(uuid7())
         event = build_event(
             ThreadStarted,
@@ -202,7 +203,7 @@ class SessionsClient:
             title=title,
             metadata=dict(metadata or {}),
         )
-        if thread_id in self._roots or await self.get(thread_id) is not None:
+        if given and (thread_id in self._roots or await self.get(thread_id) is not None):
             raise InputError(f"thread_id: thread {thread_id!r} exists already", field="thread_id")
         await self._emit(event)
         self._roots[thread_id] = thread_id

@@ -163,6 +163,7 @@ async def forks_and_reads(database_url: str, sizes: list[int]) -> None:
                     ]
                 )
             await hub.wait_for_projections(timeout=3600)
+            await pool.execute("VACUUM ANALYZE proj_sessions_v1.threads, proj_sessions_v1.messages")
             before = await pool.fetchval(SIZES)
             times = []
             for _ in range(20):

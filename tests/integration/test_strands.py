@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from strands import Agent
 from strands.models import Model
+from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
 
-from hub.integrations.strands import HubSessionManager
+from hub.integrations.strands import HubSessionManager, HubSessionRepository
 from hub.settings import HubSettings
 from hub.sync import SyncHub
 
@@ -132,10 +133,6 @@ def test_agent_restores_and_forks_through_the_hub(sync: SyncHub) -> None:
 
 
 def test_redaction_tool_use_and_images_round_trip(sync: SyncHub) -> None:
-    from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
-
-    from hub.integrations.strands import HubSessionRepository
-
     repo = HubSessionRepository(sync)
     repo.create_session(Session(session_id="s", session_type=SessionType.AGENT))
     repo.create_agent(
@@ -188,3 +185,76 @@ def test_redaction_tool_use_and_images_round_trip(sync: SyncHub) -> None:
     agent = repo.read_agent("s", "a")
     assert agent is not None and agent.state == {"k": 1}
     assert repo.read_agent("s", "nobody") is None and repo.read_session("missing") is None
+
+
+@pytest.fixture
+def seed_env(
+    monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Any
+) -> Iterator[dict[str, str]]:
+    """The seed's environment variables, pointing at this test's database."""
+    import hub.config
+    import hub.sync
+
+    monkeypatch.setenv("HUB_DATABASE_URL", database_url)
+    monkeypatch.setenv("HUB_RUN_PROJECTORS", "always")
+    monkeypatch.setenv("AGENT_HUB_LOCAL_DIR", str(tmp_path / "local"))
+    for name in ("USE_S3", "AGENT_HUB_BUCKET", "HUB_LOG_URL", "HUB_ARCHIVE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    hub.config.set_config(hub.config.HubConfig())
+    yield {}
+    hub.sync._close_all()
+    hub.config._config = None
+
+
+def test_seed_create_session_manager_local_and_s3(
+    seed_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    moto_endpoint: str,
+    aws_env: dict[str, str],
+) -> None:
+    from hub.config import HubConfig, set_config
+    from hub.session import create_session_manager, generate_run_id
+    from schemas.errors import ConfigError
+
+    run_id = generate_run_id("my-agent")
+    assert run_id.startswith("my-agent_") and len(run_id) == len("my-agent_20241215_143022")
+    manager = create_session_manager(agent_id="my-agent", run_id=run_id)
+    agent = Agent(
+        model=ScriptedModel("hello back"),
+        session_manager=manager,
+        agent_id="my-agent",
+        callback_handler=None,
+    )
+    agent("hello")
+    again = Agent(
+        model=ScriptedModel(),
+        session_manager=create_session_manager(agent_id="my-agent", run_id=run_id),
+        agent_id="my-agent",
+        callback_handler=None,
+    )
+    assert texts(again.messages) == [("user", "hello"), ("assistant", "hello back")]
+
+    monkeypatch.setenv("USE_S3", "true")
+    set_config(HubConfig())
+    with pytest.raises(ConfigError, match=r"^AGENT_HUB_BUCKET must be set when USE_S3=true$"):
+        create_session_manager(agent_id="my-agent")
+
+    monkeypatch.setenv("AGENT_HUB_BUCKET", "seed-bucket")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_endpoint)
+    set_config(HubConfig())
+    s3_manager = create_session_manager(agent_id="my-agent", run_id="s3-run")
+    picture = bytes(range(256)) * 4
+    s3_manager.repository.create_agent(
+        "s3-run", SessionAgent(agent_id="pic", state={}, conversation_manager_state={})
+    )
+    message: Any = {
+        "role": "user",
+        "content": [{"image": {"format": "png", "source": {"bytes": picture}}}],
+    }
+    s3_manager.repository.create_message("s3-run", "pic", SessionMessage(message, 0))
+    stored = s3_manager.repository.list_messages("s3-run", "pic")
+    assert stored[0].message == message
+    uri = s3_manager.repository.hub.call(lambda hub: hub.sessions.messages("s3-run/pic"))[0].parts[
+        0
+    ]["uri"]
+    assert uri.startswith("s3://seed-bucket/agent-hub/blobs/")
