@@ -20,7 +20,9 @@ from consumers.runner import Projector
 from hub.embedded import ServerLock
 from hub.lifecycle import Lifecycle
 from hub.ports import Position, TopicPartition
+from hub.prompts.client import PromptsClient
 from hub.registry import RegistryClient
+from hub.runs.client import RunsClient
 from hub.runtime import Runtime
 from hub.settings import HubSettings, load_settings
 from hub.threads.client import SessionsClient
@@ -45,6 +47,8 @@ class Hub(Lifecycle):
         self.runtime = Runtime(settings)
         self.registry = RegistryClient(self)
         self.sessions = SessionsClient(self)
+        self.runs = RunsClient(self)
+        self.prompts = PromptsClient(self)
         self.projectors: list[Projector] = []
         self.archiver: Archiver | None = None
         self._archive = archive
@@ -75,6 +79,9 @@ class Hub(Lifecycle):
                     await tg.start(projector.run)
                     self.projectors.append(projector)
                 log.debug("hub.projectors_in_process", count=len(self.projectors))
+            tg = await stack.enter_async_context(anyio.create_task_group())
+            stack.callback(tg.cancel_scope.cancel)
+            tg.start_soon(self._forward_spool_forever)
             if self._archive:
                 tg = await stack.enter_async_context(anyio.create_task_group())
                 stack.callback(self.stop_projectors)
@@ -110,6 +117,27 @@ class Hub(Lifecycle):
     async def emit(self, *events: Event) -> list[Position]:
         """Append events to the log (validated, all or nothing); returns their positions."""
         return await self.runtime.producer.emit(events)
+
+    # ── the offline spool ───────────────────────────────────────────────────────────────
+
+    async def sync(self) -> int:
+        """Forward what the offline spool holds to the log (in order); returns how many
+        events were sent. Raises :class:`LogError` while the log is still unreachable."""
+        return await self.runtime.producer.forward_spool()
+
+    async def _forward_spool_forever(self) -> None:
+        spool = self.runtime.spool
+        while True:
+            if spool.has_pending():
+                try:
+                    sent = await self.sync()
+                    if sent:
+                        log.info("hub.spool_forwarded", events=sent)
+                except HubError as exc:
+                    if not exc.retriable:
+                        raise
+                    log.debug("hub.spool_waiting_for_log", error=str(exc))
+            await anyio.sleep(self.settings.spool_retry_s)
 
     # ── read your writes ────────────────────────────────────────────────────────────────
 

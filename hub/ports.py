@@ -6,7 +6,7 @@ one shared suite against every ``EventLog`` adapter.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, Self, runtime_checkable
 
@@ -19,6 +19,7 @@ __all__ = [
     "PositionStore",
     "ProducerRecord",
     "RebalanceListener",
+    "StoredObject",
     "TopicPartition",
 ]
 
@@ -180,6 +181,15 @@ class PositionStore(Protocol):
     ) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """What a streamed upload stored."""
+
+    uri: str
+    size: int
+    sha256: str
+
+
 @runtime_checkable
 class BlobStore(Protocol):
     """Immutable objects by key: S3 (or MinIO), or a local directory."""
@@ -204,6 +214,17 @@ class BlobStore(Protocol):
 
     async def get(self, key: str) -> bytes:
         """The object's bytes; :class:`NotFoundError` if there is none."""
+        ...
+
+    async def put_stream(
+        self, key: str, chunks: AsyncIterable[bytes], *, content_type: str = ...
+    ) -> StoredObject:
+        """Store a stream without holding it in memory (S3: multipart upload). All or
+        nothing: a failed upload leaves no object. Returns the URI, size and sha256."""
+        ...
+
+    async def presign(self, key: str, *, expires_s: int = 3600) -> str:
+        """A URL that downloads ``key`` without credentials (S3: a presigned GET)."""
         ...
 
     async def exists(self, key: str) -> bool: ...

@@ -11,19 +11,35 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import anyio
+import structlog
+
 from hub.ports import EventLog, Position, ProducerRecord, TopicPartition
+from hub.spool import Spool
 from schemas.codec import Codec
-from schemas.errors import InputError
+from schemas.errors import InputError, LogError
 from schemas.events import Event
 
 __all__ = ["EventProducer"]
+
+log = structlog.get_logger(__name__)
 
 
 class EventProducer:
     """Appends events to a log."""
 
-    def __init__(self, log: EventLog, codec: Codec, *, max_event_bytes: int = 1 << 20) -> None:
+    def __init__(
+        self,
+        log: EventLog,
+        codec: Codec,
+        *,
+        max_event_bytes: int = 1 << 20,
+        spool: Spool | None = None,
+    ) -> None:
         self.log = log
+        self.spool = spool
+        self.spooling = spool is not None and spool.has_pending()
+        self.spooled = 0
         self.codec = codec
         self.max_event_bytes = max_event_bytes
         self.high_water: dict[TopicPartition, int] = {}
@@ -52,8 +68,43 @@ class EventProducer:
         return await self.send([self.record(e) for e in events])  # all checked before writing
 
     async def send(self, records: Sequence[ProducerRecord]) -> list[Position]:
-        """Append records built by :meth:`record` (all or none); returns their positions."""
-        positions = await self.log.append(records)
+        """Append records built by :meth:`record` (all or none); returns their positions.
+
+        With a spool: while the log is unreachable (or earlier batches still wait in the
+        spool, so that order is kept) the records are spooled durably instead and no
+        positions are returned."""
+        spool = self.spool
+        if spool is not None and self.spooling:
+            if spool.has_pending():
+                await anyio.to_thread.run_sync(spool.append, records)
+                self.spooled += len(records)
+                return []
+            self.spooling = False  # drained: back to the log
+        try:
+            positions = await self.log.append(records)
+        except LogError as exc:
+            if spool is None or not exc.retriable:
+                raise
+            await anyio.to_thread.run_sync(spool.append, records)
+            self.spooling = True
+            self.spooled += len(records)
+            log.warning("producer.spooled", records=len(records), error=str(exc))
+            return []
+        return self._remember(positions)
+
+    async def forward_spool(self) -> int:
+        """Send what the spool holds to the log, in order; returns the records sent."""
+        if self.spool is None or not self.spool.has_pending():
+            return 0
+        sent = await self.spool.forward(self._append_direct)
+        if not self.spool.has_pending():
+            self.spooling = False
+        return sent
+
+    async def _append_direct(self, records: Sequence[ProducerRecord]) -> None:
+        self._remember(await self.log.append(records))
+
+    def _remember(self, positions: list[Position]) -> list[Position]:
         for pos in positions:
             tp = pos.tp
             if pos.offset > self.high_water.get(tp, -1):

@@ -12,12 +12,21 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, computed_field
 from pydantic import ValidationError as PydanticValidationError
 
 from schemas.codec import pydantic_error_field
-from schemas.errors import InputError
-from schemas.events import AgentRegistered, AgentRetired, AgentUpdated, Event, Topic
+from schemas.errors import ConflictError, InputError, NotFoundError
+from schemas.events import (
+    AgentRegistered,
+    AgentRetired,
+    AgentUpdated,
+    Event,
+    Provenance,
+    RunFinished,
+    RunStarted,
+    Topic,
+)
 from schemas.types import MAX_ID_LENGTH
 
 if TYPE_CHECKING:
@@ -25,22 +34,28 @@ if TYPE_CHECKING:
 
 __all__ = ["Agent", "RegisterResult", "RegistryClient", "build_event"]
 
-GET = """
-SELECT agent_id, description, tags, metadata, status, registered_at, updated_at,
-       retired_at, retired_reason, revision
-FROM registry.agents WHERE tenant_id = $1 AND agent_id = $2
+_AGENT = """
+SELECT a.agent_id, a.description, a.tags, a.metadata, a.status, a.registered_at, a.updated_at,
+       a.retired_at, a.retired_reason, a.revision,
+       COALESCE(s.runs, 0) AS run_count, COALESCE(s.succeeded, 0) AS succeeded,
+       COALESCE(s.failed, 0) AS failed, COALESCE(s.cancelled, 0) AS cancelled,
+       s.last_run_id, s.last_run_at
+FROM registry.agents a
+LEFT JOIN runs.agent_stats s ON s.tenant_id = a.tenant_id AND s.agent_id = a.agent_id
 """
-LIST = """
-SELECT agent_id, description, tags, metadata, status, registered_at, updated_at,
-       retired_at, retired_reason, revision
-FROM registry.agents
-WHERE tenant_id = $1
-  AND ($2::text IS NULL OR tags @> ARRAY[$2::text])
-  AND ($3::text IS NULL OR status = $3)
-  AND ($4::text IS NULL OR agent_id > $4)
-ORDER BY agent_id
+GET = _AGENT + "WHERE a.tenant_id = $1 AND a.agent_id = $2"
+LIST = (
+    _AGENT
+    + """
+WHERE a.tenant_id = $1
+  AND ($2::text IS NULL OR a.tags @> ARRAY[$2::text])
+  AND ($3::text IS NULL OR a.status = $3)
+  AND ($4::text IS NULL OR a.agent_id > $4)
+ORDER BY a.agent_id
 LIMIT $5
 """
+)
+RUN_STATUS = "SELECT agent_id, status FROM runs.runs WHERE tenant_id = $1 AND run_id = $2"
 
 
 class Agent(BaseModel):
@@ -58,6 +73,19 @@ class Agent(BaseModel):
     retired_at: datetime | None = None
     retired_reason: str | None = None
     revision: int
+    run_count: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    last_run_id: str | None = None
+    last_run_at: datetime | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def success_rate(self) -> float | None:
+        """Succeeded over finished runs (None before any run finished)."""
+        finished = self.succeeded + self.failed + self.cancelled
+        return self.succeeded / finished if finished else None
 
 
 class RegisterResult(StrEnum):
@@ -163,10 +191,77 @@ class RegistryClient:
         await self._hub.emit(event)
         return True
 
+    async def add_tags(self, agent_id: str, *tags: str) -> RegisterResult:
+        """Add tags to a registered agent (others are kept)."""
+        current = await self._require(agent_id)
+        merged = list(current.tags) + [t for t in tags if t not in current.tags]
+        return await self.register(agent_id, tags=merged)
+
+    async def remove_tags(self, agent_id: str, *tags: str) -> RegisterResult:
+        """Remove tags from a registered agent."""
+        current = await self._require(agent_id)
+        return await self.register(agent_id, tags=[t for t in current.tags if t not in tags])
+
+    async def _require(self, agent_id: str) -> Agent:
+        current = await self.get(agent_id)
+        if current is None:
+            raise NotFoundError(f"no agent {agent_id!r}")
+        return current
+
+    async def record_run(
+        self,
+        agent_id: str,
+        run_id: str,
+        *,
+        success: bool = True,
+        status: str | None = None,
+        error: str | None = None,
+        duration_s: float = 0.0,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Record that ``run_id`` of ``agent_id`` ended (the seed's ``record_run``).
+
+        A run not seen before is recorded whole (RunStarted and RunFinished); a running
+        one is finished. False if the run had already finished (nothing is produced)."""
+        _check_id(agent_id)
+        final = status or ("success" if success else "failed")
+        if final not in ("success", "failed", "cancelled"):
+            raise InputError(
+                f"status: must be success, failed or cancelled, not {final!r}", field="status"
+            )
+        envelope = {
+            **self._envelope(),
+            "actor": agent_id,
+            "correlation_id": run_id,
+            "agent_id": agent_id,
+            "run_id": run_id,
+        }
+        finished = build_event(
+            RunFinished, **envelope, status=final, error=error, duration_s=duration_s
+        )
+        await self._hub.wait_for_projections(topics=[str(Topic.RUNS)])
+        row = await self._hub.runtime.pool.fetchrow(RUN_STATUS, self._hub.settings.tenant, run_id)
+        if row is not None and row["agent_id"] != agent_id:
+            raise ConflictError(f"run {run_id!r} belongs to agent {row['agent_id']!r}")
+        if row is not None and row["status"] != "running":
+            return False
+        events: list[Event] = []
+        if row is None:
+            events.append(
+                build_event(
+                    RunStarted,
+                    **envelope,
+                    provenance=Provenance(),
+                    metadata=dict(metadata or {}),
+                )
+            )
+        await self._hub.emit(*events, finished)
+        return True
+
     async def get(self, agent_id: str) -> Agent | None:
         """The agent, or None; reflects this client's own earlier writes."""
         _check_id(agent_id)
-        await self._hub.wait_for_projections(topics=[str(Topic.REGISTRY)])
+        await self._hub.wait_for_projections(topics=[str(Topic.REGISTRY), str(Topic.RUNS)])
         row = await self._hub.runtime.pool.fetchrow(GET, self._hub.settings.tenant, agent_id)
         return Agent(**dict(row)) if row else None
 
@@ -185,7 +280,7 @@ class RegistryClient:
             )
         if not 1 <= limit <= 1000:
             raise InputError("limit: must be between 1 and 1000", field="limit")
-        await self._hub.wait_for_projections(topics=[str(Topic.REGISTRY)])
+        await self._hub.wait_for_projections(topics=[str(Topic.REGISTRY), str(Topic.RUNS)])
         rows = await self._hub.runtime.pool.fetch(
             LIST, self._hub.settings.tenant, tag, status, after, limit
         )

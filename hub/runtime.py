@@ -24,6 +24,7 @@ from hub.log import open_log
 from hub.ports import BlobStore, EventLog
 from hub.producer import EventProducer
 from hub.settings import HubSettings
+from hub.spool import Spool
 from projections import all_projections
 from projections.base import Projection
 from projections.migrate import ensure_hub_schema, migrate
@@ -48,6 +49,7 @@ class Runtime(Lifecycle):
         self._producer: EventProducer | None = None
         self._blobs: BlobStore | None = None
         self._watcher: PositionWatcher | None = None
+        self.spool = Spool(settings.home / "spool")
 
     async def start(self) -> None:
         if self._pool is not None:
@@ -67,7 +69,9 @@ class Runtime(Lifecycle):
             self._log = open_log(s.log_url or self.database_url, **self._log_options())
             await self._log.start()
             await self._log.ensure_topics(s.topic_partitions())
-            self._producer = EventProducer(self._log, self.codec, max_event_bytes=s.max_event_bytes)
+            self._producer = EventProducer(
+                self._log, self.codec, max_event_bytes=s.max_event_bytes, spool=self.spool
+            )
         except BaseException:
             await self.stop()
             raise

@@ -75,6 +75,15 @@ class HubSettings(BaseSettings):
     batch_size: int = Field(2000, ge=1, description="Most events a projector applies at once")
     batch_linger_ms: int = Field(10, ge=0, description="How long a projector waits to fill a batch")
     retry_max_s: float = Field(30.0, gt=0, description="Longest backoff between retries")
+    prompt_cache_ttl_s: float = Field(
+        60.0, ge=0, description="How long a cached prompt is served before it is refreshed"
+    )
+    spool_retry_s: float = Field(
+        5.0, gt=0, description="How often a hub retries forwarding its offline spool"
+    )
+    artifact_url_expires_s: int = Field(
+        3600, ge=1, le=7 * 24 * 3600, description="Lifetime of presigned artifact URLs"
+    )
     run_projectors: Literal["auto", "always", "never"] = Field(
         "auto", description="auto: run projectors in-process when embedded and no server runs"
     )

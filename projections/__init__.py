@@ -5,12 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from projections.base import Projection
+from projections.prompts import PromptsProjection
 from projections.registry import RegistryProjection
+from projections.runs import RunsProjection
 from projections.sessions import SessionsProjection
 
 __all__ = ["CATALOGUE", "all_projections"]
 
-CATALOGUE: tuple[type[Projection[Any]], ...] = (RegistryProjection, SessionsProjection)
+CATALOGUE: tuple[type[Projection[Any]], ...] = (
+    RegistryProjection,
+    SessionsProjection,
+    RunsProjection,
+    PromptsProjection,
+)
 
 
 def all_projections() -> list[Projection[Any]]:

@@ -21,6 +21,7 @@ from schemas.types import (
     Identifier,
     Json,
     JsonObject,
+    MetricName,
     Text,
     UtcDatetime,
     utcnow,
@@ -258,7 +259,7 @@ class RunStarted(_RunEvent):
 
 
 class MetricRecorded(_RunEvent):
-    name: Identifier
+    name: MetricName
     value: float = Field(allow_inf_nan=False)
     kind: Annotated[MetricKind, Enum]
     unit: str | None = None

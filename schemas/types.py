@@ -19,6 +19,7 @@ __all__ = [
     "Identifier",
     "Json",
     "JsonObject",
+    "MetricName",
     "Text",
     "UtcDatetime",
     "is_union",
@@ -71,6 +72,14 @@ Identifier = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)
 ]
 """An id or name: 1 to 200 characters, no control characters, no surrounding spaces."""
+
+MetricName = Annotated[
+    str,
+    StringConstraints(
+        min_length=1, max_length=MAX_ID_LENGTH, pattern=r"^[A-Za-z_][A-Za-z0-9_.:/-]*$"
+    ),
+]
+"""A metric name: a letter or ``_`` first, then letters, digits, ``_ . : / -``."""
 
 Text = Annotated[str, StringConstraints(pattern=TEXT_PATTERN)]
 """Free text: newlines and tabs allowed, other control characters not."""

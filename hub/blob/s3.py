@@ -6,19 +6,26 @@ A PUT is atomic: an object is whole or absent. The bucket is created at start if
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+import hashlib
+from collections.abc import AsyncIterable, Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any, TypeVar
 
 import aioboto3
+import anyio
 from botocore.exceptions import BotoCoreError, ClientError
 
 from hub.lifecycle import Lifecycle
+from hub.ports import StoredObject
 from schemas.errors import HubError, NotFoundError, StoreError
 
 __all__ = ["S3BlobStore"]
 
 T = TypeVar("T")
+
+PART_SIZE = 8 << 20
+"""Multipart upload part size (S3 needs at least 5 MiB for every part but the last)."""
 
 
 def _code(exc: ClientError) -> str:
@@ -116,6 +123,82 @@ class S3BlobStore(Lifecycle):
             ),
         )
         return self.uri(key)
+
+    async def put_stream(
+        self,
+        key: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        content_type: str = "application/octet-stream",
+    ) -> StoredObject:
+        """Upload in parts of ``PART_SIZE`` (a single PUT when smaller); abort on failure."""
+        full = self._key(key)
+        where = f"cannot write s3://{self.bucket}/{full}"
+        digest = hashlib.sha256()
+        size = 0
+        upload_id: str | None = None
+        parts: list[dict[str, Any]] = []
+        buffer = bytearray()
+
+        async def send_part(data: bytes) -> None:
+            nonlocal upload_id
+            if upload_id is None:
+                created = await _s3(
+                    where,
+                    lambda: self.client.create_multipart_upload(
+                        Bucket=self.bucket, Key=full, ContentType=content_type
+                    ),
+                )
+                upload_id = str(created["UploadId"])
+            number = len(parts) + 1
+            sent = await _s3(
+                where,
+                lambda: self.client.upload_part(
+                    Bucket=self.bucket, Key=full, UploadId=upload_id, PartNumber=number, Body=data
+                ),
+            )
+            parts.append({"ETag": sent["ETag"], "PartNumber": number})
+
+        try:
+            async for chunk in chunks:
+                digest.update(chunk)
+                size += len(chunk)
+                buffer += chunk
+                while len(buffer) >= PART_SIZE:
+                    await send_part(bytes(buffer[:PART_SIZE]))
+                    del buffer[:PART_SIZE]
+            if upload_id is None:  # small: one PUT
+                await self.put(key, bytes(buffer), content_type=content_type)
+            else:
+                if buffer:
+                    await send_part(bytes(buffer))
+                await _s3(
+                    where,
+                    lambda: self.client.complete_multipart_upload(
+                        Bucket=self.bucket,
+                        Key=full,
+                        UploadId=upload_id,
+                        MultipartUpload={"Parts": parts},
+                    ),
+                )
+        except BaseException:
+            if upload_id is not None:
+                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                    await self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=full, UploadId=upload_id
+                    )
+            raise
+        return StoredObject(self.uri(key), size, digest.hexdigest())
+
+    async def presign(self, key: str, *, expires_s: int = 3600) -> str:
+        full = self._key(key)
+        url: str = await _s3(
+            f"cannot presign s3://{self.bucket}/{full}",
+            lambda: self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": full}, ExpiresIn=expires_s
+            ),
+        )
+        return url
 
     async def get(self, key: str) -> bytes:
         full = self._key(key)

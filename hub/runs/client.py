@@ -1,0 +1,186 @@
+"""``hub.runs``: runs of agents, their metrics and artifacts.
+
+``async with hub.runs.start("my-agent", input=...) as run: await run.metric(...)``.
+Reads come from the ``runs`` projection after waiting for this client's own writes.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+from uuid import UUID
+
+from hub.registry import build_event
+from hub.runs import sql
+from hub.runs.models import AggregateRow, ArtifactInfo, MetricPoint, RunDetail, RunInfo
+from hub.runs.run import Run, artifact_store_key
+from schemas.errors import InputError, NotFoundError
+from schemas.events import Provenance, RunStatus, Topic
+from schemas.ids import uuid7
+
+if TYPE_CHECKING:
+    from hub.client import Hub
+
+__all__ = ["RunsClient"]
+
+RUNS = str(Topic.RUNS)
+GROUPS = {None: sql.AGGREGATE_TOTAL, "day": sql.AGGREGATE_BY_DAY}
+GROUPS["prompt_version"] = sql.AGGREGATE_BY_PROMPT
+
+
+def _provenance(value: Provenance | Mapping[str, Any] | None) -> Provenance:
+    if value is None:
+        return Provenance()
+    if isinstance(value, Provenance):
+        return value
+    if not isinstance(value, Mapping):
+        raise InputError(
+            f"provenance: expected a mapping, got {type(value).__name__}", field="provenance"
+        )
+    event = build_event(Provenance, **value)  # type: ignore[arg-type]
+    assert isinstance(event, Provenance)
+    return event
+
+
+def _since(value: datetime | None, field: str = "since") -> datetime | None:
+    if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+        raise InputError(f"{field}: must be a timezone-aware datetime", field=field)
+    return value
+
+
+class RunsClient:
+    """Runs, metrics and artifacts, as ``hub.runs``."""
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+
+    @property
+    def _tenant(self) -> str:
+        return self._hub.settings.tenant
+
+    def start(
+        self,
+        agent_id: str,
+        *,
+        input: Any = None,
+        provenance: Provenance | Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Run:
+        """A run, begun when entered: ``async with hub.runs.start(...) as run``."""
+        return Run(
+            self._hub,
+            agent_id,
+            run_id or f"{agent_id}_{uuid7().hex[:16]}",
+            input=input,
+            provenance=_provenance(provenance),
+            metadata=metadata,
+        )
+
+    async def _settled(self) -> None:
+        await self._hub.wait_for_projections(topics=[RUNS])
+
+    async def get(self, run_id: str, *, url_expires_s: int = 3600) -> RunDetail | None:
+        """The run with its metrics and artifacts (each with a download URL), or None."""
+        if not isinstance(run_id, str) or not run_id:
+            raise InputError("run_id: must be a non-empty string", field="run_id")
+        await self._settled()
+        pool = self._hub.runtime.pool
+        row = await pool.fetchrow(sql.RUN, self._tenant, run_id)
+        if row is None:
+            return None
+        metrics = await pool.fetch(sql.METRICS, self._tenant, run_id)
+        artifacts = await pool.fetch(sql.ARTIFACTS, self._tenant, run_id)
+        return RunDetail(
+            run=RunInfo(**dict(row)),
+            metrics=[MetricPoint(**dict(m)) for m in metrics],
+            artifacts=[await self._with_url(dict(a), url_expires_s) for a in artifacts],
+        )
+
+    async def _with_url(self, row: dict[str, Any], expires_s: int) -> ArtifactInfo:
+        store = await self._hub.runtime.blob_store()
+        key = artifact_store_key(self._tenant, row["key"])
+        return ArtifactInfo(**row, url=await store.presign(key, expires_s=expires_s))
+
+    async def artifact(self, artifact_id: UUID | str, *, url_expires_s: int = 3600) -> ArtifactInfo:
+        """One artifact with a download URL; :class:`NotFoundError` if there is none."""
+        try:
+            aid = UUID(str(artifact_id))
+        except ValueError:
+            raise InputError(
+                f"artifact_id: {artifact_id!r} is not a UUID", field="artifact_id"
+            ) from None
+        await self._settled()
+        row = await self._hub.runtime.pool.fetchrow(sql.ARTIFACT, self._tenant, aid)
+        if row is None:
+            raise NotFoundError(f"no artifact {aid}")
+        return await self._with_url(dict(row), url_expires_s)
+
+    async def list(
+        self,
+        *,
+        agent_id: str | None = None,
+        status: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+        before: tuple[datetime, str] | None = None,
+    ) -> builtins.list[RunInfo]:
+        """Runs, newest first; page with ``before=(started_at, run_id)`` of the last one."""
+        if status is not None and status != "running":
+            try:
+                RunStatus(status)
+            except ValueError:
+                raise InputError(
+                    f"status: must be running, success, failed or cancelled, not {status!r}",
+                    field="status",
+                ) from None
+        if not 1 <= limit <= 1000:
+            raise InputError("limit: must be between 1 and 1000", field="limit")
+        await self._settled()
+        rows = await self._hub.runtime.pool.fetch(
+            sql.LIST,
+            self._tenant,
+            agent_id,
+            status,
+            _since(since),
+            before[0] if before else None,
+            before[1] if before else None,
+            limit,
+        )
+        return [RunInfo(**dict(r)) for r in rows]
+
+    async def aggregate(
+        self,
+        metric: str,
+        *,
+        agent_id: str | None = None,
+        group_by: Literal["day", "prompt_version"] | None = None,
+        since: datetime | None = None,
+    ) -> builtins.list[AggregateRow]:
+        """Count, mean, p50 and p95 of ``metric`` (computed in Postgres), per group."""
+        if not isinstance(metric, str) or not metric:
+            raise InputError("metric: must be a metric name", field="metric")
+        query = GROUPS.get(group_by)
+        if query is None:
+            raise InputError(
+                f"group_by: must be 'day' or 'prompt_version', not {group_by!r}", field="group_by"
+            )
+        await self._settled()
+        rows = await self._hub.runtime.pool.fetch(
+            query, self._tenant, metric, agent_id, _since(since)
+        )
+        return [
+            AggregateRow(
+                group=r["grp"],
+                count=r["count"],
+                mean=r["mean"],
+                p50=r["p50"],
+                p95=r["p95"],
+                min=r["min"],
+                max=r["max"],
+            )
+            for r in rows
+            if r["count"]
+        ]
