@@ -21,25 +21,50 @@ from schemas.errors import (
 
 if TYPE_CHECKING:
     from hub.client import Hub
+    from hub.config import HubConfig
+    from hub.metrics import MetricsExporter
+    from hub.prompts.manager import S3PromptManager
+    from hub.registry import AgentRegistry
+    from hub.session import create_session_manager, generate_run_id
     from hub.settings import HubSettings
 
 __all__ = [
+    "AgentRegistry",
     "ConfigError",
     "ConflictError",
     "Hub",
+    "HubConfig",
     "HubError",
     "HubSettings",
     "InputError",
     "LogError",
+    "MetricsExporter",
     "NotFoundError",
     "ProjectionError",
+    "S3PromptManager",
     "SchemaError",
     "StoreError",
+    "create_session_manager",
+    "generate_run_id",
 ]
+
+
+_FACADE = {
+    "AgentRegistry": "hub.registry",
+    "HubConfig": "hub.config",
+    "MetricsExporter": "hub.metrics",
+    "S3PromptManager": "hub.prompts.manager",
+    "create_session_manager": "hub.session",
+    "generate_run_id": "hub.session",
+}
 
 
 def __getattr__(name: str) -> Any:
     # Imported lazily so that `import hub.errors` (or the CLI's --help) stays cheap.
+    if name in _FACADE:
+        import importlib
+
+        return getattr(importlib.import_module(_FACADE[name]), name)
     if name == "Hub":
         from hub.client import Hub
 

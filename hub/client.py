@@ -79,6 +79,10 @@ class Hub(Lifecycle):
                     await tg.start(projector.run)
                     self.projectors.append(projector)
                 log.debug("hub.projectors_in_process", count=len(self.projectors))
+                try:
+                    await self.catch_up()
+                except HubError as exc:  # reads may lag; the projectors keep going
+                    log.warning("hub.catch_up_incomplete", error=str(exc))
             tg = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(tg.cancel_scope.cancel)
             tg.start_soon(self._forward_spool_forever)
@@ -128,6 +132,9 @@ class Hub(Lifecycle):
     async def _forward_spool_forever(self) -> None:
         spool = self.runtime.spool
         while True:
+            # First wait: a caller syncing right after start (``agent-hub sync``, the
+            # seeds' ``sync_pending()``) forwards the spool itself and gets the count.
+            await anyio.sleep(self.settings.spool_retry_s)
             if spool.has_pending():
                 try:
                     sent = await self.sync()
@@ -137,7 +144,6 @@ class Hub(Lifecycle):
                     if not exc.retriable:
                         raise
                     log.debug("hub.spool_waiting_for_log", error=str(exc))
-            await anyio.sleep(self.settings.spool_retry_s)
 
     # ── read your writes ────────────────────────────────────────────────────────────────
 
@@ -150,6 +156,24 @@ class Hub(Lifecycle):
             for tp, offset in self.runtime.producer.high_water.items()
             if topics is None or tp.topic in topics
         }
+        await self._wait_for_marks(marks, timeout)
+
+    async def catch_up(self, timeout: float = 60.0) -> None:
+        """Wait until every projection has applied everything in the log now (used at
+        start when projectors run in this process, so reads see earlier processes' work)."""
+        partitions = await self._all_partitions()
+        ends = await self.runtime.log.end_offsets(partitions)
+        await self._wait_for_marks({tp: end - 1 for tp, end in ends.items() if end > 0}, timeout)
+
+    async def _all_partitions(self) -> list[TopicPartition]:
+        topics = {t for p in self.runtime.projections for t in p.topics}
+        return [
+            TopicPartition(str(t), p)
+            for t in sorted(topics)
+            for p in range(await self.runtime.log.partitions_for(str(t)))
+        ]
+
+    async def _wait_for_marks(self, marks: dict[TopicPartition, int], timeout: float) -> None:
         if not marks:
             return
         needed = {

@@ -7,7 +7,7 @@ import sys
 
 import structlog
 
-__all__ = ["configure_logging"]
+__all__ = ["configure_logging", "quiet_library_logging"]
 
 
 DRIVERS = ("aiokafka", "asyncio", "botocore", "aiobotocore")
@@ -41,3 +41,20 @@ def configure_logging(
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr, force=True)
     for name in DRIVERS:
         logging.getLogger(name).setLevel(logging.CRITICAL if quiet_drivers else logging.NOTSET)
+
+
+def quiet_library_logging() -> None:
+    """For programs that use the hub as a library (the seeds' facade): unless they set up
+    structlog themselves, the hub logs only warnings, and on stderr, never stdout."""
+    if structlog.is_configured():
+        return
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )

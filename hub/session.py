@@ -7,6 +7,7 @@ manager (:class:`~hub.integrations.strands.HubSessionManager`) whichever store i
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +20,9 @@ __all__ = ["create_session_manager", "generate_run_id"]
 
 
 def generate_run_id(agent_id: str) -> str:
-    """``{agent_id}_{YYYYMMDD_HHMMSS}``, as the seed's run ids look (UTC)."""
-    return f"{agent_id}_{datetime.now(UTC).strftime('%Y%m%d_%H%M%S')}"
+    """``{agent_id}_{YYYYMMDD_HHMMSS}_{4 hex}`` (UTC): the seed's run ids, plus a random
+    suffix so that two runs started in the same second get different ids."""
+    return f"{agent_id}_{datetime.now(UTC).strftime('%Y%m%d_%H%M%S')}_{secrets.token_hex(2)}"
 
 
 def create_session_manager(

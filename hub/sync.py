@@ -17,7 +17,7 @@ from hub.client import Hub
 from hub.settings import HubSettings, load_settings
 from schemas.errors import HubError
 
-__all__ = ["SyncHub", "sync_hub"]
+__all__ = ["SyncHub", "pending_in_spool", "seed_hub", "sync_hub"]
 
 T = TypeVar("T")
 
@@ -45,6 +45,10 @@ class SyncHub:
                     error, self._error, self._thread = self._error, None, None
                     self._ready.clear()
                     raise error
+                # Registered now, after the embedded Postgres registered its own exit
+                # handler: handlers run last-in first-out, so the hub (and its
+                # projectors' batch in hand) stops before the database does.
+                atexit.register(self.stop)
         return self
 
     def _run(self) -> None:
@@ -76,6 +80,14 @@ class SyncHub:
 
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout)
 
+    @property
+    def hub(self) -> Hub:
+        """The started hub (for reads that need no round trip, such as the prompt cache)."""
+        self.start()
+        if self._hub is None:
+            raise HubError("the hub is stopped")
+        return self._hub
+
     def stop(self) -> None:
         """Stop the hub (in-process projectors finish their batch) and its thread."""
         with self._lock:
@@ -101,6 +113,23 @@ def sync_hub(settings: HubSettings | None = None) -> SyncHub:
         if hub is None:
             hub = _shared[key] = SyncHub(settings)
     return hub.start()
+
+
+def seed_hub(use_s3: bool | None = None) -> SyncHub:
+    """The shared hub for the seeds' facade, configured by :func:`hub.config.get_config`."""
+    from hub.config import get_config
+    from hub.logs import quiet_library_logging
+
+    quiet_library_logging()
+    return sync_hub(get_config().to_settings(use_s3=use_s3))
+
+
+def pending_in_spool() -> bool:
+    """Whether the seed configuration's local spool holds events (no hub needed to know)."""
+    from hub.config import get_config
+    from hub.spool import Spool
+
+    return Spool(get_config().local_dir / "spool").has_pending()
 
 
 @atexit.register

@@ -22,7 +22,7 @@ import anyio
 
 from hub.registry import build_event
 from hub.runs.models import ArtifactInfo
-from schemas.errors import HubError, InputError
+from schemas.errors import ConflictError, HubError, InputError
 from schemas.events import (
     ArtifactStored,
     Event,
@@ -44,6 +44,7 @@ __all__ = ["CHUNK_SIZE", "Run", "artifact_store_key", "result_usage"]
 
 CHUNK_SIZE = 8 << 20
 METRIC_BATCH = 500
+RUN_EXISTS = "SELECT true FROM runs.runs WHERE tenant_id = $1 AND run_id = $2"
 METRIC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:/-]{0,199}")
 ArtifactData = bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO
 
@@ -168,6 +169,12 @@ class Run:
     async def begin(self) -> Self:
         """Emit RunStarted (``async with`` does this)."""
         if self._started is None:
+            await self._hub.wait_for_projections(topics=[str(self._start_event.topic)])
+            exists = await self._hub.runtime.pool.fetchval(
+                RUN_EXISTS, self._hub.settings.tenant, self.run_id
+            )
+            if exists:
+                raise ConflictError(f"run {self.run_id!r} already exists: run ids must be unique")
             await self._hub.emit(self._start_event)
             self._started = time.monotonic()
         return self

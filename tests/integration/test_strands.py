@@ -4,6 +4,7 @@ continues without touching the original."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -217,7 +218,8 @@ def test_seed_create_session_manager_local_and_s3(
     from schemas.errors import ConfigError
 
     run_id = generate_run_id("my-agent")
-    assert run_id.startswith("my-agent_") and len(run_id) == len("my-agent_20241215_143022")
+    assert re.fullmatch(r"my-agent_\d{8}_\d{6}_[0-9a-f]{4}", run_id), run_id
+    assert generate_run_id("my-agent") != run_id  # unique even within one second
     manager = create_session_manager(agent_id="my-agent", run_id=run_id)
     agent = Agent(
         model=ScriptedModel("hello back"),
