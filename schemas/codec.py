@@ -114,7 +114,7 @@ def _converters(annotation: Any, metadata: list[Any]) -> tuple[_Convert, _Conver
     return _identity, _identity  # primitives, StrEnums (they are str), UUIDs, datetimes
 
 
-_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
 def _json_dumps(value: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import types
 import typing
 from collections.abc import Sequence
@@ -86,10 +87,23 @@ Text = Annotated[str, StringConstraints(pattern=TEXT_PATTERN)]
 
 UtcDatetime = Annotated[datetime, AfterValidator(_aware_utc)]
 
-Json = Annotated[Any, AVRO_JSON]
+
+def _json_value(value: Any) -> Any:
+    if value is None or (isinstance(value, dict | list) and not value):
+        return value
+    try:
+        _strict_json(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"must be JSON (no NaN or infinity): {exc}") from None
+    return value
+
+
+_strict_json = json.JSONEncoder(allow_nan=False).encode
+
+Json = Annotated[Any, AVRO_JSON, AfterValidator(_json_value)]
 """Any JSON value, stored in Avro as a JSON string."""
 
-JsonObject = Annotated[dict[str, Any], AVRO_JSON]
+JsonObject = Annotated[dict[str, Any], AVRO_JSON, AfterValidator(_json_value)]
 """A JSON object, stored in Avro as a JSON string."""
 
 AvroInt = Annotated[int, AVRO_INT, Field(ge=-(2**31), lt=2**31)]

@@ -28,6 +28,11 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+class _SourceError(Exception):
+    def __init__(self, error: OSError) -> None:
+        self.error = error
+
+
 class FileBlobStore(Lifecycle):
     """``BlobStore`` over a directory tree."""
 
@@ -85,10 +90,17 @@ class FileBlobStore(Lifecycle):
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{id(chunks)}.tmp")
         digest = hashlib.sha256()
         size = 0
+        source = aiter(chunks)
         try:
             await anyio.to_thread.run_sync(lambda: path.parent.mkdir(parents=True, exist_ok=True))
             async with await anyio.open_file(tmp, "wb") as f:
-                async for chunk in chunks:
+                while True:
+                    try:
+                        chunk = await anext(source)
+                    except StopAsyncIteration:
+                        break
+                    except OSError as exc:  # the source's own error, not the store's
+                        raise _SourceError(exc) from exc
                     digest.update(chunk)
                     size += len(chunk)
                     await f.write(chunk)
@@ -96,6 +108,8 @@ class FileBlobStore(Lifecycle):
                 await anyio.to_thread.run_sync(os.fsync, f.wrapped.fileno())
             await anyio.to_thread.run_sync(os.replace, tmp, path)
             await anyio.to_thread.run_sync(_fsync_dir, path.parent)
+        except _SourceError as wrapped:
+            raise wrapped.error from wrapped.error.__cause__
         except OSError as exc:
             raise StoreError(f"cannot write {path}: {exc}") from exc
         finally:

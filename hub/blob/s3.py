@@ -163,10 +163,15 @@ class S3BlobStore(Lifecycle):
             async for chunk in chunks:
                 digest.update(chunk)
                 size += len(chunk)
+                if not buffer and len(chunk) == PART_SIZE:
+                    await send_part(chunk)  # the common case: no copy
+                    continue
                 buffer += chunk
                 while len(buffer) >= PART_SIZE:
-                    await send_part(bytes(buffer[:PART_SIZE]))
+                    part = bytes(buffer[:PART_SIZE])
                     del buffer[:PART_SIZE]
+                    await send_part(part)
+                    del part
             if upload_id is None:  # small: one PUT
                 await self.put(key, bytes(buffer), content_type=content_type)
             else:

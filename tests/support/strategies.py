@@ -13,12 +13,13 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from schemas.events import EVENT_TYPES, Event
-from schemas.types import AVRO_INT, AVRO_JSON, Identifier, Text, is_union, unwrap
+from schemas.types import AVRO_INT, AVRO_JSON, Identifier, MetricName, Text, is_union, unwrap
 
 _ID_ALPHABET = st.characters(
     whitelist_categories=("Lu", "Ll", "Nd", "Pd", "Lo"), whitelist_characters="_.:@/"
 )
 identifiers = st.text(_ID_ALPHABET, min_size=1, max_size=40)
+metric_names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.:/-]{0,30}", fullmatch=True)
 texts = st.text(
     st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\x7f"), max_size=80
 )
@@ -38,6 +39,8 @@ timestamps = st.datetimes(
 def _for(annotation: Any, metadata: list[Any]) -> st.SearchStrategy[Any]:
     tp, meta = unwrap(annotation)
     meta = metadata + meta
+    if annotation is MetricName or any("A-Za-z_" in repr(m) for m in meta):
+        return metric_names
     if annotation is Identifier or (tp is str and any("max_length" in repr(m) for m in meta)):
         return identifiers
     if AVRO_JSON in meta:
