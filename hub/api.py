@@ -10,7 +10,9 @@ from fastapi.responses import JSONResponse
 
 from hub.client import Hub
 from hub.db import redact
+from hub.prompts.api import add_prompt_routes
 from hub.registry import Agent
+from hub.runs.api import add_run_routes
 from hub.status import ProjectionStatus, projection_status
 from hub.threads.api import add_thread_routes
 from schemas.errors import ConflictError, HubError, InputError, NotFoundError
@@ -100,4 +102,6 @@ def create_app(hub: Hub) -> FastAPI:
         return agent
 
     add_thread_routes(app, hub)
+    add_run_routes(app, hub)
+    add_prompt_routes(app, hub)
     return app

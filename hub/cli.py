@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 import uvicorn
 
+from hub.cli_data import add_data_commands, cmd_prompts, cmd_runs, cmd_sync
 from hub.settings import HubSettings, load_settings
 from schemas.errors import ConfigError, HubError
 
@@ -358,6 +359,8 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--user")
     a.add_argument("--agent")
     p.set_defaults(fn=cmd_threads)
+
+    add_data_commands(sub, {"runs": cmd_runs, "prompts": cmd_prompts, "sync": cmd_sync})
 
     p = sub.add_parser("schemas", help="event contracts: check or release")
     p.add_argument("action", choices=["check", "release"])

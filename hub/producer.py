@@ -92,11 +92,11 @@ class EventProducer:
             return []
         return self._remember(positions)
 
-    async def forward_spool(self) -> int:
+    async def forward_spool(self, *, max_records: int = 1000) -> int:
         """Send what the spool holds to the log, in order; returns the records sent."""
         if self.spool is None or not self.spool.has_pending():
             return 0
-        sent = await self.spool.forward(self._append_direct)
+        sent = await self.spool.forward(self._append_direct, max_records=max_records)
         if not self.spool.has_pending():
             self.spooling = False
         return sent
