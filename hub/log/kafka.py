@@ -200,12 +200,16 @@ class KafkaLog(Lifecycle):
         if not records:
             return []
         partitions = [partition_for(r.key, await self.partitions_for(r.topic)) for r in records]
-        if len(records) <= _SMALL_APPEND:
-            return await _kafka(
-                "cannot append to Kafka", lambda: self._send_each(records, partitions)
-            )
+        send = self._send_each if len(records) <= _SMALL_APPEND else self._send_batches
+        # aiokafka retries a batch whose brokers are down for as long as it takes; an
+        # append waits one request timeout for the acknowledgement, then fails (retriable:
+        # the producer spools it). Should the batch still be delivered later, projections
+        # drop the copy by event id.
+        timeout = self.settings.request_timeout_ms / 1000
         return await _kafka(
-            "cannot append to Kafka", lambda: self._send_batches(records, partitions)
+            "cannot append to Kafka (no acknowledgement within "
+            f"{timeout:g}s: are the brokers reachable?)",
+            lambda: asyncio.wait_for(send(records, partitions), timeout),
         )
 
     async def _send_each(
