@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import aioboto3
 import anyio
+import anyio.abc
 from botocore.exceptions import BotoCoreError, ClientError
 
 from hub.lifecycle import Lifecycle
@@ -26,6 +27,8 @@ T = TypeVar("T")
 
 PART_SIZE = 8 << 20
 """Multipart upload part size (S3 needs at least 5 MiB for every part but the last)."""
+PARALLEL_PARTS = 3
+"""Parts uploaded at once: throughput without holding more than a few parts in memory."""
 
 
 def _code(exc: ClientError) -> str:
@@ -131,67 +134,43 @@ class S3BlobStore(Lifecycle):
         *,
         content_type: str = "application/octet-stream",
     ) -> StoredObject:
-        """Upload in parts of ``PART_SIZE`` (a single PUT when smaller); abort on failure."""
+        """Upload in parts of ``PART_SIZE``, ``PARALLEL_PARTS`` at a time (one PUT when
+        smaller than a part); memory stays within a few parts whatever the size. A failure
+        aborts the multipart upload, so no object and no parts are left behind."""
         full = self._key(key)
-        where = f"cannot write s3://{self.bucket}/{full}"
         digest = hashlib.sha256()
         size = 0
-        upload_id: str | None = None
-        parts: list[dict[str, Any]] = []
         buffer = bytearray()
-
-        async def send_part(data: bytes) -> None:
-            nonlocal upload_id
-            if upload_id is None:
-                created = await _s3(
-                    where,
-                    lambda: self.client.create_multipart_upload(
-                        Bucket=self.bucket, Key=full, ContentType=content_type
-                    ),
-                )
-                upload_id = str(created["UploadId"])
-            number = len(parts) + 1
-            sent = await _s3(
-                where,
-                lambda: self.client.upload_part(
-                    Bucket=self.bucket, Key=full, UploadId=upload_id, PartNumber=number, Body=data
-                ),
-            )
-            parts.append({"ETag": sent["ETag"], "PartNumber": number})
-
+        upload: _MultipartUpload | None = None
         try:
-            async for chunk in chunks:
-                digest.update(chunk)
-                size += len(chunk)
-                if not buffer and len(chunk) == PART_SIZE:
-                    await send_part(chunk)  # the common case: no copy
-                    continue
-                buffer += chunk
-                while len(buffer) >= PART_SIZE:
-                    part = bytes(buffer[:PART_SIZE])
-                    del buffer[:PART_SIZE]
-                    await send_part(part)
-                    del part
-            if upload_id is None:  # small: one PUT
+            async with anyio.create_task_group() as tg:
+                async for chunk in chunks:
+                    digest.update(chunk)
+                    size += len(chunk)
+                    if not buffer and len(chunk) == PART_SIZE:
+                        pieces = [chunk]  # the common case: no copy
+                    else:
+                        buffer += chunk
+                        pieces = []
+                        while len(buffer) >= PART_SIZE:
+                            pieces.append(bytes(buffer[:PART_SIZE]))
+                            del buffer[:PART_SIZE]
+                    for piece in pieces:
+                        if upload is None:
+                            upload = await _MultipartUpload.create(self, full, content_type)
+                        await upload.send(tg, piece)
+                if upload is not None and buffer:
+                    await upload.send(tg, bytes(buffer))
+            if upload is None:
                 await self.put(key, bytes(buffer), content_type=content_type)
             else:
-                if buffer:
-                    await send_part(bytes(buffer))
-                await _s3(
-                    where,
-                    lambda: self.client.complete_multipart_upload(
-                        Bucket=self.bucket,
-                        Key=full,
-                        UploadId=upload_id,
-                        MultipartUpload={"Parts": parts},
-                    ),
-                )
-        except BaseException:
-            if upload_id is not None:
-                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-                    await self.client.abort_multipart_upload(
-                        Bucket=self.bucket, Key=full, UploadId=upload_id
-                    )
+                await upload.complete()
+        except BaseException as exc:
+            if upload is not None:
+                await upload.abort()
+            inner = _first_error(exc)
+            if inner is not exc:
+                raise inner from None
             raise
         return StoredObject(self.uri(key), size, digest.hexdigest())
 
@@ -246,3 +225,76 @@ class S3BlobStore(Lifecycle):
             f"cannot delete s3://{self.bucket}/{full}",
             lambda: self.client.delete_object(Bucket=self.bucket, Key=full),
         )
+
+
+def _first_error(exc: BaseException) -> BaseException:
+    """The first real error inside (nested) exception groups of a task group."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+class _MultipartUpload:
+    """One S3 multipart upload: parts sent concurrently (at most ``PARALLEL_PARTS``)."""
+
+    def __init__(self, store: S3BlobStore, key: str, upload_id: str) -> None:
+        self.store = store
+        self.key = key
+        self.upload_id = upload_id
+        self.where = f"cannot write s3://{store.bucket}/{key}"
+        self.parts: dict[int, str] = {}
+        self._slots = anyio.Semaphore(PARALLEL_PARTS)
+        self._next = 1
+
+    @classmethod
+    async def create(cls, store: S3BlobStore, key: str, content_type: str) -> _MultipartUpload:
+        created = await _s3(
+            f"cannot write s3://{store.bucket}/{key}",
+            lambda: store.client.create_multipart_upload(
+                Bucket=store.bucket, Key=key, ContentType=content_type
+            ),
+        )
+        return cls(store, key, str(created["UploadId"]))
+
+    async def send(self, tg: anyio.abc.TaskGroup, data: bytes) -> None:
+        """Start uploading the next part (waits while ``PARALLEL_PARTS`` are in flight)."""
+        number, self._next = self._next, self._next + 1
+        await self._slots.acquire()
+        tg.start_soon(self._upload, number, data)
+
+    async def _upload(self, number: int, data: bytes) -> None:
+        try:
+            s = self.store
+            sent = await _s3(
+                self.where,
+                lambda: s.client.upload_part(
+                    Bucket=s.bucket,
+                    Key=self.key,
+                    UploadId=self.upload_id,
+                    PartNumber=number,
+                    Body=data,
+                ),
+            )
+            self.parts[number] = str(sent["ETag"])
+        finally:
+            self._slots.release()
+
+    async def complete(self) -> None:
+        s = self.store
+        parts = [{"ETag": self.parts[n], "PartNumber": n} for n in sorted(self.parts)]
+        await _s3(
+            self.where,
+            lambda: s.client.complete_multipart_upload(
+                Bucket=s.bucket,
+                Key=self.key,
+                UploadId=self.upload_id,
+                MultipartUpload={"Parts": parts},
+            ),
+        )
+
+    async def abort(self) -> None:
+        s = self.store
+        with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+            await s.client.abort_multipart_upload(
+                Bucket=s.bucket, Key=self.key, UploadId=self.upload_id
+            )

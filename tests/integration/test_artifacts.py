@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from hub import Hub, InputError, StoreError
-from hub.blob.s3 import PART_SIZE
+from hub.blob.s3 import PARALLEL_PARTS, PART_SIZE
 from hub.ports import TopicPartition
 from hub.runs.run import artifact_store_key
 from hub.settings import HubSettings
@@ -102,7 +102,7 @@ async def test_bytes_files_and_streams_are_stored_and_downloadable(
 
 
 async def test_a_large_upload_keeps_memory_flat(hub: Hub, tmp_path: Path) -> None:
-    big = random_file(tmp_path / "big.bin", 12)  # 48 MiB
+    big = random_file(tmp_path / "big.bin", 32)  # 128 MiB
     async with hub.runs.start("flat") as run:
         await run.store_artifact("warmup.bin", b"x")
         tracemalloc.start()
@@ -112,7 +112,10 @@ async def test_a_large_upload_keeps_memory_flat(hub: Hub, tmp_path: Path) -> Non
         finally:
             tracemalloc.stop()
     assert stored.size == big.stat().st_size
-    assert peak < 4 * PART_SIZE, f"peak {peak / 2**20:.1f} MiB for a 48 MiB upload"
+    # the parts in flight (each may be copied once by the HTTP client) and the one being
+    # read: bounded by the part size, never by the file's size
+    limit = (2 * PARALLEL_PARTS + 2) * PART_SIZE
+    assert peak < limit, f"peak {peak / 2**20:.1f} MiB for a 128 MiB upload"
 
 
 async def test_a_failed_upload_leaves_no_event_and_no_object(hub: Hub) -> None:

@@ -1,0 +1,269 @@
+"""Runs benchmark: metric ingest, warm prompt reads and artifact uploads, in one run.
+
+    python -m tests.bench.runs [--metrics 20000] [--runs 3] [--artifact-mib 64]
+
+Figures (medians over ``--runs``; every run on fresh data):
+
+- metric ingest: ``run.metric()`` for N metrics through the SDK (validation, encoding,
+  batched appends to the Postgres log) until the ``runs`` projection has applied them all
+  (in-process projectors, exactly-once bookkeeping), against one raw asyncpg COPY of the
+  same rows into an identical table with the same indexes.
+- get_current(): warm-cache reads, async (``hub.prompts.get_current``) and through the
+  seeds' synchronous ``S3PromptManager.get_current()``; calls per second.
+- artifact upload: ``run.store_artifact()`` of a file (streamed, multipart, sha256, then
+  the event) to the moto S3 server, against one raw aioboto3 ``put_object`` of the same
+  bytes held in memory.
+
+Ratios are baseline time / our time: above 1 means we are faster than the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aioboto3
+import anyio
+import asyncpg
+
+from hub.client import Hub
+from hub.logs import configure_logging
+from hub.settings import HubSettings
+from tests.support.pg import create_database, drop_database
+
+PARTITIONS = 4
+
+
+def settings(database_url: str, home: Path, **kw: Any) -> HubSettings:
+    return HubSettings.model_validate(
+        {
+            "database_url": database_url,
+            "home": home,
+            "partitions": PARTITIONS,
+            "run_projectors": "always",
+            "tenant": "bench",
+            "log_level": "warning",
+        }
+        | kw
+    )
+
+
+def median_line(label: str, n: int, ours: list[float], base: list[float], unit: str) -> str:
+    o, b = statistics.median(ours), statistics.median(base)
+    return (
+        f"{label:<28} ours {n / o:>11,.0f} {unit} ({o:6.2f}s)   baseline {n / b:>11,.0f} "
+        f"{unit} ({b:6.2f}s)   ratio {b / o:5.2f}"
+    )
+
+
+# ── metric ingest ───────────────────────────────────────────────────────────────────────
+
+
+async def ingest_ours(hub: Hub, n: int, runs: int = 20) -> float:
+    per_run = n // runs
+    started = time.perf_counter()
+    for _ in range(runs):
+        async with hub.runs.start("bench-agent", run_id=f"bench-{uuid.uuid4().hex}") as run:
+            for i in range(per_run):
+                await run.metric("latency_ms", float(i % 997), kind="timing", unit="ms")
+    await hub.wait_for_projections(timeout=600)
+    return time.perf_counter() - started
+
+
+async def ingest_raw_copy(database_url: str, n: int) -> float:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            """CREATE TABLE raw_metrics (
+                tenant_id text NOT NULL, run_id text NOT NULL, agent_id text NOT NULL,
+                name text NOT NULL, value double precision NOT NULL, kind text NOT NULL,
+                unit text, tags jsonb NOT NULL, recorded_at timestamptz NOT NULL,
+                event_id uuid NOT NULL);
+            CREATE INDEX ON raw_metrics (tenant_id, run_id, name);
+            CREATE INDEX ON raw_metrics (tenant_id, name, agent_id, recorded_at);"""
+        )
+        now = datetime.now(UTC)
+        records = [
+            (
+                "bench",
+                "run-1",
+                "bench-agent",
+                "latency_ms",
+                float(i % 997),
+                "timing",
+                "ms",
+                "{}",
+                now,
+                uuid.uuid4(),
+            )
+            for i in range(n)
+        ]
+        started = time.perf_counter()
+        await conn.copy_records_to_table("raw_metrics", records=records)
+        return time.perf_counter() - started
+    finally:
+        await conn.close()
+
+
+# ── prompts ─────────────────────────────────────────────────────────────────────────────
+
+
+async def warm_reads(hub: Hub, calls: int) -> float:
+    await hub.prompts.ensure_exists("bench-prompt", "You are a benchmark.", "v1")
+    assert await hub.prompts.get_current("bench-prompt") == "You are a benchmark."
+    get = hub.prompts.get_current
+    started = time.perf_counter()
+    for _ in range(calls):
+        await get("bench-prompt")
+    return time.perf_counter() - started
+
+
+def warm_reads_facade(local_dir: Path, database_url: str, calls: int) -> float:
+    code = f"""
+import os, time
+os.environ["AGENT_HUB_LOCAL_DIR"] = {str(local_dir)!r}
+os.environ["HUB_DATABASE_URL"] = {database_url!r}
+from hub import S3PromptManager
+m = S3PromptManager(agent_id="bench-facade")
+m.ensure_exists(content="You are a benchmark.", version="v1")
+m.get_current()
+started = time.perf_counter()
+for _ in range({calls}):
+    m.get_current()
+print(time.perf_counter() - started)
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "AGENT_HUB_"))}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+# ── artifacts ───────────────────────────────────────────────────────────────────────────
+
+
+def moto_server() -> tuple[subprocess.Popen[bytes], str]:
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
+            return proc, url
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("moto did not start")
+
+
+def random_file(path: Path, mib: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        for _ in range(mib):
+            f.write(os.urandom(1 << 20))
+    return path
+
+
+async def upload_ours(hub: Hub, path: Path) -> float:
+    async with hub.runs.start("bench-agent") as run:
+        started = time.perf_counter()
+        await run.store_artifact(path.name, path)
+        return time.perf_counter() - started
+
+
+async def upload_raw(endpoint: str, bucket: str, data: bytes) -> float:
+    session = aioboto3.Session()
+    async with session.client("s3", endpoint_url=endpoint, region_name="us-east-1") as s3:
+        started = time.perf_counter()
+        await s3.put_object(Bucket=bucket, Key=f"raw/{uuid.uuid4()}", Body=data)
+        return time.perf_counter() - started
+
+
+# ── driver ──────────────────────────────────────────────────────────────────────────────
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    home = Path(args.home)
+    shutil.rmtree(home, ignore_errors=True)
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    moto, endpoint = moto_server()
+    artifact = random_file(home / "artifact.bin", args.artifact_mib)
+    data = artifact.read_bytes()
+    ingest: tuple[list[float], list[float]] = ([], [])
+    reads: tuple[list[float], list[float]] = ([], [])
+    uploads: tuple[list[float], list[float]] = ([], [])
+    print(
+        f"runs benchmark: {args.metrics:,} metrics, {args.calls:,} prompt reads, "
+        f"{args.artifact_mib} MiB artifact; {args.runs} runs, medians\n"
+    )
+    try:
+        for i in range(args.runs):
+            name = f"hubbench_{uuid.uuid4().hex[:10]}"
+            database_url = await create_database(name)
+            try:
+                s = settings(
+                    database_url,
+                    home / f"run{i}",
+                    archive_url=f"s3://bench-{i}/hub",
+                    s3_endpoint_url=endpoint,
+                )
+                async with Hub(s) as hub:
+                    ingest[0].append(await ingest_ours(hub, args.metrics))
+                    reads[0].append(await warm_reads(hub, args.calls))
+                    uploads[0].append(await upload_ours(hub, artifact))
+                ingest[1].append(await ingest_raw_copy(database_url, args.metrics))
+                uploads[1].append(await upload_raw(endpoint, f"bench-{i}", data))
+                reads[1].append(warm_reads_facade(home / f"facade{i}", database_url, args.calls))
+            finally:
+                await drop_database(name)
+    finally:
+        moto.terminate()
+    n, mib = args.metrics, args.artifact_mib
+    print(median_line("metric ingest -> projection", n, *ingest, "metrics/s"))
+    print("    (baseline: raw COPY of the same rows)")
+    for label, times in (("async", reads[0]), ("facade", reads[1])):
+        rate = args.calls / statistics.median(times)
+        print(f"{'get_current() warm, ' + label:<28} {rate:>16,.0f} calls/s")
+    print(median_line("artifact upload (S3)", mib, *uploads, "MiB/s"))
+    print("    (baseline: raw aioboto3 put_object of the same bytes)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--metrics", type=int, default=20_000)
+    parser.add_argument("--calls", type=int, default=200_000)
+    parser.add_argument("--artifact-mib", type=int, default=64)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--home", default="/tmp/agent-hub-bench-runs")
+    args = parser.parse_args()
+    configure_logging("warning")
+    runner: Callable[[], Coroutine[Any, Any, None]] = lambda: main_async(args)  # noqa: E731
+    anyio.run(runner)
+
+
+if __name__ == "__main__":
+    main()
