@@ -25,6 +25,7 @@ from schemas.events import (
     ArtifactStored,
     Event,
     MetricRecorded,
+    MetricsRecorded,
     RunFinished,
     RunStarted,
     Topic,
@@ -72,7 +73,8 @@ MIGRATIONS = (
         unit         text,
         tags         jsonb NOT NULL,
         recorded_at  timestamptz NOT NULL,
-        event_id     uuid NOT NULL
+        event_id     uuid NOT NULL,
+        ordinal      integer NOT NULL
     );
     CREATE INDEX metrics_run ON {schema}.metrics (tenant_id, run_id, name);
     CREATE INDEX metrics_name ON {schema}.metrics (tenant_id, name, agent_id, recorded_at);
@@ -141,6 +143,7 @@ _METRIC_COLUMNS = (
     "tags",
     "recorded_at",
     "event_id",
+    "ordinal",
 )
 _ARTIFACT_COLUMNS = (
     "tenant_id",
@@ -308,9 +311,22 @@ def on_metric(batch: RunsBatch, ev: MetricRecorded, meta: EventMeta) -> None:
             dict(ev.tags),
             ev.occurred_at,
             ev.event_id,
+            0,
         )
     )
     batch.count(ev, ev.run_id, metrics=1)
+
+
+def on_metrics(batch: RunsBatch, ev: MetricsRecorded, meta: EventMeta) -> None:
+    batch.status(ev, ev.run_id)
+    head = (ev.tenant_id, ev.run_id, ev.agent_id)
+    batch.metrics.extend(
+        (*head, name, value, str(kind), unit, dict(tags), at, ev.event_id, i)
+        for i, (name, value, kind, unit, tags, at) in enumerate(
+            zip(ev.names, ev.values, ev.kinds, ev.units, ev.tags, ev.recorded_at, strict=True)
+        )
+    )
+    batch.count(ev, ev.run_id, metrics=len(ev.names))
 
 
 def on_artifact(batch: RunsBatch, ev: ArtifactStored, meta: EventMeta) -> None:
@@ -376,6 +392,7 @@ class RunsProjection(Projection[RunsBatch]):
     handlers: ClassVar[Mapping[type[Event], Handler]] = {
         RunStarted: on_started,
         MetricRecorded: on_metric,
+        MetricsRecorded: on_metrics,
         ArtifactStored: on_artifact,
         RunFinished: on_finished,
     }
@@ -385,9 +402,7 @@ class RunsProjection(Projection[RunsBatch]):
 
     async def prepare(self, batch: RunsBatch, events: Sequence[Event]) -> None:
         wanted = {
-            (e.tenant_id, e.run_id)
-            for e in events
-            if isinstance(e, MetricRecorded | ArtifactStored | RunFinished | RunStarted)
+            (e.tenant_id, str(getattr(e, "run_id", ""))) for e in events if e.topic == Topic.RUNS
         }
         if not wanted:
             return

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Annotated, ClassVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict, model_validator
 
 from schemas.ids import uuid7
 from schemas.types import (
@@ -44,6 +44,7 @@ __all__ = [
     "MessageRedacted",
     "MetricKind",
     "MetricRecorded",
+    "MetricsRecorded",
     "Part",
     "PromptLabelMoved",
     "PromptVersionCreated",
@@ -266,6 +267,33 @@ class MetricRecorded(_RunEvent):
     tags: Mapping[str, str] = Field(default_factory=dict)
 
 
+FiniteFloat = Annotated[float, AllowInfNan(False)]
+LaxMetricKind = Annotated[MetricKind, Strict(False)]
+MAX_BATCH_METRICS = 10_000
+
+
+class MetricsRecorded(_RunEvent):
+    """Many metric observations of a run in one event (how the SDK sends its batches):
+    the i-th entry of every list is one observation, as MetricRecorded would carry it."""
+
+    names: FrozenList[MetricName]
+    values: FrozenList[FiniteFloat]
+    kinds: FrozenList[LaxMetricKind]
+    units: FrozenList[str | None]
+    tags: FrozenList[Mapping[str, str]]
+    recorded_at: FrozenList[UtcDatetime]
+
+    @model_validator(mode="after")
+    def _columns_line_up(self) -> MetricsRecorded:
+        n = len(self.names)
+        if not 1 <= n <= MAX_BATCH_METRICS:
+            raise ValueError(f"names: 1 to {MAX_BATCH_METRICS} metrics per event, not {n}")
+        for column in ("values", "kinds", "units", "tags", "recorded_at"):
+            if len(getattr(self, column)) != n:
+                raise ValueError(f"{column}: {len(getattr(self, column))} entries for {n} names")
+        return self
+
+
 class ArtifactStored(_RunEvent):
     artifact_id: UUID
     name: Identifier
@@ -375,6 +403,7 @@ EVENT_TYPES: Mapping[str, type[Event]] = {
         MessageRedacted,
         RunStarted,
         MetricRecorded,
+        MetricsRecorded,
         ArtifactStored,
         RunFinished,
         PromptVersionCreated,

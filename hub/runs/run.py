@@ -27,7 +27,7 @@ from schemas.events import (
     ArtifactStored,
     Event,
     MetricKind,
-    MetricRecorded,
+    MetricsRecorded,
     Provenance,
     RunFinished,
     RunStarted,
@@ -35,7 +35,7 @@ from schemas.events import (
     TokenUsage,
 )
 from schemas.ids import uuid7
-from schemas.types import MAX_ID_LENGTH
+from schemas.types import MAX_ID_LENGTH, utcnow
 
 if TYPE_CHECKING:
     from hub.client import Hub
@@ -149,7 +149,7 @@ class Run:
             provenance=provenance,
             metadata=dict(metadata or {}),
         )
-        self._pending: list[Event] = []
+        self._pending: list[tuple[str, float, MetricKind, str | None, dict[str, str], Any]] = []
         self._usage: TokenUsage | None = None
         self._started: float | None = None
         self.status: RunStatus | None = None
@@ -220,7 +220,7 @@ class Run:
             usage=self._usage,
             result=result,
         )
-        await self._hub.emit(*self._pending, event)
+        await self._hub.emit(*self._metric_events(), event)
         self._pending.clear()
         self.status = checked
 
@@ -250,16 +250,15 @@ class Run:
             )
         if not math.isfinite(value):
             raise InputError(f"{name}: value must be a finite number, not {value}", field="value")
+        if unit is not None and not isinstance(unit, str):
+            raise InputError(f"{name}: unit must be a string", field="unit")
+        if tags and not (
+            isinstance(tags, Mapping)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items())
+        ):
+            raise InputError(f"{name}: tags must map strings to strings", field="tags")
         self._pending.append(
-            build_event(
-                MetricRecorded,
-                **self._envelope(),
-                name=name,
-                value=float(value),
-                kind=_kind(kind),
-                unit=unit,
-                tags=dict(tags or {}),
-            )
+            (name, float(value), _kind(kind), unit, dict(tags) if tags else {}, utcnow())
         )
         if len(self._pending) >= METRIC_BATCH:
             await self.flush()
@@ -286,15 +285,31 @@ class Run:
         )
         return usage
 
+    def _metric_events(self) -> list[Event]:
+        """The pending metrics as MetricsRecorded events (one per ``METRIC_BATCH``)."""
+        events = []
+        for start in range(0, len(self._pending), METRIC_BATCH):
+            rows = self._pending[start : start + METRIC_BATCH]
+            names, values, kinds, units, tags, at = (list(c) for c in zip(*rows, strict=True))
+            events.append(
+                build_event(
+                    MetricsRecorded,
+                    **self._envelope(),
+                    names=names,
+                    values=values,
+                    kinds=kinds,
+                    units=units,
+                    tags=tags,
+                    recorded_at=at,
+                )
+            )
+        return events
+
     async def flush(self) -> None:
-        """Send the metrics recorded so far."""
+        """Send the metrics recorded so far (kept for the next try if that fails)."""
         if self._pending:
-            pending, self._pending = self._pending, []
-            try:
-                await self._hub.emit(*pending)
-            except BaseException:
-                self._pending[:0] = pending  # kept for the next try
-                raise
+            await self._hub.emit(*self._metric_events())
+            self._pending.clear()
 
     # ── artifacts ───────────────────────────────────────────────────────────────────────
 

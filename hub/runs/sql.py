@@ -32,7 +32,7 @@ LIMIT $7
 METRICS = """
 SELECT name, value, kind, unit, tags, recorded_at FROM runs.metrics
 WHERE tenant_id = $1 AND run_id = $2
-ORDER BY recorded_at, event_id
+ORDER BY recorded_at, event_id, ordinal
 """
 _ARTIFACT_COLUMNS = """
 artifact_id, run_id, agent_id, name, key, uri, content_type, size, sha256, metadata, stored_at

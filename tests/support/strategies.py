@@ -12,7 +12,7 @@ from uuid import UUID
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from schemas.events import EVENT_TYPES, Event
+from schemas.events import EVENT_TYPES, Event, MetricsRecorded
 from schemas.types import AVRO_INT, AVRO_JSON, Identifier, MetricName, Text, is_union, unwrap
 
 _ID_ALPHABET = st.characters(
@@ -78,7 +78,31 @@ def models(cls: type[BaseModel]) -> st.SearchStrategy[Any]:
     fields = {
         name: _for(info.annotation, list(info.metadata)) for name, info in cls.model_fields.items()
     }
+    if cls is MetricsRecorded:  # its lists are columns: one length for all
+        columns = ("names", "values", "kinds", "units", "tags", "recorded_at")
+        return (
+            st.integers(1, 3)
+            .flatmap(
+                lambda n: st.fixed_dictionaries(
+                    {
+                        k: (
+                            st.lists(_for(*_item(cls, k)), min_size=n, max_size=n)
+                            if k in columns
+                            else v
+                        )
+                        for k, v in fields.items()
+                    }
+                )
+            )
+            .map(lambda kw: cls(**kw))
+        )
     return st.fixed_dictionaries(fields).map(lambda kw: cls(**kw))
+
+
+def _item(cls: type[BaseModel], name: str) -> tuple[Any, list[Any]]:
+    """The item annotation of a list field."""
+    tp, _ = unwrap(cls.model_fields[name].annotation)
+    return typing.get_args(tp)[0], []
 
 
 def events() -> st.SearchStrategy[Event]:
