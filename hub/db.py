@@ -77,8 +77,13 @@ def translate_errors(what: str) -> Iterator[None]:
         raise StoreError(f"{what}: {exc}", retriable=is_retriable(exc)) from exc
 
 
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def _jsonb_out(value: Any) -> bytes:
-    return b"\x01" + json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    if not value and isinstance(value, dict):
+        return b"\x01{}"  # the common case (no tags, no metadata): no encoder call
+    return b"\x01" + _encode(value).encode()
 
 
 def _jsonb_in(data: bytes) -> Any:

@@ -59,6 +59,8 @@ TEXT_RULE = "must not contain control characters (newlines and tabs are fine)"
 
 
 def _aware_utc(value: datetime) -> datetime:
+    if value.tzinfo is UTC:
+        return value
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("must be timezone-aware (use UTC)")
     return value.astimezone(UTC)

@@ -70,7 +70,7 @@ def median_line(label: str, n: int, ours: list[float], base: list[float], unit: 
 # ── metric ingest ───────────────────────────────────────────────────────────────────────
 
 
-async def ingest_ours(hub: Hub, n: int, runs: int = 20) -> float:
+async def ingest_ours(hub: Hub, n: int, runs: int = 2) -> float:
     per_run = n // runs
     started = time.perf_counter()
     for _ in range(runs):
