@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple, Protocol, Self, runtime_checkable
 
 __all__ = [
@@ -221,6 +222,11 @@ class BlobStore(Protocol):
     ) -> StoredObject:
         """Store a stream without holding it in memory (S3: multipart upload). All or
         nothing: a failed upload leaves no object. Returns the URI, size and sha256."""
+        ...
+
+    async def put_file(self, key: str, path: Path, *, content_type: str = ...) -> StoredObject:
+        """Store a local file without reading it into memory (S3: one streamed PUT up to
+        ``SINGLE_PUT_MAX``, multipart above). All or nothing."""
         ...
 
     async def presign(self, key: str, *, expires_s: int = 3600) -> str:

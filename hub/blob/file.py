@@ -13,6 +13,7 @@ from pathlib import Path
 
 import anyio
 
+from hub.blob.chunks import file_chunks
 from hub.lifecycle import Lifecycle
 from hub.ports import StoredObject
 from schemas.errors import InputError, NotFoundError, StoreError
@@ -116,6 +117,11 @@ class FileBlobStore(Lifecycle):
             with anyio.CancelScope(shield=True):
                 await anyio.Path(tmp).unlink(missing_ok=True)
         return StoredObject(path.as_uri(), size, digest.hexdigest())
+
+    async def put_file(
+        self, key: str, path: Path, *, content_type: str = "application/octet-stream"
+    ) -> StoredObject:
+        return await self.put_stream(key, file_chunks(path), content_type=content_type)
 
     async def presign(self, key: str, *, expires_s: int = 3600) -> str:
         return self.uri(key)  # a local file needs no signature

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Self, cast
 
 import anyio
 
+from hub.blob.chunks import CHUNK_SIZE
 from hub.registry import build_event
 from hub.runs.models import ArtifactInfo
 from schemas.errors import ConflictError, HubError, InputError
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 
 __all__ = ["CHUNK_SIZE", "Run", "artifact_store_key", "result_usage"]
 
-CHUNK_SIZE = 8 << 20
 METRIC_BATCH = 500
 RUN_EXISTS = "SELECT true FROM runs.runs WHERE tenant_id = $1 AND run_id = $2"
 METRIC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:/-]{0,199}")
@@ -107,12 +107,6 @@ def result_usage(result: Any) -> tuple[TokenUsage, dict[str, float]]:
         values[f"tool.{tool}.errors"] = float(tm.error_count)
         values[f"tool.{tool}.time_s"] = float(tm.total_time)
     return tokens, values
-
-
-async def _chunks_of_file(path: Path) -> AsyncIterator[bytes]:
-    async with await anyio.open_file(path, "rb") as f:
-        while chunk := await f.read(CHUNK_SIZE):
-            yield chunk
 
 
 async def _chunks_of_stream(stream: BinaryIO) -> AsyncIterator[bytes]:
@@ -326,7 +320,7 @@ class Run:
         name = _artifact_name(name)
         if self.status is not None:
             raise InputError(f"run {self.run_id!r} already finished ({self.status})")
-        chunks, guessed = self._chunks(name, data)
+        source, guessed = self._source(name, data)
         content_type = content_type or guessed or "application/octet-stream"
         artifact_id = uuid7()
         key = f"{self.agent_id}/{self.run_id}/{artifact_id}/{name}"
@@ -340,9 +334,11 @@ class Run:
         }
         build_event(ArtifactStored, **fields, uri="-", size=0, sha256="-")  # checks meta first
         store = await self._hub.runtime.blob_store()
-        stored = await store.put_stream(
-            artifact_store_key(self._hub.settings.tenant, key), chunks, content_type=content_type
-        )
+        where = artifact_store_key(self._hub.settings.tenant, key)
+        if isinstance(source, Path):
+            stored = await store.put_file(where, source, content_type=content_type)
+        else:
+            stored = await store.put_stream(where, source, content_type=content_type)
         event = build_event(
             ArtifactStored, **fields, uri=stored.uri, size=stored.size, sha256=stored.sha256
         )
@@ -363,16 +359,16 @@ class Run:
         )
 
     @staticmethod
-    def _chunks(
+    def _source(
         name: str, data: ArtifactData | AsyncIterable[bytes]
-    ) -> tuple[AsyncIterable[bytes], str | None]:
+    ) -> tuple[AsyncIterable[bytes] | Path, str | None]:
         if isinstance(data, bytes | bytearray | memoryview):
             return _chunks_of_bytes(data), mimetypes.guess_type(name)[0]
         if isinstance(data, str | os.PathLike):
             path = Path(data)
             if not path.is_file():
                 raise InputError(f"data: no file at {path}", field="data")
-            return _chunks_of_file(path), mimetypes.guess_type(path.name)[0]
+            return path, mimetypes.guess_type(path.name)[0]
         if hasattr(data, "read"):
             return _chunks_of_stream(cast(BinaryIO, data)), mimetypes.guess_type(name)[0]
         if isinstance(data, AsyncIterable):

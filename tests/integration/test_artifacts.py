@@ -101,7 +101,12 @@ async def test_bytes_files_and_streams_are_stored_and_downloadable(
     assert one.sha256 == large.sha256 and one.url
 
 
-async def test_a_large_upload_keeps_memory_flat(hub: Hub, tmp_path: Path) -> None:
+@pytest.mark.parametrize("multipart", [False, True], ids=["one-put", "multipart"])
+async def test_a_large_upload_keeps_memory_flat(
+    hub: Hub, tmp_path: Path, multipart: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if multipart:  # files over SINGLE_PUT_MAX go up in parts
+        monkeypatch.setattr("hub.blob.s3.SINGLE_PUT_MAX", 0)
     big = random_file(tmp_path / "big.bin", 32)  # 128 MiB
     async with hub.runs.start("flat") as run:
         await run.store_artifact("warmup.bin", b"x")
