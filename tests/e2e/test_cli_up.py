@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from projections import CATALOGUE
 from tests.e2e.conftest import agent_hub, free_port, user_env
 
 pytestmark = pytest.mark.slow
@@ -27,7 +28,7 @@ def test_up_serves_health_projections_and_the_registry(
         "status": "ok",
         "database": "ok",
         "log": "ok",
-        "projectors": 2,
+        "projectors": len(CATALOGUE),
         "archiver": True,
     }
     assert (home / ".agent_hub" / "archive").is_dir()  # the embedded archive store
