@@ -31,6 +31,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from consumers.dlq import dead_letter_record, send_dead_letters
 from consumers.positions import PostgresPositionStore, ensure_schema
+from consumers.replay import ArchiveReader, ArchiveThenLog
 from consumers.retry import Backoff
 from consumers.worker import Worker
 from hub.db import is_retriable
@@ -102,9 +103,11 @@ class Projector(Worker):
         pool: asyncpg.Pool,
         codec: Codec,
         settings: ProjectorSettings | None = None,
+        archive: ArchiveReader | None = None,
     ) -> None:
         super().__init__()
         self.projection = projection
+        self.archive = archive
         self.log = log
         self.pool = pool
         self.codec = codec
@@ -126,9 +129,14 @@ class Projector(Worker):
         if self._consumer is not None:
             return
         await self.retrying("migrate", self._migrate)
-        consumer = self.log.consumer(
-            group_id=self.name, topics=[str(t) for t in self.projection.topics], listener=self
-        )
+        topics = [str(t) for t in self.projection.topics]
+        consumer: LogConsumer
+        if self.archive is not None:  # history the log no longer holds comes from there
+            consumer = ArchiveThenLog(
+                self.log, self.archive, group_id=self.name, topics=topics, listener=self
+            )
+        else:
+            consumer = self.log.consumer(group_id=self.name, topics=topics, listener=self)
         await self.retrying("join", consumer.start)
         self._consumer = consumer
         self._log.info("projector.started", topics=[str(t) for t in self.projection.topics])
@@ -145,6 +153,8 @@ class Projector(Worker):
         if consumer is not None:
             with anyio.CancelScope(shield=True):
                 await consumer.stop()
+                if self.archive is not None:
+                    await self.archive.close()
             self._log.info("projector.stopped", **self._summary())
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:

@@ -12,9 +12,11 @@ import anyio
 import asyncpg
 import structlog
 
+from consumers.archiver import MANIFEST as ARCHIVE_MANIFEST
 from consumers.archiver import Archiver, ArchiverSettings
 from consumers.positions import PositionWatcher
 from consumers.positions import ensure_schema as ensure_positions
+from consumers.replay import ArchiveReader
 from consumers.runner import Projector, ProjectorSettings
 from hub.blob import open_blob_store
 from hub.db import create_pool
@@ -27,7 +29,7 @@ from hub.settings import HubSettings
 from hub.spool import Spool
 from projections import all_projections
 from projections.base import Projection
-from projections.migrate import ensure_hub_schema, migrate
+from projections.migrate import MIGRATION_LOCK, ensure_hub_schema, migrate
 from schemas.codec import Codec
 
 __all__ = ["Runtime"]
@@ -64,6 +66,9 @@ class Runtime(Lifecycle):
             async with self._pool.acquire() as conn:
                 await ensure_hub_schema(conn)
                 await ensure_positions(conn)
+                async with conn.transaction():  # projectors read history from it
+                    await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+                    await conn.execute(ARCHIVE_MANIFEST)
                 for projection in self.projections:  # readers need the views at once
                     await migrate(conn, projection)
             self._log = open_log(s.log_url or self.database_url, **self._log_options())
@@ -161,6 +166,12 @@ class Runtime(Lifecycle):
             ),
         )
 
+    def archive_reader(self) -> ArchiveReader:
+        """Reads what the archiver stored (``HUB_ARCHIVE_URL``)."""
+        s = self.settings
+        store = open_blob_store(s.archive, endpoint_url=s.s3_endpoint_url, region=s.s3_region)
+        return ArchiveReader(self.pool, store)
+
     def projector(self, projection: Projection[Any]) -> Projector:
         s = self.settings
         return Projector(
@@ -168,6 +179,7 @@ class Runtime(Lifecycle):
             log=self.log,
             pool=self.pool,
             codec=self.codec,
+            archive=self.archive_reader(),
             settings=ProjectorSettings(
                 batch_size=s.batch_size,
                 batch_linger=s.batch_linger_ms / 1000,

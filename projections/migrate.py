@@ -10,7 +10,7 @@ import asyncpg
 from projections.base import Projection
 from schemas.errors import ProjectionError
 
-__all__ = ["ensure_hub_schema", "migrate", "publish_views"]
+__all__ = ["MIGRATION_LOCK", "ensure_hub_schema", "migrate", "publish_views"]
 
 HUB_SCHEMA = """
 CREATE SCHEMA IF NOT EXISTS hub;
@@ -39,7 +39,8 @@ INSERT INTO hub.projections (name, version, schema, state) VALUES ($1, $2, $3, $
 ON CONFLICT (name, version) DO NOTHING
 """
 LIVE_VERSION = "SELECT version FROM hub.projections WHERE name = $1 AND state = 'live'"
-_LOCK = 0x6875625F6D6967  # "hub_mig"
+MIGRATION_LOCK = 0x6875625F6D6967  # "hub_mig": serialises DDL of the hub's own tables
+_LOCK = MIGRATION_LOCK
 
 
 def _checksum(sql: str) -> str:

@@ -1,0 +1,229 @@
+"""Reading history: the archive first, then the log tail.
+
+:class:`ArchiveReader` reads the segments the archiver recorded in ``hub.archive_segments``
+(one segment in memory at a time). :class:`ArchiveThenLog` is a group member that serves
+each assigned partition from the archive while the position it must start at is archived,
+and then hands over to the log at the first offset not archived. A projector over it
+replays complete history even after the log's retention has dropped the early records.
+If neither the archive nor the log holds an offset that is needed, reading stops with a
+:class:`LogError` naming the gap: history is never skipped silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Self
+
+import anyio
+import asyncpg
+
+from consumers.archiver import read_segment
+from hub.ports import BlobStore, ConsumerRecord, EventLog, LogConsumer, RebalanceListener
+from hub.ports import TopicPartition as TP
+from schemas.errors import LogError
+
+__all__ = ["ArchiveReader", "ArchiveThenLog", "Segment"]
+
+SEGMENTS = """
+SELECT first_offset, last_offset, key FROM hub.archive_segments
+WHERE topic = $1 AND partition = $2 AND last_offset >= $3
+ORDER BY first_offset
+"""
+ARCHIVED_END = """
+SELECT topic, partition, max(last_offset) + 1 FROM hub.archive_segments
+WHERE (topic, partition) IN (SELECT * FROM unnest($1::text[], $2::int[]))
+GROUP BY topic, partition
+"""
+
+
+@dataclass(frozen=True)
+class Segment:
+    first: int
+    last: int
+    key: str
+
+
+class ArchiveReader:
+    """The archived records of each partition, segment by segment."""
+
+    def __init__(self, pool: asyncpg.Pool, store: BlobStore) -> None:
+        self.pool = pool
+        self.store = store
+        self._started = False
+
+    async def close(self) -> None:
+        """Release the store's client (idempotent)."""
+        if self._started:
+            self._started = False
+            await self.store.stop()
+
+    async def segments(self, tp: TP, start: int) -> list[Segment]:
+        """Segments holding offsets at or after ``start``, in order."""
+        rows = await self.pool.fetch(SEGMENTS, tp.topic, tp.partition, start)
+        return [Segment(r[0], r[1], r[2]) for r in rows]
+
+    async def ends(self, tps: Sequence[TP]) -> dict[TP, int]:
+        """The first offset not archived, per partition (0 when nothing is)."""
+        if not tps:
+            return {}
+        rows = await self.pool.fetch(
+            ARCHIVED_END, [tp.topic for tp in tps], [tp.partition for tp in tps]
+        )
+        found = {TP(r[0], r[1]): r[2] for r in rows}
+        return {tp: found.get(tp, 0) for tp in tps}
+
+    async def read(self, tp: TP, segment: Segment, start: int) -> list[ConsumerRecord]:
+        """The records of one segment from ``start`` on."""
+        if not self._started:  # the store is only needed when history is replayed
+            await self.store.start()
+            self._started = True
+        entries = read_segment(await self.store.get(segment.key))
+        return [
+            ConsumerRecord(
+                topic=tp.topic,
+                partition=tp.partition,
+                offset=e["offset"],
+                key=e["key"],
+                value=e["value"],
+                headers=tuple((h["key"], h["value"]) for h in e["headers"]),
+                timestamp_ms=e["timestamp_ms"],
+                tp=tp,
+            )
+            for e in entries
+            if e["offset"] >= start
+        ]
+
+
+class _Cursor:
+    """Where a partition is in the archive: the next offset, and what is buffered."""
+
+    def __init__(self, position: int, end: int) -> None:
+        self.position = position
+        self.end = end  # first offset not archived: the log takes over here
+        self.buffer: list[ConsumerRecord] = []
+
+
+class ArchiveThenLog:
+    """A group member reading each partition from the archive, then from the log."""
+
+    def __init__(
+        self,
+        log: EventLog,
+        archive: ArchiveReader,
+        *,
+        group_id: str,
+        topics: Sequence[str],
+        listener: RebalanceListener,
+    ) -> None:
+        self.log = log
+        self.archive = archive
+        self.listener = listener
+        self.inner: LogConsumer = log.consumer(group_id=group_id, topics=topics, listener=self)
+        self._cursors: dict[TP, _Cursor] = {}
+        self._lock = anyio.Lock()
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    async def stop(self) -> None:
+        await self.inner.stop()
+        self._cursors.clear()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def assignment(self) -> frozenset[TP]:
+        return self.inner.assignment()
+
+    @property
+    def reading_archive(self) -> bool:
+        """Whether some partition is still being served from the archive."""
+        return bool(self._cursors)
+
+    # ── the rebalance listener in front of the projector's ──────────────────────────────
+
+    async def on_assigned(self, partitions: frozenset[TP]) -> Mapping[TP, int | None]:
+        starts = dict(await self.listener.on_assigned(partitions))
+        ends = await self.archive.ends(sorted(partitions))
+        begins = await self.log.beginning_offsets(sorted(partitions))
+        out: dict[TP, int | None] = {}
+        for tp in partitions:
+            start = starts.get(tp)
+            out[tp] = await self._route(tp, 0 if start is None else start, ends[tp], begins[tp])
+        return out
+
+    async def on_revoked(self, partitions: frozenset[TP]) -> None:
+        for tp in partitions:
+            self._cursors.pop(tp, None)
+        await self.listener.on_revoked(partitions)
+
+    async def _route(self, tp: TP, start: int, archived_end: int, log_begin: int) -> int:
+        """Serve ``tp`` from the archive if ``start`` is archived; return where the log
+        must start. (State changes only after the last await: a concurrent fetch never
+        sees a half-routed partition.)"""
+        if start < archived_end:
+            segments = await self.archive.segments(tp, start)
+            if not segments or segments[0].first > start:
+                first = segments[0].first if segments else archived_end
+                if start < log_begin:
+                    raise LogError(
+                        f"history lost on {tp}: offsets {start} to {min(first, log_begin) - 1} "
+                        "are neither archived nor in the log",
+                        retriable=False,
+                    )
+                self._cursors.pop(tp, None)
+                return start  # the log still has it
+            self._cursors[tp] = _Cursor(start, archived_end)
+            return max(archived_end, start)
+        self._cursors.pop(tp, None)
+        if start < log_begin:
+            raise LogError(
+                f"history lost on {tp}: offsets {start} to {log_begin - 1} are gone from "
+                f"the log and not archived (archived up to {archived_end - 1})",
+                retriable=False,
+            )
+        return start
+
+    # ── reading ─────────────────────────────────────────────────────────────────────────
+
+    async def fetch(self, max_records: int, timeout: float) -> list[ConsumerRecord]:
+        async with self._lock:  # a seek waits for this fetch, and the other way round
+            if not self._cursors:
+                return await self.inner.fetch(max_records, timeout)
+            return await self._from_archive(max_records)
+
+    async def _from_archive(self, max_records: int) -> list[ConsumerRecord]:
+        out: list[ConsumerRecord] = []
+        for tp, cursor in list(self._cursors.items()):
+            while len(out) < max_records and cursor.position < cursor.end:
+                if not cursor.buffer:
+                    segments = await self.archive.segments(tp, cursor.position)
+                    if not segments or segments[0].first > cursor.position:
+                        raise LogError(
+                            f"history lost on {tp}: offset {cursor.position} is no longer archived",
+                            retriable=False,
+                        )
+                    cursor.buffer = await self.archive.read(tp, segments[0], cursor.position)
+                take = cursor.buffer[: max_records - len(out)]
+                del cursor.buffer[: len(take)]
+                out += take
+                cursor.position = take[-1].offset + 1 if take else cursor.end
+            if cursor.position >= cursor.end:
+                del self._cursors[tp]  # the log is already positioned at cursor.end
+            if len(out) >= max_records:
+                break
+        return out
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        async with self._lock:
+            ends = await self.archive.ends([tp])
+            begins = await self.log.beginning_offsets([tp])
+            await self.inner.seek(tp, await self._route(tp, offset, ends[tp], begins[tp]))
+
+    async def commit(self, offsets: Mapping[TP, int]) -> None:
+        await self.inner.commit(offsets)
