@@ -7,10 +7,12 @@ import sys
 from datetime import datetime
 from typing import Any
 
+import anyio
+
 from hub.settings import HubSettings
 from schemas.errors import InputError
 
-__all__ = ["add_ops_commands", "cmd_replay", "parse_start"]
+__all__ = ["add_ops_commands", "cmd_rebuild", "cmd_replay", "parse_start"]
 
 
 def parse_start(value: str) -> str | int | datetime:
@@ -44,6 +46,25 @@ async def cmd_replay(settings: HubSettings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_rebuild(settings: HubSettings, args: argparse.Namespace) -> int:
+    """Rebuild a projection beside the live one, then swap it in (zero downtime)."""
+    from hub.rebuild import drop_retired, rebuild
+    from hub.replay import Progress
+    from hub.runtime import Runtime
+
+    def report(p: Progress) -> None:
+        print(p.line(f"rebuild {args.name}"), file=sys.stderr, flush=True)
+
+    async with Runtime(settings) as runtime:
+        done = await rebuild(runtime, args.name, report=report, grace_s=args.grace)
+        print(f"{args.name}: rebuilt from {done.done:,} events and swapped in", flush=True)
+        if args.grace > 0:
+            print(f"{args.name}: dropping the old tables in {args.grace:g}s", file=sys.stderr)
+            await anyio.sleep(args.grace)
+        await drop_retired(runtime, args.name)
+    return 0
+
+
 def add_ops_commands(sub: Any, commands: dict[str, Any]) -> None:
     p = sub.add_parser(
         "replay", help="replay a projection from a point in history (archive, then log)"
@@ -58,3 +79,13 @@ def add_ops_commands(sub: Any, commands: dict[str, Any]) -> None:
         help="empty the projection first and apply everything again",
     )
     p.set_defaults(fn=commands["replay"])
+
+    p = sub.add_parser("rebuild", help="rebuild a projection beside the live one, then swap it in")
+    p.add_argument("name", help="the projection's name")
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=60.0,
+        help="seconds to keep the old tables after the swap (default 60)",
+    )
+    p.set_defaults(fn=commands["rebuild"])

@@ -46,6 +46,8 @@ def is_retriable(exc: BaseException) -> bool:
         return True  # the connection is gone or in a broken state: a new one may work
     if isinstance(exc, asyncpg.PostgresConnectionError):
         return True
+    if isinstance(exc, asyncpg.InvalidCachedStatementError):
+        return True  # a table was swapped under a prepared statement (a rebuild): re-prepare
     sqlstate = getattr(exc, "sqlstate", None)
     return sqlstate in _RETRIABLE_SQLSTATES
 

@@ -12,6 +12,7 @@ for zero downtime).
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -154,12 +155,14 @@ async def run_until_caught_up(
     projector: Projector,
     tps: list[TopicPartition],
     *,
-    report: Callable[[Progress], None] | None = None,
+    report: Callable[[Progress], object] | None = None,
     every: float = 2.0,
+    targets: dict[TopicPartition, int] | None = None,
 ) -> Progress:
-    """Run ``projector`` until its positions reach the log's end offsets (as they were when
-    it started), reporting progress every ``every`` seconds."""
-    targets = await runtime.log.end_offsets(tps)
+    """Run ``projector`` until its positions reach ``targets`` (default: the log's end
+    offsets as they were when it started), reporting progress every ``every`` seconds."""
+    if targets is None:
+        targets = await runtime.log.end_offsets(tps)
     consumer = projector.projection.consumer
 
     async def positions() -> dict[TopicPartition, int]:
@@ -187,7 +190,7 @@ async def _follow(
     targets: dict[TopicPartition, int],
     total: int,
     positions: Callable[[], Awaitable[dict[TopicPartition, int]]],
-    report: Callable[[Progress], None] | None,
+    report: Callable[[Progress], object] | None,
     every: float,
 ) -> Progress:
     started = time.monotonic()
@@ -202,7 +205,9 @@ async def _follow(
             rate = done / elapsed
             progress = Progress(done, total, rate, left / rate if rate > 0 else None)
             if report is not None:
-                report(progress)
+                shown = report(progress)
+                if inspect.isawaitable(shown):
+                    await shown
             if left == 0:
                 break
             with anyio.move_on_after(every):
@@ -217,7 +222,7 @@ async def replay(
     start: str | int | datetime,
     *,
     reset: bool = False,
-    report: Callable[[Progress], None] | None = None,
+    report: Callable[[Progress], object] | None = None,
 ) -> Progress:
     """Replay projection ``name`` from ``start``; see the module docstring."""
     projection = find_projection(runtime, name)

@@ -70,6 +70,9 @@ class Projection(ABC, Generic[B]):
     views: ClassVar[tuple[str, ...]]
     """Tables exposed to readers as views in the stable schema ``name``."""
     handlers: ClassVar[Mapping[type[Event], Handler]]
+    published: ClassVar[bool] = True
+    """Registered in ``hub.projections`` and shown through the views (False for the
+    shadow a rebuild fills)."""
     dedupe: ClassVar[bool] = True
     """Skip events whose ``event_id`` this projection has applied before (at any offset)."""
 

@@ -10,7 +10,7 @@ import asyncpg
 from projections.base import Projection
 from schemas.errors import ProjectionError
 
-__all__ = ["MIGRATION_LOCK", "ensure_hub_schema", "migrate", "publish_views"]
+__all__ = ["MIGRATION_LOCK", "ensure_hub_schema", "migrate", "point_view", "publish_views"]
 
 HUB_SCHEMA = """
 CREATE SCHEMA IF NOT EXISTS hub;
@@ -54,7 +54,9 @@ async def ensure_hub_schema(conn: asyncpg.Connection) -> None:
         await conn.execute(HUB_SCHEMA)
 
 
-async def migrate(conn: asyncpg.Connection, projection: Projection[Any]) -> bool:
+async def migrate(
+    conn: asyncpg.Connection, projection: Projection[Any], *, register: bool = True
+) -> bool:
     """Bring the projection's versioned schema up to date. Returns whether it is new.
 
     A migration that changed after it was applied is an error: a changed read model
@@ -80,6 +82,8 @@ async def migrate(conn: asyncpg.Connection, projection: Projection[Any]) -> bool
             await conn.execute(RECORD, schema, idx, checksum)
         if projection.dedupe:
             await conn.execute(DEDUPE_TABLE.format(schema=schema))
+        if not (register and projection.published):  # a rebuild's shadow: hidden
+            return created
         live = await conn.fetchval(LIVE_VERSION, projection.name)
         state = "live" if live is None or live == projection.version else "rebuilding"
         await conn.execute(REGISTER, projection.name, projection.version, schema, state)
@@ -106,7 +110,16 @@ async def publish_views(conn: asyncpg.Connection, projection: Projection[Any]) -
         target = await conn.fetchval(VIEW_TARGET, f"{projection.name}.{table}")
         if target == f"{projection.schema}.{table}":
             continue
-        await conn.execute(f"DROP VIEW IF EXISTS {projection.name}.{table}")
-        await conn.execute(
-            f"CREATE VIEW {projection.name}.{table} AS SELECT * FROM {projection.schema}.{table}"
-        )
+        await point_view(conn, projection.name, table, projection.schema)
+
+
+async def point_view(conn: asyncpg.Connection, name: str, table: str, schema: str) -> None:
+    """Make ``name.table`` show ``schema.table``: replaced in place when the columns match
+    (readers never miss it), else dropped and created in the caller's transaction."""
+    view, source = f"{name}.{table}", f"{schema}.{table}"
+    try:
+        async with conn.transaction():  # a savepoint inside the caller's transaction
+            await conn.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {source}")
+    except asyncpg.PostgresError:  # the columns changed (a new version of the read model)
+        await conn.execute(f"DROP VIEW IF EXISTS {view}")
+        await conn.execute(f"CREATE VIEW {view} AS SELECT * FROM {source}")

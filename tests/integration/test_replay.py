@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
+import asyncpg
 import pytest
 
 from hub import Hub, LogError
 from hub.log.postgres import PostgresLog
 from hub.ports import TopicPartition
+from hub.rebuild import drop_retired, rebuild
 from hub.replay import Progress, replay
 from hub.runtime import Runtime
 from hub.settings import HubSettings
@@ -107,3 +111,55 @@ async def test_a_gap_in_history_is_an_error_never_skipped(
     async with Runtime(settings) as runtime:
         with pytest.raises(LogError, match=r"history lost on agenthub\.registry"):
             await replay(runtime, "registry", "earliest", reset=True)
+
+
+async def test_rebuild_swaps_in_while_readers_and_writers_carry_on(
+    settings: HubSettings, database_url: str
+) -> None:
+    async with Hub(settings, archive=True) as hub:
+        await hub.emit(*[registered(i) for i in range(500)])
+        with anyio.fail_after(60):
+            while await archived(hub) < 500:
+                await anyio.sleep(0.1)
+        written = 500
+        counts: list[int] = []
+        stop = anyio.Event()
+
+        async def writer() -> None:
+            nonlocal written
+            while not stop.is_set():
+                await hub.emit(registered(written))
+                written += 1
+                await anyio.sleep(0.005)
+
+        async def reader() -> None:
+            conn = await asyncpg.connect(database_url)
+            try:
+                while not stop.is_set():
+                    counts.append(await conn.fetchval("SELECT count(*) FROM registry.agents"))
+                    await anyio.lowlevel.checkpoint()
+            finally:
+                await conn.close()
+
+        reports: list[Progress] = []
+        async with Runtime(settings) as runtime, anyio.create_task_group() as tg:
+            tg.start_soon(writer)
+            tg.start_soon(reader)
+            done = await rebuild(runtime, "registry", report=reports.append, grace_s=0)
+            await anyio.sleep(0.3)  # the live projector carries on into the new tables
+            stop.set()
+        assert done.done >= 500 and reports
+        assert counts and min(counts) >= 500  # never empty, never an error
+        assert all(b >= a for a, b in itertools.pairwise(counts)), "went backwards"
+        await hub.wait_for_projections()
+        rows = await hub.runtime.pool.fetch("SELECT agent_id, revision FROM registry.agents")
+        assert len(rows) == written and {r[1] for r in rows} == {1}
+        schemas = await hub.runtime.pool.fetch(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'proj_registry_v1%'"
+        )
+        assert sorted(r[0] for r in schemas)[0] == "proj_registry_v1"
+        await drop_retired(hub.runtime, "registry")
+        schemas = await hub.runtime.pool.fetch(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'proj_registry_v1%'"
+        )
+        assert [r[0] for r in schemas] == ["proj_registry_v1"]

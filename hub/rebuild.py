@@ -1,0 +1,211 @@
+"""Blue/green rebuilds: a projection refilled beside the live one, then swapped in.
+
+``rebuild(runtime, name)``:
+
+1. creates a shadow schema (``proj_<name>_v<N>_next``) with the projection's migrations,
+   neither registered nor visible to readers;
+2. runs a projector into it from the beginning of history: the archive, then the log
+   tail (the projector's COPY paths do the bulk work), reporting progress. Its positions
+   are stored like any projector's, so a rebuild killed at any point resumes where it was;
+3. follows the live head until it is at most ``swap_lag`` events behind, then swaps in
+   one transaction: the live schema becomes ``..._old_<time>``, the shadow becomes the
+   live schema, positions and counters move with it, and the stable views are re-pointed
+   (in place when the columns match). A live projector elsewhere keeps running: its next
+   batch finds the moved positions, is dropped and re-read, and continues into the new
+   tables. Readers see the old rows or the new ones, never an error or an empty view;
+4. drops the old schema after ``grace_s`` (a later rebuild drops leftovers whose grace has
+   passed).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+import structlog
+
+from hub.ports import TopicPartition
+from hub.replay import Progress, find_projection, run_until_caught_up
+from hub.runtime import Runtime
+from projections.base import Projection
+from projections.migrate import MIGRATION_LOCK, migrate, point_view
+
+__all__ = ["REBUILDS", "rebuild", "shadow_of"]
+
+log = structlog.get_logger(__name__)
+
+REBUILDS = """
+CREATE TABLE IF NOT EXISTS hub.rebuilds (
+    name        text NOT NULL,
+    shadow      text NOT NULL,
+    state       text NOT NULL CHECK (state IN ('rebuilding', 'catching_up', 'swapped')),
+    done        bigint NOT NULL DEFAULT 0,
+    total       bigint NOT NULL DEFAULT 0,
+    rate        double precision NOT NULL DEFAULT 0,
+    retired     text,
+    drop_after  timestamptz,
+    started_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (name)
+);
+"""
+START = """
+INSERT INTO hub.rebuilds (name, shadow, state) VALUES ($1, $2, 'rebuilding')
+ON CONFLICT (name) DO UPDATE SET
+    shadow = EXCLUDED.shadow,
+    state = CASE WHEN hub.rebuilds.state = 'swapped' THEN 'rebuilding' ELSE hub.rebuilds.state END,
+    started_at = CASE WHEN hub.rebuilds.state = 'swapped' THEN now()
+                      ELSE hub.rebuilds.started_at END,
+    updated_at = now()
+"""
+PROGRESS = """
+UPDATE hub.rebuilds SET state = $2, done = $3, total = $4, rate = $5, updated_at = now()
+WHERE name = $1
+"""
+SWAPPED = """
+UPDATE hub.rebuilds SET state = 'swapped', retired = $2,
+    drop_after = now() + make_interval(secs => $3), updated_at = now()
+WHERE name = $1
+"""
+LEFTOVERS = """
+SELECT retired FROM hub.rebuilds
+WHERE retired IS NOT NULL AND drop_after <= now() AND name = $1
+"""
+LOCK_LIVE = """
+SELECT topic, partition, next_offset FROM hub.positions WHERE consumer = $1 FOR UPDATE
+"""
+LOCK_POSITIONS = """
+SELECT 1 FROM hub.positions WHERE consumer = ANY($1::text[]) ORDER BY consumer FOR UPDATE
+"""
+
+
+def shadow_of(projection: Projection[Any]) -> Projection[Any]:
+    """The same projection, writing to ``<schema>_next`` under its own positions."""
+    base = type(projection)
+    live_schema = projection.schema
+
+    class Shadow(base):  # type: ignore[valid-type,misc]
+        published = False
+
+        @property
+        def schema(self) -> str:
+            return f"{live_schema}_next"
+
+    Shadow.__name__ = f"{base.__name__}Shadow"
+    return Shadow()
+
+
+async def _partitions(runtime: Runtime, projection: Projection[Any]) -> list[TopicPartition]:
+    return [
+        TopicPartition(str(t), p)
+        for t in projection.topics
+        for p in range(await runtime.log.partitions_for(str(t)))
+    ]
+
+
+async def _prepare(runtime: Runtime, live: Projection[Any], shadow: Projection[Any]) -> None:
+    async with runtime.pool.acquire() as conn:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            await conn.execute(REBUILDS)
+        await _drop_leftovers(conn, live.name)
+        await migrate(conn, shadow, register=False)
+        await conn.execute(START, live.name, shadow.schema)
+
+
+async def _drop_leftovers(conn: asyncpg.Connection, name: str) -> None:
+    for row in await conn.fetch(LEFTOVERS, name):
+        await conn.execute(f"DROP SCHEMA IF EXISTS {row['retired']} CASCADE")
+        await conn.execute(
+            "UPDATE hub.rebuilds SET retired = NULL, drop_after = NULL WHERE name = $1", name
+        )
+        log.info("rebuild.dropped_old_schema", schema=row["retired"])
+
+
+async def _swap(
+    runtime: Runtime, live: Projection[Any], shadow: Projection[Any], grace_s: float
+) -> str:
+    retired = f"{live.schema}_old_{int(time.time())}"
+    tps = await _partitions(runtime, live)
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        # Hold the live positions: a live projector's next batch waits for the swap, so
+        # the live rows stop moving. Bring the shadow up to them (it may pass them), so
+        # that readers never see fewer rows after the swap than before it.
+        rows = await conn.fetch(LOCK_LIVE, live.consumer)
+        live_at = {TopicPartition(r[0], r[1]): r[2] for r in rows}
+        targets = {tp: live_at.get(tp, 0) for tp in tps}
+        await run_until_caught_up(runtime, runtime.projector(shadow), tps, targets=targets)
+        await conn.execute(LOCK_POSITIONS, [live.consumer, shadow.consumer])
+        await conn.execute("DELETE FROM hub.positions WHERE consumer = $1", live.consumer)
+        await conn.execute(
+            "UPDATE hub.positions SET consumer = $1 WHERE consumer = $2",
+            live.consumer,
+            shadow.consumer,
+        )
+        await conn.execute("DELETE FROM hub.consumer_stats WHERE consumer = $1", live.consumer)
+        await conn.execute(
+            "UPDATE hub.consumer_stats SET consumer = $1 WHERE consumer = $2",
+            live.consumer,
+            shadow.consumer,
+        )
+        await conn.execute(f"ALTER SCHEMA {live.schema} RENAME TO {retired}")
+        await conn.execute(f"ALTER SCHEMA {shadow.schema} RENAME TO {live.schema}")
+        await conn.execute(
+            "UPDATE hub.migrations SET schema = $1 WHERE schema = $2", retired, live.schema
+        )
+        await conn.execute(
+            "UPDATE hub.migrations SET schema = $1 WHERE schema = $2", live.schema, shadow.schema
+        )
+        for table in live.views:
+            await point_view(conn, live.name, table, live.schema)
+        await conn.execute(SWAPPED, live.name, retired, grace_s)
+    return retired
+
+
+async def rebuild(
+    runtime: Runtime,
+    name: str,
+    *,
+    report: Callable[[Progress], None] | None = None,
+    swap_lag: int = 0,
+    grace_s: float = 60.0,
+    max_rounds: int = 20,
+) -> Progress:
+    """Rebuild projection ``name`` beside the live one and swap it in (see the module)."""
+    live = find_projection(runtime, name)
+    shadow = shadow_of(live)
+    await _prepare(runtime, live, shadow)
+    tps = await _partitions(runtime, live)
+
+    async def note(p: Progress) -> None:
+        if report is not None:
+            report(p)
+        await _record(runtime, name, "rebuilding", p)  # for /v1/projections
+
+    progress = await run_until_caught_up(runtime, runtime.projector(shadow), tps, report=note)
+    await _record(runtime, name, "catching_up", progress)
+    for _ in range(max_rounds):  # the live head moved on meanwhile: follow it
+        ends = await runtime.log.end_offsets(tps)
+        rows = await runtime.pool.fetch(
+            "SELECT topic, partition, next_offset FROM hub.positions WHERE consumer = $1",
+            shadow.consumer,
+        )
+        at = {TopicPartition(r[0], r[1]): r[2] for r in rows}
+        if sum(max(0, ends[tp] - at.get(tp, 0)) for tp in tps) <= swap_lag:
+            break
+        await run_until_caught_up(runtime, runtime.projector(shadow), tps, report=note)
+    retired = await _swap(runtime, live, shadow, grace_s)
+    log.info("rebuild.swapped", projection=name, retired=retired, events=progress.done)
+    return progress
+
+
+async def drop_retired(runtime: Runtime, name: str) -> None:
+    """Drop old schemas of ``name`` whose grace period has passed."""
+    async with runtime.pool.acquire() as conn:
+        await _drop_leftovers(conn, name)
+
+
+async def _record(runtime: Runtime, name: str, state: str, p: Progress) -> None:
+    await runtime.pool.execute(PROGRESS, name, state, p.done, p.total, p.rate)
