@@ -179,13 +179,16 @@ async def rebuild(
     await _prepare(runtime, live, shadow)
     tps = await _partitions(runtime, live)
 
+    state = "rebuilding"
+
     async def note(p: Progress) -> None:
         if report is not None:
             report(p)
-        await _record(runtime, name, "rebuilding", p)  # for /v1/projections
+        await _record(runtime, name, state, p)  # for /v1/projections and `status`
 
     progress = await run_until_caught_up(runtime, runtime.projector(shadow), tps, report=note)
-    await _record(runtime, name, "catching_up", progress)
+    state = "catching_up"
+    await _record(runtime, name, state, progress)
     for _ in range(max_rounds):  # the live head moved on meanwhile: follow it
         ends = await runtime.log.end_offsets(tps)
         rows = await runtime.pool.fetch(

@@ -6,6 +6,7 @@ report it (``agent-hub status``, ``GET /v1/projections``), not only the projecto
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -14,8 +15,9 @@ from consumers.positions import PostgresPositionStore
 from hub.ports import TopicPartition
 from hub.runtime import Runtime
 
-__all__ = ["PartitionStatus", "ProjectionStatus", "projection_status"]
+__all__ = ["PartitionStatus", "ProjectionStatus", "RebuildStatus", "projection_status"]
 
+REBUILDS = "SELECT name, shadow, state, done, total, rate, started_at, updated_at FROM hub.rebuilds"
 PROJECTIONS = (
     "SELECT name, version, schema, state, updated_at FROM hub.projections ORDER BY name, version"
 )
@@ -29,6 +31,19 @@ class PartitionStatus(BaseModel):
     lag: int
 
 
+class RebuildStatus(BaseModel):
+    """A rebuild of the projection, in progress or finished."""
+
+    state: str  # rebuilding, catching_up or swapped
+    shadow: str
+    done: int
+    total: int
+    rate: float
+    eta_s: float | None
+    started_at: datetime
+    updated_at: datetime
+
+
 class ProjectionStatus(BaseModel):
     name: str
     version: int
@@ -40,6 +55,7 @@ class ProjectionStatus(BaseModel):
     duplicates: int
     dead_lettered: int
     partitions: list[PartitionStatus]
+    rebuild: RebuildStatus | None = None
 
 
 async def projection_status(runtime: Runtime) -> list[ProjectionStatus]:
@@ -48,6 +64,7 @@ async def projection_status(runtime: Runtime) -> list[ProjectionStatus]:
     topics_of = {p.name: [str(t) for t in p.topics] for p in runtime.projections}
     current = {(p.name, p.version) for p in runtime.projections}
     out: list[ProjectionStatus] = []
+    rebuilds = await _rebuilds(runtime)
     for row in await runtime.pool.fetch(PROJECTIONS):
         tps = [
             TopicPartition(topic, p)
@@ -86,7 +103,29 @@ async def projection_status(runtime: Runtime) -> list[ProjectionStatus]:
                 duplicates=counts["duplicates"],
                 dead_lettered=counts["dead_lettered"],
                 partitions=parts,
+                rebuild=rebuilds.get(row["name"]) if row["state"] == "live" else None,
             )
+        )
+    return out
+
+
+async def _rebuilds(runtime: Runtime) -> dict[str, RebuildStatus]:
+    exists = await runtime.pool.fetchval("SELECT to_regclass('hub.rebuilds') IS NOT NULL")
+    if not exists:
+        return {}
+    out = {}
+    for r in await runtime.pool.fetch(REBUILDS):
+        left = max(0, r["total"] - r["done"])
+        eta = left / r["rate"] if r["rate"] > 0 and r["state"] != "swapped" else None
+        out[r["name"]] = RebuildStatus(
+            state=r["state"],
+            shadow=r["shadow"],
+            done=r["done"],
+            total=r["total"],
+            rate=r["rate"],
+            eta_s=eta,
+            started_at=r["started_at"],
+            updated_at=r["updated_at"],
         )
     return out
 
@@ -102,6 +141,12 @@ def format_status(statuses: list[ProjectionStatus], info: dict[str, Any]) -> str
             pos = "-" if p.position is None else str(p.position)
             lines.append(
                 f"{head}{f'{p.topic}[{p.partition}]':<26}{pos:>10}{p.end_offset:>10}{p.lag:>8}"
+            )
+        if st.rebuild is not None and st.rebuild.state != "swapped":
+            r = st.rebuild
+            lines.append(
+                f"{'':<34}rebuilding into {r.shadow}: {r.done:,}/{r.total:,} events, "
+                f"{r.rate:,.0f} ev/s, ETA {r.eta_s or 0:,.0f}s"
             )
         if not st.partitions:
             lines.append(f"{st.name:<16}{st.version:>4}  {st.state:<12}")

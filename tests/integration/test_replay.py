@@ -18,6 +18,7 @@ from hub.rebuild import drop_retired, rebuild
 from hub.replay import Progress, replay
 from hub.runtime import Runtime
 from hub.settings import HubSettings
+from hub.status import projection_status
 from schemas.events import AgentRegistered, AgentUpdated, Topic
 from tests.conftest import TEST_PARTITIONS
 
@@ -146,6 +147,9 @@ async def test_rebuild_swaps_in_while_readers_and_writers_carry_on(
             tg.start_soon(writer)
             tg.start_soon(reader)
             done = await rebuild(runtime, "registry", report=reports.append, grace_s=0)
+            (status,) = [s for s in await projection_status(runtime) if s.name == "registry"]
+            assert status.state == "live" and status.rebuild is not None
+            assert status.rebuild.state == "swapped" and status.rebuild.done > 0
             await anyio.sleep(0.3)  # the live projector carries on into the new tables
             stop.set()
         assert done.done >= 500 and reports
