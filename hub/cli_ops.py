@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import datetime
 from typing import Any
@@ -12,7 +13,7 @@ import anyio
 from hub.settings import HubSettings
 from schemas.errors import InputError
 
-__all__ = ["add_ops_commands", "cmd_rebuild", "cmd_replay", "parse_start"]
+__all__ = ["add_ops_commands", "cmd_dlq", "cmd_rebuild", "cmd_replay", "parse_start"]
 
 
 def parse_start(value: str) -> str | int | datetime:
@@ -65,6 +66,38 @@ async def cmd_rebuild(settings: HubSettings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_dlq(settings: HubSettings, args: argparse.Namespace) -> int:
+    """Dead letters: list, show one, replay into their projection."""
+    from hub.dlq import dead_letters, get_dead_letter, replay_dead_letter
+    from hub.runtime import Runtime
+
+    async with Runtime(settings) as runtime:
+        if args.action == "list":
+            async for dead in dead_letters(runtime, args.consumer):
+                s = dead.summary()
+                mark = "replayed" if s["replayed"] else "pending"
+                print(f"{s['id']}\t{mark}\t{s['consumer']}\t{s['event_type']}\t{s['reason']}")
+            return 0
+        if args.action == "show":
+            dead = await get_dead_letter(runtime, args.id)
+            info = dead.summary()
+            info["event"] = dead.event.model_dump(mode="json") if dead.event else None
+            print(json.dumps(info, indent=2, default=str))
+            return 0
+        if args.all:
+            targets = [d async for d in dead_letters(runtime, args.consumer) if not d.replayed]
+        elif args.id:
+            targets = [await get_dead_letter(runtime, args.id)]
+        else:
+            raise InputError("dlq replay: give a dead-letter id or --all")
+        failed = 0
+        for dead in targets:
+            result = await replay_dead_letter(runtime, dead)
+            failed += result.outcome == "failed"
+            print(f"{result.id}\t{result.outcome}\t{result.detail}".rstrip())
+    return 1 if failed else 0
+
+
 def add_ops_commands(sub: Any, commands: dict[str, Any]) -> None:
     p = sub.add_parser(
         "replay", help="replay a projection from a point in history (archive, then log)"
@@ -89,3 +122,15 @@ def add_ops_commands(sub: Any, commands: dict[str, Any]) -> None:
         help="seconds to keep the old tables after the swap (default 60)",
     )
     p.set_defaults(fn=commands["rebuild"])
+
+    p = sub.add_parser("dlq", help="dead letters: list, show, replay into their projection")
+    dlq = p.add_subparsers(dest="action", required=True)
+    a = dlq.add_parser("list", help="every dead letter, oldest first")
+    a.add_argument("--consumer", help="only this consumer's (e.g. proj_registry_v1)")
+    a = dlq.add_parser("show", help="one dead letter with its original event (JSON)")
+    a.add_argument("id", help="partition:offset, as listed")
+    a = dlq.add_parser("replay", help="apply dead letters to their projection (once)")
+    a.add_argument("id", nargs="?", help="partition:offset, as listed")
+    a.add_argument("--all", action="store_true", help="every pending dead letter")
+    a.add_argument("--consumer", help="with --all: only this consumer's")
+    p.set_defaults(fn=commands["dlq"])
