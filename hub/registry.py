@@ -32,7 +32,14 @@ from schemas.types import MAX_ID_LENGTH
 if TYPE_CHECKING:
     from hub.client import Hub
 
-__all__ = ["Agent", "AgentRegistry", "RegisterResult", "RegistryClient", "build_event"]
+__all__ = [
+    "Agent",
+    "AgentRegistry",
+    "RegisterResult",
+    "RegistryClient",
+    "as_of_point",
+    "build_event",
+]
 
 _AGENT = """
 SELECT a.agent_id, a.description, a.tags, a.metadata, a.status, a.registered_at, a.updated_at,
@@ -55,6 +62,13 @@ ORDER BY a.agent_id
 LIMIT $5
 """
 )
+AS_OF = """
+SELECT kind, description, tags, metadata, reason, changed_at FROM registry.agent_history
+WHERE tenant_id = $1 AND agent_id = $2
+  AND ($3::timestamptz IS NULL OR changed_at <= $3)
+  AND ($4::bigint IS NULL OR log_offset < $4)
+ORDER BY log_offset
+"""
 RUN_STATUS = "SELECT agent_id, status FROM runs.runs WHERE tenant_id = $1 AND run_id = $2"
 
 
@@ -119,6 +133,20 @@ def _check_id(agent_id: Any) -> str:
     if not agent_id or len(agent_id) > MAX_ID_LENGTH:
         raise InputError(f"agent_id: must be 1 to {MAX_ID_LENGTH} characters", field="agent_id")
     return agent_id
+
+
+def as_of_point(at: Any) -> tuple[datetime | None, int | None]:
+    """A time or a log offset, as ``as_of`` takes them."""
+    if isinstance(at, datetime):
+        if at.tzinfo is None:
+            raise InputError("at: must be a timezone-aware datetime", field="at")
+        return at, None
+    if isinstance(at, int) and not isinstance(at, bool) and at >= 0:
+        return None, at
+    offset = getattr(at, "offset", None)  # a Position
+    if isinstance(offset, int):
+        return None, offset
+    raise InputError("at: give a timezone-aware datetime or a log offset", field="at")
 
 
 class RegistryClient:
@@ -257,6 +285,36 @@ class RegistryClient:
             )
         await self._hub.emit(*events, finished)
         return True
+
+    async def as_of(self, agent_id: str, at: datetime | int) -> Agent | None:
+        """The agent as it was at a time, or before a log offset of its partition (None
+        if it was not registered yet). Run statistics are today's."""
+        _check_id(agent_id)
+        when, offset = as_of_point(at)
+        await self._hub.wait_for_projections(topics=[str(Topic.REGISTRY)])
+        rows = await self._hub.runtime.pool.fetch(
+            AS_OF, self._hub.settings.tenant, agent_id, when, offset
+        )
+        state: dict[str, Any] | None = None
+        for r in rows:  # the registry projection's own folding, replayed up to `at`
+            if r["kind"] == "retired":
+                if state is None:
+                    continue
+                state.update(
+                    status="retired", retired_at=r["changed_at"], retired_reason=r["reason"]
+                )
+            else:
+                if state is None:
+                    state = {"agent_id": agent_id, "revision": 0, "status": "active"}
+                    state["registered_at"] = r["changed_at"]
+                state.update(
+                    description=r["description"], tags=tuple(r["tags"]), metadata=r["metadata"]
+                )
+                if r["kind"] == "registered":  # registering a retired agent brings it back
+                    state.update(status="active", retired_at=None, retired_reason=None)
+            state["revision"] += 1
+            state["updated_at"] = r["changed_at"]
+        return Agent(**state) if state else None
 
     async def get(self, agent_id: str) -> Agent | None:
         """The agent, or None; reflects this client's own earlier writes."""

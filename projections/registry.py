@@ -44,6 +44,37 @@ MIGRATIONS = (
     CREATE INDEX agents_tags ON {schema}.agents USING gin (tags);
     CREATE INDEX agents_status ON {schema}.agents (tenant_id, status, agent_id);
     """,
+    """
+    CREATE TABLE {schema}.agent_history (
+        tenant_id    text NOT NULL,
+        agent_id     text NOT NULL,
+        kind         text NOT NULL CHECK (kind IN ('registered', 'updated', 'retired')),
+        description  text,
+        tags         text[],
+        metadata     jsonb,
+        reason       text,
+        changed_at   timestamptz NOT NULL,
+        topic        text NOT NULL,
+        partition    int NOT NULL,
+        log_offset   bigint NOT NULL,
+        event_id     uuid NOT NULL
+    );
+    CREATE INDEX agent_history_at ON {schema}.agent_history (tenant_id, agent_id, changed_at);
+    """,
+)
+_HISTORY_COLUMNS = (
+    "tenant_id",
+    "agent_id",
+    "kind",
+    "description",
+    "tags",
+    "metadata",
+    "reason",
+    "changed_at",
+    "topic",
+    "partition",
+    "log_offset",
+    "event_id",
 )
 
 _COLUMNS = """
@@ -125,6 +156,26 @@ class RegistryBatch(Batch):
     def __init__(self, conn: asyncpg.Connection, schema: str) -> None:
         super().__init__(conn, schema)
         self.changes: dict[tuple[str, str], _Change] = {}
+        self.history: list[tuple[Any, ...]] = []
+
+    def remember(self, ev: Event, meta: EventMeta, kind: str, **fields: Any) -> None:
+        """One row of the agent's history (for ``as_of``)."""
+        self.history.append(
+            (
+                ev.tenant_id,
+                getattr(ev, "agent_id"),  # noqa: B009 (every registry event has one)
+                kind,
+                fields.get("description"),
+                fields.get("tags"),
+                fields.get("metadata"),
+                fields.get("reason"),
+                ev.occurred_at,
+                meta.topic,
+                meta.partition,
+                meta.offset,
+                ev.event_id,
+            )
+        )
 
     def change(self, event: Event, agent_id: str) -> _Change:
         key = (event.tenant_id, agent_id)
@@ -146,7 +197,12 @@ def _state(change: _Change, ev: AgentRegistered | AgentUpdated) -> None:
         change.registered_at = ev.occurred_at
 
 
+def _state_fields(ev: AgentRegistered | AgentUpdated) -> dict[str, Any]:
+    return {"description": ev.description, "tags": list(ev.tags), "metadata": ev.metadata}
+
+
 def on_registered(batch: RegistryBatch, ev: AgentRegistered, meta: EventMeta) -> None:
+    batch.remember(ev, meta, "registered", **_state_fields(ev))
     change = batch.change(ev, ev.agent_id)
     _state(change, ev)
     change.status = "active"  # registering a retired agent brings it back
@@ -154,6 +210,7 @@ def on_registered(batch: RegistryBatch, ev: AgentRegistered, meta: EventMeta) ->
 
 
 def on_updated(batch: RegistryBatch, ev: AgentUpdated, meta: EventMeta) -> None:
+    batch.remember(ev, meta, "updated", **_state_fields(ev))
     _state(batch.change(ev, ev.agent_id), ev)
 
 
@@ -163,6 +220,7 @@ async def on_retired(batch: RegistryBatch, ev: AgentRetired, meta: EventMeta) ->
     )
     if not known:
         raise ProjectionError(f"AgentRetired for unknown agent {ev.agent_id!r}")
+    batch.remember(ev, meta, "retired", reason=ev.reason)
     change = batch.change(ev, ev.agent_id)
     change.status = "retired"
     change.retired_at = ev.occurred_at
@@ -217,7 +275,7 @@ class RegistryProjection(Projection[RegistryBatch]):
     version = 1
     topics = (Topic.REGISTRY,)
     migrations = MIGRATIONS
-    views = ("agents",)
+    views = ("agents", "agent_history")
     handlers: ClassVar[Mapping[type[Event], Handler]] = {
         AgentRegistered: on_registered,
         AgentUpdated: on_updated,
@@ -252,6 +310,10 @@ class RegistryProjection(Projection[RegistryBatch]):
                 await conn.execute(UPSERT_SETTING_STATUS.format(schema=schema), *_columns(setting))
             if keeping:
                 await conn.execute(UPSERT_KEEPING_STATUS.format(schema=schema), *_columns(keeping))
+        if batch.history:
+            await conn.copy_records_to_table(
+                "agent_history", schema_name=schema, columns=_HISTORY_COLUMNS, records=batch.history
+            )
         if retiring:
             await conn.execute(
                 RETIRE.format(schema=schema),

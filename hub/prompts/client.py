@@ -213,6 +213,20 @@ class PromptsClient:
         rows = await self._hub.runtime.pool.fetch(sql.LABELS_AT, self._tenant, name, at)
         return {r["label"]: r["version"] for r in rows}
 
+    async def as_of(
+        self, name: str, at: datetime | int, *, label: str = CURRENT
+    ) -> PromptVersion | None:
+        """The version ``label`` pointed at, at a time or before a log offset of the
+        prompt's partition (None if it pointed nowhere yet)."""
+        from hub.registry import as_of_point
+
+        when, offset = as_of_point(at)
+        await self._settled()
+        version = await self._hub.runtime.pool.fetchval(
+            sql.AS_OF, self._tenant, name, label, when, offset
+        )
+        return None if version is None else await self.get_version(name, version)
+
     async def diff(self, name: str, a: str, b: str) -> str:
         """A unified diff from version ``a`` to version ``b``."""
         va, vb = await self.get_version(name, a), await self.get_version(name, b)

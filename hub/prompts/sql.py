@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["LABEL", "LABELS_AT", "LIST_VERSIONS", "VERSION"]
+__all__ = ["AS_OF", "LABEL", "LABELS_AT", "LIST_VERSIONS", "VERSION"]
 
 _LABELS = """
 COALESCE((SELECT array_agg(l.label ORDER BY l.label) FROM prompts.labels l
@@ -28,4 +28,12 @@ LABELS_AT = """
 SELECT DISTINCT ON (label) label, version FROM prompts.label_moves
 WHERE tenant_id = $1 AND name = $2 AND moved_at <= $3
 ORDER BY label, moved_at DESC, log_offset DESC
+"""
+AS_OF = """
+SELECT version FROM prompts.label_moves
+WHERE tenant_id = $1 AND name = $2 AND label = $3
+  AND ($4::timestamptz IS NULL OR moved_at <= $4)
+  AND ($5::bigint IS NULL OR log_offset < $5)
+ORDER BY log_offset DESC
+LIMIT 1
 """

@@ -118,3 +118,40 @@ async def test_events_over_the_size_limit_are_refused(hub_settings: HubSettings)
         with pytest.raises(InputError, match="over the 2048-byte limit"):
             await small.registry.register("big", description="x" * 4000)
         assert await produced(small) == 0
+
+
+async def test_as_of_a_time_or_a_log_offset(hub: Hub) -> None:
+    from datetime import UTC, datetime
+
+    reg = hub.registry
+    await reg.register("traveller", description="first", tags=["a"])
+    await hub.wait_for_projections()
+    t1 = datetime.now(UTC)
+    await reg.register("traveller", description="second", tags=["a", "b"])
+    positions = await hub.emit()  # nothing: just a marker that emit of nothing is fine
+    assert positions == []
+    await reg.retire("traveller", reason="done")
+    await hub.wait_for_projections()
+    t2 = datetime.now(UTC)
+    await reg.register("traveller", description="back")
+
+    then = await reg.as_of("traveller", t1)
+    assert then is not None and (then.description, then.tags, then.status, then.revision) == (
+        "first",
+        ("a",),
+        "active",
+        1,
+    )
+    retired = await reg.as_of("traveller", t2)
+    assert retired is not None and (retired.description, retired.status) == ("second", "retired")
+    assert retired.retired_reason == "done" and retired.revision == 3
+    now = await reg.as_of("traveller", datetime.now(UTC))
+    current = await reg.get("traveller")
+    assert now is not None and current is not None
+    assert (now.description, now.status, now.revision) == ("back", "active", 4)
+    assert (current.description, current.status, current.revision) == ("back", "active", 4)
+    assert await reg.as_of("traveller", 0) is None  # before its first event
+    assert (await reg.as_of("traveller", 10**9)) == now  # past the end: today
+    assert await reg.as_of("nobody", datetime.now(UTC)) is None
+    with pytest.raises(InputError, match="timezone-aware"):
+        await reg.as_of("traveller", datetime(2024, 1, 1))

@@ -151,3 +151,22 @@ def test_local_copy_survives_names_with_slashes(tmp_path: Path) -> None:
     entry, _ = again.peek("team/agent", "current")
     assert entry is not None and entry.content == "hi"
     assert [p.name for p in (tmp_path / "prompts").iterdir()] == ["team%2Fagent"]
+
+
+async def test_which_version_was_current_as_of_a_time_or_offset(hub: Hub) -> None:
+    p = hub.prompts
+    assert await p.as_of("history", datetime.now(UTC)) is None
+    await p.ensure_exists("history", "one", "v1")
+    await hub.wait_for_projections()
+    t1 = datetime.now(UTC)
+    await p.set("history", "two", "v2")
+    await hub.wait_for_projections()
+    t2 = datetime.now(UTC)
+    await p.rollback("history", "v1")
+    then = await p.as_of("history", t1)
+    assert then is not None and (then.version, then.content) == ("v1", "one")
+    later = await p.as_of("history", t2)
+    assert later is not None and later.version == "v2"
+    now = await p.as_of("history", datetime.now(UTC))
+    assert now is not None and now.version == "v1"
+    assert await p.as_of("history", 0) is None  # before the first label move
