@@ -192,8 +192,13 @@ ON CONFLICT (tenant_id, agent_id) DO UPDATE SET
     succeeded = s.succeeded + EXCLUDED.succeeded,
     failed = s.failed + EXCLUDED.failed,
     cancelled = s.cancelled + EXCLUDED.cancelled,
-    last_run_id = COALESCE(EXCLUDED.last_run_id, s.last_run_id),
-    last_run_at = COALESCE(EXCLUDED.last_run_at, s.last_run_at)
+    -- the latest run by (start time, run id), whatever order partitions are applied in
+    last_run_id = CASE WHEN s.last_run_at IS NULL
+        OR (EXCLUDED.last_run_at, EXCLUDED.last_run_id) > (s.last_run_at, s.last_run_id)
+        THEN EXCLUDED.last_run_id ELSE s.last_run_id END,
+    last_run_at = CASE WHEN s.last_run_at IS NULL
+        OR (EXCLUDED.last_run_at, EXCLUDED.last_run_id) > (s.last_run_at, s.last_run_id)
+        THEN EXCLUDED.last_run_at ELSE s.last_run_at END
 """
 
 
@@ -293,8 +298,12 @@ def on_started(batch: RunsBatch, ev: RunStarted, meta: EventMeta) -> None:
     }
     stats = batch.agent(ev, ev.agent_id)
     stats.runs += 1
-    stats.last_run_id = ev.run_id
-    stats.last_run_at = ev.occurred_at
+    if stats.last_run_at is None or (ev.occurred_at, ev.run_id) > (
+        stats.last_run_at,
+        stats.last_run_id or "",
+    ):
+        stats.last_run_id = ev.run_id
+        stats.last_run_at = ev.occurred_at
 
 
 def on_metric(batch: RunsBatch, ev: MetricRecorded, meta: EventMeta) -> None:
