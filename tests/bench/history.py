@@ -1,0 +1,244 @@
+"""History benchmark: archiver throughput, rebuild from the archive, and the rebuild's
+memory, in one run.
+
+    python -m tests.bench.history [--events 1000000] [--small 100000]
+
+- archiver: the log (Postgres log, registry events) into Avro segments on the moto S3
+  server, timed until every record is archived, against raw aioboto3 ``put_object`` of
+  the same segment bytes.
+- rebuild: ``agent-hub rebuild registry`` with the log truncated (every event comes from
+  the archive) into fresh tables, against one raw COPY of the same rows.
+- memory: the peak RSS of the rebuild process at ``--events`` against ``--small`` events.
+
+Ratios are baseline time / our time (memory: big / small).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aioboto3
+import anyio
+import asyncpg
+
+from hub.client import Hub
+from hub.log.postgres import PostgresLog
+from hub.logs import configure_logging
+from hub.ports import ProducerRecord, TopicPartition
+from hub.settings import HubSettings
+from schemas.events import AgentRegistered, Topic
+from tests.bench.runs import moto_server
+from tests.support.pg import create_database, drop_database
+
+PARTITIONS = 4
+REGISTRY = str(Topic.REGISTRY)
+TPS = [TopicPartition(REGISTRY, p) for p in range(PARTITIONS)]
+
+# Runs the rebuild CLI in this interpreter and reports its own peak RSS (KiB on Linux).
+REBUILD = """
+import resource, sys
+from hub.cli import main
+code = main(["rebuild", "registry", "--grace", "0"])
+print("maxrss_kib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def settings(database_url: str, home: Path, endpoint: str, bucket: str) -> HubSettings:
+    return HubSettings.model_validate(
+        {
+            "database_url": database_url,
+            "home": home,
+            "partitions": PARTITIONS,
+            "run_projectors": "never",
+            "tenant": "bench",
+            "archive_url": f"s3://{bucket}/history",
+            "s3_endpoint_url": endpoint,
+            "archive_max_age_s": 0.5,  # the last, partial segment is not kept waiting
+            "log_level": "warning",
+        }
+    )
+
+
+async def fill_log(hub: Hub, database_url: str, n: int) -> None:
+    """N registry events in the log, appended in large batches (not what is measured)."""
+    producer = hub.runtime.producer
+    async with PostgresLog(database_url) as log:
+        for start in range(0, n, 5000):
+            records: list[ProducerRecord] = [
+                producer.record(
+                    AgentRegistered(
+                        tenant_id="bench",
+                        actor="bench",
+                        agent_id=f"agent-{i:08d}",
+                        description=f"benchmark agent {i}",
+                        tags=["bench"],
+                    )
+                )
+                for i in range(start, min(n, start + 5000))
+            ]
+            await log.append(records)
+
+
+async def archive_ours(hub: Hub, n: int) -> float:
+    archiver = hub.runtime.archiver()
+    started = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        await tg.start(archiver.run)
+        while True:
+            done = await hub.runtime.pool.fetchval(
+                "SELECT coalesce(sum(records), 0) FROM hub.archive_segments"
+            )
+            if done >= n:
+                break
+            await anyio.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        archiver.stop_soon()
+    return elapsed
+
+
+async def archive_raw(hub: Hub, endpoint: str, bucket: str) -> tuple[float, int]:
+    keys = [r[0] for r in await hub.runtime.pool.fetch("SELECT key FROM hub.archive_segments")]
+    store = await hub.runtime.blob_store()
+    blobs = [await store.get(k) for k in keys]  # read first: only the puts are timed
+    session = aioboto3.Session()
+    async with session.client("s3", endpoint_url=endpoint, region_name="us-east-1") as s3:
+        started = time.perf_counter()
+        for i, data in enumerate(blobs):
+            await s3.put_object(Bucket=bucket, Key=f"raw/{i}", Body=data)
+        return time.perf_counter() - started, sum(len(b) for b in blobs)
+
+
+def rebuild_process(env: dict[str, str]) -> tuple[float, int]:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", REBUILD], env=env, capture_output=True, text=True, timeout=7200
+    )
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-3000:])
+    rss = next(
+        int(line.split()[1]) for line in done.stderr.splitlines() if line.startswith("maxrss_kib")
+    )
+    return elapsed, rss
+
+
+async def copy_raw(database_url: str, n: int) -> float:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            """CREATE TABLE raw_agents (
+                tenant_id text NOT NULL, agent_id text NOT NULL, description text NOT NULL,
+                tags text[] NOT NULL, metadata jsonb NOT NULL, status text NOT NULL,
+                registered_at timestamptz NOT NULL, updated_at timestamptz NOT NULL,
+                retired_at timestamptz, retired_reason text, revision integer NOT NULL,
+                last_event_id uuid NOT NULL, PRIMARY KEY (tenant_id, agent_id));
+            CREATE INDEX ON raw_agents USING gin (tags);
+            CREATE INDEX ON raw_agents (tenant_id, status, agent_id);"""
+        )
+        now = datetime.now(UTC)
+        rows = [
+            ("bench", f"agent-{i:08d}", f"benchmark agent {i}", ["bench"], "{}", "active",
+             now, now, None, None, 1, uuid.uuid4())
+            for i in range(n)
+        ]  # fmt: skip
+        started = time.perf_counter()
+        await conn.copy_records_to_table("raw_agents", records=rows)
+        return time.perf_counter() - started
+    finally:
+        await conn.close()
+
+
+def env_for(s: HubSettings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    for name, value in s.model_dump().items():
+        if value is not None:
+            env[f"HUB_{name.upper()}"] = (
+                str(value).lower() if isinstance(value, bool) else str(value)
+            )
+    return env
+
+
+async def one(n: int, home: Path, endpoint: str) -> dict[str, float]:
+    name = f"hubbench_{uuid.uuid4().hex[:10]}"
+    database_url = await create_database(name)
+    bucket = f"hist-{uuid.uuid4().hex[:8]}"
+    s = settings(database_url, home / name, endpoint, bucket)
+    try:
+        async with Hub(s) as hub:
+            await fill_log(hub, database_url, n)
+            ours_archive = await archive_ours(hub, n)
+            raw_archive, archived_bytes = await archive_raw(hub, endpoint, bucket)
+        async with PostgresLog(database_url) as log:  # retention: the log forgets it all
+            ends = await log.end_offsets(TPS)
+            for tp in TPS:
+                await log.truncate_before(tp, ends[tp])
+        ours_rebuild, rss = await anyio.to_thread.run_sync(rebuild_process, env_for(s))
+        raw_copy = await copy_raw(database_url, n)
+        return {
+            "archive": ours_archive,
+            "archive_raw": raw_archive,
+            "archive_mib": archived_bytes / 2**20,
+            "rebuild": ours_rebuild,
+            "copy": raw_copy,
+            "rss_kib": rss,
+        }
+    finally:
+        await drop_database(name)
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    moto, endpoint = moto_server()
+    home = Path(args.home)
+    try:
+        small = await one(args.small, home, endpoint)
+        big = await one(args.events, home, endpoint)
+    finally:
+        moto.terminate()
+    n = args.events
+    print(f"history benchmark: {n:,} events (memory compared with {args.small:,})\n")
+    print(
+        f"archiver      ours {n / big['archive']:>10,.0f} ev/s ({big['archive']:7.2f}s, "
+        f"{big['archive_mib']:.0f} MiB)   raw put_object of the same bytes "
+        f"({big['archive_raw']:7.2f}s)   ratio {big['archive_raw'] / big['archive']:5.2f}"
+    )
+    print(
+        f"rebuild       ours {n / big['rebuild']:>10,.0f} ev/s ({big['rebuild']:7.2f}s, from the "
+        f"archive, whole process)   raw COPY {n / big['copy']:,.0f} rows/s "
+        f"({big['copy']:6.2f}s)   ratio {big['copy'] / big['rebuild']:5.2f}"
+    )
+    print(
+        f"rebuild RSS   {big['rss_kib'] / 1024:,.0f} MiB at {n:,}   "
+        f"{small['rss_kib'] / 1024:,.0f} MiB at {args.small:,}   "
+        f"ratio {big['rss_kib'] / small['rss_kib']:5.2f}"
+    )
+    print(json.dumps({"big": big, "small": small}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--small", type=int, default=100_000)
+    parser.add_argument("--home", default="/tmp/agent-hub-bench-history")
+    args = parser.parse_args()
+    configure_logging("warning")
+    runner: Callable[[], Coroutine[Any, Any, None]] = lambda: main_async(args)  # noqa: E731
+    anyio.run(runner)
+
+
+if __name__ == "__main__":
+    main()
