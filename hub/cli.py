@@ -18,7 +18,7 @@ import anyio
 import uvicorn
 
 from hub.cli_data import add_data_commands, cmd_prompts, cmd_runs, cmd_sync
-from hub.cli_ops import add_ops_commands, cmd_dlq, cmd_rebuild, cmd_replay
+from hub.cli_ops import add_ops_commands, cmd_dlq, cmd_rebuild, cmd_replay, cmd_verify
 from hub.settings import HubSettings, load_settings
 from schemas.errors import ConfigError, HubError
 
@@ -362,7 +362,10 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_threads)
 
     add_data_commands(sub, {"runs": cmd_runs, "prompts": cmd_prompts, "sync": cmd_sync})
-    add_ops_commands(sub, {"replay": cmd_replay, "rebuild": cmd_rebuild, "dlq": cmd_dlq})
+    add_ops_commands(
+        sub,
+        {"replay": cmd_replay, "rebuild": cmd_rebuild, "dlq": cmd_dlq, "verify": cmd_verify},
+    )
 
     p = sub.add_parser("schemas", help="event contracts: check or release")
     p.add_argument("action", choices=["check", "release"])

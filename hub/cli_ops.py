@@ -13,7 +13,14 @@ import anyio
 from hub.settings import HubSettings
 from schemas.errors import InputError
 
-__all__ = ["add_ops_commands", "cmd_dlq", "cmd_rebuild", "cmd_replay", "parse_start"]
+__all__ = [
+    "add_ops_commands",
+    "cmd_dlq",
+    "cmd_rebuild",
+    "cmd_replay",
+    "cmd_verify",
+    "parse_start",
+]
 
 
 def parse_start(value: str) -> str | int | datetime:
@@ -98,6 +105,18 @@ async def cmd_dlq(settings: HubSettings, args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+async def cmd_verify(settings: HubSettings, args: argparse.Namespace) -> int:
+    """Rebuild a projection into a scratch schema and compare every table's checksum."""
+    from hub.runtime import Runtime
+    from hub.verify import verify
+
+    async with Runtime(settings) as runtime:
+        checks = await verify(runtime, args.name)
+    for c in checks:
+        print(f"{c.table}\t{c.rows}\t{'same' if c.same else 'DIFFERENT'}\t{c.live[:12]}")
+    return 0 if all(c.same for c in checks) else 1
+
+
 def add_ops_commands(sub: Any, commands: dict[str, Any]) -> None:
     p = sub.add_parser(
         "replay", help="replay a projection from a point in history (archive, then log)"
@@ -134,3 +153,9 @@ def add_ops_commands(sub: Any, commands: dict[str, Any]) -> None:
     a.add_argument("--all", action="store_true", help="every pending dead letter")
     a.add_argument("--consumer", help="with --all: only this consumer's")
     p.set_defaults(fn=commands["dlq"])
+
+    p = sub.add_parser(
+        "verify", help="rebuild a projection aside and compare table checksums (determinism)"
+    )
+    p.add_argument("name", help="the projection's name")
+    p.set_defaults(fn=commands["verify"])

@@ -73,6 +73,14 @@ async def test_fix_the_cause_then_replay_once(hub: Hub, hub_settings: HubSetting
         [sys.executable, "-m", "hub.cli", "dlq", "replay", "--all"], env=env
     )
     assert done.stdout.decode() == ""
+    verified = await anyio.run_process(
+        [sys.executable, "-m", "hub.cli", "verify", "registry"], env=env
+    )
+    lines = verified.stdout.decode().splitlines()
+    assert [line.split("\t")[:3] for line in lines] == [
+        ["agent_history", "2", "same"],
+        ["agents", "1", "same"],
+    ]
     bad = await anyio.run_process(
         [sys.executable, "-m", "hub.cli", "dlq", "show", "nope"], env=env, check=False
     )
