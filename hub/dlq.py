@@ -1,10 +1,13 @@
 """Dead letters for operators: list, show, and replay into their projection.
 
 A dead letter's id is its place in ``agenthub.dlq``: ``"{partition}:{offset}"``.
-``replay`` decodes the original event and applies it through its projection's handler in
-one transaction, out of band (the projection's positions do not move). The projection's
-event-id dedupe and the ``hub.dlq_replays`` record (in the same transaction) make a second
-replay a no-op. A handler that still fails changes nothing and says why.
+``replay`` first tries the original event against its projection in a transaction that
+is rolled back: if the handler still fails, nothing happens and the reason is shown.
+Otherwise the original record (same key, bytes and event id) is appended to its source
+topic again, so the log stays the truth: the projection applies it in order, and a
+rebuild from the log reproduces it (its first copy is dead-lettered again, the second
+applies). ``hub.dlq_replays`` remembers each replay, and the event-id dedupe drops a
+copy already applied, so replaying twice has no further effect.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 import asyncpg
 
 from consumers.runner import DEDUPE
-from hub.ports import TopicPartition
+from hub.ports import ProducerRecord, TopicPartition
 from hub.runtime import Runtime
 from projections.base import Projection, call_handler
 from schemas.errors import HubError, InputError, NotFoundError, SchemaError
@@ -40,6 +43,8 @@ INSERT INTO hub.dlq_replays (dlq_partition, dlq_offset, consumer, event_id)
 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING 1
 """
 REPLAYED = "SELECT dlq_partition, dlq_offset FROM hub.dlq_replays"
+IS_REPLAYED = "SELECT true FROM hub.dlq_replays WHERE dlq_partition = $1 AND dlq_offset = $2"
+UNRECORD = "DELETE FROM hub.dlq_replays WHERE dlq_partition = $1 AND dlq_offset = $2"
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,7 @@ class DeadLetter:
 @dataclass(frozen=True)
 class ReplayResult:
     id: str
-    outcome: str  # applied, already_replayed, already_applied, failed
+    outcome: str  # requeued, already_replayed, already_applied, failed
     detail: str = ""
 
 
@@ -153,31 +158,65 @@ class _Meta:
         self.timestamp_ms = int(letter.occurred_at.timestamp() * 1000)
 
 
-async def replay_dead_letter(runtime: Runtime, dead: DeadLetter) -> ReplayResult:
-    """Apply one dead letter to its projection (see the module docstring)."""
-    if dead.event is None:
-        return ReplayResult(dead.id, "failed", "the original bytes still do not decode")
-    projection = _projection_for(runtime, dead.letter.consumer)
-    handler = projection.handlers.get(type(dead.event))
-    if handler is None:
-        return ReplayResult(dead.id, "failed", f"{projection.name} has no handler for it")
-    partition, offset = _parse_id(dead.id)
+class _DryRun(Exception):
+    """Raised to roll back a trial application."""
+
+
+async def _try_apply(runtime: Runtime, projection: Projection[Any], dead: DeadLetter) -> str:
+    """Apply the event in a transaction that is always rolled back: "" if it would
+    apply, else why not."""
     event = dead.event
+    assert event is not None
+    handler = projection.handlers[type(event)]
     try:
         async with runtime.pool.acquire() as conn, conn.transaction():
-            claimed = await conn.fetchval(
-                RECORD, partition, offset, dead.letter.consumer, event.event_id
-            )
-            if claimed is None:
-                return ReplayResult(dead.id, "already_replayed")
             if projection.dedupe:
                 fresh = await conn.fetch(DEDUPE.format(schema=projection.schema), [event.event_id])
                 if not fresh:
-                    return ReplayResult(dead.id, "already_applied")
+                    return "already applied"
             batch = projection.begin(conn, projection.schema)
             await projection.prepare(batch, [event])
             await call_handler(handler, batch, event, _Meta(dead.letter))
             await projection.flush(batch)
-    except (HubError, asyncpg.PostgresError) as exc:  # rolled back: nothing changed
-        return ReplayResult(dead.id, "failed", f"{type(exc).__name__}: {exc}")
-    return ReplayResult(dead.id, "applied")
+            raise _DryRun
+    except _DryRun:
+        return ""
+    except (HubError, asyncpg.PostgresError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+async def replay_dead_letter(runtime: Runtime, dead: DeadLetter) -> ReplayResult:
+    """Put a dead letter back on its source topic, once, if its projection would now
+    apply it (see the module docstring)."""
+    if dead.event is None:
+        return ReplayResult(dead.id, "failed", "the original bytes still do not decode")
+    projection = _projection_for(runtime, dead.letter.consumer)
+    if type(dead.event) not in projection.handlers:
+        return ReplayResult(dead.id, "failed", f"{projection.name} has no handler for it")
+    partition, offset = _parse_id(dead.id)
+    await runtime.pool.execute(REPLAYS)
+    if await runtime.pool.fetchval(IS_REPLAYED, partition, offset):
+        return ReplayResult(dead.id, "already_replayed")
+    problem = await _try_apply(runtime, projection, dead)
+    if problem == "already applied":
+        return ReplayResult(dead.id, "already_applied")
+    if problem:
+        return ReplayResult(dead.id, "failed", problem)
+    claimed = await runtime.pool.fetchval(
+        RECORD, partition, offset, dead.letter.consumer, dead.event.event_id
+    )
+    if claimed is None:  # another operator got here first
+        return ReplayResult(dead.id, "already_replayed")
+    d = dead.letter
+    record = ProducerRecord(
+        d.source_topic,
+        d.original_key or b"",
+        d.original_value,
+        tuple((h.key, h.value) for h in d.original_headers),
+    )
+    try:
+        await runtime.producer.send([record])
+    except BaseException:
+        await runtime.pool.execute(UNRECORD, partition, offset)
+        raise
+    return ReplayResult(dead.id, "requeued")
