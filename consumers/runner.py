@@ -31,6 +31,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from consumers.dlq import dead_letter_record, send_dead_letters
 from consumers.positions import PostgresPositionStore, ensure_schema
+from consumers.promote import is_rebuilding, promote_if_caught_up
 from consumers.replay import ArchiveReader, ArchiveThenLog
 from consumers.retry import Backoff
 from consumers.worker import Worker
@@ -119,6 +120,8 @@ class Projector(Worker):
         self._consumer: LogConsumer | None = None
         self._next: dict[TopicPartition, int] = {}
         self._next_lag_report = 0.0
+        self._rebuilding = False
+        self._next_promote_check = 0.0
         self._dedupe_sql = DEDUPE.format(schema=projection.schema)
         self._log = logger.bind(projector=self.name)
 
@@ -129,6 +132,7 @@ class Projector(Worker):
         if self._consumer is not None:
             return
         await self.retrying("migrate", self._migrate)
+        self._rebuilding = await is_rebuilding(self.pool, self.projection)
         topics = [str(t) for t in self.projection.topics]
         consumer: LogConsumer
         if self.archive is not None:  # history the log no longer holds comes from there
@@ -187,6 +191,7 @@ class Projector(Worker):
                 if records:
                     await send.send(self._decode(records))
                 await self._report_lag()
+                await self._maybe_promote()
 
     # ── the rebalance listener ──────────────────────────────────────────────────────────
 
@@ -413,6 +418,20 @@ class Projector(Worker):
         s.last_batch_at = time.time()
 
     # ── lag, retries ────────────────────────────────────────────────────────────────────
+
+    async def _maybe_promote(self) -> None:
+        """A new version being rebuilt takes over the views once it has caught up."""
+        now = time.monotonic()
+        if not self._rebuilding or now < self._next_promote_check:
+            return
+        self._next_promote_check = now + 1.0
+        try:
+            if await promote_if_caught_up(self.pool, self.log, self.projection):
+                self._rebuilding = False
+        except Exception as exc:
+            if not is_retriable(exc):
+                raise
+            self._log.warning("projector.promote_failed", error=str(exc))
 
     async def _report_lag(self) -> None:
         now = time.monotonic()

@@ -19,6 +19,8 @@ from hub.replay import Progress, replay
 from hub.runtime import Runtime
 from hub.settings import HubSettings
 from hub.status import projection_status
+from projections.migrate import migrate
+from projections.registry import RegistryProjection
 from schemas.events import AgentRegistered, AgentUpdated, Topic
 from tests.conftest import TEST_PARTITIONS
 
@@ -167,3 +169,51 @@ async def test_rebuild_swaps_in_while_readers_and_writers_carry_on(
             "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'proj_registry_v1%'"
         )
         assert [r[0] for r in schemas] == ["proj_registry_v1"]
+
+
+class RegistryV2(RegistryProjection):
+    """The registry with its version bumped in code (same tables)."""
+
+    version = 2
+
+
+async def test_a_version_bump_fills_from_history_then_takes_over(
+    settings: HubSettings, database_url: str
+) -> None:
+    async with Hub(settings, archive=True) as hub:
+        await hub.emit(*[registered(i) for i in range(200)])
+        with anyio.fail_after(60):
+            while await archived(hub) < 200:
+                await anyio.sleep(0.1)
+    async with PostgresLog(database_url) as log:  # v2 must get the early history elsewhere
+        ends = await log.end_offsets(REGISTRY)
+        for tp in REGISTRY:
+            await log.truncate_before(tp, max(0, ends[tp] - 2))
+
+    upgraded = settings.model_copy(update={"run_projectors": "never"})
+    async with Runtime(upgraded) as runtime:
+        v2 = RegistryV2()
+        async with runtime.pool.acquire() as conn:
+            await migrate(conn, v2)
+        state = "SELECT version, state FROM hub.projections WHERE name = 'registry' ORDER BY 1"
+        assert [tuple(r) for r in await runtime.pool.fetch(state)] == [
+            (1, "live"),
+            (2, "rebuilding"),
+        ]
+        target = "SELECT count(*) FROM registry.agents"
+        assert await runtime.pool.fetchval(target) == 200  # still v1's rows
+        projector = runtime.projector(v2)
+        async with anyio.create_task_group() as tg:
+            await tg.start(projector.run)
+            with anyio.fail_after(60):
+                while [tuple(r) for r in await runtime.pool.fetch(state)] != [
+                    (1, "retired"),
+                    (2, "live"),
+                ]:
+                    await anyio.sleep(0.1)
+            projector.stop_soon()
+        view = await runtime.pool.fetchval(
+            "SELECT definition FROM pg_views WHERE schemaname = 'registry' AND viewname = 'agents'"
+        )
+        assert "proj_registry_v2" in view
+        assert await runtime.pool.fetchval(target) == 200
