@@ -9,15 +9,15 @@ the same transaction, so a crash at any instant loses nothing and duplicates not
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import anyio
 import asyncpg
 
 from hub.db import translate_errors
-from hub.ports import TopicPartition
+from hub.ports import EventLog, TopicPartition
 
-__all__ = ["CHANNEL", "PositionWatcher", "PostgresPositionStore", "ensure_schema"]
+__all__ = ["CHANNEL", "PositionWatcher", "PostgresPositionStore", "ensure_schema", "partitions_of"]
 
 CHANNEL = "hub_positions"
 _LOCK = 0x6875625F706F73  # "hub_pos"
@@ -75,6 +75,7 @@ STATS = (
     "SELECT applied, duplicates, dead_lettered, batches FROM hub.consumer_stats WHERE consumer = $1"
 )
 ALL_FOR = "SELECT topic, partition, next_offset FROM hub.positions WHERE consumer = $1"
+LOCK_ALL_FOR = ALL_FOR + " ORDER BY topic, partition FOR UPDATE"
 NOTIFY = "SELECT pg_notify($1, $2)"
 
 
@@ -120,6 +121,13 @@ class PositionWatcher:
             await conn.close(timeout=5)
 
 
+async def partitions_of(log: EventLog, topics: Iterable[str]) -> list[TopicPartition]:
+    """Every partition of ``topics``, in order."""
+    return [
+        TopicPartition(str(t), p) for t in topics for p in range(await log.partitions_for(str(t)))
+    ]
+
+
 def _split(tps: Sequence[TopicPartition]) -> tuple[list[str], list[int]]:
     return [tp.topic for tp in tps], [tp.partition for tp in tps]
 
@@ -135,6 +143,13 @@ class PostgresPositionStore:
         topics, parts = _split(tps)
         with translate_errors(f"cannot load positions of {consumer}"):
             rows = await self.pool.fetch(LOAD, consumer, topics, parts)
+        return {TopicPartition(r[0], r[1]): r[2] for r in rows}
+
+    @staticmethod
+    async def lock_all(tx: asyncpg.Connection, consumer: str) -> dict[TopicPartition, int]:
+        """Lock every stored position of ``consumer`` in the caller's transaction (a batch
+        of that consumer waits until it ends) and return them."""
+        rows = await tx.fetch(LOCK_ALL_FOR, consumer)
         return {TopicPartition(r[0], r[1]): r[2] for r in rows}
 
     async def all(self, consumer: str) -> dict[TopicPartition, int]:

@@ -16,7 +16,8 @@ from typing import Any
 import asyncpg
 import structlog
 
-from hub.ports import EventLog, TopicPartition
+from consumers.positions import PostgresPositionStore, partitions_of
+from hub.ports import EventLog
 from projections.base import Projection
 from projections.migrate import publish_views
 
@@ -25,9 +26,6 @@ __all__ = ["is_rebuilding", "promote_if_caught_up"]
 log = structlog.get_logger(__name__)
 
 STATE = "SELECT state FROM hub.projections WHERE name = $1 AND version = $2"
-POSITIONS = """
-SELECT topic, partition, next_offset FROM hub.positions WHERE consumer = $1 FOR UPDATE
-"""
 PROMOTE = """
 UPDATE hub.projections SET
     state = CASE WHEN version = $2 THEN 'live' ELSE 'retired' END, updated_at = now()
@@ -44,18 +42,13 @@ async def promote_if_caught_up(
     pool: asyncpg.Pool, event_log: EventLog, projection: Projection[Any]
 ) -> bool:
     """Make ``projection`` live if it is rebuilding and has caught up; True once live."""
-    tps = [
-        TopicPartition(str(t), p)
-        for t in projection.topics
-        for p in range(await event_log.partitions_for(str(t)))
-    ]
+    tps = await partitions_of(event_log, projection.topics)
     ends = await event_log.end_offsets(tps)
     async with pool.acquire() as conn, conn.transaction():
         state = await conn.fetchval(STATE, projection.name, projection.version)
         if state != "rebuilding":
             return bool(state == "live")
-        rows = await conn.fetch(POSITIONS, projection.consumer)  # holds its batches
-        at = {TopicPartition(r[0], r[1]): r[2] for r in rows}
+        at = await PostgresPositionStore.lock_all(conn, projection.consumer)  # holds batches
         if any(at.get(tp, 0) < ends[tp] for tp in tps if ends[tp] > 0):
             return False
         await publish_views(conn, projection)

@@ -111,8 +111,9 @@ async def cmd_prompts(settings: HubSettings, args: argparse.Namespace) -> int:
 async def cmd_sync(settings: HubSettings, args: argparse.Namespace) -> int:
     """Forward events spooled while the log was unreachable."""
     from hub.runtime import Runtime
+    from hub.spool import Spool
 
-    waiting = Runtime(settings).spool.count()
+    waiting = Spool.of_home(settings.home).count()
     if waiting == 0:
         print("nothing to sync")
         return 0

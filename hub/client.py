@@ -16,6 +16,7 @@ import anyio
 import structlog
 
 from consumers.archiver import Archiver
+from consumers.positions import partitions_of
 from consumers.runner import Projector
 from hub.embedded import ServerLock
 from hub.lifecycle import Lifecycle
@@ -161,17 +162,10 @@ class Hub(Lifecycle):
     async def catch_up(self, timeout: float = 60.0) -> None:
         """Wait until every projection has applied everything in the log now (used at
         start when projectors run in this process, so reads see earlier processes' work)."""
-        partitions = await self._all_partitions()
+        topics = sorted({str(t) for p in self.runtime.projections for t in p.topics})
+        partitions = await partitions_of(self.runtime.log, topics)
         ends = await self.runtime.log.end_offsets(partitions)
         await self._wait_for_marks({tp: end - 1 for tp, end in ends.items() if end > 0}, timeout)
-
-    async def _all_partitions(self) -> list[TopicPartition]:
-        topics = {t for p in self.runtime.projections for t in p.topics}
-        return [
-            TopicPartition(str(t), p)
-            for t in sorted(topics)
-            for p in range(await self.runtime.log.partitions_for(str(t)))
-        ]
 
     async def _wait_for_marks(self, marks: dict[TopicPartition, int], timeout: float) -> None:
         if not marks:

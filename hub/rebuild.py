@@ -26,7 +26,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from hub.ports import TopicPartition
+from consumers.positions import PostgresPositionStore, partitions_of
 from hub.replay import Progress, find_projection, run_until_caught_up
 from hub.runtime import Runtime
 from projections.base import Projection
@@ -73,9 +73,6 @@ LEFTOVERS = """
 SELECT retired FROM hub.rebuilds
 WHERE retired IS NOT NULL AND drop_after <= now() AND name = $1
 """
-LOCK_LIVE = """
-SELECT topic, partition, next_offset FROM hub.positions WHERE consumer = $1 FOR UPDATE
-"""
 LOCK_POSITIONS = """
 SELECT 1 FROM hub.positions WHERE consumer = ANY($1::text[]) ORDER BY consumer FOR UPDATE
 """
@@ -95,14 +92,6 @@ def shadow_of(projection: Projection[Any]) -> Projection[Any]:
 
     Shadow.__name__ = f"{base.__name__}Shadow"
     return Shadow()
-
-
-async def _partitions(runtime: Runtime, projection: Projection[Any]) -> list[TopicPartition]:
-    return [
-        TopicPartition(str(t), p)
-        for t in projection.topics
-        for p in range(await runtime.log.partitions_for(str(t)))
-    ]
 
 
 async def _prepare(runtime: Runtime, live: Projection[Any], shadow: Projection[Any]) -> None:
@@ -128,13 +117,12 @@ async def _swap(
     runtime: Runtime, live: Projection[Any], shadow: Projection[Any], grace_s: float
 ) -> str:
     retired = f"{live.schema}_old_{int(time.time())}"
-    tps = await _partitions(runtime, live)
+    tps = await partitions_of(runtime.log, live.topics)
     async with runtime.pool.acquire() as conn, conn.transaction():
         # Hold the live positions: a live projector's next batch waits for the swap, so
         # the live rows stop moving. Bring the shadow up to them (it may pass them), so
         # that readers never see fewer rows after the swap than before it.
-        rows = await conn.fetch(LOCK_LIVE, live.consumer)
-        live_at = {TopicPartition(r[0], r[1]): r[2] for r in rows}
+        live_at = await PostgresPositionStore.lock_all(conn, live.consumer)
         targets = {tp: live_at.get(tp, 0) for tp in tps}
         await run_until_caught_up(runtime, runtime.projector(shadow), tps, targets=targets)
         await conn.execute(LOCK_POSITIONS, [live.consumer, shadow.consumer])
@@ -177,7 +165,7 @@ async def rebuild(
     live = find_projection(runtime, name)
     shadow = shadow_of(live)
     await _prepare(runtime, live, shadow)
-    tps = await _partitions(runtime, live)
+    tps = await partitions_of(runtime.log, live.topics)
 
     state = "rebuilding"
 
@@ -191,11 +179,7 @@ async def rebuild(
     await _record(runtime, name, state, progress)
     for _ in range(max_rounds):  # the live head moved on meanwhile: follow it
         ends = await runtime.log.end_offsets(tps)
-        rows = await runtime.pool.fetch(
-            "SELECT topic, partition, next_offset FROM hub.positions WHERE consumer = $1",
-            shadow.consumer,
-        )
-        at = {TopicPartition(r[0], r[1]): r[2] for r in rows}
+        at = await PostgresPositionStore(runtime.pool).all(shadow.consumer)
         if sum(max(0, ends[tp] - at.get(tp, 0)) for tp in tps) <= swap_lag:
             break
         await run_until_caught_up(runtime, runtime.projector(shadow), tps, report=note)

@@ -22,11 +22,12 @@ from typing import Any
 import anyio
 import asyncpg
 
+from consumers.positions import PostgresPositionStore, partitions_of
 from consumers.runner import Projector
 from hub.ports import TopicPartition
 from hub.runtime import Runtime
 from projections.base import Projection
-from schemas.errors import InputError, NotFoundError
+from schemas.errors import InputError, NotFoundError, first_error
 
 __all__ = ["Progress", "find_projection", "offsets_for_time", "replay", "run_until_caught_up"]
 
@@ -36,13 +37,11 @@ SELECT $1, * FROM unnest($2::text[], $3::int[], $4::bigint[])
 ON CONFLICT (consumer, topic, partition) DO UPDATE
 SET next_offset = EXCLUDED.next_offset, updated_at = now()
 """
-LOCK_POSITIONS = "SELECT 1 FROM hub.positions WHERE consumer = $1 FOR UPDATE"
 SEGMENT_AT = """
 SELECT first_offset, last_offset, key FROM hub.archive_segments
 WHERE topic = $1 AND partition = $2 AND last_ts >= $3
 ORDER BY first_offset LIMIT 1
 """
-POSITIONS = "SELECT topic, partition, next_offset FROM hub.positions WHERE consumer = $1"
 
 
 @dataclass
@@ -65,14 +64,6 @@ def find_projection(runtime: Runtime, name: str) -> Projection[Any]:
             return projection
     names = ", ".join(sorted(p.name for p in runtime.projections))
     raise NotFoundError(f"no projection {name!r} (there are: {names})")
-
-
-async def _partitions(runtime: Runtime, projection: Projection[Any]) -> list[TopicPartition]:
-    return [
-        TopicPartition(str(t), p)
-        for t in projection.topics
-        for p in range(await runtime.log.partitions_for(str(t)))
-    ]
 
 
 async def offsets_for_time(
@@ -128,7 +119,7 @@ async def _rewind(
 ) -> None:
     async with runtime.pool.acquire() as conn, conn.transaction():
         # the live projector's batches lock these rows too: no batch straddles the rewind
-        await conn.execute(LOCK_POSITIONS, projection.consumer)
+        await PostgresPositionStore.lock_all(conn, projection.consumer)
         if reset:
             await _truncate(conn, projection)
         tps = sorted(starts)
@@ -164,23 +155,17 @@ async def run_until_caught_up(
     if targets is None:
         targets = await runtime.log.end_offsets(tps)
     consumer = projector.projection.consumer
+    store = PostgresPositionStore(runtime.pool)
 
     async def positions() -> dict[TopicPartition, int]:
-        rows = await runtime.pool.fetch(POSITIONS, consumer)
-        return {TopicPartition(r[0], r[1]): r[2] for r in rows}
+        return await store.all(consumer)
 
     first = await positions()
     total = sum(max(0, targets[tp] - first.get(tp, 0)) for tp in tps)
     try:
         return await _follow(runtime, projector, tps, targets, total, positions, report, every)
     except BaseExceptionGroup as group:  # the projector's own error, not the task group's
-        raise _first(group) from None
-
-
-def _first(exc: BaseException) -> BaseException:
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return exc
+        raise first_error(group) from None
 
 
 async def _follow(
@@ -226,7 +211,7 @@ async def replay(
 ) -> Progress:
     """Replay projection ``name`` from ``start``; see the module docstring."""
     projection = find_projection(runtime, name)
-    tps = await _partitions(runtime, projection)
+    tps = await partitions_of(runtime.log, projection.topics)
     if start == "earliest":
         starts = dict.fromkeys(tps, 0)
     elif isinstance(start, int):

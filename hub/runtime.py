@@ -51,7 +51,7 @@ class Runtime(Lifecycle):
         self._producer: EventProducer | None = None
         self._blobs: BlobStore | None = None
         self._watcher: PositionWatcher | None = None
-        self.spool = Spool(settings.home / "spool")
+        self.spool = Spool.of_home(settings.home)
 
     async def start(self) -> None:
         if self._pool is not None:

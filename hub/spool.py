@@ -27,6 +27,7 @@ from pathlib import Path
 import anyio
 import structlog
 
+from hub.files import fsync_dir, write_atomic
 from hub.ports import ProducerRecord
 from schemas.errors import StoreError
 
@@ -38,14 +39,6 @@ MAGIC = b"AHSP\x01"
 SUFFIX = ".batch"
 _U32 = struct.Struct(">I")
 _counter = itertools.count()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def encode_batch(records: Sequence[ProducerRecord]) -> bytes:
@@ -98,6 +91,11 @@ class Spool:
         self._last_ns = 0
         self._lock = threading.Lock()
 
+    @classmethod
+    def of_home(cls, home: Path) -> Spool:
+        """The spool of the hub whose local directory is ``home``."""
+        return cls(home / "spool")
+
     def _name(self) -> str:
         with self._lock:  # strictly increasing within a process, even if the clock steps back
             now = max(time.time_ns(), self._last_ns + 1)
@@ -134,13 +132,7 @@ class Spool:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             path = self.directory / self._name()
-            tmp = path.with_name(f".{path.name}.tmp")
-            with open(tmp, "wb") as f:
-                f.write(encode_batch(records))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-            _fsync_dir(self.directory)
+            write_atomic(path, encode_batch(records))
         except OSError as exc:
             raise StoreError(
                 f"the log is unreachable and the spool at {self.directory} cannot be "
@@ -193,7 +185,7 @@ class Spool:
                 await send(records)  # raises if the log is still unreachable
                 for path in group:
                     path.unlink(missing_ok=True)
-                _fsync_dir(self.directory)
+                fsync_dir(self.directory)
                 sent += len(records)
                 log.info("spool.forwarded", records=len(records), files=len(group))
         return sent

@@ -129,7 +129,7 @@ def pending_in_spool() -> bool:
     from hub.config import get_config
     from hub.spool import Spool
 
-    return Spool(get_config().local_dir / "spool").has_pending()
+    return Spool.of_home(get_config().local_dir).has_pending()
 
 
 @atexit.register

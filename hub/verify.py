@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from hub.ports import TopicPartition
+from consumers.positions import PostgresPositionStore, partitions_of
 from hub.rebuild import shadow_of
 from hub.replay import find_projection, run_until_caught_up
 from hub.runtime import Runtime
@@ -26,7 +26,6 @@ TABLES = """
 SELECT tablename FROM pg_tables WHERE schemaname = $1 AND tablename <> 'applied_events'
 ORDER BY tablename
 """
-LIVE_POSITIONS = "SELECT topic, partition, next_offset FROM hub.positions WHERE consumer = $1"
 
 
 @dataclass(frozen=True)
@@ -69,14 +68,9 @@ async def verify(runtime: Runtime, name: str) -> list[TableCheck]:
     try:
         async with runtime.pool.acquire() as conn:
             await migrate(conn, shadow, register=False)
-        rows = await runtime.pool.fetch(LIVE_POSITIONS, live.consumer)
-        targets = {TopicPartition(r[0], r[1]): r[2] for r in rows}
-        tps = [
-            TopicPartition(str(t), p)
-            for t in live.topics
-            for p in range(await runtime.log.partitions_for(str(t)))
-        ]
-        targets = {tp: targets.get(tp, 0) for tp in tps}
+        stored = await PostgresPositionStore(runtime.pool).all(live.consumer)
+        tps = await partitions_of(runtime.log, live.topics)
+        targets = {tp: stored.get(tp, 0) for tp in tps}
         await run_until_caught_up(runtime, runtime.projector(shadow), tps, targets=targets)
         async with runtime.pool.acquire() as conn:
             ours = await table_checksums(conn, live.schema)

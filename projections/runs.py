@@ -13,7 +13,7 @@ with one set-based statement each per batch.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -204,7 +204,8 @@ ON CONFLICT (tenant_id, agent_id) DO UPDATE SET
 
 @dataclass
 class _RunChange:
-    """What one batch does to a run that was stored before the batch."""
+    """What one batch does to a run that was stored before the batch (fields in the
+    order of UPDATE_RUNS' columns)."""
 
     status: str | None = None
     finished_at: datetime | None = None
@@ -220,12 +221,25 @@ class _RunChange:
 
 @dataclass
 class _Stats:
+    """A batch's counts for one agent (fields in the order of UPSERT_STATS' columns)."""
+
     runs: int = 0
     succeeded: int = 0
     failed: int = 0
     cancelled: int = 0
     last_run_id: str | None = None
     last_run_at: datetime | None = None
+
+
+def _unnest(changes: Mapping[tuple[str, str], Any]) -> list[list[Any]]:
+    """Arrays for an ``unnest``: tenants, ids, then each dataclass field in its order
+    (the order of the statement's columns)."""
+    keys, values = list(changes), list(changes.values())
+    return [
+        [tenant for tenant, _ in keys],
+        [key for _, key in keys],
+        *([getattr(v, f.name) for v in values] for f in fields(values[0])),
+    ]
 
 
 class RunsBatch(Batch):
@@ -432,27 +446,7 @@ class RunsProjection(Projection[RunsBatch]):
                 records=[tuple(r[c] for c in _RUN_COLUMNS) for r in batch.new_runs.values()],
             )
         if batch.changes:
-            items = list(batch.changes.items())
-            await conn.execute(
-                UPDATE_RUNS.format(schema=schema),
-                [t for (t, _), _c in items],
-                [r for (_, r), _c in items],
-                *(
-                    [getattr(c, name) for _, c in items]
-                    for name in (
-                        "status",
-                        "finished_at",
-                        "duration_s",
-                        "error",
-                        "input_tokens",
-                        "output_tokens",
-                        "total_tokens",
-                        "result",
-                        "metrics",
-                        "artifacts",
-                    )
-                ),
-            )
+            await conn.execute(UPDATE_RUNS.format(schema=schema), *_unnest(batch.changes))
         if batch.metrics:
             await conn.copy_records_to_table(
                 "metrics", schema_name=schema, columns=_METRIC_COLUMNS, records=batch.metrics
@@ -462,20 +456,4 @@ class RunsProjection(Projection[RunsBatch]):
                 "artifacts", schema_name=schema, columns=_ARTIFACT_COLUMNS, records=batch.artifacts
             )
         if batch.stats:
-            items_ = list(batch.stats.items())
-            await conn.execute(
-                UPSERT_STATS.format(schema=schema),
-                [t for (t, _), _s in items_],
-                [a for (_, a), _s in items_],
-                *(
-                    [getattr(s, name) for _, s in items_]
-                    for name in (
-                        "runs",
-                        "succeeded",
-                        "failed",
-                        "cancelled",
-                        "last_run_id",
-                        "last_run_at",
-                    )
-                ),
-            )
+            await conn.execute(UPSERT_STATS.format(schema=schema), *_unnest(batch.stats))

@@ -17,6 +17,7 @@ __all__ = [
     "ProjectionError",
     "SchemaError",
     "StoreError",
+    "first_error",
 ]
 
 
@@ -78,3 +79,10 @@ class NotFoundError(HubError):
 
 class ConflictError(HubError):
     """The request conflicts with what is already stored."""
+
+
+def first_error(exc: BaseException) -> BaseException:
+    """The first real error inside (nested) exception groups, as task groups raise them."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc

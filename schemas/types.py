@@ -15,6 +15,7 @@ __all__ = [
     "AVRO_INT",
     "AVRO_JSON",
     "MAX_ID_LENGTH",
+    "METRIC_NAME_PATTERN",
     "AvroInt",
     "FrozenList",
     "Identifier",
@@ -76,11 +77,10 @@ Identifier = Annotated[
 ]
 """An id or name: 1 to 200 characters, no control characters, no surrounding spaces."""
 
+METRIC_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.:/-]*$"
 MetricName = Annotated[
     str,
-    StringConstraints(
-        min_length=1, max_length=MAX_ID_LENGTH, pattern=r"^[A-Za-z_][A-Za-z0-9_.:/-]*$"
-    ),
+    StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=METRIC_NAME_PATTERN),
 ]
 """A metric name: a letter or ``_`` first, then letters, digits, ``_ . : / -``."""
 

@@ -14,6 +14,7 @@ from hub.runtime import Runtime
 from hub.settings import HubSettings
 from schemas.events import TOPICS
 from tests.support.kafka_mock import MockCluster
+from tests.support.moto import start_moto
 from tests.support.pg import create_database, drop_database
 
 TEST_PARTITIONS = 4
@@ -28,31 +29,7 @@ def anyio_backend() -> str:
 def moto_endpoint() -> Iterator[str]:
     """moto's S3 server: a real HTTP S3 endpoint on 127.0.0.1, in its own process (so
     that memory measured in the tests is ours, not the server's)."""
-    import socket
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
-            break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                raise RuntimeError("the moto S3 server did not start") from None
-            time.sleep(0.1)
+    server, url = start_moto()
     yield url
     server.terminate()
     server.wait(10)

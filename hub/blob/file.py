@@ -14,19 +14,12 @@ from pathlib import Path
 import anyio
 
 from hub.blob.chunks import file_chunks
+from hub.files import fsync_dir, write_atomic
 from hub.lifecycle import Lifecycle
 from hub.ports import StoredObject
 from schemas.errors import InputError, NotFoundError, StoreError
 
 __all__ = ["FileBlobStore"]
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class _SourceError(Exception):
@@ -70,13 +63,7 @@ class FileBlobStore(Lifecycle):
     def _write(path: Path, data: bytes) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-            _fsync_dir(path.parent)
+            write_atomic(path, data)
         except OSError as exc:
             raise StoreError(f"cannot write {path}: {exc}") from exc
 
@@ -108,7 +95,7 @@ class FileBlobStore(Lifecycle):
                 await f.flush()
                 await anyio.to_thread.run_sync(os.fsync, f.wrapped.fileno())
             await anyio.to_thread.run_sync(os.replace, tmp, path)
-            await anyio.to_thread.run_sync(_fsync_dir, path.parent)
+            await anyio.to_thread.run_sync(fsync_dir, path.parent)
         except _SourceError as wrapped:
             raise wrapped.error from wrapped.error.__cause__
         except OSError as exc:

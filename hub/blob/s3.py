@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from hub.blob.chunks import HashingReader, file_chunks, file_sha256
 from hub.lifecycle import Lifecycle
 from hub.ports import StoredObject
-from schemas.errors import HubError, NotFoundError, StoreError
+from schemas.errors import HubError, NotFoundError, StoreError, first_error
 
 __all__ = ["S3BlobStore"]
 
@@ -172,7 +172,7 @@ class S3BlobStore(Lifecycle):
         except BaseException as exc:
             if upload is not None:
                 await upload.abort()
-            inner = _first_error(exc)
+            inner = first_error(exc)
             if inner is not exc:
                 raise inner from None
             raise
@@ -259,13 +259,6 @@ class S3BlobStore(Lifecycle):
             f"cannot delete s3://{self.bucket}/{full}",
             lambda: self.client.delete_object(Bucket=self.bucket, Key=full),
         )
-
-
-def _first_error(exc: BaseException) -> BaseException:
-    """The first real error inside (nested) exception groups of a task group."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return exc
 
 
 class _MultipartUpload:

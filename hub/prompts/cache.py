@@ -11,7 +11,6 @@ known version keeps being served. Every entry is also written to the local direc
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+
+from hub.files import write_atomic
 
 __all__ = ["CachedPrompt", "PromptCache"]
 
@@ -36,15 +37,6 @@ class CachedPrompt:
 def _safe(part: str) -> str:
     """A path component for a name or label (ids may contain ``/``)."""
     return part.replace("%", "%25").replace("/", "%2F").replace("\\", "%5C").lstrip(".") or "_"
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class PromptCache:
@@ -104,8 +96,10 @@ class PromptCache:
         if directory is None:
             return
         directory.mkdir(parents=True, exist_ok=True)
-        _write_atomic(directory / f"{_safe(entry.version)}.txt", entry.content)
-        _write_atomic(directory / f"{_safe(label)}.txt", entry.content)
+        write_atomic(
+            directory / f"{_safe(entry.version)}.txt", entry.content.encode(), durable_name=False
+        )
+        write_atomic(directory / f"{_safe(label)}.txt", entry.content.encode(), durable_name=False)
         with self._lock:
             meta = self._read_meta(directory)
             meta[label] = {
@@ -113,7 +107,11 @@ class PromptCache:
                 "sha256": entry.sha256,
                 "saved_at": time.time(),
             }
-            _write_atomic(directory / "cache_meta.json", json.dumps(meta, indent=2))
+            write_atomic(
+                directory / "cache_meta.json",
+                json.dumps(meta, indent=2).encode(),
+                durable_name=False,
+            )
 
     @staticmethod
     def _read_meta(directory: Path) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from schemas.events import (
     TokenUsage,
 )
 from schemas.ids import uuid7
-from schemas.types import MAX_ID_LENGTH, utcnow
+from schemas.types import MAX_ID_LENGTH, METRIC_NAME_PATTERN, utcnow
 
 if TYPE_CHECKING:
     from hub.client import Hub
@@ -45,7 +45,7 @@ __all__ = ["CHUNK_SIZE", "Run", "artifact_store_key", "result_usage"]
 
 METRIC_BATCH = 500
 RUN_EXISTS = "SELECT true FROM runs.runs WHERE tenant_id = $1 AND run_id = $2"
-METRIC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:/-]{0,199}")
+METRIC_NAME = re.compile(METRIC_NAME_PATTERN)
 ArtifactData = bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO
 
 
@@ -232,7 +232,11 @@ class Run:
         """Record a metric (checked now; sent with the next batch or at the end)."""
         if self.status is not None:
             raise InputError(f"run {self.run_id!r} already finished ({self.status})")
-        if not isinstance(name, str) or not METRIC_NAME.fullmatch(name):
+        if (
+            not isinstance(name, str)
+            or len(name) > MAX_ID_LENGTH
+            or not METRIC_NAME.fullmatch(name)
+        ):
             raise InputError(
                 f"metric name {name!r}: must start with a letter or '_' and contain only "
                 f"letters, digits and '_ . : / -' (at most {MAX_ID_LENGTH} characters)",

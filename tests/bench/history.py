@@ -23,13 +23,11 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aioboto3
 import anyio
-import asyncpg
 
 from hub.client import Hub
 from hub.log.postgres import PostgresLog
@@ -37,7 +35,8 @@ from hub.logs import configure_logging
 from hub.ports import ProducerRecord, TopicPartition
 from hub.settings import HubSettings
 from schemas.events import AgentRegistered, Topic
-from tests.bench.runs import moto_server
+from tests.bench.spine import project_raw_copy
+from tests.support.moto import start_moto
 from tests.support.pg import create_database, drop_database
 
 PARTITIONS = 4
@@ -70,21 +69,23 @@ def settings(database_url: str, home: Path, endpoint: str, bucket: str) -> HubSe
     )
 
 
+def agent(i: int) -> dict[str, Any]:
+    """The fields of the i-th agent: the same rows for our path and the raw COPY."""
+    return {
+        "agent_id": f"agent-{i:08d}",
+        "description": f"benchmark agent {i}",
+        "tags": ["bench"],
+        "metadata": {},
+    }
+
+
 async def fill_log(hub: Hub, database_url: str, n: int) -> None:
     """N registry events in the log, appended in large batches (not what is measured)."""
     producer = hub.runtime.producer
     async with PostgresLog(database_url) as log:
         for start in range(0, n, 5000):
             records: list[ProducerRecord] = [
-                producer.record(
-                    AgentRegistered(
-                        tenant_id="bench",
-                        actor="bench",
-                        agent_id=f"agent-{i:08d}",
-                        description=f"benchmark agent {i}",
-                        tags=["bench"],
-                    )
-                )
+                producer.record(AgentRegistered(tenant_id="bench", actor="bench", **agent(i)))
                 for i in range(start, min(n, start + 5000))
             ]
             await log.append(records)
@@ -133,32 +134,6 @@ def rebuild_process(env: dict[str, str]) -> tuple[float, int]:
     return elapsed, rss
 
 
-async def copy_raw(database_url: str, n: int) -> float:
-    conn = await asyncpg.connect(database_url)
-    try:
-        await conn.execute(
-            """CREATE TABLE raw_agents (
-                tenant_id text NOT NULL, agent_id text NOT NULL, description text NOT NULL,
-                tags text[] NOT NULL, metadata jsonb NOT NULL, status text NOT NULL,
-                registered_at timestamptz NOT NULL, updated_at timestamptz NOT NULL,
-                retired_at timestamptz, retired_reason text, revision integer NOT NULL,
-                last_event_id uuid NOT NULL, PRIMARY KEY (tenant_id, agent_id));
-            CREATE INDEX ON raw_agents USING gin (tags);
-            CREATE INDEX ON raw_agents (tenant_id, status, agent_id);"""
-        )
-        now = datetime.now(UTC)
-        rows = [
-            ("bench", f"agent-{i:08d}", f"benchmark agent {i}", ["bench"], "{}", "active",
-             now, now, None, None, 1, uuid.uuid4())
-            for i in range(n)
-        ]  # fmt: skip
-        started = time.perf_counter()
-        await conn.copy_records_to_table("raw_agents", records=rows)
-        return time.perf_counter() - started
-    finally:
-        await conn.close()
-
-
 def env_for(s: HubSettings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
     for name, value in s.model_dump().items():
@@ -184,7 +159,7 @@ async def one(n: int, home: Path, endpoint: str) -> dict[str, float]:
             for tp in TPS:
                 await log.truncate_before(tp, ends[tp])
         ours_rebuild, rss = await anyio.to_thread.run_sync(rebuild_process, env_for(s))
-        raw_copy = await copy_raw(database_url, n)
+        raw_copy = await project_raw_copy(database_url, [agent(i) for i in range(n)])
         return {
             "archive": ours_archive,
             "archive_raw": raw_archive,
@@ -200,7 +175,7 @@ async def one(n: int, home: Path, endpoint: str) -> dict[str, float]:
 async def main_async(args: argparse.Namespace) -> None:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
-    moto, endpoint = moto_server()
+    moto, endpoint = start_moto()
     home = Path(args.home)
     try:
         small = await one(args.small, home, endpoint)

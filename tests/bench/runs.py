@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,7 @@ import asyncpg
 from hub.client import Hub
 from hub.logs import configure_logging
 from hub.settings import HubSettings
+from tests.support.moto import start_moto
 from tests.support.pg import create_database, drop_database
 
 PARTITIONS = 4
@@ -155,28 +155,6 @@ print(time.perf_counter() - started)
 # ── artifacts ───────────────────────────────────────────────────────────────────────────
 
 
-def moto_server() -> tuple[subprocess.Popen[bytes], str]:
-    import urllib.request
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
-            return proc, url
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("moto did not start")
-
-
 def random_file(path: Path, mib: int) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as f:
@@ -209,7 +187,7 @@ async def main_async(args: argparse.Namespace) -> None:
     shutil.rmtree(home, ignore_errors=True)
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
-    moto, endpoint = moto_server()
+    moto, endpoint = start_moto()
     artifact = random_file(home / "artifact.bin", args.artifact_mib)
     data = artifact.read_bytes()
     ingest: tuple[list[float], list[float]] = ([], [])

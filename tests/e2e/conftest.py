@@ -40,6 +40,20 @@ def agent_hub(
     )
 
 
+def python(
+    code: str, *, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``python -c code`` as a user's script, in ``cwd`` (default: a user's environment)."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=cwd,
+        env=env or user_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 @pytest.fixture
 def up(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str], Path]]:
     port = free_port()

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import agent_hub, user_env
+from tests.e2e.conftest import agent_hub, python
 
 pytestmark = pytest.mark.slow
 
@@ -43,14 +42,7 @@ def test_runs_prompts_and_agents_over_http_and_cli(
     up: tuple[str, subprocess.Popen[str], Path],
 ) -> None:
     url, _, home = up
-    run = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        cwd=home,
-        env=user_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = python(SCRIPT, cwd=home, timeout=120)
     assert run.returncode == 0, run.stderr
     made = json.loads(run.stdout.strip().splitlines()[-1])
     runs = made["runs"]

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import boto3  # type: ignore[import-untyped]
 import pytest
 
-from tests.e2e.conftest import user_env
+from tests.e2e.conftest import python, user_env
 
 README = (Path(__file__).parent / "seed_agent_hub_readme.md").read_text(encoding="utf-8")
 
@@ -60,9 +58,7 @@ print(json.dumps({
 
 
 def run_script(code: str, cwd: Path, env: dict[str, str]) -> str:
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-    )
+    done = python(code, cwd=cwd, env=env)
     assert done.returncode == 0, done.stderr[-4000:]
     return done.stdout
 
@@ -115,14 +111,7 @@ def test_quick_start_verbatim_with_s3(
 
 def test_missing_bucket_is_the_seeds_error(tmp_path: Path) -> None:
     write_env(tmp_path, USE_S3="true")
-    done = subprocess.run(
-        [sys.executable, "-c", QUICK_START],
-        cwd=tmp_path,
-        env=user_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = python(QUICK_START, cwd=tmp_path)
     assert done.returncode != 0
     assert "AGENT_HUB_BUCKET must be set when USE_S3=true" in done.stderr
 
