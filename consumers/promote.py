@@ -6,7 +6,9 @@ history (the archive, then the log) like any projector; this module checks, now 
 then, whether every partition has reached the log's end, and then, in one transaction
 holding the new version's positions, points the views at it, marks it ``live`` and the
 old versions ``retired``. Readers see the old version until that moment, never a
-half-built one.
+half-built one. A retired version's schema, positions and bookkeeping are dropped once
+its grace period has passed (``drop_retired_versions``): until then a process still
+running the old code keeps working.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ import structlog
 from consumers.positions import PostgresPositionStore, partitions_of
 from hub.ports import EventLog
 from projections.base import Projection
-from projections.migrate import publish_views
+from projections.migrate import MIGRATION_LOCK, publish_views
 
-__all__ = ["is_rebuilding", "promote_if_caught_up"]
+__all__ = ["drop_retired_versions", "is_rebuilding", "promote_if_caught_up"]
 
 log = structlog.get_logger(__name__)
 
@@ -31,6 +33,20 @@ UPDATE hub.projections SET
     state = CASE WHEN version = $2 THEN 'live' ELSE 'retired' END, updated_at = now()
 WHERE name = $1 AND (version = $2 OR state = 'live')
 """
+RETIRED = """
+SELECT version, schema FROM hub.projections
+WHERE name = $1 AND state = 'retired' AND updated_at <= now() - make_interval(secs => $2)
+ORDER BY version
+"""
+FORGET_VERSION = """
+DELETE FROM hub.projections WHERE name = $1 AND version = $2 AND state = 'retired'
+RETURNING schema
+"""
+FORGET_CONSUMER = (
+    "DELETE FROM hub.positions WHERE consumer = $1",
+    "DELETE FROM hub.consumer_stats WHERE consumer = $1",
+    "DELETE FROM hub.migrations WHERE schema = $1",
+)
 
 
 async def is_rebuilding(pool: asyncpg.Pool, projection: Projection[Any]) -> bool:
@@ -55,3 +71,30 @@ async def promote_if_caught_up(
         await conn.execute(PROMOTE, projection.name, projection.version)
     log.info("projection.promoted", projection=projection.name, version=projection.version)
     return True
+
+
+async def drop_retired_versions(
+    pool: asyncpg.Pool, projection: Projection[Any], grace_s: float
+) -> list[str]:
+    """Drop the schemas of ``projection``'s versions retired over ``grace_s`` ago.
+
+    Each goes in its own transaction with its positions, counters and migration records;
+    the stable views point at the live version, so readers never notice. Returns the
+    dropped schemas.
+    """
+    dropped: list[str] = []
+    async with pool.acquire() as conn:
+        for row in await conn.fetch(RETIRED, projection.name, grace_s):
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+                schema = await conn.fetchval(FORGET_VERSION, projection.name, row["version"])
+                if schema is None or schema == projection.schema:
+                    continue  # gone meanwhile (another process dropped it)
+                await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+                for sql in FORGET_CONSUMER:
+                    await conn.execute(sql, schema)
+            dropped.append(schema)
+            log.info(
+                "projection.retired_version_dropped", projection=projection.name, schema=schema
+            )
+    return dropped

@@ -79,16 +79,17 @@ class ArchiveReader:
             await self.store.start()
             self._started = True
         entries = read_segment(await self.store.get(segment.key))
+        topic, partition = tp.topic, tp.partition
         return [
             ConsumerRecord(
-                topic=tp.topic,
-                partition=tp.partition,
-                offset=e["offset"],
-                key=e["key"],
-                value=e["value"],
-                headers=tuple((h["key"], h["value"]) for h in e["headers"]),
-                timestamp_ms=e["timestamp_ms"],
-                tp=tp,
+                topic,
+                partition,
+                e["offset"],
+                e["key"],
+                e["value"],
+                tuple([(h["key"], h["value"]) for h in e["headers"]]),
+                e["timestamp_ms"],
+                tp,
             )
             for e in entries
             if e["offset"] >= start

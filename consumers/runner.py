@@ -31,7 +31,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from consumers.dlq import dead_letter_record, send_dead_letters
 from consumers.positions import PostgresPositionStore, ensure_schema
-from consumers.promote import is_rebuilding, promote_if_caught_up
+from consumers.promote import drop_retired_versions, is_rebuilding, promote_if_caught_up
 from consumers.replay import ArchiveReader, ArchiveThenLog
 from consumers.retry import Backoff
 from consumers.worker import Worker
@@ -63,6 +63,8 @@ class ProjectorSettings:
     retry_initial: float = 0.1
     retry_max: float = 30.0
     lag_interval: float = 15.0
+    retired_grace: float = 3600.0
+    """How long a version replaced by a newer one keeps its schema before it is dropped."""
 
 
 @dataclass
@@ -122,6 +124,7 @@ class Projector(Worker):
         self._next_lag_report = 0.0
         self._rebuilding = False
         self._next_promote_check = 0.0
+        self._next_retired_check = 0.0
         self._dedupe_sql = DEDUPE.format(schema=projection.schema)
         self._log = logger.bind(projector=self.name)
 
@@ -192,6 +195,7 @@ class Projector(Worker):
                     await send.send(self._decode(records))
                 await self._report_lag()
                 await self._maybe_promote()
+                await self._maybe_drop_retired()
 
     # ── the rebalance listener ──────────────────────────────────────────────────────────
 
@@ -432,6 +436,20 @@ class Projector(Worker):
             if not is_retriable(exc):
                 raise
             self._log.warning("projector.promote_failed", error=str(exc))
+
+    async def _maybe_drop_retired(self) -> None:
+        """Versions this one replaced are dropped once their grace period is over."""
+        now = time.monotonic()
+        if self._rebuilding or now < self._next_retired_check or not self.projection.published:
+            return
+        grace = self.settings.retired_grace
+        self._next_retired_check = now + min(max(grace, 1.0), 60.0)
+        try:
+            await drop_retired_versions(self.pool, self.projection, grace)
+        except Exception as exc:
+            if not is_retriable(exc):
+                raise
+            self._log.warning("projector.drop_retired_failed", error=str(exc))
 
     async def _report_lag(self) -> None:
         now = time.monotonic()

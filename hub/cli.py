@@ -26,6 +26,9 @@ __all__ = ["main"]
 
 Command = Callable[[HubSettings, argparse.Namespace], Awaitable[int]]
 
+BULK_COMMANDS = ("rebuild", "replay", "verify", "sync")
+"""Commands that stream many events through one process (see ``hub.tuning``)."""
+
 
 class _Server(uvicorn.Server):
     """uvicorn, minus its own signal handling: ``agent-hub`` owns SIGTERM and SIGINT."""
@@ -401,6 +404,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(
             settings.log_level, json=settings.log_json, quiet_drivers=not long_running
         )
+        if long_running or args.command in BULK_COMMANDS:
+            from hub.tuning import tune_gc
+
+            tune_gc()
         fn: Command = args.fn
         code: int = anyio.run(fn, settings, args)
         return code

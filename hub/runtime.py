@@ -184,5 +184,6 @@ class Runtime(Lifecycle):
                 batch_size=s.batch_size,
                 batch_linger=s.batch_linger_ms / 1000,
                 retry_max=s.retry_max_s,
+                retired_grace=s.retired_grace_s,
             ),
         )

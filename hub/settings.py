@@ -75,6 +75,12 @@ class HubSettings(BaseSettings):
     batch_size: int = Field(2000, ge=1, description="Most events a projector applies at once")
     batch_linger_ms: int = Field(10, ge=0, description="How long a projector waits to fill a batch")
     retry_max_s: float = Field(30.0, gt=0, description="Longest backoff between retries")
+    retired_grace_s: float = Field(
+        3600.0,
+        ge=0,
+        description="How long a projection version replaced by a newer one (a version bump "
+        "in code) keeps its tables before they are dropped",
+    )
     prompt_cache_ttl_s: float = Field(
         60.0, ge=0, description="How long a cached prompt is served before it is refreshed"
     )

@@ -85,6 +85,11 @@ async def migrate(
         if not (register and projection.published):  # a rebuild's shadow: hidden
             return created
         live = await conn.fetchval(LIVE_VERSION, projection.name)
+        if live is not None and live > projection.version:
+            raise ProjectionError(
+                f"projection {projection.name} v{projection.version} is older than the live "
+                f"v{live}: this process runs old code (upgrade it, or roll the database back)"
+            )
         state = "live" if live is None or live == projection.version else "rebuilding"
         await conn.execute(REGISTER, projection.name, projection.version, schema, state)
         if state == "live":

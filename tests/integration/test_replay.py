@@ -21,6 +21,7 @@ from hub.settings import HubSettings
 from hub.status import projection_status
 from projections.migrate import migrate
 from projections.registry import RegistryProjection
+from schemas.errors import ProjectionError
 from schemas.events import AgentRegistered, AgentUpdated, Topic
 from tests.conftest import TEST_PARTITIONS
 
@@ -190,7 +191,7 @@ async def test_a_version_bump_fills_from_history_then_takes_over(
         for tp in REGISTRY:
             await log.truncate_before(tp, max(0, ends[tp] - 2))
 
-    upgraded = settings.model_copy(update={"run_projectors": "never"})
+    upgraded = settings.model_copy(update={"run_projectors": "never", "retired_grace_s": 0})
     async with Runtime(upgraded) as runtime:
         v2 = RegistryV2()
         async with runtime.pool.acquire() as conn:
@@ -202,18 +203,38 @@ async def test_a_version_bump_fills_from_history_then_takes_over(
         ]
         target = "SELECT count(*) FROM registry.agents"
         assert await runtime.pool.fetchval(target) == 200  # still v1's rows
+        old_schema = "SELECT count(*) FROM pg_namespace WHERE nspname = 'proj_registry_v1'"
+        old_positions = "SELECT count(*) FROM hub.positions WHERE consumer = 'proj_registry_v1'"
         projector = runtime.projector(v2)
         async with anyio.create_task_group() as tg:
             await tg.start(projector.run)
+            seen = set()  # v1 is retired when v2 takes over, then dropped (grace 0)
             with anyio.fail_after(60):
-                while [tuple(r) for r in await runtime.pool.fetch(state)] != [
-                    (1, "retired"),
-                    (2, "live"),
-                ]:
-                    await anyio.sleep(0.1)
+                while (now := [tuple(r) for r in await runtime.pool.fetch(state)]) != [
+                    (2, "live")
+                ] or await runtime.pool.fetchval(old_schema):
+                    seen.add(tuple(now))
+                    await anyio.sleep(0.02)
+            assert not await runtime.pool.fetchval(old_positions)
+            assert ((1, "live"), (2, "live")) not in seen  # never two live versions
             projector.stop_soon()
+        assert [tuple(r) for r in await runtime.pool.fetch(state)] == [(2, "live")]
         view = await runtime.pool.fetchval(
             "SELECT definition FROM pg_views WHERE schemaname = 'registry' AND viewname = 'agents'"
         )
         assert "proj_registry_v2" in view
         assert await runtime.pool.fetchval(target) == 200
+
+
+async def test_an_older_version_than_the_live_one_is_refused(
+    settings: HubSettings, database_url: str
+) -> None:
+    quiet = settings.model_copy(update={"run_projectors": "never"})
+    async with Runtime(quiet) as runtime, runtime.pool.acquire() as conn:
+        await migrate(conn, RegistryV2())
+        await conn.execute(
+            "UPDATE hub.projections SET state = CASE version WHEN 2 THEN 'live' "
+            "ELSE 'retired' END WHERE name = 'registry'"
+        )
+        with pytest.raises(ProjectionError, match="v1 is older than the live v2"):
+            await migrate(conn, RegistryProjection())
