@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import asyncpg
+
 from hub.ports import ConsumerRecord, EventLog, Position, ProducerRecord
 from schemas.codec import Codec
 from schemas.events import DeadLettered, Header, Topic
 
-__all__ = ["dead_letter_record", "send_dead_letters"]
+__all__ = ["dead_letter_record", "first_time_dead", "send_dead_letters"]
 
 MAX_REASON = 4000
+CLAIM = """
+INSERT INTO hub.dead_lettered (consumer, topic, partition, "offset")
+SELECT $1, * FROM unnest($2::text[], $3::int[], $4::bigint[])
+ON CONFLICT DO NOTHING
+RETURNING topic, partition, "offset"
+"""
 
 
 def dead_letter_record(
@@ -47,6 +55,25 @@ def dead_letter_record(
         ("hub-tenant", event.tenant_id.encode()),
     )
     return ProducerRecord(str(Topic.DLQ), event.partition_key(), codec.encode(event), headers)
+
+
+async def first_time_dead(
+    conn: asyncpg.Connection, consumer: str, records: Sequence[ConsumerRecord]
+) -> list[ConsumerRecord]:
+    """The records ``consumer`` has not dead-lettered before, now marked as dead-lettered
+    (in the caller's transaction). A replay or a rebuild meeting old poison skips it
+    again without sending the operator a second dead letter for it."""
+    if not records:
+        return []
+    rows = await conn.fetch(
+        CLAIM,
+        consumer,
+        [r.topic for r in records],
+        [r.partition for r in records],
+        [r.offset for r in records],
+    )
+    new = {(r[0], r[1], r[2]) for r in rows}
+    return [r for r in records if (r.topic, r.partition, r.offset) in new]
 
 
 async def send_dead_letters(log: EventLog, records: Sequence[ProducerRecord]) -> list[Position]:

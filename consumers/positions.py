@@ -40,6 +40,16 @@ CREATE TABLE IF NOT EXISTS hub.consumer_stats (
     batches        bigint NOT NULL DEFAULT 0,
     updated_at     timestamptz NOT NULL DEFAULT now()
 );
+-- which records each projection has dead-lettered (consumers/dlq.py): a replay or a
+-- rebuild that meets the same poison again skips it without a second dead letter
+CREATE TABLE IF NOT EXISTS hub.dead_lettered (
+    consumer     text NOT NULL,
+    topic        text NOT NULL,
+    partition    int NOT NULL,
+    "offset"     bigint NOT NULL,
+    at           timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (consumer, topic, partition, "offset")
+);
 """
 LOAD = """
 SELECT topic, partition, next_offset FROM hub.positions

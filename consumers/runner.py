@@ -29,7 +29,7 @@ import structlog
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectSendStream
 
-from consumers.dlq import dead_letter_record, send_dead_letters
+from consumers.dlq import dead_letter_record, first_time_dead, send_dead_letters
 from consumers.positions import PostgresPositionStore, ensure_schema
 from consumers.promote import drop_retired_versions, is_rebuilding, promote_if_caught_up
 from consumers.replay import ArchiveReader, ArchiveThenLog
@@ -356,7 +356,7 @@ class Projector(Worker):
                     raise
                 raise _FlushFailed(exc) from exc
             if dead:
-                await send_dead_letters(self.log, [self._dead_letter(p, items) for p in dead])
+                await self._send_dead_letters(conn, dead, items)
             await self.positions.advance(
                 conn,
                 self.name,
@@ -391,19 +391,39 @@ class Projector(Worker):
         except asyncpg.UniqueViolationError:
             return {row[0] for row in await conn.fetch(self._dedupe_sql, ids)}
 
-    def _dead_letter(self, poison: _Poison, items: Sequence[Item]) -> Any:
-        tp, offset = poison.key
-        record = next(r for r, _ in items if r.tp == tp and r.offset == offset)
-        self._log.error(
-            "projector.dead_lettered",
-            tp=str(tp),
-            offset=offset,
-            event_type=poison.event_type,
-            error=f"{type(poison.error).__name__}: {poison.error}",
-        )
-        return dead_letter_record(
-            self.codec, record, consumer=self.name, error=poison.error, event_type=poison.event_type
-        )
+    async def _send_dead_letters(
+        self, conn: asyncpg.Connection, dead: Sequence[_Poison], items: Sequence[Item]
+    ) -> None:
+        """Dead-letter the poison of a batch, except what was dead-lettered before (a
+        replay or a rebuild meeting the same record again skips it quietly)."""
+        consumer = self.projection.dead_letter_consumer
+        records = {(r.tp, r.offset): r for r, _ in items}
+        first = await first_time_dead(conn, consumer, [records[p.key] for p in dead])
+        new = {(r.tp, r.offset) for r in first}
+        letters = []
+        for poison in dead:
+            tp, offset = poison.key
+            error = f"{type(poison.error).__name__}: {poison.error}"
+            if poison.key not in new:
+                self._log.info("projector.poison_skipped_again", tp=str(tp), offset=offset)
+                continue
+            self._log.error(
+                "projector.dead_lettered",
+                tp=str(tp),
+                offset=offset,
+                event_type=poison.event_type,
+                error=error,
+            )
+            letters.append(
+                dead_letter_record(
+                    self.codec,
+                    records[poison.key],
+                    consumer=consumer,
+                    error=poison.error,
+                    event_type=poison.event_type,
+                )
+            )
+        await send_dead_letters(self.log, letters)
 
     async def _resync(self, tp: TopicPartition, position: int) -> None:
         """Our batch for ``tp`` did not start at the stored position: read from there."""

@@ -90,6 +90,10 @@ def shadow_of(projection: Projection[Any]) -> Projection[Any]:
         def schema(self) -> str:
             return f"{live_schema}_next"
 
+        @property
+        def dead_letter_consumer(self) -> str:
+            return projection.consumer
+
     Shadow.__name__ = f"{base.__name__}Shadow"
     return Shadow()
 

@@ -86,6 +86,12 @@ class Projection(ABC, Generic[B]):
         """The consumer (and group) name positions are stored under."""
         return self.schema
 
+    @property
+    def dead_letter_consumer(self) -> str:
+        """The consumer named in this projection's dead letters (a rebuild's shadow names
+        the projection it replaces, so operators see one dead letter per poison event)."""
+        return self.consumer
+
     @abstractmethod
     def begin(self, conn: asyncpg.Connection, schema: str) -> B:
         """A fresh batch state for one transaction."""

@@ -82,6 +82,15 @@ async def test_fix_the_cause_then_replay_once(hub: Hub, hub_settings: HubSetting
         ["agent_history", "2", "same"],
         ["agents", "1", "same"],
     ]
+    # the verify's rebuild met the poison again: skipped, without a second dead letter
+    assert [d.id async for d in dead_letters(runtime)] == [dead.id]
+    rebuilt = await anyio.run_process(
+        [sys.executable, "-m", "hub.cli", "rebuild", "registry", "--grace", "0"], env=env
+    )
+    assert "rebuilt from 3 events" in rebuilt.stdout.decode()
+    assert [d.id async for d in dead_letters(runtime)] == [dead.id]
+    agent = await hub.registry.get("ghost")
+    assert agent is not None and (agent.status, agent.revision) == ("retired", 2)
     bad = await anyio.run_process(
         [sys.executable, "-m", "hub.cli", "dlq", "show", "nope"], env=env, check=False
     )
