@@ -7,10 +7,18 @@ and then hands over to the log at the first offset not archived. A projector ove
 replays complete history even after the log's retention has dropped the early records.
 If neither the archive nor the log holds an offset that is needed, reading stops with a
 :class:`LogError` naming the gap: history is never skipped silently.
+
+While partitions are served from the archive, the member still polls the log every
+``keepalive_s`` seconds: Kafka counts a member that stops polling as dead (after
+``max.poll.interval.ms``), and a Postgres-log member hands partitions to a new member
+only when it polls. What that poll returns for a partition still on the archive is
+dropped and the partition is put back at its first offset not archived; records of
+partitions already on the log are handed out.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Self
@@ -116,10 +124,13 @@ class ArchiveThenLog:
         group_id: str,
         topics: Sequence[str],
         listener: RebalanceListener,
+        keepalive_s: float = 5.0,
     ) -> None:
         self.log = log
         self.archive = archive
         self.listener = listener
+        self.keepalive_s = keepalive_s
+        self._next_poll = time.monotonic() + keepalive_s
         self.inner: LogConsumer = log.consumer(group_id=group_id, topics=topics, listener=self)
         self._cursors: dict[TP, _Cursor] = {}
         self._lock = anyio.Lock()
@@ -195,8 +206,22 @@ class ArchiveThenLog:
     async def fetch(self, max_records: int, timeout: float) -> list[ConsumerRecord]:
         async with self._lock:  # a seek waits for this fetch, and the other way round
             if not self._cursors:
-                return await self.inner.fetch(max_records, timeout)
-            return await self._from_archive(max_records)
+                return await self._poll(max_records, timeout)
+            polled: list[ConsumerRecord] = []
+            now = time.monotonic()
+            if now >= self._next_poll:  # keep the membership alive (see the module)
+                self._next_poll = now + self.keepalive_s
+                polled = await self._poll(max(1, max_records), 0)
+            return polled + await self._from_archive(max_records - len(polled))
+
+    async def _poll(self, max_records: int, timeout: float) -> list[ConsumerRecord]:
+        """Fetch from the log; what it returns for a partition (newly) served from the
+        archive is dropped, and the partition put back where the log takes over."""
+        records = await self.inner.fetch(max_records, timeout)  # may rebalance
+        for tp in {r.tp for r in records if r.tp in self._cursors}:
+            await self.inner.seek(tp, self._cursors[tp].end)
+        assigned = self.inner.assignment()
+        return [r for r in records if r.tp not in self._cursors and r.tp in assigned]
 
     async def _from_archive(self, max_records: int) -> list[ConsumerRecord]:
         out: list[ConsumerRecord] = []

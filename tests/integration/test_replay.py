@@ -11,6 +11,7 @@ import anyio.lowlevel
 import asyncpg
 import pytest
 
+from consumers.replay import ArchiveThenLog
 from hub import Hub, LogError
 from hub.log.postgres import PostgresLog
 from hub.ports import TopicPartition
@@ -238,3 +239,92 @@ async def test_an_older_version_than_the_live_one_is_refused(
         )
         with pytest.raises(ProjectionError, match="v1 is older than the live v2"):
             await migrate(conn, RegistryProjection())
+
+
+class _FromStart:
+    """A rebalance listener starting every partition at offset 0, noting revocations."""
+
+    def __init__(self) -> None:
+        self.revoked: set[TopicPartition] = set()
+
+    async def on_assigned(
+        self, partitions: frozenset[TopicPartition]
+    ) -> dict[TopicPartition, int | None]:
+        return dict.fromkeys(partitions, 0)
+
+    async def on_revoked(self, partitions: frozenset[TopicPartition]) -> None:
+        self.revoked |= partitions
+
+
+async def test_a_member_serving_the_archive_keeps_polling_the_log(
+    hub_settings: HubSettings,
+    archive_url: str,
+    s3_endpoint: str | None,
+    backend: str,
+    database_url: str,
+) -> None:
+    settings = hub_settings.model_copy(
+        update={
+            "run_projectors": "never",
+            "archive_url": archive_url,
+            "s3_endpoint_url": s3_endpoint,
+            "archive_max_records": 40,
+            "archive_max_age_s": 0.3,
+        }
+    )
+    async with Hub(settings, archive=True) as hub:
+        await hub.emit(*[registered(i) for i in range(400)])
+        with anyio.fail_after(60):
+            while await archived(hub) < 400:
+                await anyio.sleep(0.1)
+    if backend == "postgres":  # retention: the archive is the only copy of the early records
+        async with PostgresLog(database_url) as log:
+            ends = await log.end_offsets(REGISTRY)
+            for tp in REGISTRY:
+                await log.truncate_before(tp, max(0, ends[tp] - 3))
+    async with Runtime(settings) as runtime:
+        await runtime.producer.emit([registered(i) for i in range(400, 410)])  # log-only tail
+        ends = await runtime.log.end_offsets(REGISTRY)
+        topics = [str(Topic.REGISTRY)]
+
+        # alone, polling the log at every fetch: each offset exactly once, in order
+        alone = ArchiveThenLog(
+            runtime.log,
+            runtime.archive_reader(),
+            group_id="keepalive-1",
+            topics=topics,
+            listener=_FromStart(),
+            keepalive_s=0,
+        )
+        seen: dict[TopicPartition, list[int]] = {tp: [] for tp in REGISTRY}
+        async with alone:
+            with anyio.fail_after(60):
+                while sum(map(len, seen.values())) < sum(ends.values()):
+                    for record in await alone.fetch(7, 0.2):
+                        seen[record.tp].append(record.offset)
+        assert seen == {tp: list(range(ends[tp])) for tp in REGISTRY}
+        if backend == "kafka":
+            return  # two members of one group in one process: see test_log_contract
+
+        # a member joining meanwhile gets its share while the first still reads the archive
+        listener = _FromStart()
+        first = ArchiveThenLog(
+            runtime.log,
+            runtime.archive_reader(),
+            group_id="keepalive-2",
+            topics=topics,
+            listener=listener,
+            keepalive_s=0,
+        )
+        second = runtime.log.consumer(group_id="keepalive-2", topics=topics, listener=_FromStart())
+        async with first:
+            await first.fetch(1, 1.0)
+            assert first.assignment() == frozenset(REGISTRY) and first.reading_archive
+            async with second:
+                with anyio.fail_after(60):
+                    while not second.assignment():
+                        await first.fetch(1, 0.05)
+                        await second.fetch(1, 0.05)
+                assert first.reading_archive and listener.revoked
+                assert first.assignment() | second.assignment() == frozenset(REGISTRY)
+                assert not first.assignment() & second.assignment()
