@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from datetime import datetime
 from typing import Any
@@ -64,7 +65,9 @@ async def cmd_rebuild(settings: HubSettings, args: argparse.Namespace) -> int:
         print(p.line(f"rebuild {args.name}"), file=sys.stderr, flush=True)
 
     async with Runtime(settings) as runtime:
-        done = await rebuild(runtime, args.name, report=report, grace_s=args.grace)
+        done = await rebuild(
+            runtime, args.name, report=report, grace_s=args.grace, workers=args.workers
+        )
         print(f"{args.name}: rebuilt from {done.done:,} events and swapped in", flush=True)
         if args.grace > 0:
             print(f"{args.name}: dropping the old tables in {args.grace:g}s", file=sys.stderr)
@@ -117,6 +120,20 @@ async def cmd_verify(settings: HubSettings, args: argparse.Namespace) -> int:
     return 0 if all(c.same for c in checks) else 1
 
 
+def _workers(value: str) -> int:
+    if value == "auto":
+        return os.cpu_count() or 1
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(
+            f"use a number of processes (1 or more) or auto, not {value!r}"
+        )
+    return count
+
+
 def add_ops_commands(sub: Any, commands: dict[str, Any]) -> None:
     p = sub.add_parser(
         "replay", help="replay a projection from a point in history (archive, then log)"
@@ -139,6 +156,13 @@ def add_ops_commands(sub: Any, commands: dict[str, Any]) -> None:
         type=float,
         default=60.0,
         help="seconds to keep the old tables after the swap (default 60)",
+    )
+    p.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        help="processes sharing the work by partition: a number, or 'auto' for one per "
+        "CPU core (default 1)",
     )
     p.set_defaults(fn=commands["rebuild"])
 

@@ -6,7 +6,10 @@
    neither registered nor visible to readers;
 2. runs a projector into it from the beginning of history: the archive, then the log
    tail (the projector's COPY paths do the bulk work), reporting progress. Its positions
-   are stored like any projector's, so a rebuild killed at any point resumes where it was;
+   are stored like any projector's, so a rebuild killed at any point resumes where it was.
+   With ``workers > 1``, helper processes (``hub.rebuild_worker``) join the shadow's
+   consumer group and the partitions are shared out among them: decoding and folding
+   events is CPU work, and each process brings a core;
 3. follows the live head until it is at most ``swap_lag`` events behind, then swaps in
    one transaction: the live schema becomes ``..._old_<time>``, the shadow becomes the
    live schema, positions and counters move with it, and the stable views are re-pointed
@@ -19,14 +22,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import asyncpg
 import structlog
+from anyio.abc import ByteReceiveStream, Process
 
 from consumers.positions import PostgresPositionStore, partitions_of
+from hub.ports import TopicPartition
+from hub.rebuild_worker import worker_targets
 from hub.replay import Progress, find_projection, run_until_caught_up
 from hub.runtime import Runtime
 from projections.base import Projection
@@ -164,12 +174,14 @@ async def rebuild(
     swap_lag: int = 0,
     grace_s: float = 60.0,
     max_rounds: int = 20,
+    workers: int = 1,
 ) -> Progress:
     """Rebuild projection ``name`` beside the live one and swap it in (see the module)."""
     live = find_projection(runtime, name)
     shadow = shadow_of(live)
     await _prepare(runtime, live, shadow)
     tps = await partitions_of(runtime.log, live.topics)
+    targets = await runtime.log.end_offsets(tps)
 
     state = "rebuilding"
 
@@ -178,7 +190,16 @@ async def rebuild(
             report(p)
         await _record(runtime, name, state, p)  # for /v1/projections and `status`
 
-    progress = await run_until_caught_up(runtime, runtime.projector(shadow), tps, report=note)
+    helpers = await _start_workers(runtime, name, targets, min(workers, len(tps)) - 1)
+    try:
+        progress = await run_until_caught_up(
+            runtime, runtime.projector(shadow), tps, report=note, targets=targets
+        )
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await _finish_workers(helpers, kill=True)
+        raise
+    await _finish_workers(helpers)  # before the swap: none may write to the shadow after it
     state = "catching_up"
     await _record(runtime, name, state, progress)
     for _ in range(max_rounds):  # the live head moved on meanwhile: follow it
@@ -190,6 +211,53 @@ async def rebuild(
     retired = await _swap(runtime, live, shadow, grace_s)
     log.info("rebuild.swapped", projection=name, retired=retired, events=progress.done)
     return progress
+
+
+async def _start_workers(
+    runtime: Runtime, name: str, targets: dict[TopicPartition, int], count: int
+) -> list[Process]:
+    """Helper processes sharing the shadow's partitions (see ``hub.rebuild_worker``)."""
+    if count <= 0:
+        return []
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env |= runtime.settings.to_env()
+    if runtime.database_url is not None:  # the embedded server this process started
+        env["HUB_DATABASE_URL"] = runtime.database_url
+    command = [sys.executable, "-m", "hub.rebuild_worker", name, worker_targets(targets)]
+    helpers = [
+        await anyio.open_process(command, env=env, stdout=-1, stderr=None) for _ in range(count)
+    ]
+    log.info("rebuild.workers_started", projection=name, workers=count + 1)
+    return helpers
+
+
+async def _finish_workers(helpers: list[Process], *, kill: bool = False) -> None:
+    """Wait for the helpers (they stop once every partition has reached its target); one
+    that failed has left its partitions to the others, who finished its work."""
+    for helper in helpers:
+        out = b""
+        if kill:
+            helper.kill()
+        with anyio.move_on_after(60) as scope:
+            out = await _read_all(helper.stdout)
+            code = await helper.wait()
+        if scope.cancelled_caught:
+            helper.kill()
+            code = await helper.wait()
+        if code == 0:
+            events = out.decode(errors="replace").strip().rpartition("events=")[2]
+            log.info("rebuild.worker_finished", pid=helper.pid, events=events)
+        elif not kill:
+            log.warning("rebuild.worker_failed", pid=helper.pid, exit_code=code)
+
+
+async def _read_all(stream: ByteReceiveStream | None) -> bytes:
+    chunks: list[bytes] = []
+    if stream is not None:
+        with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+            while True:
+                chunks.append(await stream.receive())
+    return b"".join(chunks)
 
 
 async def drop_retired(runtime: Runtime, name: str) -> None:

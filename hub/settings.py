@@ -137,6 +137,15 @@ class HubSettings(BaseSettings):
         """The archive URL, defaulting to a file archive under ``home``."""
         return self.archive_url or (self.home.resolve() / "archive").as_uri()
 
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``HUB_*`` environment variables (for a child process)."""
+        env: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            if value is not None:
+                text = str(value).lower() if isinstance(value, bool) else str(value)
+                env[f"HUB_{name.upper()}"] = text
+        return env
+
     def topic_partitions(self) -> dict[str, int]:
         """Every hub topic with the partition count to create it with."""
         return {str(t): self.partitions for t in TOPICS}

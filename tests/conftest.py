@@ -159,9 +159,4 @@ def hub_env(settings: HubSettings) -> dict[str, str]:
     import os
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            env[f"HUB_{name.upper()}"] = (
-                str(value).lower() if isinstance(value, bool) else str(value)
-            )
-    return env
+    return env | settings.to_env()

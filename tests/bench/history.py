@@ -208,13 +208,7 @@ def rebuild_process(env: dict[str, str]) -> tuple[float, int]:
 
 
 def env_for(s: HubSettings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    for name, value in s.model_dump().items():
-        if value is not None:
-            env[f"HUB_{name.upper()}"] = (
-                str(value).lower() if isinstance(value, bool) else str(value)
-            )
-    return env
+    return {k: v for k, v in os.environ.items() if not k.startswith("HUB_")} | s.to_env()
 
 
 async def one(n: int, home: Path, endpoint: str) -> dict[str, float]:

@@ -4,7 +4,9 @@ read model is exact."""
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import sys
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from hub.ports import TopicPartition
 from hub.runtime import Runtime
 from hub.settings import HubSettings
 from schemas.events import AgentRegistered, Topic
-from tests.conftest import TEST_PARTITIONS, hub_env
+from tests.conftest import TEST_PARTITIONS, hub_env, settings_for
 from tests.support.procs import HubProcess
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -148,3 +150,72 @@ async def test_rebuild_killed_midway_resumes_and_swaps_in_exactly(
             "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'proj_registry_v1%'"
         )
         assert [r[0] for r in schemas] == ["proj_registry_v1"]
+
+
+def _children(pid: int, marker: str) -> list[int]:
+    """Child processes of ``pid`` whose command line contains ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == pid and marker in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+async def test_a_rebuild_worker_killed_midway_leaves_its_partitions_to_the_others(
+    database_url: str, tmp_path: Path
+) -> None:
+    # the Postgres log: its group table shows when the worker holds partitions
+    settings = settings_for(
+        "postgres",
+        "",
+        database_url,
+        tmp_path / "home",
+        archive_url=(tmp_path / "archive").as_uri(),
+        archive_max_records=97,
+        archive_max_age_s=0.5,
+    )
+    total = 12_000
+    env = hub_env(settings) | {"HUB_LOG_LEVEL": "warning", "HUB_BATCH_SIZE": "20"}
+    members = "SELECT count(*) FROM hub_log.members WHERE group_id = 'proj_registry_v1_next'"
+    async with Runtime(settings) as runtime, anyio.create_task_group() as tg:
+        for start in range(0, total, 1000):
+            await runtime.producer.emit([registered(i) for i in range(start, start + 1000)])
+        archiver = HubProcess(["archive"], hub_env(settings))
+        await archiver.start(tg)
+        ends = await runtime.log.end_offsets(ALL)
+        with anyio.fail_after(120):
+            while await archived_next(runtime) < sum(ends.values()):
+                await anyio.sleep(0.1)
+        await archiver.terminate()
+        await archiver.close()
+
+        cmd = [sys.executable, "-m", "hub.cli", "rebuild", "registry", "--grace", "0"]
+        async with await anyio.open_process([*cmd, "--workers", "2"], env=env) as proc:
+            with anyio.fail_after(120):
+                while await runtime.pool.fetchval(members) < 2:  # both share the work
+                    assert proc.returncode is None, "the rebuild ended before it was killed"
+                    await anyio.sleep(0.01)
+            (worker,) = _children(proc.pid, "hub.rebuild_worker")
+            done = await runtime.pool.fetchval(
+                "SELECT coalesce(sum(next_offset), 0) FROM hub.positions "
+                "WHERE consumer = 'proj_registry_v1_next'"
+            )
+            os.kill(worker, signal.SIGKILL)
+            assert done < total, "the kill landed after the rebuild had finished"
+            with anyio.fail_after(180):
+                code = await proc.wait()
+            stdout = await proc.stdout.receive() if proc.stdout else b""
+        assert code == 0 and b"swapped in" in stdout
+        rows = await runtime.pool.fetch(
+            "SELECT agent_id, revision FROM registry.agents WHERE tenant_id = 't1' ORDER BY 1"
+        )
+        assert [r[0] for r in rows] == [f"agent-{i:05d}" for i in range(total)]
+        assert {r[1] for r in rows} == {1}

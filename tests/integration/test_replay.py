@@ -118,8 +118,9 @@ async def test_a_gap_in_history_is_an_error_never_skipped(
             await replay(runtime, "registry", "earliest", reset=True)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 async def test_rebuild_swaps_in_while_readers_and_writers_carry_on(
-    settings: HubSettings, database_url: str
+    settings: HubSettings, database_url: str, workers: int
 ) -> None:
     async with Hub(settings, archive=True) as hub:
         await hub.emit(*[registered(i) for i in range(500)])
@@ -150,7 +151,9 @@ async def test_rebuild_swaps_in_while_readers_and_writers_carry_on(
         async with Runtime(settings) as runtime, anyio.create_task_group() as tg:
             tg.start_soon(writer)
             tg.start_soon(reader)
-            done = await rebuild(runtime, "registry", report=reports.append, grace_s=0)
+            done = await rebuild(
+                runtime, "registry", report=reports.append, grace_s=0, workers=workers
+            )
             (status,) = [s for s in await projection_status(runtime) if s.name == "registry"]
             assert status.state == "live" and status.rebuild is not None
             assert status.rebuild.state == "swapped" and status.rebuild.done > 0

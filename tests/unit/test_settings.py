@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.settings import load_settings
+from hub.settings import HubSettings, load_settings
 from schemas.errors import ConfigError
 
 
@@ -80,3 +80,30 @@ def test_bad_values_name_the_variable(
         load_settings()
     assert message in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_settings_travel_to_a_child_process_as_environment_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = HubSettings(partitions=3, log_json=True, archive_url="file:///tmp/a")
+    env = settings.to_env()
+    assert env["HUB_PARTITIONS"] == "3" and env["HUB_LOG_JSON"] == "true"
+    assert "HUB_LOG_URL" not in env  # unset stays unset
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert HubSettings() == settings
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", ""])
+def test_rebuild_workers_must_be_a_count_or_auto(value: str) -> None:
+    from hub.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["rebuild", "registry", "--workers", value])
+    assert exc.value.code == 2
+
+
+def test_rebuild_workers_auto_is_one_per_core() -> None:
+    from hub.cli_ops import _workers
+
+    assert _workers("auto") == (os.cpu_count() or 1) and _workers("3") == 3
