@@ -250,10 +250,11 @@ class PostgresConsumer(Lifecycle):
             by_topic.setdefault(tp.topic, {})[tp.partition] = pos
         per_partition = max(1, -(-max_records // len(self._positions)))
         out: list[ConsumerRecord] = []
+        tps = {(tp.topic, tp.partition): tp for tp in self._positions}
         for topic, positions in by_topic.items():
             rows = await self._log.read(topic, positions, per_partition)
-            for partition, offset, key, value, hkeys, hvalues, ts in rows:
-                tp = TopicPartition(topic, partition)
+            for partition, offset, key, value, hkeys, hvalues, ts_ms in rows:
+                tp = tps[topic, partition]
                 expected = self._positions.get(tp)
                 if expected is None or offset < expected:
                     continue
@@ -272,7 +273,7 @@ class PostgresConsumer(Lifecycle):
                         key,
                         value,
                         tuple(zip(hkeys, hvalues, strict=True)),
-                        int(ts.timestamp() * 1000),
+                        ts_ms,
                         tp,
                     )
                 )

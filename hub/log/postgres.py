@@ -116,7 +116,8 @@ SELECT topic, partition, next_offset, start_offset FROM {s}.partitions
 WHERE (topic, partition) IN (SELECT * FROM unnest($1::text[], $2::int[]))
 """
 READ = """
-SELECT r.partition, r."offset", r.key, r.value, r.header_keys, r.header_values, r.ts
+SELECT r.partition, r."offset", r.key, r.value, r.header_keys, r.header_values,
+       floor(extract(epoch FROM r.ts) * 1000)::bigint AS ts_ms
 FROM unnest($2::int[], $3::bigint[]) AS p (partition, pos)
 CROSS JOIN LATERAL (
     SELECT * FROM {s}.records r
