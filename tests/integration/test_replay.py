@@ -24,7 +24,8 @@ from projections.migrate import migrate
 from projections.registry import RegistryProjection
 from schemas.errors import ProjectionError
 from schemas.events import AgentRegistered, AgentUpdated, Topic
-from tests.conftest import TEST_PARTITIONS
+from tests.conftest import TEST_PARTITIONS, settings_for
+from tests.support.kafka_mock import MockCluster
 
 pytestmark = pytest.mark.anyio
 
@@ -100,6 +101,50 @@ async def test_replay_rebuilds_complete_history_from_archive_and_log_tail(
         # from a time: only what came after it is read again, and it is already applied
         again = await replay(runtime, "registry", middle)
         assert again.total == 1
+        assert await agents(runtime) == before
+
+
+async def test_after_kafka_retention_replay_and_rebuild_still_see_everything(
+    kafka_cluster: MockCluster,
+    database_url: str,
+    archive_url: str,
+    s3_endpoint: str | None,
+    tmp_path: Path,
+) -> None:
+    settings = settings_for(
+        "kafka",
+        f"kafka://{kafka_cluster.bootstrap_servers}",
+        database_url,
+        tmp_path / "home",
+        run_projectors="always",
+        archive_url=archive_url,
+        s3_endpoint_url=s3_endpoint,
+        archive_max_records=40,
+        archive_max_age_s=0.3,
+    )
+    async with Hub(settings, archive=True) as hub:
+        await hub.emit(*[registered(i) for i in range(300)])
+        await hub.emit(
+            AgentUpdated(tenant_id="default", actor="t", agent_id="agent-0001", description="v2")
+        )
+        with anyio.fail_after(60):
+            while await archived(hub) < 301:
+                await anyio.sleep(0.1)
+        await hub.wait_for_projections()
+        ends = await hub.runtime.log.end_offsets(REGISTRY)
+    for tp in REGISTRY:  # retention: the topic keeps each partition's last 3 records
+        kafka_cluster.delete_records(tp.topic, tp.partition, max(0, ends[tp] - 3))
+
+    async with Runtime(settings.model_copy(update={"run_projectors": "never"})) as runtime:
+        begins = await runtime.log.beginning_offsets(REGISTRY)
+        assert begins == {tp: max(0, ends[tp] - 3) for tp in REGISTRY}
+        before = await agents(runtime)
+        assert len(before) == 300 and dict(before)["agent-0001"] == 2
+        done = await replay(runtime, "registry", "earliest", reset=True)
+        assert done.done == done.total == 301
+        assert await agents(runtime) == before
+        rebuilt = await rebuild(runtime, "registry", grace_s=0)
+        assert rebuilt.done == 301
         assert await agents(runtime) == before
 
 

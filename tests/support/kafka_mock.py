@@ -58,6 +58,8 @@ def librdkafka() -> ctypes.CDLL:
     lib.rd_kafka_mock_broker_set_up.restype = i
     lib.rd_kafka_mock_group_initial_rebalance_delay_ms.argtypes = [vp, ctypes.c_int32]
     lib.rd_kafka_mock_group_initial_rebalance_delay_ms.restype = None
+    lib.rd_kafka_mock_partition_delete_records.argtypes = [vp, cp, ctypes.c_int32, ctypes.c_int64]
+    lib.rd_kafka_mock_partition_delete_records.restype = i
     _lib = lib
     return lib
 
@@ -105,6 +107,14 @@ class MockCluster:
     def create_topics(self, topics: Mapping[str, int]) -> None:
         for name, partitions in topics.items():
             self.create_topic(name, partitions)
+
+    def delete_records(self, topic: str, partition: int, before: int) -> None:
+        """Retention: drop the partition's records before offset ``before``."""
+        code = librdkafka().rd_kafka_mock_partition_delete_records(
+            self._cluster, topic.encode(), partition, before
+        )
+        if code != 0:
+            raise RuntimeError(f"delete_records({topic}[{partition}] < {before}): error {code}")
 
     def set_down(self, *broker_ids: int) -> None:
         for b in broker_ids or range(1, self.brokers + 1):
