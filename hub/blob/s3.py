@@ -73,12 +73,15 @@ class S3BlobStore(Lifecycle):
         self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
         self._stack: AsyncExitStack | None = None
         self._client: Any = None
+        self._session: aioboto3.Session | None = None
 
     async def start(self) -> None:
         if self._client is not None:
             return
         stack = AsyncExitStack()
-        session = aioboto3.Session()
+        if self._session is None:  # one per store: a restart (a retry) reuses its models
+            self._session = aioboto3.Session()
+        session = self._session
         try:
             self._client = await stack.enter_async_context(
                 session.client("s3", endpoint_url=self.endpoint_url, region_name=self.region)
