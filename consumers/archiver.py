@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -41,6 +41,7 @@ __all__ = [
     "Archiver",
     "ArchiverSettings",
     "encode_segment",
+    "iter_segment",
     "read_segment",
     "segment_key",
 ]
@@ -137,13 +138,17 @@ def encode_segment(tp: TopicPartition, records: Sequence[ConsumerRecord]) -> byt
     return out.getvalue()
 
 
-def read_segment(data: bytes) -> list[dict[str, Any]]:
-    """The entries of a segment written by :func:`encode_segment`, in offset order."""
-    entries: list[dict[str, Any]] = []
+def iter_segment(data: bytes) -> Iterator[dict[str, Any]]:
+    """The entries of a segment written by :func:`encode_segment`, in offset order,
+    decompressed and decoded one block at a time."""
     for entry in reader(io.BytesIO(data)):
         assert isinstance(entry, dict)
-        entries.append(entry)
-    return entries
+        yield entry
+
+
+def read_segment(data: bytes) -> list[dict[str, Any]]:
+    """All the entries of a segment (see :func:`iter_segment`)."""
+    return list(iter_segment(data))
 
 
 @dataclass(frozen=True)

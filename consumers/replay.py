@@ -19,14 +19,15 @@ partitions already on the log are handed out.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Self
 
 import anyio
 import asyncpg
 
-from consumers.archiver import read_segment
+from consumers.archiver import iter_segment
 from hub.ports import BlobStore, ConsumerRecord, EventLog, LogConsumer, RebalanceListener
 from hub.ports import TopicPartition as TP
 from schemas.errors import LogError
@@ -81,15 +82,24 @@ class ArchiveReader:
         found = {TP(r[0], r[1]): r[2] for r in rows}
         return {tp: found.get(tp, 0) for tp in tps}
 
-    async def read(self, tp: TP, segment: Segment, start: int) -> list[ConsumerRecord]:
-        """The records of one segment from ``start`` on."""
+    async def open(self, tp: TP, segment: Segment, start: int) -> Iterator[ConsumerRecord]:
+        """The records of one segment from ``start`` on, decoded as they are taken (only
+        the compressed segment and one block are held in memory)."""
         if not self._started:  # the store is only needed when history is replayed
             await self.store.start()
             self._started = True
-        entries = read_segment(await self.store.get(segment.key))
-        topic, partition = tp.topic, tp.partition
-        return [
-            ConsumerRecord(
+        return _records(tp, await self.store.get(segment.key), start)
+
+    async def read(self, tp: TP, segment: Segment, start: int) -> list[ConsumerRecord]:
+        """All the records of one segment from ``start`` on."""
+        return list(await self.open(tp, segment, start))
+
+
+def _records(tp: TP, data: bytes, start: int) -> Iterator[ConsumerRecord]:
+    topic, partition = tp.topic, tp.partition
+    for e in iter_segment(data):
+        if e["offset"] >= start:
+            yield ConsumerRecord(
                 topic,
                 partition,
                 e["offset"],
@@ -99,18 +109,16 @@ class ArchiveReader:
                 e["timestamp_ms"],
                 tp,
             )
-            for e in entries
-            if e["offset"] >= start
-        ]
 
 
 class _Cursor:
-    """Where a partition is in the archive: the next offset, and what is buffered."""
+    """Where a partition is in the archive: the next offset, and the open segment."""
 
     def __init__(self, position: int, end: int) -> None:
         self.position = position
         self.end = end  # first offset not archived: the log takes over here
-        self.buffer: list[ConsumerRecord] = []
+        self.segment: Segment | None = None
+        self.records: Iterator[ConsumerRecord] | None = None
 
 
 class ArchiveThenLog:
@@ -227,18 +235,27 @@ class ArchiveThenLog:
         out: list[ConsumerRecord] = []
         for tp, cursor in list(self._cursors.items()):
             while len(out) < max_records and cursor.position < cursor.end:
-                if not cursor.buffer:
+                if cursor.records is None or cursor.segment is None:
                     segments = await self.archive.segments(tp, cursor.position)
                     if not segments or segments[0].first > cursor.position:
                         raise LogError(
                             f"history lost on {tp}: offset {cursor.position} is no longer archived",
                             retriable=False,
                         )
-                    cursor.buffer = await self.archive.read(tp, segments[0], cursor.position)
-                take = cursor.buffer[: max_records - len(out)]
-                del cursor.buffer[: len(take)]
-                out += take
-                cursor.position = take[-1].offset + 1 if take else cursor.end
+                    cursor.segment = segments[0]
+                    cursor.records = await self.archive.open(tp, cursor.segment, cursor.position)
+                take = list(islice(cursor.records, max_records - len(out)))
+                if take:
+                    out += take
+                    cursor.position = take[-1].offset + 1
+                    continue
+                if cursor.position <= cursor.segment.last:  # never skip history silently
+                    raise LogError(
+                        f"archive segment {cursor.segment.key} ends before offset "
+                        f"{cursor.segment.last}, at {cursor.position - 1}: it is damaged",
+                        retriable=False,
+                    )
+                cursor.segment = cursor.records = None  # done with it: on to the next
             if cursor.position >= cursor.end:
                 del self._cursors[tp]  # the log is already positioned at cursor.end
             if len(out) >= max_records:

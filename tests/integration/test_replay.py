@@ -11,8 +11,10 @@ import anyio.lowlevel
 import asyncpg
 import pytest
 
-from consumers.replay import ArchiveThenLog
+from consumers.archiver import encode_segment
+from consumers.replay import ArchiveThenLog, Segment
 from hub import Hub, LogError
+from hub.blob import open_blob_store
 from hub.log.postgres import PostgresLog
 from hub.ports import TopicPartition
 from hub.rebuild import drop_retired, rebuild
@@ -160,6 +162,33 @@ async def test_a_gap_in_history_is_an_error_never_skipped(
             await log.truncate_before(tp, ends[tp])
     async with Runtime(settings) as runtime:
         with pytest.raises(LogError, match=r"history lost on agenthub\.registry"):
+            await replay(runtime, "registry", "earliest", reset=True)
+
+
+async def test_a_damaged_archive_segment_is_an_error_never_skipped(
+    settings: HubSettings, database_url: str
+) -> None:
+    async with Hub(settings, archive=True) as hub:
+        await hub.emit(*[registered(i) for i in range(200)])
+        with anyio.fail_after(60):
+            while await archived(hub) < 200:
+                await anyio.sleep(0.1)
+    async with PostgresLog(database_url) as log:
+        ends = await log.end_offsets(REGISTRY)
+        for tp in REGISTRY:
+            await log.truncate_before(tp, ends[tp])
+    async with Runtime(settings) as runtime:
+        row = await runtime.pool.fetchrow(
+            "SELECT key, partition, last_offset FROM hub.archive_segments "
+            "WHERE topic = $1 ORDER BY records DESC LIMIT 1",
+            str(Topic.REGISTRY),
+        )
+        store = open_blob_store(settings.archive, endpoint_url=settings.s3_endpoint_url)
+        async with store:  # the object loses its last records, the manifest does not know
+            tp = TopicPartition(str(Topic.REGISTRY), row["partition"])
+            records = await runtime.archive_reader().read(tp, Segment(0, 0, row["key"]), 0)
+            await store.put(row["key"], encode_segment(tp, records[:-2]))
+        with pytest.raises(LogError, match=r"ends before offset .*: it is damaged"):
             await replay(runtime, "registry", "earliest", reset=True)
 
 
