@@ -145,7 +145,7 @@ async def test_after_kafka_retention_replay_and_rebuild_still_see_everything(
         done = await replay(runtime, "registry", "earliest", reset=True)
         assert done.done == done.total == 301
         assert await agents(runtime) == before
-        rebuilt = await rebuild(runtime, "registry", grace_s=0)
+        rebuilt = await rebuild(runtime, "registry", grace_s=0, workers=2)  # a helper joins
         assert rebuilt.done == 301
         assert await agents(runtime) == before
 
