@@ -52,12 +52,16 @@ PARTITIONS = 4
 REGISTRY = str(Topic.REGISTRY)
 TPS = [TopicPartition(REGISTRY, p) for p in range(PARTITIONS)]
 
-# Runs the rebuild CLI in this interpreter and reports its own peak RSS (KiB on Linux).
+# Runs the rebuild CLI in this interpreter and reports its own peak RSS in KiB: VmHWM,
+# not getrusage's ru_maxrss, which Linux carries over from the parent (this benchmark, a
+# big process) into a child spawned with vfork and exec.
 REBUILD = """
-import resource, sys
+import re, sys
+from pathlib import Path
 from hub.cli import main
 code = main(["rebuild", "registry", "--grace", "0", "--workers", sys.argv[1]])
-print("maxrss_kib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+hwm = re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text())
+print("maxrss_kib", hwm[1] if hwm else 0, file=sys.stderr)
 sys.exit(code)
 """
 
