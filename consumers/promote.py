@@ -23,7 +23,12 @@ from hub.ports import EventLog
 from projections.base import Projection
 from projections.migrate import MIGRATION_LOCK, publish_views
 
-__all__ = ["drop_retired_versions", "is_rebuilding", "promote_if_caught_up"]
+__all__ = [
+    "drop_rebuild_leftovers",
+    "drop_retired_versions",
+    "is_rebuilding",
+    "promote_if_caught_up",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +46,13 @@ ORDER BY version
 FORGET_VERSION = """
 DELETE FROM hub.projections WHERE name = $1 AND version = $2 AND state = 'retired'
 RETURNING schema
+"""
+REBUILD_LEFTOVERS = """
+SELECT retired FROM hub.rebuilds
+WHERE retired IS NOT NULL AND drop_after <= now() AND name = $1
+"""
+FORGET_LEFTOVER = """
+UPDATE hub.rebuilds SET retired = NULL, drop_after = NULL WHERE name = $1 AND retired = $2
 """
 FORGET_CONSUMER = (
     "DELETE FROM hub.positions WHERE consumer = $1",
@@ -97,4 +109,18 @@ async def drop_retired_versions(
             log.info(
                 "projection.retired_version_dropped", projection=projection.name, schema=schema
             )
+    return dropped
+
+
+async def drop_rebuild_leftovers(conn: asyncpg.Connection, name: str) -> list[str]:
+    """Drop the schemas a rebuild of ``name`` swapped out, once their grace has passed."""
+    dropped: list[str] = []
+    if await conn.fetchval("SELECT to_regclass('hub.rebuilds')") is None:
+        return dropped  # never rebuilt
+    for row in await conn.fetch(REBUILD_LEFTOVERS, name):
+        async with conn.transaction():
+            await conn.execute(f"DROP SCHEMA IF EXISTS {row['retired']} CASCADE")
+            await conn.execute(FORGET_LEFTOVER, name, row["retired"])
+        dropped.append(row["retired"])
+        log.info("rebuild.dropped_old_schema", projection=name, schema=row["retired"])
     return dropped

@@ -31,7 +31,12 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from consumers.dlq import dead_letter_record, first_time_dead, send_dead_letters
 from consumers.positions import PostgresPositionStore, ensure_schema
-from consumers.promote import drop_retired_versions, is_rebuilding, promote_if_caught_up
+from consumers.promote import (
+    drop_rebuild_leftovers,
+    drop_retired_versions,
+    is_rebuilding,
+    promote_if_caught_up,
+)
 from consumers.replay import ArchiveReader, ArchiveThenLog
 from consumers.retry import Backoff
 from consumers.worker import Worker
@@ -458,7 +463,8 @@ class Projector(Worker):
             self._log.warning("projector.promote_failed", error=str(exc))
 
     async def _maybe_drop_retired(self) -> None:
-        """Versions this one replaced are dropped once their grace period is over."""
+        """Versions this one replaced, and tables a rebuild swapped out, are dropped once
+        their grace period is over."""
         now = time.monotonic()
         if self._rebuilding or now < self._next_retired_check or not self.projection.published:
             return
@@ -466,6 +472,8 @@ class Projector(Worker):
         self._next_retired_check = now + min(max(grace, 1.0), 60.0)
         try:
             await drop_retired_versions(self.pool, self.projection, grace)
+            async with self.pool.acquire() as conn:
+                await drop_rebuild_leftovers(conn, self.projection.name)
         except Exception as exc:
             if not is_retriable(exc):
                 raise

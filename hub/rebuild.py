@@ -16,8 +16,9 @@
    (in place when the columns match). A live projector elsewhere keeps running: its next
    batch finds the moved positions, is dropped and re-read, and continues into the new
    tables. Readers see the old rows or the new ones, never an error or an empty view;
-4. drops the old schema after ``grace_s`` (a later rebuild drops leftovers whose grace has
-   passed).
+4. drops the old schema after ``grace_s``: this process waits for it, and if it is gone
+   by then, the projection's running projector (``agent-hub up``) or the next rebuild
+   drops it.
 """
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
-import asyncpg
 import structlog
 from anyio.abc import ByteReceiveStream, Process
 
 from consumers.positions import PostgresPositionStore, partitions_of
+from consumers.promote import drop_rebuild_leftovers
 from hub.ports import TopicPartition
 from hub.rebuild_worker import worker_targets
 from hub.replay import Progress, find_projection, run_until_caught_up
@@ -79,10 +80,6 @@ UPDATE hub.rebuilds SET state = 'swapped', retired = $2,
     drop_after = now() + make_interval(secs => $3), updated_at = now()
 WHERE name = $1
 """
-LEFTOVERS = """
-SELECT retired FROM hub.rebuilds
-WHERE retired IS NOT NULL AND drop_after <= now() AND name = $1
-"""
 LOCK_POSITIONS = """
 SELECT 1 FROM hub.positions WHERE consumer = ANY($1::text[]) ORDER BY consumer FOR UPDATE
 """
@@ -113,18 +110,9 @@ async def _prepare(runtime: Runtime, live: Projection[Any], shadow: Projection[A
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
             await conn.execute(REBUILDS)
-        await _drop_leftovers(conn, live.name)
+        await drop_rebuild_leftovers(conn, live.name)
         await migrate(conn, shadow, register=False)
         await conn.execute(START, live.name, shadow.schema)
-
-
-async def _drop_leftovers(conn: asyncpg.Connection, name: str) -> None:
-    for row in await conn.fetch(LEFTOVERS, name):
-        await conn.execute(f"DROP SCHEMA IF EXISTS {row['retired']} CASCADE")
-        await conn.execute(
-            "UPDATE hub.rebuilds SET retired = NULL, drop_after = NULL WHERE name = $1", name
-        )
-        log.info("rebuild.dropped_old_schema", schema=row["retired"])
 
 
 async def _swap(
@@ -263,7 +251,7 @@ async def _read_all(stream: ByteReceiveStream | None) -> bytes:
 async def drop_retired(runtime: Runtime, name: str) -> None:
     """Drop old schemas of ``name`` whose grace period has passed."""
     async with runtime.pool.acquire() as conn:
-        await _drop_leftovers(conn, name)
+        await drop_rebuild_leftovers(conn, name)
 
 
 async def _record(runtime: Runtime, name: str, state: str, p: Progress) -> None:

@@ -49,6 +49,7 @@ def settings(
             "archive_max_records": 40,
             "archive_max_age_s": 0.3,
             "batch_linger_ms": 5,
+            "retired_grace_s": 0,  # swapped-out tables go as soon as their grace is over
         }
     )
 
@@ -233,21 +234,19 @@ async def test_rebuild_swaps_in_while_readers_and_writers_carry_on(
             assert status.rebuild.state == "swapped" and status.rebuild.done > 0
             await anyio.sleep(0.3)  # the live projector carries on into the new tables
             stop.set()
+        versions = "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'proj_registry_v1%'"
         assert done.done >= 500 and reports
         assert counts and min(counts) >= 500  # never empty, never an error
         assert all(b >= a for a, b in itertools.pairwise(counts)), "went backwards"
         await hub.wait_for_projections()
         rows = await hub.runtime.pool.fetch("SELECT agent_id, revision FROM registry.agents")
         assert len(rows) == written and {r[1] for r in rows} == {1}
-        schemas = await hub.runtime.pool.fetch(
-            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'proj_registry_v1%'"
-        )
-        assert sorted(r[0] for r in schemas)[0] == "proj_registry_v1"
-        await drop_retired(hub.runtime, "registry")
-        schemas = await hub.runtime.pool.fetch(
-            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'proj_registry_v1%'"
-        )
-        assert [r[0] for r in schemas] == ["proj_registry_v1"]
+        # the grace (0 s) is over: the live projector drops the swapped-out tables
+        with anyio.fail_after(30):
+            while [r[0] for r in await hub.runtime.pool.fetch(versions)] != ["proj_registry_v1"]:
+                await anyio.sleep(0.1)
+        await drop_retired(hub.runtime, "registry")  # nothing left to do
+        assert [r[0] for r in await hub.runtime.pool.fetch(versions)] == ["proj_registry_v1"]
 
 
 class RegistryV2(RegistryProjection):
