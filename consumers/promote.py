@@ -86,7 +86,7 @@ async def promote_if_caught_up(
 
 
 async def drop_retired_versions(
-    pool: asyncpg.Pool, projection: Projection[Any], grace_s: float
+    conn: asyncpg.Connection, projection: Projection[Any], grace_s: float
 ) -> list[str]:
     """Drop the schemas of ``projection``'s versions retired over ``grace_s`` ago.
 
@@ -95,20 +95,17 @@ async def drop_retired_versions(
     dropped schemas.
     """
     dropped: list[str] = []
-    async with pool.acquire() as conn:
-        for row in await conn.fetch(RETIRED, projection.name, grace_s):
-            async with conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
-                schema = await conn.fetchval(FORGET_VERSION, projection.name, row["version"])
-                if schema is None or schema == projection.schema:
-                    continue  # gone meanwhile (another process dropped it)
-                await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-                for sql in FORGET_CONSUMER:
-                    await conn.execute(sql, schema)
-            dropped.append(schema)
-            log.info(
-                "projection.retired_version_dropped", projection=projection.name, schema=schema
-            )
+    for row in await conn.fetch(RETIRED, projection.name, grace_s):
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            schema = await conn.fetchval(FORGET_VERSION, projection.name, row["version"])
+            if schema is None or schema == projection.schema:
+                continue  # gone meanwhile (another process dropped it)
+            await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            for sql in FORGET_CONSUMER:
+                await conn.execute(sql, schema)
+        dropped.append(schema)
+        log.info("projection.retired_version_dropped", projection=projection.name, schema=schema)
     return dropped
 
 

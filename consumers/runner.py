@@ -408,7 +408,6 @@ class Projector(Worker):
         letters = []
         for poison in dead:
             tp, offset = poison.key
-            error = f"{type(poison.error).__name__}: {poison.error}"
             if poison.key not in new:
                 self._log.info("projector.poison_skipped_again", tp=str(tp), offset=offset)
                 continue
@@ -417,7 +416,7 @@ class Projector(Worker):
                 tp=str(tp),
                 offset=offset,
                 event_type=poison.event_type,
-                error=error,
+                error=f"{type(poison.error).__name__}: {poison.error}",
             )
             letters.append(
                 dead_letter_record(
@@ -471,8 +470,8 @@ class Projector(Worker):
         grace = self.settings.retired_grace
         self._next_retired_check = now + min(max(grace, 1.0), 60.0)
         try:
-            await drop_retired_versions(self.pool, self.projection, grace)
             async with self.pool.acquire() as conn:
+                await drop_retired_versions(conn, self.projection, grace)
                 await drop_rebuild_leftovers(conn, self.projection.name)
         except Exception as exc:
             if not is_retriable(exc):

@@ -24,7 +24,7 @@
 from __future__ import annotations
 
 import contextlib
-import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -207,13 +207,13 @@ async def _start_workers(
     """Helper processes sharing the shadow's partitions (see ``hub.rebuild_worker``)."""
     if count <= 0:
         return []
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env |= runtime.settings.to_env()
+    env = runtime.settings.child_env()
     if runtime.database_url is not None:  # the embedded server this process started
         env["HUB_DATABASE_URL"] = runtime.database_url
     command = [sys.executable, "-m", "hub.rebuild_worker", name, worker_targets(targets)]
     helpers = [
-        await anyio.open_process(command, env=env, stdout=-1, stderr=None) for _ in range(count)
+        await anyio.open_process(command, env=env, stdout=subprocess.PIPE, stderr=None)
+        for _ in range(count)
     ]
     log.info("rebuild.workers_started", projection=name, workers=count + 1)
     return helpers

@@ -8,6 +8,7 @@ change of URLs, not of code.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -145,6 +146,12 @@ class HubSettings(BaseSettings):
                 text = str(value).lower() if isinstance(value, bool) else str(value)
                 env[f"HUB_{name.upper()}"] = text
         return env
+
+    def child_env(self) -> dict[str, str]:
+        """This process's environment with its ``HUB_*`` variables replaced by these
+        settings: what a child process needs to run with the same settings."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+        return env | self.to_env()
 
     def topic_partitions(self) -> dict[str, int]:
         """Every hub topic with the partition count to create it with."""

@@ -156,7 +156,4 @@ def hub_settings(backend: str, log_url: str, database_url: str, tmp_path: Path) 
 
 def hub_env(settings: HubSettings) -> dict[str, str]:
     """Environment variables that give a subprocess the same settings."""
-    import os
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    return env | settings.to_env()
+    return settings.child_env()

@@ -218,7 +218,7 @@ def rebuild_process(env: dict[str, str], workers: str = "1") -> tuple[float, int
 
 
 def env_for(s: HubSettings) -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("HUB_")} | s.to_env()
+    return s.child_env()
 
 
 async def one(n: int, home: Path, endpoint: str) -> dict[str, float]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from anyio.abc import TaskGroup
 
 from consumers.archiver import read_segment
 from hub.blob import open_blob_store
@@ -49,6 +50,22 @@ async def archived_next(runtime: Runtime) -> int:
         "SELECT coalesce(sum(next_offset), 0) FROM hub.positions WHERE consumer = 'archiver'"
     )
     return int(rows[0][0])
+
+
+async def archive_all(
+    runtime: Runtime, settings: HubSettings, tg: TaskGroup, total: int, *, step: int
+) -> None:
+    """``total`` registrations, archived by an archiver process that is then stopped."""
+    for start in range(0, total, step):
+        await runtime.producer.emit([registered(i) for i in range(start, start + step)])
+    archiver = HubProcess(["archive"], hub_env(settings))
+    await archiver.start(tg)
+    ends = await runtime.log.end_offsets(ALL)
+    with anyio.fail_after(120):
+        while await archived_next(runtime) < sum(ends.values()):
+            await anyio.sleep(0.1)
+    await archiver.terminate()
+    await archiver.close()
 
 
 async def test_archiver_killed_three_times_leaves_no_gap_and_no_duplicate(
@@ -111,16 +128,7 @@ async def test_rebuild_killed_midway_resumes_and_swaps_in_exactly(
     total = 6_000
     env = hub_env(settings) | {"HUB_LOG_LEVEL": "warning"}
     async with Runtime(settings) as runtime, anyio.create_task_group() as tg:
-        for start in range(0, total, 500):
-            await runtime.producer.emit([registered(i) for i in range(start, start + 500)])
-        archiver = HubProcess(["archive"], hub_env(settings))
-        await archiver.start(tg)
-        ends = await runtime.log.end_offsets(ALL)
-        with anyio.fail_after(120):
-            while await archived_next(runtime) < sum(ends.values()):
-                await anyio.sleep(0.1)
-        await archiver.terminate()
-        await archiver.close()
+        await archive_all(runtime, settings, tg, total, step=500)
 
         cmd = [sys.executable, "-m", "hub.cli", "rebuild", "registry", "--grace", "0"]
         async with await anyio.open_process(cmd, env=env) as proc:
@@ -186,16 +194,7 @@ async def test_a_rebuild_worker_killed_midway_leaves_its_partitions_to_the_other
     env = hub_env(settings) | {"HUB_LOG_LEVEL": "warning", "HUB_BATCH_SIZE": "20"}
     members = "SELECT count(*) FROM hub_log.members WHERE group_id = 'proj_registry_v1_next'"
     async with Runtime(settings) as runtime, anyio.create_task_group() as tg:
-        for start in range(0, total, 1000):
-            await runtime.producer.emit([registered(i) for i in range(start, start + 1000)])
-        archiver = HubProcess(["archive"], hub_env(settings))
-        await archiver.start(tg)
-        ends = await runtime.log.end_offsets(ALL)
-        with anyio.fail_after(120):
-            while await archived_next(runtime) < sum(ends.values()):
-                await anyio.sleep(0.1)
-        await archiver.terminate()
-        await archiver.close()
+        await archive_all(runtime, settings, tg, total, step=1000)
 
         cmd = [sys.executable, "-m", "hub.cli", "rebuild", "registry", "--grace", "0"]
         async with await anyio.open_process([*cmd, "--workers", "2"], env=env) as proc:

@@ -66,6 +66,20 @@ async def archived(hub: Hub) -> int:
     return int(total)
 
 
+async def wait_archived(hub: Hub, count: int) -> None:
+    with anyio.fail_after(60):
+        while await archived(hub) < count:
+            await anyio.sleep(0.1)
+
+
+async def keep_last(database_url: str, count: int) -> None:
+    """Retention on the Postgres log: each registry partition keeps its last ``count``."""
+    async with PostgresLog(database_url) as log:
+        ends = await log.end_offsets(REGISTRY)
+        for tp in REGISTRY:
+            await log.truncate_before(tp, max(0, ends[tp] - count))
+
+
 async def agents(runtime: Runtime) -> list[tuple[str, int]]:
     rows = await runtime.pool.fetch("SELECT agent_id, revision FROM registry.agents ORDER BY 1")
     return [(r[0], r[1]) for r in rows]
@@ -76,20 +90,15 @@ async def test_replay_rebuilds_complete_history_from_archive_and_log_tail(
 ) -> None:
     async with Hub(settings, archive=True) as hub:
         await hub.emit(*[registered(i) for i in range(300)])
-        with anyio.fail_after(60):
-            while await archived(hub) < 300:
-                await anyio.sleep(0.1)
+        await wait_archived(hub, 300)
         middle = datetime.now(UTC)
         await anyio.sleep(0.01)
         await hub.emit(
             *[AgentUpdated(tenant_id="default", actor="t", agent_id="agent-0001", description="v2")]
         )
         await hub.wait_for_projections()
-    # retention: the Postgres log drops everything but each partition's last 3 records
+    await keep_last(database_url, 3)  # retention: each partition keeps its last 3 records
     async with PostgresLog(database_url) as log:
-        ends = await log.end_offsets(REGISTRY)
-        for tp in REGISTRY:
-            await log.truncate_before(tp, max(0, ends[tp] - 3))
         assert sum((await log.beginning_offsets(REGISTRY)).values()) > 0
 
     reports: list[Progress] = []
@@ -130,9 +139,7 @@ async def test_after_kafka_retention_replay_and_rebuild_still_see_everything(
         await hub.emit(
             AgentUpdated(tenant_id="default", actor="t", agent_id="agent-0001", description="v2")
         )
-        with anyio.fail_after(60):
-            while await archived(hub) < 301:
-                await anyio.sleep(0.1)
+        await wait_archived(hub, 301)
         await hub.wait_for_projections()
         ends = await hub.runtime.log.end_offsets(REGISTRY)
     for tp in REGISTRY:  # retention: the topic keeps each partition's last 3 records
@@ -157,10 +164,7 @@ async def test_a_gap_in_history_is_an_error_never_skipped(
     async with Hub(settings) as hub:  # no archiver: nothing is archived
         await hub.emit(*[registered(i) for i in range(40)])
         await hub.wait_for_projections()
-    async with PostgresLog(database_url) as log:
-        ends = await log.end_offsets(REGISTRY)
-        for tp in REGISTRY:
-            await log.truncate_before(tp, ends[tp])
+    await keep_last(database_url, 0)
     async with Runtime(settings) as runtime:
         with pytest.raises(LogError, match=r"history lost on agenthub\.registry"):
             await replay(runtime, "registry", "earliest", reset=True)
@@ -171,13 +175,8 @@ async def test_a_damaged_archive_segment_is_an_error_never_skipped(
 ) -> None:
     async with Hub(settings, archive=True) as hub:
         await hub.emit(*[registered(i) for i in range(200)])
-        with anyio.fail_after(60):
-            while await archived(hub) < 200:
-                await anyio.sleep(0.1)
-    async with PostgresLog(database_url) as log:
-        ends = await log.end_offsets(REGISTRY)
-        for tp in REGISTRY:
-            await log.truncate_before(tp, ends[tp])
+        await wait_archived(hub, 200)
+    await keep_last(database_url, 0)
     async with Runtime(settings) as runtime:
         row = await runtime.pool.fetchrow(
             "SELECT key, partition, last_offset FROM hub.archive_segments "
@@ -199,9 +198,7 @@ async def test_rebuild_swaps_in_while_readers_and_writers_carry_on(
 ) -> None:
     async with Hub(settings, archive=True) as hub:
         await hub.emit(*[registered(i) for i in range(500)])
-        with anyio.fail_after(60):
-            while await archived(hub) < 500:
-                await anyio.sleep(0.1)
+        await wait_archived(hub, 500)
         written = 500
         counts: list[int] = []
         stop = anyio.Event()
@@ -260,13 +257,8 @@ async def test_a_version_bump_fills_from_history_then_takes_over(
 ) -> None:
     async with Hub(settings, archive=True) as hub:
         await hub.emit(*[registered(i) for i in range(200)])
-        with anyio.fail_after(60):
-            while await archived(hub) < 200:
-                await anyio.sleep(0.1)
-    async with PostgresLog(database_url) as log:  # v2 must get the early history elsewhere
-        ends = await log.end_offsets(REGISTRY)
-        for tp in REGISTRY:
-            await log.truncate_before(tp, max(0, ends[tp] - 2))
+        await wait_archived(hub, 200)
+    await keep_last(database_url, 2)  # v2 must get the early history elsewhere
 
     upgraded = settings.model_copy(update={"run_projectors": "never", "retired_grace_s": 0})
     async with Runtime(upgraded) as runtime:
@@ -350,14 +342,9 @@ async def test_a_member_serving_the_archive_keeps_polling_the_log(
     )
     async with Hub(settings, archive=True) as hub:
         await hub.emit(*[registered(i) for i in range(400)])
-        with anyio.fail_after(60):
-            while await archived(hub) < 400:
-                await anyio.sleep(0.1)
+        await wait_archived(hub, 400)
     if backend == "postgres":  # retention: the archive is the only copy of the early records
-        async with PostgresLog(database_url) as log:
-            ends = await log.end_offsets(REGISTRY)
-            for tp in REGISTRY:
-                await log.truncate_before(tp, max(0, ends[tp] - 3))
+        await keep_last(database_url, 3)
     async with Runtime(settings) as runtime:
         await runtime.producer.emit([registered(i) for i in range(400, 410)])  # log-only tail
         ends = await runtime.log.end_offsets(REGISTRY)
