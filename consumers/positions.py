@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 import anyio
 import asyncpg
 
-from hub.db import translate_errors
-from hub.ports import EventLog, TopicPartition
+from hub.infra.db import translate_errors
+from hub.infra.ports import EventLog, TopicPartition
 
 __all__ = ["CHANNEL", "PositionWatcher", "PostgresPositionStore", "ensure_schema", "partitions_of"]
 
@@ -85,6 +85,27 @@ STATS = (
     "SELECT applied, duplicates, dead_lettered, batches FROM hub.consumer_stats WHERE consumer = $1"
 )
 ALL_FOR = "SELECT topic, partition, next_offset FROM hub.positions WHERE consumer = $1"
+OF_CONSUMERS = """
+SELECT consumer, topic, partition, next_offset FROM hub.positions
+WHERE consumer = ANY($1::text[])
+"""
+SET = """
+INSERT INTO hub.positions (consumer, topic, partition, next_offset)
+SELECT $1, * FROM unnest($2::text[], $3::int[], $4::bigint[])
+ON CONFLICT (consumer, topic, partition) DO UPDATE
+SET next_offset = EXCLUDED.next_offset, updated_at = now()
+"""
+LOCK_CONSUMERS = """
+SELECT 1 FROM hub.positions WHERE consumer = ANY($1::text[]) ORDER BY consumer FOR UPDATE
+"""
+FORGET = (
+    "DELETE FROM hub.positions WHERE consumer = $1",
+    "DELETE FROM hub.consumer_stats WHERE consumer = $1",
+)
+RENAME = (
+    "UPDATE hub.positions SET consumer = $2 WHERE consumer = $1",
+    "UPDATE hub.consumer_stats SET consumer = $2 WHERE consumer = $1",
+)
 LOCK_ALL_FOR = ALL_FOR + " ORDER BY topic, partition FOR UPDATE"
 NOTIFY = "SELECT pg_notify($1, $2)"
 
@@ -166,6 +187,36 @@ class PostgresPositionStore:
         with translate_errors(f"cannot load positions of {consumer}"):
             rows = await self.pool.fetch(ALL_FOR, consumer)
         return {TopicPartition(r[0], r[1]): r[2] for r in rows}
+
+    async def of_consumers(self, consumers: Sequence[str]) -> dict[tuple[str, TopicPartition], int]:
+        """Stored positions of several consumers, keyed by (consumer, partition)."""
+        with translate_errors("cannot load positions"):
+            rows = await self.pool.fetch(OF_CONSUMERS, list(consumers))
+        return {(r[0], TopicPartition(r[1], r[2])): r[3] for r in rows}
+
+    @staticmethod
+    async def rewind(
+        tx: asyncpg.Connection, consumer: str, positions: Mapping[TopicPartition, int]
+    ) -> None:
+        """Store ``positions`` for ``consumer`` whatever they were (a rewind), in ``tx``."""
+        tps = sorted(positions)
+        topics, parts = _split(tps)
+        await tx.execute(SET, consumer, topics, parts, [positions[tp] for tp in tps])
+
+    @staticmethod
+    async def forget(tx: asyncpg.Connection, consumer: str) -> None:
+        """Drop every position and count of ``consumer`` (a dropped shadow or version)."""
+        for sql in FORGET:
+            await tx.execute(sql, consumer)
+
+    @staticmethod
+    async def hand_over(tx: asyncpg.Connection, source: str, target: str) -> None:
+        """Give ``source``'s positions and counts to ``target`` (whose own are dropped),
+        both locked first, in the caller's transaction (a rebuild's swap)."""
+        await tx.execute(LOCK_CONSUMERS, [source, target])
+        await PostgresPositionStore.forget(tx, target)
+        for sql in RENAME:
+            await tx.execute(sql, source, target)
 
     async def claim(
         self, tx: asyncpg.Connection, consumer: str, starts: Mapping[TopicPartition, int]

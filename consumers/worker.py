@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 import anyio
 
 from consumers.retry import Backoff
-from hub.db import is_retriable
-from hub.lifecycle import Lifecycle
+from hub.infra.db import is_retriable
+from hub.infra.lifecycle import Lifecycle
 
 __all__ = ["Worker"]
 

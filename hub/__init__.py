@@ -21,11 +21,11 @@ from schemas.errors import (
 
 if TYPE_CHECKING:
     from hub.client import Hub
-    from hub.config import HubConfig
-    from hub.metrics import MetricsExporter
-    from hub.prompts.manager import S3PromptManager
-    from hub.registry import AgentRegistry
-    from hub.session import create_session_manager, generate_run_id
+    from hub.compat.config import HubConfig
+    from hub.compat.metrics import MetricsExporter
+    from hub.compat.prompts import S3PromptManager
+    from hub.compat.registry import AgentRegistry
+    from hub.compat.session import create_session_manager, generate_run_id
     from hub.settings import HubSettings
 
 __all__ = [
@@ -50,12 +50,12 @@ __all__ = [
 
 
 _FACADE = {
-    "AgentRegistry": "hub.registry",
-    "HubConfig": "hub.config",
-    "MetricsExporter": "hub.metrics",
-    "S3PromptManager": "hub.prompts.manager",
-    "create_session_manager": "hub.session",
-    "generate_run_id": "hub.session",
+    "AgentRegistry": "hub.compat.registry",
+    "HubConfig": "hub.compat.config",
+    "MetricsExporter": "hub.compat.metrics",
+    "S3PromptManager": "hub.compat.prompts",
+    "create_session_manager": "hub.compat.session",
+    "generate_run_id": "hub.compat.session",
 }
 
 

@@ -7,7 +7,6 @@ produces and reads. ``wait_for_projections()`` gives read-your-writes.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from typing import Any
@@ -15,29 +14,24 @@ from typing import Any
 import anyio
 import structlog
 
-from consumers.archiver import Archiver
-from consumers.positions import partitions_of
-from consumers.runner import Projector
-from hub.embedded import ServerLock
-from hub.lifecycle import Lifecycle
-from hub.ports import Position, TopicPartition
+from consumers.archive.archiver import Archiver
+from consumers.projector import Projector
+from hub.agents.client import RegistryClient
+from hub.core.context import HubContext
+from hub.infra.embedded import ServerLock
+from hub.infra.lifecycle import Lifecycle
+from hub.infra.ports import Position
 from hub.prompts.client import PromptsClient
-from hub.registry import RegistryClient
 from hub.runs.client import RunsClient
 from hub.runtime import Runtime
+from hub.sessions.client import SessionsClient
 from hub.settings import HubSettings, load_settings
-from hub.threads.client import SessionsClient
 from schemas.errors import HubError
 from schemas.events import Event
 
 __all__ = ["Hub"]
 
 log = structlog.get_logger(__name__)
-
-POSITIONS = """
-SELECT consumer, topic, partition, next_offset FROM hub.positions
-WHERE consumer = ANY($1::text[])
-"""
 
 
 class Hub(Lifecycle):
@@ -46,10 +40,11 @@ class Hub(Lifecycle):
     def __init__(self, settings: HubSettings, *, archive: bool = False) -> None:
         self.settings = settings
         self.runtime = Runtime(settings)
-        self.registry = RegistryClient(self)
-        self.sessions = SessionsClient(self)
-        self.runs = RunsClient(self)
-        self.prompts = PromptsClient(self)
+        self.context = HubContext(self.runtime)
+        self.registry = RegistryClient(self.context)
+        self.sessions = SessionsClient(self.context)
+        self.runs = RunsClient(self.context)
+        self.prompts = PromptsClient(self.context)
         self.projectors: list[Projector] = []
         self.archiver: Archiver | None = None
         self._archive = archive
@@ -121,7 +116,7 @@ class Hub(Lifecycle):
 
     async def emit(self, *events: Event) -> list[Position]:
         """Append events to the log (validated, all or nothing); returns their positions."""
-        return await self.runtime.producer.emit(events)
+        return await self.context.emit(*events)
 
     # ── the offline spool ───────────────────────────────────────────────────────────────
 
@@ -152,49 +147,9 @@ class Hub(Lifecycle):
         self, timeout: float = 30.0, *, topics: Sequence[str] | None = None
     ) -> None:
         """Wait until every projection has applied everything this client produced."""
-        marks = {
-            tp: offset
-            for tp, offset in self.runtime.producer.high_water.items()
-            if topics is None or tp.topic in topics
-        }
-        await self._wait_for_marks(marks, timeout)
+        await self.context.wait_for_projections(timeout, topics=topics)
 
     async def catch_up(self, timeout: float = 60.0) -> None:
         """Wait until every projection has applied everything in the log now (used at
         start when projectors run in this process, so reads see earlier processes' work)."""
-        topics = sorted({str(t) for p in self.runtime.projections for t in p.topics})
-        partitions = await partitions_of(self.runtime.log, topics)
-        ends = await self.runtime.log.end_offsets(partitions)
-        await self._wait_for_marks({tp: end - 1 for tp, end in ends.items() if end > 0}, timeout)
-
-    async def _wait_for_marks(self, marks: dict[TopicPartition, int], timeout: float) -> None:
-        if not marks:
-            return
-        needed = {
-            (p.consumer, tp): offset
-            for p in self.runtime.projections
-            for tp, offset in marks.items()
-            if tp.topic in p.topics
-        }
-        if not needed:
-            return
-        consumers = sorted({c for c, _ in needed})
-        deadline = time.monotonic() + timeout
-        watcher = await self.runtime.position_watcher()
-        while True:
-            changed = watcher.changed()  # taken before reading: no change can slip by
-            rows = await self.runtime.pool.fetch(POSITIONS, consumers)
-            stored = {(r[0], TopicPartition(r[1], r[2])): r[3] for r in rows}
-            behind = {k: v for k, v in needed.items() if stored.get(k, 0) <= v}
-            if not behind:
-                return
-            if time.monotonic() >= deadline:
-                (consumer, tp), offset = next(iter(behind.items()))
-                raise HubError(
-                    f"projections did not catch up within {timeout:g}s: {consumer} is at "
-                    f"{stored.get((consumer, tp), 0)} on {tp}, waiting for offset {offset} "
-                    "(is a projector running? see `agent-hub status`)",
-                    retriable=True,
-                )
-            with anyio.move_on_after(min(0.5, max(0.0, deadline - time.monotonic()))):
-                await changed.wait()  # a projector stored positions (or poll again in 0.5 s)
+        await self.context.catch_up(timeout)

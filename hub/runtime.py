@@ -12,21 +12,21 @@ import anyio
 import asyncpg
 import structlog
 
-from consumers.archiver import MANIFEST as ARCHIVE_MANIFEST
-from consumers.archiver import Archiver, ArchiverSettings
-from consumers.positions import PositionWatcher
+from consumers.archive.archiver import MANIFEST as ARCHIVE_MANIFEST
+from consumers.archive.archiver import Archiver, ArchiverSettings
+from consumers.archive.reader import ArchiveReader
+from consumers.positions import PositionWatcher, PostgresPositionStore
 from consumers.positions import ensure_schema as ensure_positions
-from consumers.replay import ArchiveReader
-from consumers.runner import Projector, ProjectorSettings
-from hub.blob import open_blob_store
-from hub.db import create_pool
-from hub.embedded import EmbeddedPostgres
-from hub.lifecycle import Lifecycle
-from hub.log import open_log
-from hub.ports import BlobStore, EventLog
-from hub.producer import EventProducer
+from consumers.projector import Projector, ProjectorSettings
+from hub.infra.blob import open_blob_store
+from hub.infra.db import create_pool
+from hub.infra.embedded import EmbeddedPostgres
+from hub.infra.lifecycle import Lifecycle
+from hub.infra.log import open_log
+from hub.infra.ports import BlobStore, EventLog, PositionStore
+from hub.infra.producer import EventProducer
+from hub.infra.spool import Spool
 from hub.settings import HubSettings
-from hub.spool import Spool
 from projections import all_projections
 from projections.base import Projection
 from projections.migrate import MIGRATION_LOCK, ensure_hub_schema, migrate
@@ -51,6 +51,7 @@ class Runtime(Lifecycle):
         self._producer: EventProducer | None = None
         self._blobs: BlobStore | None = None
         self._watcher: PositionWatcher | None = None
+        self._positions: PositionStore | None = None
         self.spool = Spool.of_home(settings.home)
 
     async def start(self) -> None:
@@ -63,6 +64,7 @@ class Runtime(Lifecycle):
                 self.database_url = await self.embedded.start()
             assert self.database_url is not None
             self._pool = await create_pool(self.database_url)
+            self._positions = PostgresPositionStore(self._pool)
             async with self._pool.acquire() as conn:
                 await ensure_hub_schema(conn)
                 await ensure_positions(conn)
@@ -118,6 +120,12 @@ class Runtime(Lifecycle):
     def pool(self) -> asyncpg.Pool:
         assert self._pool is not None, "runtime not started"
         return self._pool
+
+    @property
+    def positions(self) -> PositionStore:
+        """Where each consumer has got to (``hub.positions``)."""
+        assert self._positions is not None, "runtime not started"
+        return self._positions
 
     @property
     def log(self) -> EventLog:
@@ -178,6 +186,7 @@ class Runtime(Lifecycle):
             projection,
             log=self.log,
             pool=self.pool,
+            positions=self.positions,
             codec=self.codec,
             archive=self.archive_reader(),
             settings=ProjectorSettings(

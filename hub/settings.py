@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hub.log import validate_log_url
+from hub.infra.log import validate_log_url
 from schemas.errors import ConfigError
 from schemas.events import TOPICS
 

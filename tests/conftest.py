@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hub.log.kafka import KafkaLog, KafkaSettings
-from hub.log.postgres import PostgresLog
-from hub.ports import EventLog
+from hub.infra.log.kafka import KafkaLog, KafkaSettings
+from hub.infra.log.postgres import PostgresLog
+from hub.infra.ports import EventLog
 from hub.runtime import Runtime
 from hub.settings import HubSettings
 from schemas.events import TOPICS

@@ -28,9 +28,9 @@ from strands.types.session import (
     encode_bytes_values,
 )
 
+from hub.bridge import SyncHub, sync_hub
+from hub.sessions.models import Message
 from hub.settings import HubSettings
-from hub.sync import SyncHub, sync_hub
-from hub.threads.models import Message
 from schemas.errors import NotFoundError
 
 if TYPE_CHECKING:

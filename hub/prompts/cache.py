@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 
-from hub.files import write_atomic
+from hub.infra.files import write_atomic
 
 __all__ = ["CachedPrompt", "PromptCache"]
 

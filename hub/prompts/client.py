@@ -18,15 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from hub.prompts import sql
+from hub.core.inputs import build_event
 from hub.prompts.cache import PromptCache
 from hub.prompts.models import PromptVersion
-from hub.registry import build_event
+from projections.prompts import queries
 from schemas.errors import ConflictError, HubError, InputError, NotFoundError
 from schemas.events import PromptLabelMoved, PromptVersionCreated, Topic
 
 if TYPE_CHECKING:
-    from hub.client import Hub
+    from hub.core.context import HubContext
 
 __all__ = ["CURRENT", "PromptsClient", "sha256_of"]
 
@@ -53,22 +53,18 @@ def _check_content(content: Any) -> str:
 class PromptsClient:
     """Versioned prompts, as ``hub.prompts``."""
 
-    def __init__(self, hub: Hub) -> None:
-        self._hub = hub
-        s = hub.settings
+    def __init__(self, ctx: HubContext) -> None:
+        self._ctx = ctx
+        s = ctx.settings
         self.cache = PromptCache(s.prompt_cache_ttl_s, s.home)
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def _tenant(self) -> str:
-        return self._hub.settings.tenant
-
-    def _envelope(self) -> dict[str, Any]:
-        s = self._hub.settings
-        return {"tenant_id": s.tenant, "actor": s.actor}
+        return self._ctx.settings.tenant
 
     async def _settled(self) -> None:
-        await self._hub.wait_for_projections(topics=[PROMPTS])
+        await self._ctx.wait_for_projections(topics=[PROMPTS])
 
     # ── writing ─────────────────────────────────────────────────────────────────────────
 
@@ -77,13 +73,13 @@ class PromptsClient:
     ) -> PromptVersionCreated:
         event = build_event(
             PromptVersionCreated,
-            **self._envelope(),
+            **self._ctx.envelope(),
             name=name,
             version=version,
             content=_check_content(content),
             sha256=sha256_of(content),
             note=note,
-            author=author or self._hub.settings.actor,
+            author=author or self._ctx.settings.actor,
         )
         assert isinstance(event, PromptVersionCreated)
         return event
@@ -91,7 +87,7 @@ class PromptsClient:
     def _moved(self, name: str, label: str, version: str, previous: str | None) -> PromptLabelMoved:
         event = build_event(
             PromptLabelMoved,
-            **self._envelope(),
+            **self._ctx.envelope(),
             name=name,
             version=version,
             label=label,
@@ -132,7 +128,7 @@ class PromptsClient:
         events: list[Any] = [created]
         if current is None:
             events.append(self._moved(name, CURRENT, version, None))
-        await self._hub.emit(*events)
+        await self._ctx.emit(*events)
         if current is None:
             self.cache.put(name, CURRENT, version, created.content, created.sha256)
         return True
@@ -158,7 +154,7 @@ class PromptsClient:
                 previous = current.version if current else None
                 events.append(self._moved(name, CURRENT, version, previous))
         if events:
-            await self._hub.emit(*events)
+            await self._ctx.emit(*events)
         if make_current:
             self.cache.put(name, CURRENT, version, created.content, created.sha256)
         result = await self.get_version(name, version)
@@ -172,7 +168,7 @@ class PromptsClient:
             raise NotFoundError(f"prompt {name!r} has no version {version!r}")
         current = await self._label(name, label)
         if current is None or current.version != version:
-            await self._hub.emit(
+            await self._ctx.emit(
                 self._moved(name, label, version, current.version if current else None)
             )
         self.cache.put(name, label, version, target.content, target.sha256)
@@ -186,7 +182,7 @@ class PromptsClient:
 
     async def _label(self, name: str, label: str) -> PromptVersion | None:
         await self._settled()
-        row = await self._hub.runtime.pool.fetchrow(sql.LABEL, self._tenant, name, label)
+        row = await self._ctx.pool.fetchrow(queries.LABEL, self._tenant, name, label)
         return PromptVersion(**dict(row)) if row else None
 
     async def get(self, name: str, *, label: str = CURRENT) -> PromptVersion | None:
@@ -196,13 +192,13 @@ class PromptsClient:
     async def get_version(self, name: str, version: str) -> PromptVersion | None:
         """One version, or None."""
         await self._settled()
-        row = await self._hub.runtime.pool.fetchrow(sql.VERSION, self._tenant, name, version)
+        row = await self._ctx.pool.fetchrow(queries.VERSION, self._tenant, name, version)
         return PromptVersion(**dict(row)) if row else None
 
     async def list_versions(self, name: str) -> builtins.list[PromptVersion]:
         """Every version, oldest first, with the labels on each."""
         await self._settled()
-        rows = await self._hub.runtime.pool.fetch(sql.LIST_VERSIONS, self._tenant, name)
+        rows = await self._ctx.pool.fetch(queries.LIST_VERSIONS, self._tenant, name)
         return [PromptVersion(**dict(r)) for r in rows]
 
     async def labels_at(self, name: str, at: datetime) -> dict[str, str]:
@@ -210,7 +206,7 @@ class PromptsClient:
         if at.tzinfo is None:
             raise InputError("at: must be a timezone-aware datetime", field="at")
         await self._settled()
-        rows = await self._hub.runtime.pool.fetch(sql.LABELS_AT, self._tenant, name, at)
+        rows = await self._ctx.pool.fetch(queries.LABELS_AT, self._tenant, name, at)
         return {r["label"]: r["version"] for r in rows}
 
     async def as_of(
@@ -218,12 +214,12 @@ class PromptsClient:
     ) -> PromptVersion | None:
         """The version ``label`` pointed at, at a time or before a log offset of the
         prompt's partition (None if it pointed nowhere yet)."""
-        from hub.registry import as_of_point
+        from hub.core.inputs import as_of_point
 
         when, offset = as_of_point(at)
         await self._settled()
-        version = await self._hub.runtime.pool.fetchval(
-            sql.AS_OF, self._tenant, name, label, when, offset
+        version = await self._ctx.pool.fetchval(
+            queries.AS_OF, self._tenant, name, label, when, offset
         )
         return None if version is None else await self.get_version(name, version)
 

@@ -12,22 +12,22 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
-from hub.registry import build_event
-from hub.runs import sql
+from hub.core.inputs import build_event
 from hub.runs.models import AggregateRow, ArtifactInfo, MetricPoint, RunDetail, RunInfo
 from hub.runs.run import Run, artifact_store_key
+from projections.runs import queries
 from schemas.errors import InputError, NotFoundError
 from schemas.events import Provenance, RunStatus, Topic
 from schemas.ids import uuid7
 
 if TYPE_CHECKING:
-    from hub.client import Hub
+    from hub.core.context import HubContext
 
 __all__ = ["RunsClient"]
 
 RUNS = str(Topic.RUNS)
-GROUPS = {None: sql.AGGREGATE_TOTAL, "day": sql.AGGREGATE_BY_DAY}
-GROUPS["prompt_version"] = sql.AGGREGATE_BY_PROMPT
+GROUPS = {None: queries.AGGREGATE_TOTAL, "day": queries.AGGREGATE_BY_DAY}
+GROUPS["prompt_version"] = queries.AGGREGATE_BY_PROMPT
 
 
 def _provenance(value: Provenance | Mapping[str, Any] | None) -> Provenance:
@@ -39,9 +39,7 @@ def _provenance(value: Provenance | Mapping[str, Any] | None) -> Provenance:
         raise InputError(
             f"provenance: expected a mapping, got {type(value).__name__}", field="provenance"
         )
-    event = build_event(Provenance, **value)  # type: ignore[arg-type]
-    assert isinstance(event, Provenance)
-    return event
+    return build_event(Provenance, **value)
 
 
 def _since(value: datetime | None, field: str = "since") -> datetime | None:
@@ -53,12 +51,12 @@ def _since(value: datetime | None, field: str = "since") -> datetime | None:
 class RunsClient:
     """Runs, metrics and artifacts, as ``hub.runs``."""
 
-    def __init__(self, hub: Hub) -> None:
-        self._hub = hub
+    def __init__(self, ctx: HubContext) -> None:
+        self._ctx = ctx
 
     @property
     def _tenant(self) -> str:
-        return self._hub.settings.tenant
+        return self._ctx.settings.tenant
 
     def start(
         self,
@@ -71,7 +69,7 @@ class RunsClient:
     ) -> Run:
         """A run, begun when entered: ``async with hub.runs.start(...) as run``."""
         return Run(
-            self._hub,
+            self._ctx,
             agent_id,
             run_id or f"{agent_id}_{uuid7().hex[:16]}",
             input=input,
@@ -80,19 +78,19 @@ class RunsClient:
         )
 
     async def _settled(self) -> None:
-        await self._hub.wait_for_projections(topics=[RUNS])
+        await self._ctx.wait_for_projections(topics=[RUNS])
 
     async def get(self, run_id: str, *, url_expires_s: int = 3600) -> RunDetail | None:
         """The run with its metrics and artifacts (each with a download URL), or None."""
         if not isinstance(run_id, str) or not run_id:
             raise InputError("run_id: must be a non-empty string", field="run_id")
         await self._settled()
-        pool = self._hub.runtime.pool
-        row = await pool.fetchrow(sql.RUN, self._tenant, run_id)
+        pool = self._ctx.pool
+        row = await pool.fetchrow(queries.RUN, self._tenant, run_id)
         if row is None:
             return None
-        metrics = await pool.fetch(sql.METRICS, self._tenant, run_id)
-        artifacts = await pool.fetch(sql.ARTIFACTS, self._tenant, run_id)
+        metrics = await pool.fetch(queries.METRICS, self._tenant, run_id)
+        artifacts = await pool.fetch(queries.ARTIFACTS, self._tenant, run_id)
         return RunDetail(
             run=RunInfo(**dict(row)),
             metrics=[MetricPoint(**dict(m)) for m in metrics],
@@ -100,7 +98,7 @@ class RunsClient:
         )
 
     async def _with_url(self, row: dict[str, Any], expires_s: int) -> ArtifactInfo:
-        store = await self._hub.runtime.blob_store()
+        store = await self._ctx.blob_store()
         key = artifact_store_key(self._tenant, row["key"])
         return ArtifactInfo(**row, url=await store.presign(key, expires_s=expires_s))
 
@@ -113,7 +111,7 @@ class RunsClient:
                 f"artifact_id: {artifact_id!r} is not a UUID", field="artifact_id"
             ) from None
         await self._settled()
-        row = await self._hub.runtime.pool.fetchrow(sql.ARTIFACT, self._tenant, aid)
+        row = await self._ctx.pool.fetchrow(queries.ARTIFACT, self._tenant, aid)
         if row is None:
             raise NotFoundError(f"no artifact {aid}")
         return await self._with_url(dict(row), url_expires_s)
@@ -139,8 +137,8 @@ class RunsClient:
         if not 1 <= limit <= 1000:
             raise InputError("limit: must be between 1 and 1000", field="limit")
         await self._settled()
-        rows = await self._hub.runtime.pool.fetch(
-            sql.LIST,
+        rows = await self._ctx.pool.fetch(
+            queries.LIST,
             self._tenant,
             agent_id,
             status,
@@ -168,9 +166,7 @@ class RunsClient:
                 f"group_by: must be 'day' or 'prompt_version', not {group_by!r}", field="group_by"
             )
         await self._settled()
-        rows = await self._hub.runtime.pool.fetch(
-            query, self._tenant, metric, agent_id, _since(since)
-        )
+        rows = await self._ctx.pool.fetch(query, self._tenant, metric, agent_id, _since(since))
         return [
             AggregateRow(
                 group=r["grp"],

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Self, cast
 
 import anyio
 
-from hub.blob.chunks import CHUNK_SIZE
-from hub.registry import build_event
+from hub.core.inputs import build_event
+from hub.infra.blob.chunks import CHUNK_SIZE
 from hub.runs.models import ArtifactInfo
 from schemas.errors import ConflictError, HubError, InputError
 from schemas.events import (
@@ -39,7 +39,7 @@ from schemas.ids import uuid7
 from schemas.types import MAX_ID_LENGTH, METRIC_NAME_PATTERN, utcnow
 
 if TYPE_CHECKING:
-    from hub.client import Hub
+    from hub.core.context import HubContext
 
 __all__ = ["CHUNK_SIZE", "Run", "artifact_store_key", "result_usage"]
 
@@ -125,7 +125,7 @@ class Run:
 
     def __init__(
         self,
-        hub: Hub,
+        ctx: HubContext,
         agent_id: str,
         run_id: str,
         *,
@@ -133,7 +133,7 @@ class Run:
         provenance: Provenance,
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
-        self._hub = hub
+        self._ctx = ctx
         self.agent_id = agent_id
         self.run_id = run_id
         self._start_event = build_event(
@@ -149,7 +149,7 @@ class Run:
         self.status: RunStatus | None = None
 
     def _envelope(self) -> dict[str, Any]:
-        s = self._hub.settings
+        s = self._ctx.settings
         return {
             "tenant_id": s.tenant,
             "actor": self.agent_id,
@@ -163,13 +163,13 @@ class Run:
     async def begin(self) -> Self:
         """Emit RunStarted (``async with`` does this)."""
         if self._started is None:
-            await self._hub.wait_for_projections(topics=[str(self._start_event.topic)])
-            exists = await self._hub.runtime.pool.fetchval(
-                RUN_EXISTS, self._hub.settings.tenant, self.run_id
+            await self._ctx.wait_for_projections(topics=[str(self._start_event.topic)])
+            exists = await self._ctx.pool.fetchval(
+                RUN_EXISTS, self._ctx.settings.tenant, self.run_id
             )
             if exists:
                 raise ConflictError(f"run {self.run_id!r} already exists: run ids must be unique")
-            await self._hub.emit(self._start_event)
+            await self._ctx.emit(self._start_event)
             self._started = time.monotonic()
         return self
 
@@ -214,7 +214,7 @@ class Run:
             usage=self._usage,
             result=result,
         )
-        await self._hub.emit(*self._metric_events(), event)
+        await self._ctx.emit(*self._metric_events(), event)
         self._pending.clear()
         self.status = checked
 
@@ -285,7 +285,7 @@ class Run:
 
     def _metric_events(self) -> list[Event]:
         """The pending metrics as MetricsRecorded events (one per ``METRIC_BATCH``)."""
-        events = []
+        events: list[Event] = []
         for start in range(0, len(self._pending), METRIC_BATCH):
             rows = self._pending[start : start + METRIC_BATCH]
             names, values, kinds, units, tags, at = (list(c) for c in zip(*rows, strict=True))
@@ -306,7 +306,7 @@ class Run:
     async def flush(self) -> None:
         """Send the metrics recorded so far (kept for the next try if that fails)."""
         if self._pending:
-            await self._hub.emit(*self._metric_events())
+            await self._ctx.emit(*self._metric_events())
             self._pending.clear()
 
     # ── artifacts ───────────────────────────────────────────────────────────────────────
@@ -337,8 +337,8 @@ class Run:
             "metadata": dict(meta or {}),
         }
         build_event(ArtifactStored, **fields, uri="-", size=0, sha256="-")  # checks meta first
-        store = await self._hub.runtime.blob_store()
-        where = artifact_store_key(self._hub.settings.tenant, key)
+        store = await self._ctx.blob_store()
+        where = artifact_store_key(self._ctx.settings.tenant, key)
         if isinstance(source, Path):
             stored = await store.put_file(where, source, content_type=content_type)
         else:
@@ -346,7 +346,7 @@ class Run:
         event = build_event(
             ArtifactStored, **fields, uri=stored.uri, size=stored.size, sha256=stored.sha256
         )
-        await self._hub.emit(event)
+        await self._ctx.emit(event)
         assert isinstance(event, ArtifactStored)
         return ArtifactInfo(
             artifact_id=artifact_id,

@@ -39,9 +39,9 @@ import anyio
 import asyncpg
 
 from hub.client import Hub
-from hub.log.postgres import PostgresLog
-from hub.logs import configure_logging
-from hub.ports import ProducerRecord, TopicPartition
+from hub.infra.log.postgres import PostgresLog
+from hub.infra.logs import configure_logging
+from hub.infra.ports import ProducerRecord, TopicPartition
 from hub.settings import HubSettings
 from projections.registry import MIGRATIONS as REGISTRY_TABLES
 from schemas.events import AgentRegistered, Topic
@@ -58,7 +58,7 @@ TPS = [TopicPartition(REGISTRY, p) for p in range(PARTITIONS)]
 REBUILD = """
 import re, sys
 from pathlib import Path
-from hub.cli import main
+from hub.cli.main import main
 code = main(["rebuild", "registry", "--grace", "0", "--workers", sys.argv[1]])
 hwm = re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text())
 print("maxrss_kib", hwm[1] if hwm else 0, file=sys.stderr)

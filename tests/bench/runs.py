@@ -37,7 +37,7 @@ import anyio
 import asyncpg
 
 from hub.client import Hub
-from hub.logs import configure_logging
+from hub.infra.logs import configure_logging
 from hub.settings import HubSettings
 from tests.support.moto import start_moto
 from tests.support.pg import create_database, drop_database

@@ -26,7 +26,7 @@ from typing import Any
 import anyio
 
 from hub.client import Hub
-from hub.logs import configure_logging
+from hub.infra.logs import configure_logging
 from hub.settings import HubSettings
 from tests.support.pg import create_database, drop_database
 

@@ -32,9 +32,9 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from hub.client import Hub
-from hub.log.partitioner import partition_for
-from hub.logs import configure_logging
-from hub.ports import TopicPartition
+from hub.infra.log.partitioner import partition_for
+from hub.infra.logs import configure_logging
+from hub.infra.ports import TopicPartition
 from hub.settings import HubSettings
 from projections.registry import RegistryProjection
 from schemas.events import AgentRegistered, Topic

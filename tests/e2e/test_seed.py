@@ -40,7 +40,7 @@ SYNC_ON_STARTUP = block_after("### Example: Sync on Startup")
 CHECK = """
 import json
 from hub import AgentRegistry, S3PromptManager
-from hub.sync import seed_hub
+from hub.bridge import seed_hub
 
 registry = AgentRegistry()
 agent = registry.get_agent("my-agent")
@@ -123,8 +123,8 @@ def test_sync_on_startup_verbatim_forwards_what_was_spooled(tmp_path: Path) -> N
     assert "Metrics synced: 0" in out and "Registry synced: 0" in out
     # An earlier run that found the log unreachable left its events in the spool.
     spool_them = """
-from hub.spool import Spool
-from hub.producer import EventProducer
+from hub.infra.spool import Spool
+from hub.infra.producer import EventProducer
 from schemas.codec import Codec
 from schemas.events import AgentRegistered, RunStarted, RunFinished, Provenance
 

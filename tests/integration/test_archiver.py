@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import anyio
 import pytest
 
-from consumers.archiver import (
+from consumers.archive.archiver import (
     CONSUMER,
     Archiver,
     ArchiverSettings,
@@ -16,8 +16,8 @@ from consumers.archiver import (
     read_segment,
     segment_key,
 )
-from hub.blob import open_blob_store
-from hub.ports import BlobStore, ConsumerRecord, ProducerRecord, TopicPartition
+from hub.infra.blob import open_blob_store
+from hub.infra.ports import BlobStore, ConsumerRecord, ProducerRecord, TopicPartition
 from hub.runtime import Runtime
 from schemas.events import AgentRegistered, Topic
 from tests.conftest import TEST_PARTITIONS

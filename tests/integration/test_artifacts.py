@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from hub import Hub, InputError, StoreError
-from hub.blob.s3 import PARALLEL_PARTS, PART_SIZE
-from hub.ports import TopicPartition
+from hub.infra.blob.s3 import PARALLEL_PARTS, PART_SIZE
+from hub.infra.ports import TopicPartition
 from hub.runs.run import artifact_store_key
 from hub.settings import HubSettings
 from schemas.events import Topic
@@ -106,7 +106,7 @@ async def test_a_large_upload_keeps_memory_flat(
     hub: Hub, tmp_path: Path, multipart: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if multipart:  # files over SINGLE_PUT_MAX go up in parts
-        monkeypatch.setattr("hub.blob.s3.SINGLE_PUT_MAX", 0)
+        monkeypatch.setattr("hub.infra.blob.s3.SINGLE_PUT_MAX", 0)
     big = random_file(tmp_path / "big.bin", 32)  # 128 MiB
     async with hub.runs.start("flat") as run:
         await run.store_artifact("warmup.bin", b"x")

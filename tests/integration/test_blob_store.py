@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from hub.blob import open_blob_store
-from hub.ports import BlobStore
+from hub.infra.blob import open_blob_store
+from hub.infra.ports import BlobStore
 from schemas.errors import ConfigError, InputError, NotFoundError
 
 pytestmark = pytest.mark.anyio

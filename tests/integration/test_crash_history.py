@@ -14,9 +14,9 @@ import anyio
 import pytest
 from anyio.abc import TaskGroup
 
-from consumers.archiver import read_segment
-from hub.blob import open_blob_store
-from hub.ports import TopicPartition
+from consumers.archive.archiver import read_segment
+from hub.infra.blob import open_blob_store
+from hub.infra.ports import TopicPartition
 from hub.runtime import Runtime
 from hub.settings import HubSettings
 from schemas.events import AgentRegistered, Topic
@@ -202,7 +202,7 @@ async def test_a_rebuild_worker_killed_midway_leaves_its_partitions_to_the_other
                 while await runtime.pool.fetchval(members) < 2:  # both share the work
                     assert proc.returncode is None, "the rebuild ended before it was killed"
                     await anyio.sleep(0.01)
-            (worker,) = _children(proc.pid, "hub.rebuild_worker")
+            (worker,) = _children(proc.pid, "hub.ops.rebuild_worker")
             done = await runtime.pool.fetchval(
                 "SELECT coalesce(sum(next_offset), 0) FROM hub.positions "
                 "WHERE consumer = 'proj_registry_v1_next'"

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hub import Hub
+from hub.ops.verify import verify
 from hub.settings import HubSettings
-from hub.verify import verify
 from tests.integration.test_sessions_property import ops as session_ops
 
 pytestmark = pytest.mark.anyio

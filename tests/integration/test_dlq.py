@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from hub import Hub
-from hub.dlq import dead_letters, get_dead_letter, replay_dead_letter
+from hub.ops.dead_letters import dead_letters, get_dead_letter, replay_dead_letter
 from hub.settings import HubSettings
 from schemas.events import AgentRegistered, AgentRetired
 from tests.conftest import hub_env

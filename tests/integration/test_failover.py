@@ -13,7 +13,7 @@ import random
 import anyio
 import pytest
 
-from hub.ports import TopicPartition
+from hub.infra.ports import TopicPartition
 from hub.runtime import Runtime
 from hub.settings import HubSettings
 from projections.registry import RegistryProjection

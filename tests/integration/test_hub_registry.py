@@ -1,4 +1,4 @@
-"""``hub.registry`` through ``Hub.connect()`` on each log, with projectors in-process."""
+"""``hub.agents.client`` through ``Hub.connect()`` on each log, with projectors in-process."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from hub import Hub, InputError
-from hub.ports import TopicPartition
-from hub.registry import RegisterResult
+from hub.agents.client import RegisterResult
+from hub.infra.ports import TopicPartition
 from hub.settings import HubSettings
 from schemas.events import Topic
 from tests.conftest import TEST_PARTITIONS

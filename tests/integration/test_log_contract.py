@@ -11,8 +11,8 @@ from collections.abc import Mapping
 import anyio
 import pytest
 
-from hub.log.partitioner import partition_for
-from hub.ports import ConsumerRecord, EventLog, LogConsumer, ProducerRecord, TopicPartition
+from hub.infra.log.partitioner import partition_for
+from hub.infra.ports import ConsumerRecord, EventLog, LogConsumer, ProducerRecord, TopicPartition
 from schemas.errors import LogError
 from tests.conftest import TEST_PARTITIONS
 

@@ -11,8 +11,8 @@ import anyio
 import asyncpg
 import pytest
 
-from hub.log.postgres import PostgresLog
-from hub.ports import ConsumerRecord, ProducerRecord, TopicPartition
+from hub.infra.log.postgres import PostgresLog
+from hub.infra.ports import ConsumerRecord, ProducerRecord, TopicPartition
 
 pytestmark = pytest.mark.anyio
 

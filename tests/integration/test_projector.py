@@ -8,8 +8,8 @@ import anyio
 import asyncpg
 import pytest
 
-from consumers.runner import Projector
-from hub.ports import ProducerRecord, TopicPartition
+from consumers.projector import Projector
+from hub.infra.ports import ProducerRecord, TopicPartition
 from hub.runtime import Runtime
 from projections.registry import RegistryProjection
 from schemas.events import AgentRegistered, AgentRetired, AgentUpdated, DeadLettered, Event, Topic
@@ -197,7 +197,7 @@ async def test_brokers_down_then_up(runtime: Runtime, kafka_cluster: MockCluster
 
 
 async def test_lag_is_reported_per_partition(runtime: Runtime) -> None:
-    from hub.status import projection_status
+    from hub.ops.status import projection_status
 
     projection = RegistryProjection()
     await runtime.producer.emit([registered(f"l{i}") for i in range(40)])

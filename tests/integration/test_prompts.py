@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from hub import ConflictError, Hub, InputError, NotFoundError, StoreError
-from hub.ports import TopicPartition
+from hub.infra.ports import TopicPartition
 from hub.prompts.cache import PromptCache
 from hub.settings import HubSettings
 from schemas.events import Topic

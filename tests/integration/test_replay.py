@@ -11,17 +11,17 @@ import anyio.lowlevel
 import asyncpg
 import pytest
 
-from consumers.archiver import encode_segment
-from consumers.replay import ArchiveThenLog, Segment
+from consumers.archive.archiver import encode_segment
+from consumers.archive.reader import ArchiveThenLog, Segment
 from hub import Hub, LogError
-from hub.blob import open_blob_store
-from hub.log.postgres import PostgresLog
-from hub.ports import TopicPartition
-from hub.rebuild import drop_retired, rebuild
-from hub.replay import Progress, replay
+from hub.infra.blob import open_blob_store
+from hub.infra.log.postgres import PostgresLog
+from hub.infra.ports import TopicPartition
+from hub.ops.rebuild import drop_retired, rebuild
+from hub.ops.replay import Progress, replay
+from hub.ops.status import projection_status
 from hub.runtime import Runtime
 from hub.settings import HubSettings
-from hub.status import projection_status
 from projections.migrate import migrate
 from projections.registry import RegistryProjection
 from schemas.errors import ProjectionError

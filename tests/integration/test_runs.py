@@ -14,7 +14,7 @@ import pytest
 from strands import Agent
 
 from hub import ConflictError, Hub, InputError
-from hub.ports import TopicPartition
+from hub.infra.ports import TopicPartition
 from hub.runs import track_request
 from hub.settings import HubSettings
 from schemas.events import Topic

@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 from hub import Hub, InputError, NotFoundError
-from hub.ports import TopicPartition
+from hub.infra.ports import TopicPartition
 from hub.settings import HubSettings
 from schemas.events import DeadLettered, MessageAppended, Role, TextPart, Topic
 from schemas.ids import uuid7
@@ -287,7 +287,7 @@ async def test_reading_a_thread_of_depth_d_is_d_plus_1_range_scans(hub: Hub) -> 
     info = await thread.info()
     assert info.depth == 5 and info.message_count == 16
     assert len(await thread.messages(limit=50)) == 16
-    from hub.threads.sql import MESSAGES_DESC
+    from projections.sessions.queries import MESSAGES_DESC
 
     plan = await hub.runtime.pool.fetchval(
         "EXPLAIN (ANALYZE, FORMAT JSON) " + MESSAGES_DESC,

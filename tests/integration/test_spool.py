@@ -15,9 +15,9 @@ import anyio
 import pytest
 
 from hub import Hub
-from hub.ports import ProducerRecord
+from hub.infra.ports import ProducerRecord
+from hub.infra.spool import Spool
 from hub.settings import HubSettings
-from hub.spool import Spool
 from schemas.errors import StoreError
 from schemas.events import AgentRegistered
 from tests.conftest import hub_env, settings_for

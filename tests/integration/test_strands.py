@@ -13,9 +13,9 @@ from strands import Agent
 from strands.models import Model
 from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
 
+from hub.bridge import SyncHub
 from hub.integrations.strands import HubSessionManager, HubSessionRepository
 from hub.settings import HubSettings
-from hub.sync import SyncHub
 
 
 class ScriptedModel(Model):
@@ -193,15 +193,15 @@ def seed_env(
     monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Any
 ) -> Iterator[dict[str, str]]:
     """The seed's environment variables, pointing at this test's database."""
-    import hub.config
-    import hub.sync
+    import hub.bridge
+    import hub.compat.config
 
     monkeypatch.setenv("HUB_DATABASE_URL", database_url)
     monkeypatch.setenv("HUB_RUN_PROJECTORS", "always")
     monkeypatch.setenv("AGENT_HUB_LOCAL_DIR", str(tmp_path / "local"))
     for name in ("USE_S3", "AGENT_HUB_BUCKET", "HUB_LOG_URL", "HUB_ARCHIVE_URL"):
         monkeypatch.delenv(name, raising=False)
-    hub.config.set_config(hub.config.HubConfig())
+    hub.config.set_config(hub.compat.config.HubConfig())
     yield {}
     hub.sync._close_all()
     hub.config._config = None
@@ -213,8 +213,8 @@ def test_seed_create_session_manager_local_and_s3(
     moto_endpoint: str,
     aws_env: dict[str, str],
 ) -> None:
-    from hub.config import HubConfig, set_config
-    from hub.session import create_session_manager, generate_run_id
+    from hub.compat.config import HubConfig, set_config
+    from hub.compat.session import create_session_manager, generate_run_id
     from schemas.errors import ConfigError
 
     run_id = generate_run_id("my-agent")

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 
 import anyio
 
-from hub.log import open_log
-from hub.logs import configure_logging
-from hub.ports import TopicPartition
+from hub.infra.log import open_log
+from hub.infra.logs import configure_logging
+from hub.infra.ports import TopicPartition
 from schemas.errors import LogError
 
 

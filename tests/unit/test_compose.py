@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from hub.cli import _parser
+from hub.cli.main import _parser
 from hub.settings import HubSettings
 
 ROOT = Path(__file__).resolve().parents[2]

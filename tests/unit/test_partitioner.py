@@ -6,7 +6,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hub.log.partitioner import murmur2, partition_for
+from hub.infra.log.partitioner import murmur2, partition_for
 
 # Expected values from Kafka's own UtilsTest.testMurmur2
 JAVA_VECTORS = {

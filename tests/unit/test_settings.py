@@ -96,7 +96,7 @@ def test_settings_travel_to_a_child_process_as_environment_variables(
 
 @pytest.mark.parametrize("value", ["0", "-1", "two", ""])
 def test_rebuild_workers_must_be_a_count_or_auto(value: str) -> None:
-    from hub.cli import main
+    from hub.cli.main import main
 
     with pytest.raises(SystemExit) as exc:
         main(["rebuild", "registry", "--workers", value])
@@ -104,6 +104,6 @@ def test_rebuild_workers_must_be_a_count_or_auto(value: str) -> None:
 
 
 def test_rebuild_workers_auto_is_one_per_core() -> None:
-    from hub.cli_ops import _workers
+    from hub.cli.ops import _workers
 
     assert _workers("auto") == (os.cpu_count() or 1) and _workers("3") == 3

@@ -1,0 +1,449 @@
+"""The archiver: the log, kept forever in a blob store as Avro object container files.
+
+Per topic-partition, records are buffered and written as one container file (deflate,
+writer schema inside) at a deterministic key::
+
+    {prefix}/{topic}/{partition:04d}/{first_offset:020d}-{last_offset:020d}.avro
+
+Each entry is the log record as it was (offset, timestamp, key, headers and the event's
+single-object-encoded bytes), so any event version stays decodable. A segment is cut when
+it holds ``max_records`` records or ``max_bytes`` bytes, or when its oldest record is
+``max_age`` seconds old (also when nothing new arrives). The position is stored, with a
+manifest row, only after the object is durable. On assignment the archiver adopts a
+segment written just before a crash (it starts exactly at the stored position) and
+deletes stray overlapping ones, so the archive never has a gap or a duplicate.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import anyio
+import asyncpg
+import structlog
+from anyio.abc import TaskStatus
+from fastavro import parse_schema, reader, writer
+
+from consumers.positions import PostgresPositionStore
+from consumers.positions import ensure_schema as ensure_positions
+from consumers.worker import Worker
+from hub.infra.ports import BlobStore, ConsumerRecord, EventLog, LogConsumer, TopicPartition
+from schemas.errors import HubError
+
+__all__ = [
+    "ARCHIVED_RECORD",
+    "Archiver",
+    "ArchiverSettings",
+    "encode_segment",
+    "iter_segment",
+    "read_segment",
+    "segment_key",
+]
+
+logger = structlog.get_logger(__name__)
+
+CONSUMER = "archiver"
+
+ARCHIVED_RECORD = parse_schema(
+    {
+        "type": "record",
+        "name": "ArchivedRecord",
+        "namespace": "agenthub.archive.v1",
+        "doc": "One log record, as it was: the event stays single-object encoded.",
+        "fields": [
+            {"name": "offset", "type": "long"},
+            {"name": "timestamp_ms", "type": "long"},
+            {"name": "key", "type": ["null", "bytes"], "default": None},
+            {
+                "name": "headers",
+                "type": {
+                    "type": "array",
+                    "items": {
+                        "type": "record",
+                        "name": "ArchivedHeader",
+                        "fields": [
+                            {"name": "key", "type": "string"},
+                            {"name": "value", "type": "bytes"},
+                        ],
+                    },
+                },
+                "default": [],
+            },
+            {"name": "value", "type": "bytes"},
+        ],
+    }
+)
+
+MANIFEST = """
+CREATE TABLE IF NOT EXISTS hub.archive_segments (
+    topic         text NOT NULL,
+    partition     int NOT NULL,
+    first_offset  bigint NOT NULL,
+    last_offset   bigint NOT NULL,
+    key           text NOT NULL UNIQUE,
+    records       int NOT NULL,
+    bytes         bigint NOT NULL,
+    first_ts      timestamptz NOT NULL,
+    last_ts       timestamptz NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (topic, partition, first_offset)
+);
+"""
+RECORD_SEGMENT = """
+INSERT INTO hub.archive_segments
+    (topic, partition, first_offset, last_offset, key, records, bytes, first_ts, last_ts)
+VALUES ($1, $2, $3, $4, $5, $6, $7, to_timestamp($8 / 1000.0), to_timestamp($9 / 1000.0))
+ON CONFLICT DO NOTHING
+"""
+SEGMENT_KEYS = "SELECT key FROM hub.archive_segments WHERE topic = $1 AND partition = $2"
+_SEGMENT_NAME = re.compile(r"(\d{20})-(\d{20})\.avro$")
+
+
+def segment_key(prefix: str, tp: TopicPartition, first: int, last: int) -> str:
+    """The deterministic key of the segment holding offsets ``first``..``last``."""
+    head = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+    return f"{head}{tp.topic}/{tp.partition:04d}/{first:020d}-{last:020d}.avro"
+
+
+def encode_segment(tp: TopicPartition, records: Sequence[ConsumerRecord]) -> bytes:
+    """An Avro object container file (deflate) of ``records``."""
+    out = io.BytesIO()
+    writer(
+        out,
+        ARCHIVED_RECORD,
+        (
+            {
+                "offset": r.offset,
+                "timestamp_ms": r.timestamp_ms,
+                "key": r.key,
+                "headers": [{"key": k, "value": v} for k, v in r.headers],
+                "value": r.value,
+            }
+            for r in records
+        ),
+        codec="deflate",
+        metadata={
+            "agenthub.topic": tp.topic,
+            "agenthub.partition": str(tp.partition),
+            "agenthub.first_offset": str(records[0].offset),
+            "agenthub.last_offset": str(records[-1].offset),
+        },
+    )
+    return out.getvalue()
+
+
+def iter_segment(data: bytes) -> Iterator[dict[str, Any]]:
+    """The entries of a segment written by :func:`encode_segment`, in offset order,
+    decompressed and decoded one block at a time."""
+    for entry in reader(io.BytesIO(data)):
+        assert isinstance(entry, dict)
+        yield entry
+
+
+def read_segment(data: bytes) -> list[dict[str, Any]]:
+    """All the entries of a segment (see :func:`iter_segment`)."""
+    return list(iter_segment(data))
+
+
+@dataclass(frozen=True)
+class ArchiverSettings:
+    prefix: str = ""
+    max_records: int = 10_000
+    max_bytes: int = 16 << 20
+    max_age: float = 60.0
+    batch_size: int = 2000
+    retry_initial: float = 0.1
+    retry_max: float = 30.0
+
+
+@dataclass
+class _Buffer:
+    records: list[ConsumerRecord] = field(default_factory=list)
+    size: int = 0
+    since: float = 0.0
+
+
+@dataclass
+class ArchiverStats:
+    segments: int = 0
+    records: int = 0
+    bytes: int = 0
+    adopted: int = 0
+    removed: int = 0
+
+
+class Archiver(Worker):
+    """Archives every topic of ``log`` into ``store``, recording segments in Postgres."""
+
+    def __init__(
+        self,
+        *,
+        log: EventLog,
+        pool: asyncpg.Pool,
+        store: BlobStore,
+        topics: Sequence[str],
+        settings: ArchiverSettings | None = None,
+    ) -> None:
+        super().__init__()
+        self.log = log
+        self.pool = pool
+        self.store = store
+        self.topics = tuple(topics)
+        self.settings = settings or ArchiverSettings()
+        self.retry_initial, self.retry_max = self.settings.retry_initial, self.settings.retry_max
+        self.positions = PostgresPositionStore(pool)
+        self.stats = ArchiverStats()
+        self._consumer: LogConsumer | None = None
+        self._buffers: dict[TopicPartition, _Buffer] = {}
+        # Kafka runs rebalance callbacks in its own task: a sweep must never see a
+        # segment that is written but not yet recorded.
+        self._segments_lock = anyio.Lock()
+        self._log = logger.bind(archiver=store.url)
+
+    # ── lifecycle ───────────────────────────────────────────────────────────────────────
+
+    async def start(self) -> None:
+        if self._consumer is not None:
+            return
+
+        async def prepare() -> None:
+            async with self.pool.acquire() as conn:
+                await ensure_positions(conn)
+                async with conn.transaction():
+                    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('hub.archive'))")
+                    await conn.execute(MANIFEST)
+            await self.store.start()
+
+        await self.retrying("prepare", prepare)
+        consumer = self.log.consumer(group_id=CONSUMER, topics=self.topics, listener=self)
+        await self.retrying("join", consumer.start)
+        self._consumer = consumer
+        self._log.info("archiver.started", topics=list(self.topics))
+
+    async def stop(self) -> None:
+        self.stop_soon()
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            with anyio.CancelScope(shield=True):
+                await consumer.stop()
+                await self.store.stop()
+            self._log.info(
+                "archiver.stopped", segments=self.stats.segments, records=self.stats.records
+            )
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await self.start()
+            task_status.started()
+            while not self.stopping:
+                records = await self._fetch()
+                async with self._segments_lock:
+                    assigned = self._consumer.assignment() if self._consumer else frozenset()
+                    for record in records:
+                        if record.tp in assigned:  # not revoked meanwhile
+                            self._buffer(record)
+                await self._rotate(force=False)
+            await self._rotate(force=True)  # a graceful stop writes what it holds
+        finally:
+            await self.stop()
+
+    # ── the rebalance listener ──────────────────────────────────────────────────────────
+
+    async def on_assigned(
+        self, partitions: frozenset[TopicPartition]
+    ) -> Mapping[TopicPartition, int | None]:
+        starts: dict[TopicPartition, int | None] = {}
+        async with self._segments_lock:
+            stored = await self.retrying(
+                "load positions", lambda: self.positions.load(CONSUMER, sorted(partitions))
+            )
+            for tp in partitions:
+                self._buffers.pop(tp, None)  # reading restarts at the stored position
+                starts[tp] = await self.retrying("sweep", partial(self._sweep, tp, stored.get(tp)))
+        return starts
+
+    async def on_revoked(self, partitions: frozenset[TopicPartition]) -> None:
+        async with self._segments_lock:
+            for tp in partitions:  # the new owner re-reads from the stored position
+                self._buffers.pop(tp, None)
+
+    async def _sweep(self, tp: TopicPartition, position: int | None) -> int | None:
+        """Adopt a segment written but not recorded before a crash; remove strays."""
+        prefix = segment_key(self.settings.prefix, tp, 0, 0).rsplit("/", 1)[0] + "/"
+        keys = await self.store.list(prefix)
+        if not keys:
+            return position
+        async with self.pool.acquire() as conn:
+            recorded = {r[0] for r in await conn.fetch(SEGMENT_KEYS, tp.topic, tp.partition)}
+        for key in keys:
+            m = _SEGMENT_NAME.search(key)
+            if key in recorded or m is None:
+                continue
+            first, last = int(m[1]), int(m[2])
+            if first == (position if position is not None else first) and await self._adopt(
+                tp, key, first, last, position
+            ):
+                position = last + 1
+                continue
+            await self.store.delete(key)  # an overlap another run archived already
+            self.stats.removed += 1
+            self._log.info("archiver.stray_removed", key=key)
+        return position
+
+    async def _adopt(
+        self, tp: TopicPartition, key: str, first: int, last: int, position: int | None
+    ) -> bool:
+        data = await self.store.get(key)
+        entries = read_segment(data)
+        if not entries or entries[0]["offset"] != first or entries[-1]["offset"] != last:
+            return False
+        recorded = await self._record(
+            tp,
+            key,
+            first,
+            last,
+            len(entries),
+            len(data),
+            entries[0]["timestamp_ms"],
+            entries[-1]["timestamp_ms"],
+        )
+        if recorded:
+            self.stats.adopted += 1
+            self._log.info("archiver.segment_adopted", key=key, first=first, last=last)
+        return recorded
+
+    # ── buffering and rotation ──────────────────────────────────────────────────────────
+
+    async def _fetch(self) -> list[ConsumerRecord]:
+        assert self._consumer is not None
+        wait = 1.0
+        pending = [b.since for b in self._buffers.values() if b.records]
+        if pending:  # wake up in time to cut the oldest segment by age
+            wait = max(0.0, min(wait, min(pending) + self.settings.max_age - time.monotonic()))
+        with self.waiting():
+            try:
+                return await self._consumer.fetch(self.settings.batch_size, wait)
+            except HubError as exc:
+                if not exc.retriable:
+                    raise
+                self._log.warning("archiver.fetch_failed", error=str(exc))
+                await self.pause(self.backoff())
+        return []
+
+    def _buffer(self, record: ConsumerRecord) -> None:
+        buffer = self._buffers.get(record.tp)
+        if buffer is None:
+            buffer = self._buffers[record.tp] = _Buffer()
+        if buffer.records and record.offset <= buffer.records[-1].offset:
+            # The partition is being re-read from its stored position (a rebalance, a
+            # seek): what we buffered is stale, start again from here.
+            buffer.records.clear()
+            buffer.size = 0
+        if not buffer.records:
+            buffer.since = time.monotonic()
+        elif record.offset != buffer.records[-1].offset + 1:
+            self._log.info(
+                "archiver.gap_in_log", tp=str(record.tp), after=buffer.records[-1].offset
+            )
+        buffer.records.append(record)
+        buffer.size += len(record.value) + len(record.key or b"") + 32
+
+    async def _rotate(self, *, force: bool) -> None:
+        async with self._segments_lock:
+            await self._rotate_locked(force=force)
+
+    async def _rotate_locked(self, *, force: bool) -> None:
+        s = self.settings
+        now = time.monotonic()
+        for tp, buffer in list(self._buffers.items()):
+            while buffer.records and (
+                force
+                or len(buffer.records) >= s.max_records
+                or buffer.size >= s.max_bytes
+                or now - buffer.since >= s.max_age
+            ):
+                take = min(len(buffer.records), s.max_records)
+                size = 0
+                for i, rec in enumerate(buffer.records[:take]):  # keep within max_bytes
+                    size += len(rec.value) + len(rec.key or b"") + 32
+                    if size > s.max_bytes and i > 0:
+                        take = i
+                        break
+                chunk = buffer.records[:take]
+                await self.retrying("write segment", partial(self._write, tp, chunk))
+                del buffer.records[:take]
+                buffer.size = sum(len(r.value) + len(r.key or b"") + 32 for r in buffer.records)
+                buffer.since = now
+                force = force and bool(buffer.records)
+
+    async def _write(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+        first, last = records[0].offset, records[-1].offset
+        key = segment_key(self.settings.prefix, tp, first, last)
+        data = encode_segment(tp, records)
+        await self.store.put(key, data, content_type="avro/binary")  # durable before recorded
+        if await self._record(
+            tp,
+            key,
+            first,
+            last,
+            len(records),
+            len(data),
+            records[0].timestamp_ms,
+            records[-1].timestamp_ms,
+        ):
+            self.stats.segments += 1
+            self.stats.records += len(records)
+            self.stats.bytes += len(data)
+            self._log.info("archiver.segment", key=key, records=len(records), bytes=len(data))
+        elif not await self._is_recorded(tp, key):
+            await self.store.delete(key)  # another archiver got here first
+            if self._consumer is not None and tp in self._consumer.assignment():
+                stored = await self.positions.load(CONSUMER, [tp])
+                if tp in stored:
+                    await self._consumer.seek(tp, stored[tp])
+            self._buffers.pop(tp, None)
+
+    async def _record(
+        self,
+        tp: TopicPartition,
+        key: str,
+        first: int,
+        last: int,
+        records: int,
+        size: int,
+        first_ts: int,
+        last_ts: int,
+    ) -> bool:
+        """Record a durable segment and advance the position past it, if it is next."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            claimed, _ = await self.positions.claim(conn, CONSUMER, {tp: first})
+            if tp not in claimed:
+                return False
+            await conn.execute(
+                RECORD_SEGMENT,
+                tp.topic,
+                tp.partition,
+                first,
+                last,
+                key,
+                records,
+                size,
+                first_ts,
+                last_ts,
+            )
+            await self.positions.advance(conn, CONSUMER, {tp: last + 1}, applied=records)
+        return True
+
+    async def _is_recorded(self, tp: TopicPartition, key: str) -> bool:
+        async with self.pool.acquire() as conn:
+            keys = {r[0] for r in await conn.fetch(SEGMENT_KEYS, tp.topic, tp.partition)}
+        return key in keys
+
+    def on_retry(self, what: str, exc: BaseException) -> None:
+        self._log.warning("archiver.retry", step=what, error=f"{type(exc).__name__}: {exc}")

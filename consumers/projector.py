@@ -1,0 +1,519 @@
+"""The projector: runs one projection from the log into Postgres, exactly once.
+
+Each batch goes through these steps:
+
+1. fetch up to ``batch_size`` records, lingering briefly to fill the batch;
+2. decode them (undecodable bytes are poison);
+3. in one transaction: claim the positions (the batch must start at the stored position,
+   else it is dropped and re-read), skip events already applied (``event_id``), run each
+   event's handler, flush the projection, dead-letter any poison, store the new positions;
+4. after commit, re-seek the partitions whose batch was dropped.
+
+A handler raising a non-retriable error makes its event poison. The batch is redone
+without it, and the event goes to ``agenthub.dlq``. If the flush fails without naming an
+event, the batch is redone one event per transaction to find the culprit. Retriable
+failures (Postgres or the broker down) are retried with backoff. ``stop_soon()`` lets the
+current batch finish and then stops.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import asyncpg
+import structlog
+from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectSendStream
+
+from consumers.archive.reader import ArchiveReader, ArchiveThenLog
+from consumers.dead_letters import dead_letter_record, first_time_dead, send_dead_letters
+from consumers.positions import PostgresPositionStore, ensure_schema
+from consumers.promotion import (
+    drop_rebuild_leftovers,
+    drop_retired_versions,
+    is_rebuilding,
+    promote_if_caught_up,
+)
+from consumers.retry import Backoff
+from consumers.worker import Worker
+from hub.infra.db import is_retriable
+from hub.infra.ports import ConsumerRecord, EventLog, LogConsumer, PositionStore, TopicPartition
+from projections.base import Projection, call_handler
+from projections.migrate import migrate
+from schemas.codec import Codec
+from schemas.errors import HubError, SchemaError
+from schemas.events import Event
+
+__all__ = ["Projector", "ProjectorSettings", "ProjectorStats"]
+
+logger = structlog.get_logger(__name__)
+
+DEDUPE = """
+INSERT INTO {schema}.applied_events (event_id) SELECT unnest($1::uuid[])
+ON CONFLICT DO NOTHING RETURNING event_id
+"""
+
+Key = tuple[TopicPartition, int]
+
+
+@dataclass(frozen=True)
+class ProjectorSettings:
+    batch_size: int = 2000
+    batch_linger: float = 0.01
+    fetch_timeout: float = 1.0
+    retry_initial: float = 0.1
+    retry_max: float = 30.0
+    lag_interval: float = 15.0
+    retired_grace: float = 3600.0
+    """How long a version replaced by a newer one keeps its schema before it is dropped."""
+
+
+@dataclass
+class ProjectorStats:
+    batches: int = 0
+    events: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    dropped_batches: int = 0
+    retries: int = 0
+    last_batch_at: float | None = None
+    lag: dict[TopicPartition, int] = field(default_factory=dict)
+
+
+class _Poison(Exception):
+    def __init__(self, key: Key, error: BaseException, event_type: str | None) -> None:
+        super().__init__(str(error))
+        self.key, self.error, self.event_type = key, error, event_type
+
+
+class _FlushFailed(Exception):
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+Item = tuple[ConsumerRecord, Event | None]
+_Decoded = tuple[list[Item], dict[Key, "_Poison"]]
+
+
+class Projector(Worker):
+    """Runs ``projection`` over ``log``, storing rows and positions in ``pool``'s database."""
+
+    def __init__(
+        self,
+        projection: Projection[Any],
+        *,
+        log: EventLog,
+        pool: asyncpg.Pool,
+        codec: Codec,
+        positions: PositionStore | None = None,
+        settings: ProjectorSettings | None = None,
+        archive: ArchiveReader | None = None,
+    ) -> None:
+        super().__init__()
+        self.projection = projection
+        self.archive = archive
+        self.log = log
+        self.pool = pool
+        self.codec = codec
+        self.settings = settings or ProjectorSettings()
+        self.retry_initial, self.retry_max = self.settings.retry_initial, self.settings.retry_max
+        self.positions: PositionStore = positions or PostgresPositionStore(pool)
+        self.name = projection.consumer
+        self.stats = ProjectorStats()
+        self._consumer: LogConsumer | None = None
+        self._next: dict[TopicPartition, int] = {}
+        self._next_lag_report = 0.0
+        self._rebuilding = False
+        self._next_promote_check = 0.0
+        self._next_retired_check = 0.0
+        self._dedupe_sql = DEDUPE.format(schema=projection.schema)
+        self._log = logger.bind(projector=self.name)
+
+    # ── lifecycle ───────────────────────────────────────────────────────────────────────
+
+    async def start(self) -> None:
+        """Migrate the projection and join the consumer group (retrying while retriable)."""
+        if self._consumer is not None:
+            return
+        await self.retrying("migrate", self._migrate)
+        self._rebuilding = await is_rebuilding(self.pool, self.projection)
+        topics = [str(t) for t in self.projection.topics]
+        consumer: LogConsumer
+        if self.archive is not None:  # history the log no longer holds comes from there
+            consumer = ArchiveThenLog(
+                self.log, self.archive, group_id=self.name, topics=topics, listener=self
+            )
+        else:
+            consumer = self.log.consumer(group_id=self.name, topics=topics, listener=self)
+        await self.retrying("join", consumer.start)
+        self._consumer = consumer
+        self._log.info("projector.started", topics=[str(t) for t in self.projection.topics])
+
+    async def _migrate(self) -> None:
+        async with self.pool.acquire() as conn:
+            await ensure_schema(conn)
+            await migrate(conn, self.projection)
+
+    async def stop(self) -> None:
+        """Leave the group and release the consumer (idempotent)."""
+        self.stop_soon()
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            with anyio.CancelScope(shield=True):
+                await consumer.stop()
+                if self.archive is not None:
+                    await self.archive.close()
+            self._log.info("projector.stopped", **self._summary())
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Project until ``stop_soon()``; raises if the projection cannot go on.
+
+        A prefetch task fetches and decodes the next batch while this one is applied, so
+        decoding (Python) overlaps the transaction (Postgres). A prefetched batch that
+        became stale (a partition re-read or reassigned meanwhile) fails its position
+        claim and is re-read, so overlapping never costs correctness.
+        """
+        try:
+            await self.start()
+            task_status.started()
+            send, receive = anyio.create_memory_object_stream[_Decoded](max_buffer_size=1)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._prefetch, send)
+                async with receive:
+                    async for items, poison in receive:
+                        if self.stopping:
+                            break
+                        await self._process(items, poison)
+                tg.cancel_scope.cancel()
+        finally:
+            await self.stop()
+
+    async def _prefetch(self, send: MemoryObjectSendStream[_Decoded]) -> None:
+        async with send:
+            while not self.stopping:
+                records = await self._fetch_batch()
+                if records:
+                    await send.send(self._decode(records))
+                await self._report_lag()
+                await self._maybe_promote()
+                await self._maybe_drop_retired()
+
+    # ── the rebalance listener ──────────────────────────────────────────────────────────
+
+    async def on_assigned(
+        self, partitions: frozenset[TopicPartition]
+    ) -> Mapping[TopicPartition, int | None]:
+        stored = await self.retrying(
+            "load positions", lambda: self.positions.load(self.name, sorted(partitions))
+        )
+        self._next.update(stored)
+        self._log.info("projector.assigned", partitions=sorted(map(str, partitions)))
+        return {tp: stored.get(tp) for tp in partitions}
+
+    async def on_revoked(self, partitions: frozenset[TopicPartition]) -> None:
+        for tp in partitions:
+            self._next.pop(tp, None)
+        self._log.info("projector.revoked", partitions=sorted(map(str, partitions)))
+
+    # ── fetching ────────────────────────────────────────────────────────────────────────
+
+    async def _fetch_batch(self) -> list[ConsumerRecord]:
+        assert self._consumer is not None
+        s = self.settings
+        records: list[ConsumerRecord] = []
+        with self.waiting() as scope:
+            try:
+                records = await self._consumer.fetch(s.batch_size, s.fetch_timeout)
+                deadline = time.monotonic() + s.batch_linger
+                while records and len(records) < s.batch_size:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    more = await self._consumer.fetch(s.batch_size - len(records), remaining)
+                    if not more:
+                        break
+                    records += more
+            except HubError as exc:
+                if not exc.retriable:
+                    raise
+                self.stats.retries += 1
+                self._log.warning("projector.fetch_failed", error=str(exc))
+                await self.pause(Backoff(s.retry_initial, s.retry_max, min(self.stats.retries, 8)))
+                return []
+        return [] if scope.cancelled_caught else records
+
+    # ── applying ────────────────────────────────────────────────────────────────────────
+
+    def _decode(self, records: Sequence[ConsumerRecord]) -> tuple[list[Item], dict[Key, _Poison]]:
+        items: list[Item] = []
+        poison: dict[Key, _Poison] = {}
+        for rec in records:
+            try:
+                items.append((rec, self.codec.decode(rec.value)))
+            except SchemaError as exc:
+                hint = rec.header("hub-type")
+                event_type = exc.event or (hint.decode(errors="replace") if hint else None)
+                key = (rec.tp, rec.offset)
+                poison[key] = _Poison(key, exc, event_type)
+                items.append((rec, None))
+        return items, poison
+
+    async def _process(self, items: list[Item], poison: dict[Key, _Poison]) -> None:
+        backoff = self.backoff()
+        one_by_one = False
+        while True:
+            try:
+                if one_by_one:
+                    for item in items:
+                        await self._apply_single(item, poison)
+                else:
+                    await self._apply(items, poison)
+                return
+            except _Poison as p:
+                poison[p.key] = p
+            except _FlushFailed as f:
+                self._log.warning("projector.flush_failed_isolating", error=str(f.error))
+                one_by_one = True
+            except Exception as exc:
+                if not is_retriable(exc):
+                    raise
+                if self.stopping:
+                    self._log.warning("projector.stopping_with_batch_unapplied", error=str(exc))
+                    return
+                self.on_retry("apply", exc)
+                await self.pause(backoff)
+
+    async def _apply_single(self, item: Item, poison: dict[Key, _Poison]) -> None:
+        """Apply one record in its own transaction, marking it poison if it fails."""
+        key = (item[0].tp, item[0].offset)
+        while True:
+            try:
+                await self._apply([item], poison)
+                return
+            except _Poison as p:
+                poison[p.key] = p
+            except _FlushFailed as f:
+                event_type = type(item[1]).__name__ if item[1] is not None else None
+                poison[key] = _Poison(key, f.error, event_type)
+
+    async def _apply(self, items: Sequence[Item], poison: Mapping[Key, _Poison]) -> None:
+        if not items:
+            return
+        starts: dict[TopicPartition, int] = {}
+        ends: dict[TopicPartition, int] = {}
+        for rec, _ in items:
+            starts.setdefault(rec.tp, rec.offset)
+            ends[rec.tp] = rec.offset + 1
+        projection = self.projection
+        handlers = projection.handlers
+        applied = duplicates = 0
+        dead = []
+        async with self.pool.acquire() as conn, conn.transaction():
+            claimed, stored = await self.positions.claim(conn, self.name, starts)
+            mine = [(r, e) for r, e in items if r.tp in claimed]
+            fresh: set[Any] | None = None
+            if projection.dedupe:
+                ids = [
+                    e.event_id
+                    for r, e in mine
+                    if e is not None and type(e) in handlers and (r.tp, r.offset) not in poison
+                ]
+                fresh = await self._fresh(conn, ids)
+            batch = projection.begin(conn, projection.schema)
+            await projection.prepare(
+                batch,
+                [
+                    e
+                    for r, e in mine
+                    if e is not None
+                    and (r.tp, r.offset) not in poison
+                    and (fresh is None or e.event_id in fresh)
+                ],
+            )
+            for rec, event in mine:
+                key = (rec.tp, rec.offset)
+                if key in poison:
+                    dead.append(poison[key])
+                    continue
+                handler = handlers.get(type(event)) if event is not None else None
+                if handler is None or event is None:
+                    continue
+                if fresh is not None:
+                    if event.event_id not in fresh:
+                        duplicates += 1
+                        continue
+                    fresh.discard(event.event_id)  # a second copy in this batch is a duplicate
+                try:
+                    await call_handler(handler, batch, event, rec)
+                except Exception as exc:
+                    if is_retriable(exc):
+                        raise
+                    raise _Poison(key, exc, type(event).__name__) from exc
+                applied += 1
+            try:
+                await projection.flush(batch)
+            except Exception as exc:
+                if is_retriable(exc):
+                    raise
+                raise _FlushFailed(exc) from exc
+            if dead:
+                await self._send_dead_letters(conn, dead, items)
+            await self.positions.advance(
+                conn,
+                self.name,
+                {tp: ends[tp] for tp in claimed},
+                applied=applied,
+                duplicates=duplicates,
+                dead_lettered=len(dead),
+            )
+        for tp in claimed:
+            self._next[tp] = ends[tp]
+        for tp, position in stored.items():
+            await self._resync(tp, position)
+        self._count(applied, duplicates, len(dead), dropped=bool(stored))
+
+    async def _fresh(self, conn: asyncpg.Connection, ids: list[Any]) -> set[Any]:
+        """The ids not applied before, recorded as applied now (in the batch's transaction).
+
+        Optimistically COPY them all (fast); if one was applied before, the COPY fails and
+        a slower insert that skips known ids says which are new.
+        """
+        if not ids:
+            return set()
+        try:
+            async with conn.transaction():  # a savepoint
+                await conn.copy_records_to_table(
+                    "applied_events",
+                    schema_name=self.projection.schema,
+                    columns=("event_id",),
+                    records=[(i,) for i in ids],
+                )
+            return set(ids)
+        except asyncpg.UniqueViolationError:
+            return {row[0] for row in await conn.fetch(self._dedupe_sql, ids)}
+
+    async def _send_dead_letters(
+        self, conn: asyncpg.Connection, dead: Sequence[_Poison], items: Sequence[Item]
+    ) -> None:
+        """Dead-letter the poison of a batch, except what was dead-lettered before (a
+        replay or a rebuild meeting the same record again skips it quietly)."""
+        consumer = self.projection.dead_letter_consumer
+        records = {(r.tp, r.offset): r for r, _ in items}
+        first = await first_time_dead(conn, consumer, [records[p.key] for p in dead])
+        new = {(r.tp, r.offset) for r in first}
+        letters = []
+        for poison in dead:
+            tp, offset = poison.key
+            if poison.key not in new:
+                self._log.info("projector.poison_skipped_again", tp=str(tp), offset=offset)
+                continue
+            self._log.error(
+                "projector.dead_lettered",
+                tp=str(tp),
+                offset=offset,
+                event_type=poison.event_type,
+                error=f"{type(poison.error).__name__}: {poison.error}",
+            )
+            letters.append(
+                dead_letter_record(
+                    self.codec,
+                    records[poison.key],
+                    consumer=consumer,
+                    error=poison.error,
+                    event_type=poison.event_type,
+                )
+            )
+        await send_dead_letters(self.log, letters)
+
+    async def _resync(self, tp: TopicPartition, position: int) -> None:
+        """Our batch for ``tp`` did not start at the stored position: read from there."""
+        self._log.info("projector.batch_dropped", tp=str(tp), stored=position)
+        self._next[tp] = position
+        if self._consumer is not None and tp in self._consumer.assignment():
+            await self._consumer.seek(tp, position)
+
+    def _count(self, applied: int, duplicates: int, dead: int, *, dropped: bool) -> None:
+        s = self.stats
+        s.batches += 1
+        s.events += applied
+        s.duplicates += duplicates
+        s.dead_lettered += dead
+        s.dropped_batches += int(dropped)
+        s.last_batch_at = time.time()
+
+    # ── lag, retries ────────────────────────────────────────────────────────────────────
+
+    async def _maybe_promote(self) -> None:
+        """A new version being rebuilt takes over the views once it has caught up."""
+        now = time.monotonic()
+        if not self._rebuilding or now < self._next_promote_check:
+            return
+        self._next_promote_check = now + 1.0
+        try:
+            if await promote_if_caught_up(self.pool, self.log, self.projection):
+                self._rebuilding = False
+        except Exception as exc:
+            if not is_retriable(exc):
+                raise
+            self._log.warning("projector.promote_failed", error=str(exc))
+
+    async def _maybe_drop_retired(self) -> None:
+        """Versions this one replaced, and tables a rebuild swapped out, are dropped once
+        their grace period is over."""
+        now = time.monotonic()
+        if self._rebuilding or now < self._next_retired_check or not self.projection.published:
+            return
+        grace = self.settings.retired_grace
+        self._next_retired_check = now + min(max(grace, 1.0), 60.0)
+        try:
+            async with self.pool.acquire() as conn:
+                await drop_retired_versions(conn, self.projection, grace)
+                await drop_rebuild_leftovers(conn, self.projection.name)
+        except Exception as exc:
+            if not is_retriable(exc):
+                raise
+            self._log.warning("projector.drop_retired_failed", error=str(exc))
+
+    async def _report_lag(self) -> None:
+        now = time.monotonic()
+        if now < self._next_lag_report or self._consumer is None:
+            return
+        self._next_lag_report = now + self.settings.lag_interval
+        assigned = sorted(self._consumer.assignment())
+        if not assigned:
+            return
+        try:
+            ends = await self.log.end_offsets(assigned)
+            positions = {tp: self._next.get(tp, 0) for tp in assigned}
+            self.stats.lag = {tp: max(0, ends[tp] - positions[tp]) for tp in assigned}
+            await self._consumer.commit(positions)  # for Kafka's own lag tools
+        except HubError as exc:
+            self._log.warning("projector.lag_unavailable", error=str(exc))
+            return
+        self._log.info(
+            "projector.lag",
+            total=sum(self.stats.lag.values()),
+            partitions={str(tp): lag for tp, lag in self.stats.lag.items()},
+        )
+
+    def lag(self) -> dict[TopicPartition, int]:
+        """The last measured lag per assigned partition."""
+        return dict(self.stats.lag)
+
+    def on_retry(self, what: str, exc: BaseException) -> None:
+        self.stats.retries += 1
+        self._log.warning("projector.retry", step=what, error=f"{type(exc).__name__}: {exc}")
+
+    def _summary(self) -> dict[str, Any]:
+        s = self.stats
+        return {
+            "batches": s.batches,
+            "events": s.events,
+            "duplicates": s.duplicates,
+            "dead_lettered": s.dead_lettered,
+        }

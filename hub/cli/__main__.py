@@ -1,0 +1,5 @@
+import sys
+
+from hub.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,185 @@
+"""``agent-hub replay``: operating on history from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import datetime
+from typing import Any
+
+import anyio
+
+from hub.settings import HubSettings
+from schemas.errors import InputError
+
+__all__ = [
+    "add_ops_commands",
+    "cmd_dlq",
+    "cmd_rebuild",
+    "cmd_replay",
+    "cmd_verify",
+    "parse_start",
+]
+
+
+def parse_start(value: str) -> str | int | datetime:
+    """``earliest``, an offset, or an ISO time with a timezone."""
+    if value == "earliest":
+        return value
+    if value.isdigit():
+        return int(value)
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"--from: use earliest, an offset or an ISO time, not {value!r}") from None
+    if at.tzinfo is None:
+        raise InputError("--from: add a timezone, such as 2025-01-01T00:00+00:00")
+    return at
+
+
+async def cmd_replay(settings: HubSettings, args: argparse.Namespace) -> int:
+    """Replay a projection from a point (archive first, then the log)."""
+    from hub.ops.replay import Progress, replay
+    from hub.runtime import Runtime
+
+    start = parse_start(args.start)
+
+    def report(p: Progress) -> None:
+        print(p.line(f"replay {args.projection}"), file=sys.stderr, flush=True)
+
+    async with Runtime(settings) as runtime:
+        done = await replay(runtime, args.projection, start, reset=args.reset, report=report)
+    print(f"{args.projection}: replayed {done.done:,} events, caught up")
+    return 0
+
+
+async def cmd_rebuild(settings: HubSettings, args: argparse.Namespace) -> int:
+    """Rebuild a projection beside the live one, then swap it in (zero downtime)."""
+    from hub.ops.rebuild import drop_retired, rebuild
+    from hub.ops.replay import Progress
+    from hub.runtime import Runtime
+
+    def report(p: Progress) -> None:
+        print(p.line(f"rebuild {args.name}"), file=sys.stderr, flush=True)
+
+    async with Runtime(settings) as runtime:
+        done = await rebuild(
+            runtime, args.name, report=report, grace_s=args.grace, workers=args.workers
+        )
+        print(f"{args.name}: rebuilt from {done.done:,} events and swapped in", flush=True)
+        if args.grace > 0:
+            print(f"{args.name}: dropping the old tables in {args.grace:g}s", file=sys.stderr)
+            await anyio.sleep(args.grace)
+        await drop_retired(runtime, args.name)
+    return 0
+
+
+async def cmd_dlq(settings: HubSettings, args: argparse.Namespace) -> int:
+    """Dead letters: list, show one, replay into their projection."""
+    from hub.ops.dead_letters import dead_letters, get_dead_letter, replay_dead_letter
+    from hub.runtime import Runtime
+
+    async with Runtime(settings) as runtime:
+        if args.action == "list":
+            async for dead in dead_letters(runtime, args.consumer):
+                s = dead.summary()
+                mark = "replayed" if s["replayed"] else "pending"
+                print(f"{s['id']}\t{mark}\t{s['consumer']}\t{s['event_type']}\t{s['reason']}")
+            return 0
+        if args.action == "show":
+            dead = await get_dead_letter(runtime, args.id)
+            info = dead.summary()
+            info["event"] = dead.event.model_dump(mode="json") if dead.event else None
+            print(json.dumps(info, indent=2, default=str))
+            return 0
+        if args.all:
+            targets = [d async for d in dead_letters(runtime, args.consumer) if not d.replayed]
+        elif args.id:
+            targets = [await get_dead_letter(runtime, args.id)]
+        else:
+            raise InputError("dlq replay: give a dead-letter id or --all")
+        failed = 0
+        for dead in targets:
+            result = await replay_dead_letter(runtime, dead)
+            failed += result.outcome == "failed"
+            print(f"{result.id}\t{result.outcome}\t{result.detail}".rstrip())
+    return 1 if failed else 0
+
+
+async def cmd_verify(settings: HubSettings, args: argparse.Namespace) -> int:
+    """Rebuild a projection into a scratch schema and compare every table's checksum."""
+    from hub.ops.verify import verify
+    from hub.runtime import Runtime
+
+    async with Runtime(settings) as runtime:
+        checks = await verify(runtime, args.name)
+    for c in checks:
+        print(f"{c.table}\t{c.rows}\t{'same' if c.same else 'DIFFERENT'}\t{c.live[:12]}")
+    return 0 if all(c.same for c in checks) else 1
+
+
+def _workers(value: str) -> int:
+    if value == "auto":
+        return os.cpu_count() or 1
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(
+            f"use a number of processes (1 or more) or auto, not {value!r}"
+        )
+    return count
+
+
+def add_ops_commands(sub: Any, commands: dict[str, Any]) -> None:
+    p = sub.add_parser(
+        "replay", help="replay a projection from a point in history (archive, then log)"
+    )
+    p.add_argument("--projection", required=True, help="the projection's name")
+    p.add_argument(
+        "--from", dest="start", default="earliest", help="earliest, an offset, or an ISO time"
+    )
+    p.add_argument(
+        "--reset",
+        action="store_true",
+        help="empty the projection first and apply everything again",
+    )
+    p.set_defaults(fn=commands["replay"])
+
+    p = sub.add_parser("rebuild", help="rebuild a projection beside the live one, then swap it in")
+    p.add_argument("name", help="the projection's name")
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=60.0,
+        help="seconds to keep the old tables after the swap (default 60)",
+    )
+    p.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        help="processes sharing the work by partition: a number, or 'auto' for one per "
+        "CPU core (default 1)",
+    )
+    p.set_defaults(fn=commands["rebuild"])
+
+    p = sub.add_parser("dlq", help="dead letters: list, show, replay into their projection")
+    dlq = p.add_subparsers(dest="action", required=True)
+    a = dlq.add_parser("list", help="every dead letter, oldest first")
+    a.add_argument("--consumer", help="only this consumer's (e.g. proj_registry_v1)")
+    a = dlq.add_parser("show", help="one dead letter with its original event (JSON)")
+    a.add_argument("id", help="partition:offset, as listed")
+    a = dlq.add_parser("replay", help="apply dead letters to their projection (once)")
+    a.add_argument("id", nargs="?", help="partition:offset, as listed")
+    a.add_argument("--all", action="store_true", help="every pending dead letter")
+    a.add_argument("--consumer", help="with --all: only this consumer's")
+    p.set_defaults(fn=commands["dlq"])
+
+    p = sub.add_parser(
+        "verify", help="rebuild a projection aside and compare table checksums (determinism)"
+    )
+    p.add_argument("name", help="the projection's name")
+    p.set_defaults(fn=commands["verify"])

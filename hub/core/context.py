@@ -1,0 +1,108 @@
+"""The context every feature client works in: settings, the producer, the read pool, the
+blob store, and read-your-writes. The ``Hub`` client builds one and hands it to each
+feature client, so feature clients never import :mod:`hub.client`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+import asyncpg
+
+from consumers.positions import partitions_of
+from hub.infra.ports import BlobStore, Position, TopicPartition
+from hub.infra.producer import EventProducer
+from hub.runtime import Runtime
+from hub.settings import HubSettings
+from schemas.errors import HubError
+from schemas.events import Event
+
+__all__ = ["HubContext"]
+
+
+class HubContext:
+    """What a feature client needs of the hub, and nothing else."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    @property
+    def settings(self) -> HubSettings:
+        return self.runtime.settings
+
+    @property
+    def tenant(self) -> str:
+        return self.runtime.settings.tenant
+
+    def envelope(self) -> dict[str, Any]:
+        """The envelope fields of an event this client writes: its tenant and actor."""
+        s = self.runtime.settings
+        return {"tenant_id": s.tenant, "actor": s.actor}
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The read models' pool."""
+        return self.runtime.pool
+
+    @property
+    def producer(self) -> EventProducer:
+        return self.runtime.producer
+
+    async def blob_store(self) -> BlobStore:
+        return await self.runtime.blob_store()
+
+    async def emit(self, *events: Event) -> list[Position]:
+        """Append events to the log (validated, all or nothing); returns their positions."""
+        return await self.runtime.producer.emit(events)
+
+    # ── read your writes ────────────────────────────────────────────────────────────────
+
+    async def wait_for_projections(
+        self, timeout: float = 30.0, *, topics: Sequence[str] | None = None
+    ) -> None:
+        """Wait until every projection has applied everything this client produced."""
+        marks = {
+            tp: offset
+            for tp, offset in self.runtime.producer.high_water.items()
+            if topics is None or tp.topic in topics
+        }
+        await self._wait_for_marks(marks, timeout)
+
+    async def catch_up(self, timeout: float = 60.0) -> None:
+        """Wait until every projection has applied everything in the log now."""
+        topics = sorted({str(t) for p in self.runtime.projections for t in p.topics})
+        partitions = await partitions_of(self.runtime.log, topics)
+        ends = await self.runtime.log.end_offsets(partitions)
+        await self._wait_for_marks({tp: end - 1 for tp, end in ends.items() if end > 0}, timeout)
+
+    async def _wait_for_marks(self, marks: dict[TopicPartition, int], timeout: float) -> None:
+        needed = {
+            (p.consumer, tp): offset
+            for p in self.runtime.projections
+            for tp, offset in marks.items()
+            if tp.topic in p.topics
+        }
+        if not needed:
+            return
+        consumers = sorted({c for c, _ in needed})
+        positions = self.runtime.positions
+        deadline = time.monotonic() + timeout
+        watcher = await self.runtime.position_watcher()
+        while True:
+            changed = watcher.changed()  # taken before reading: no change can slip by
+            stored = await positions.of_consumers(consumers)
+            behind = {k: v for k, v in needed.items() if stored.get(k, 0) <= v}
+            if not behind:
+                return
+            if time.monotonic() >= deadline:
+                (consumer, tp), offset = next(iter(behind.items()))
+                raise HubError(
+                    f"projections did not catch up within {timeout:g}s: {consumer} is at "
+                    f"{stored.get((consumer, tp), 0)} on {tp}, waiting for offset {offset} "
+                    "(is a projector running? see `agent-hub status`)",
+                    retriable=True,
+                )
+            with anyio.move_on_after(min(0.5, max(0.0, deadline - time.monotonic()))):
+                await changed.wait()  # a projector stored positions (or poll again in 0.5 s)

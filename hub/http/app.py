@@ -1,0 +1,107 @@
+"""The HTTP API (FastAPI). Errors are JSON: ``{"error": {"type", "message", "field"}}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from hub.agents.client import Agent
+from hub.client import Hub
+from hub.http.prompts import add_prompt_routes
+from hub.http.runs import add_run_routes
+from hub.http.sessions import add_thread_routes
+from hub.infra.db import redact
+from hub.ops.status import ProjectionStatus, projection_status
+from schemas.errors import ConflictError, HubError, InputError, NotFoundError
+
+__all__ = ["create_app"]
+
+
+def _status_code(exc: HubError) -> int:
+    if isinstance(exc, InputError):
+        return 400
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, ConflictError):
+        return 409
+    return 503 if exc.retriable else 500
+
+
+def _error(kind: str, message: str, field: str | None, status: int) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"type": kind, "message": message, "field": field}}, status_code=status
+    )
+
+
+def create_app(hub: Hub) -> FastAPI:
+    """The API over a started ``hub``."""
+    app = FastAPI(title="Agent Hub", version="0.1.0")
+
+    @app.exception_handler(HubError)
+    async def hub_error(_: Request, exc: HubError) -> JSONResponse:
+        return _error(
+            type(exc).__name__, exc.message, getattr(exc, "field", None), _status_code(exc)
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"] if p not in ("query", "path", "body"))
+        return _error("InputError", f"{field}: {err['msg']}", field or None, 400)
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        runtime = hub.runtime
+        checks: dict[str, Any] = {}
+        try:
+            await runtime.pool.fetchval("SELECT 1")
+            checks["database"] = "ok"
+        except Exception as exc:  # health checks report, they do not raise
+            checks["database"] = f"error: {exc}"
+        try:
+            await runtime.log.partitions_for("agenthub.registry")
+            checks["log"] = "ok"
+        except Exception as exc:
+            checks["log"] = f"error: {exc}"
+        checks["projectors"] = len([p for p in hub.projectors if not p.stopping])
+        checks["archiver"] = hub.archiver is not None and not hub.archiver.stopping
+        healthy = checks["database"] == "ok" and checks["log"] == "ok"
+        return JSONResponse(
+            {"status": "ok" if healthy else "degraded", **checks},
+            status_code=200 if healthy else 503,
+        )
+
+    @app.get("/v1/projections")
+    async def projections() -> dict[str, Any]:
+        statuses: list[ProjectionStatus] = await projection_status(hub.runtime)
+        return {
+            "log": hub.runtime.log.name,
+            "database": redact(hub.runtime.database_url or ""),
+            "projections": [s.model_dump() for s in statuses],
+        }
+
+    @app.get("/v1/agents")
+    async def list_agents(
+        tag: str | None = None,
+        status: str | None = None,
+        limit: int = Query(100, ge=1, le=1000),
+        after: str | None = None,
+    ) -> dict[str, Any]:
+        agents = await hub.registry.list(tag=tag, status=status, limit=limit, after=after)
+        next_cursor = agents[-1].agent_id if len(agents) == limit else None
+        return {"agents": [a.model_dump(mode="json") for a in agents], "next": next_cursor}
+
+    @app.get("/v1/agents/{agent_id}")
+    async def get_agent(agent_id: str) -> Agent:
+        agent = await hub.registry.get(agent_id)
+        if agent is None:
+            raise NotFoundError(f"no agent {agent_id!r}")
+        return agent
+
+    add_thread_routes(app, hub)
+    add_run_routes(app, hub)
+    add_prompt_routes(app, hub)
+    return app

@@ -1,0 +1,52 @@
+"""Event log adapters, and opening one from a URL.
+
+- ``kafka://host1:9092,host2:9092`` opens :class:`~hub.log.kafka.KafkaLog`;
+- ``postgresql://...`` (or ``postgres://``) opens :class:`~hub.log.postgres.PostgresLog`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from hub.infra.ports import EventLog
+from schemas.errors import ConfigError
+
+__all__ = ["open_log", "validate_log_url"]
+
+
+def validate_log_url(url: str) -> str:
+    """Check a log URL, returning it; raises :class:`ConfigError` naming what is wrong."""
+    scheme = urlsplit(url).scheme
+    if scheme == "kafka":
+        servers = url.split("://", 1)[1].split("?", 1)[0].strip("/")
+        if not servers:
+            raise ConfigError(
+                f"HUB_LOG_URL {url!r}: no Kafka bootstrap servers (kafka://host:9092)"
+            )
+        for server in servers.split(","):
+            host, _, port = server.rpartition(":")
+            if not host or not port.isdigit():
+                raise ConfigError(
+                    f"HUB_LOG_URL {url!r}: {server!r} is not host:port (kafka://host:9092,host2:9092)"
+                )
+        return url
+    if scheme in ("postgresql", "postgres"):
+        return url
+    raise ConfigError(
+        f"HUB_LOG_URL {url!r}: unsupported scheme {scheme!r} "
+        "(use kafka://host:9092,... or postgresql://...)"
+    )
+
+
+def open_log(url: str, **options: Any) -> EventLog:
+    """An (unstarted) event log for ``url``; ``options`` go to the adapter."""
+    validate_log_url(url)
+    if url.startswith("kafka://"):
+        from hub.infra.log.kafka import KafkaLog, KafkaSettings
+
+        servers = url.split("://", 1)[1].split("?", 1)[0].strip("/")
+        return KafkaLog(KafkaSettings(servers, **options))
+    from hub.infra.log.postgres import PostgresLog
+
+    return PostgresLog(url, **options)

@@ -1,0 +1,389 @@
+"""Consumers of the Postgres log, and consumer groups shared out with advisory locks.
+
+A group member holds one dedicated connection. On it, it holds a session advisory lock
+that says it is alive, and one advisory lock per partition it owns. It LISTENs for appends
+and for membership changes. At every rebalance tick the members compute the same
+assignment, round-robin over the sorted live members. A member gives up the partitions it
+no longer owns (after ``on_revoked``, between batches) and try-locks the ones it gains,
+which it gets once their old owner lets go. When a member dies its connection closes and
+Postgres drops its locks: the next tick hands its partitions to the others. This is what
+Kafka's group coordinator does for Kafka. Exactly-once does not depend on it; the position
+store rejects a batch that does not start at the stored position.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import anyio
+import asyncpg
+import structlog
+
+from hub.infra.db import is_retriable, translate_errors
+from hub.infra.lifecycle import Lifecycle
+from hub.infra.ports import ConsumerRecord, RebalanceListener, TopicPartition
+from schemas.errors import LogError
+from schemas.ids import uuid7
+
+__all__ = ["CHANNEL", "GroupLog", "PostgresConsumer"]
+
+CHANNEL = "hub_log"  # the log NOTIFYs "topic|partitions" here on every append
+
+
+class GroupLog(Protocol):
+    """What a consumer needs of the Postgres log (:class:`~hub.infra.log.postgres.PostgresLog`)."""
+
+    dsn: str
+    schema: str
+
+    @property
+    def pool(self) -> asyncpg.Pool: ...
+
+    async def read(
+        self, topic: str, positions: Mapping[int, int], limit: int
+    ) -> list[asyncpg.Record]: ...
+
+    async def commit_group(self, group_id: str, offsets: Mapping[TopicPartition, int]) -> None: ...
+
+    async def beginning_offsets(
+        self, tps: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, int]: ...
+
+
+log = structlog.get_logger(__name__)
+
+GROUP_CHANNEL = "hub_log_group"
+
+JOIN = """
+INSERT INTO {s}.members (group_id, member_id, lock_key, topics) VALUES ($1, $2, $3, $4)
+ON CONFLICT (group_id, member_id) DO NOTHING
+"""
+LEAVE = "DELETE FROM {s}.members WHERE group_id = $1 AND member_id = $2"
+MEMBERS = """
+SELECT m.member_id,
+       EXISTS (
+           SELECT 1 FROM pg_locks l
+           WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+             AND l.classid::bigint = ((m.lock_key >> 32) & 4294967295)
+             AND l.objid::bigint = (m.lock_key & 4294967295)
+       ) AS alive
+FROM {s}.members m
+WHERE m.group_id = $1
+"""
+FORGET = "DELETE FROM {s}.members WHERE group_id = $1 AND member_id = ANY($2::text[])"
+PARTITIONS = """
+SELECT topic, partition FROM {s}.partitions WHERE topic = ANY($1::text[])
+ORDER BY topic, partition
+"""
+COMMITTED = """
+SELECT topic, partition, "offset" FROM {s}.group_offsets
+WHERE group_id = $1 AND (topic, partition) IN (SELECT * FROM unnest($2::text[], $3::int[]))
+"""
+
+
+_CONNECTION_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+)
+
+
+def _lock_key(*parts: str) -> int:
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class PostgresConsumer(Lifecycle):
+    """A ``LogConsumer`` of the Postgres log."""
+
+    def __init__(
+        self,
+        log_: GroupLog,
+        *,
+        group_id: str | None,
+        topics: Sequence[str] = (),
+        listener: RebalanceListener | None = None,
+        partitions: Sequence[TopicPartition] = (),
+        rebalance_interval: float = 1.0,
+    ) -> None:
+        if group_id is None and not partitions:
+            raise LogError("a consumer without a group needs explicit partitions", retriable=False)
+        if group_id is not None and not topics:
+            raise LogError("a group member needs topics to subscribe to", retriable=False)
+        self._log = log_
+        self.group_id = group_id
+        self.topics = tuple(topics)
+        self._listener = listener
+        self._fixed = tuple(partitions)
+        self.member_id = uuid7().hex
+        self._rebalance_interval = rebalance_interval
+        self._conn: asyncpg.Connection | None = None
+        self._positions: dict[TopicPartition, int] = {}
+        self._wakeup = anyio.Event()
+        self._group_changed = True
+        self._next_rebalance = 0.0
+        self._started = False
+        s = log_.schema
+        self._sql = {
+            k: v.format(s=s)
+            for k, v in {
+                "join": JOIN,
+                "leave": LEAVE,
+                "members": MEMBERS,
+                "forget": FORGET,
+                "partitions": PARTITIONS,
+                "committed": COMMITTED,
+            }.items()
+        }
+
+    # ── lifecycle ───────────────────────────────────────────────────────────────────────
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        await self._connect()
+        self._started = True
+
+    async def _connect(self) -> None:
+        with translate_errors("cannot connect a Postgres log consumer"):
+            conn = await asyncpg.connect(self._log.dsn, timeout=10)
+        try:
+            await conn.add_listener(CHANNEL, self._on_append)
+            if self.group_id is not None:
+                await conn.add_listener(GROUP_CHANNEL, self._on_group_change)
+                await conn.execute("SELECT pg_advisory_lock($1)", self._member_key)
+                await conn.execute(
+                    self._sql["join"],
+                    self.group_id,
+                    self.member_id,
+                    self._member_key,
+                    list(self.topics),
+                )
+                await conn.execute("SELECT pg_notify($1, $2)", GROUP_CHANNEL, self.group_id)
+        except BaseException:
+            await conn.close()
+            raise
+        self._conn = conn
+        self._group_changed = True
+        if self.group_id is None and not self._positions:
+            await self._assign(frozenset(self._fixed))
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        conn, self._conn = self._conn, None
+        self._positions.clear()
+        if conn is None or conn.is_closed():
+            return
+        try:
+            if self.group_id is not None:
+                await conn.execute(self._sql["leave"], self.group_id, self.member_id)
+                await conn.execute("SELECT pg_notify($1, $2)", GROUP_CHANNEL, self.group_id)
+        except (*_CONNECTION_ERRORS, TimeoutError):
+            pass  # closing the connection releases the locks anyway
+        finally:
+            await conn.close(timeout=5)
+
+    @property
+    def _member_key(self) -> int:
+        return _lock_key("member", self.group_id or "", self.member_id)
+
+    def _partition_key(self, tp: TopicPartition) -> int:
+        return _lock_key("partition", self.group_id or "", tp.topic, str(tp.partition))
+
+    def _on_append(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        topic, _, _parts = payload.partition("|")
+        if any(tp.topic == topic for tp in self._positions):
+            self._wakeup.set()
+
+    def _on_group_change(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        if payload == self.group_id:
+            self._group_changed = True
+            self._wakeup.set()
+
+    # ── the consumer API ────────────────────────────────────────────────────────────────
+
+    def assignment(self) -> frozenset[TopicPartition]:
+        return frozenset(self._positions)
+
+    async def seek(self, tp: TopicPartition, offset: int) -> None:
+        if tp not in self._positions:
+            raise LogError(f"cannot seek {tp}: not assigned to this consumer", retriable=False)
+        self._positions[tp] = offset
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        if self.group_id is not None:
+            await self._log.commit_group(self.group_id, offsets)
+
+    async def fetch(self, max_records: int, timeout: float) -> list[ConsumerRecord]:
+        if not self._started:
+            raise LogError("consumer is not started", retriable=False)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if self._conn is None or self._conn.is_closed():
+                    await self._reconnect()
+                if self.group_id is not None and (
+                    self._group_changed or time.monotonic() >= self._next_rebalance
+                ):
+                    await self._rebalance()
+                self._wakeup = anyio.Event()
+                records = await self._read(max_records)
+            except _CONNECTION_ERRORS as exc:
+                await self._lose_connection()
+                raise LogError(
+                    f"Postgres log consumer: {exc}", retriable=is_retriable(exc)
+                ) from exc
+            except BaseException:
+                # Cancelled mid-query: the connection may still be busy with it, so drop it
+                # (a group member's locks go with it) rather than reuse it half-way.
+                with anyio.CancelScope(shield=True):
+                    await self._lose_connection(expected=True)
+                raise
+            if records:
+                return records
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            wait = remaining
+            if self.group_id is not None:
+                wait = min(wait, max(0.0, self._next_rebalance - time.monotonic()))
+            with anyio.move_on_after(wait):
+                await self._wakeup.wait()
+            if not self._wakeup.is_set() and time.monotonic() >= deadline:
+                return []  # nothing was appended while we waited
+
+    # ── reading ─────────────────────────────────────────────────────────────────────────
+
+    async def _read(self, max_records: int) -> list[ConsumerRecord]:
+        if not self._positions:
+            return []
+        by_topic: dict[str, dict[int, int]] = {}
+        for tp, pos in self._positions.items():
+            by_topic.setdefault(tp.topic, {})[tp.partition] = pos
+        per_partition = max(1, -(-max_records // len(self._positions)))
+        out: list[ConsumerRecord] = []
+        tps = {(tp.topic, tp.partition): tp for tp in self._positions}
+        for topic, positions in by_topic.items():
+            rows = await self._log.read(topic, positions, per_partition)
+            for partition, offset, key, value, hkeys, hvalues, ts_ms in rows:
+                tp = tps[topic, partition]
+                expected = self._positions.get(tp)
+                if expected is None or offset < expected:
+                    continue
+                if offset > expected:
+                    if out and out[-1].tp == tp:
+                        break  # never hand out a gap within a partition
+                    log.warning(
+                        "postgres_log.skipped_truncated", tp=str(tp), frm=expected, to=offset
+                    )
+                self._positions[tp] = offset + 1
+                out.append(
+                    ConsumerRecord(
+                        topic,
+                        partition,
+                        offset,
+                        key,
+                        value,
+                        tuple(zip(hkeys, hvalues, strict=True)),
+                        ts_ms,
+                        tp,
+                    )
+                )
+        return out
+
+    # ── assignment ──────────────────────────────────────────────────────────────────────
+
+    async def _assign(self, tps: frozenset[TopicPartition]) -> None:
+        if not tps:
+            return
+        starts: Mapping[TopicPartition, int | None] = {}
+        if self._listener is not None:
+            starts = await self._listener.on_assigned(tps)
+        elif self.group_id is not None:
+            starts = await self._committed(tps)
+        missing = [tp for tp in tps if starts.get(tp) is None]
+        beginnings = await self._log.beginning_offsets(missing) if missing else {}
+        for tp in tps:
+            start = starts.get(tp)
+            self._positions[tp] = beginnings[tp] if start is None else start
+        log.info("postgres_log.assigned", group=self.group_id, partitions=sorted(map(str, tps)))
+
+    async def _committed(self, tps: frozenset[TopicPartition]) -> dict[TopicPartition, int | None]:
+        tl = list(tps)
+        rows = await self._log.pool.fetch(
+            self._sql["committed"], self.group_id, [t.topic for t in tl], [t.partition for t in tl]
+        )
+        return {TopicPartition(r[0], r[1]): r[2] for r in rows}
+
+    async def _rebalance(self) -> None:
+        conn = self._conn
+        assert conn is not None and self.group_id is not None
+        self._group_changed = False
+        self._next_rebalance = time.monotonic() + self._rebalance_interval
+        rows = await conn.fetch(self._sql["members"], self.group_id)
+        alive = sorted(r["member_id"] for r in rows if r["alive"])
+        dead = [r["member_id"] for r in rows if not r["alive"]]
+        if dead:
+            await conn.execute(self._sql["forget"], self.group_id, dead)
+            log.info("postgres_log.members_gone", group=self.group_id, members=dead)
+        if self.member_id not in alive:  # our row went missing: join again
+            await conn.execute(
+                self._sql["join"],
+                self.group_id,
+                self.member_id,
+                self._member_key,
+                list(self.topics),
+            )
+            alive = sorted([*alive, self.member_id])
+        all_tps = [
+            TopicPartition(r[0], r[1])
+            for r in await conn.fetch(self._sql["partitions"], list(self.topics))
+        ]
+        me = alive.index(self.member_id)
+        target = {tp for i, tp in enumerate(all_tps) if i % len(alive) == me}
+        owned = set(self._positions)
+        revoked = frozenset(owned - target)
+        if revoked:
+            if self._listener is not None:
+                await self._listener.on_revoked(revoked)
+            for tp in revoked:
+                await conn.execute("SELECT pg_advisory_unlock($1)", self._partition_key(tp))
+                del self._positions[tp]
+            log.info(
+                "postgres_log.revoked", group=self.group_id, partitions=sorted(map(str, revoked))
+            )
+        gained = []
+        for tp in sorted(target - owned):
+            if await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._partition_key(tp)):
+                gained.append(tp)
+        if len(gained) < len(target - owned):
+            self._next_rebalance = time.monotonic() + min(0.2, self._rebalance_interval)
+        await self._assign(frozenset(gained))
+
+    async def _lose_connection(self, *, expected: bool = False) -> None:
+        """The connection is gone; a group member lost its locks, so it owns nothing now.
+
+        ``expected``: dropped on purpose (a cancelled fetch, usually while stopping).
+        """
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.is_closed():
+            conn.terminate()
+        if self.group_id is None:
+            return  # fixed partitions: keep reading from where we were
+        lost = frozenset(self._positions)
+        self._positions.clear()
+        if lost:
+            report = log.debug if expected else log.warning
+            report("postgres_log.partitions_lost", group=self.group_id, count=len(lost))
+            if self._listener is not None:
+                await self._listener.on_revoked(lost)
+
+    async def _reconnect(self) -> None:
+        await self._connect()

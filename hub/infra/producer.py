@@ -1,0 +1,112 @@
+"""The producer: validates, encodes and appends events, and remembers what it wrote.
+
+Every event is validated (it is a frozen pydantic model) and size-checked before anything
+is written; a batch either goes to the log whole or raises. Records carry the headers
+``hub-type``, ``hub-schema`` (fingerprint) and ``hub-tenant`` and are keyed by the
+event's partition key. The producer keeps the highest offset it wrote per partition, so
+:meth:`hub.client.Hub.wait_for_projections` can wait for its own writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import anyio
+import structlog
+
+from hub.infra.ports import EventLog, Position, ProducerRecord, TopicPartition
+from hub.infra.spool import Spool
+from schemas.codec import Codec
+from schemas.errors import InputError, LogError
+from schemas.events import Event
+
+__all__ = ["EventProducer"]
+
+log = structlog.get_logger(__name__)
+
+
+class EventProducer:
+    """Appends events to a log."""
+
+    def __init__(
+        self,
+        log: EventLog,
+        codec: Codec,
+        *,
+        max_event_bytes: int = 1 << 20,
+        spool: Spool | None = None,
+    ) -> None:
+        self.log = log
+        self.spool = spool
+        self.spooling = spool is not None and spool.has_pending()
+        self.spooled = 0
+        self.codec = codec
+        self.max_event_bytes = max_event_bytes
+        self.high_water: dict[TopicPartition, int] = {}
+        self._type_headers = {
+            name: (("hub-type", name.encode()), ("hub-schema", sv.fingerprint_hex.encode()))
+            for name in codec.event_types
+            for sv in [codec.registry.current(name)]
+        }
+
+    def record(self, event: Event) -> ProducerRecord:
+        """The log record for ``event``; raises :class:`InputError` if it is too large."""
+        value = self.codec.encode(event)
+        if len(value) > self.max_event_bytes:
+            raise InputError(
+                f"{type(event).__name__} is {len(value)} bytes encoded, over the "
+                f"{self.max_event_bytes}-byte limit (HUB_MAX_EVENT_BYTES)"
+            )
+        headers = (
+            *self._type_headers[type(event).__name__],
+            ("hub-tenant", event.tenant_id.encode()),
+        )
+        return ProducerRecord(str(event.topic), event.partition_key(), value, headers)
+
+    async def emit(self, events: Sequence[Event]) -> list[Position]:
+        """Append ``events`` in order; returns their positions."""
+        return await self.send([self.record(e) for e in events])  # all checked before writing
+
+    async def send(self, records: Sequence[ProducerRecord]) -> list[Position]:
+        """Append records built by :meth:`record` (all or none); returns their positions.
+
+        With a spool: while the log is unreachable (or earlier batches still wait in the
+        spool, so that order is kept) the records are spooled durably instead and no
+        positions are returned."""
+        spool = self.spool
+        if spool is not None and self.spooling:
+            if spool.has_pending():
+                await anyio.to_thread.run_sync(spool.append, records)
+                self.spooled += len(records)
+                return []
+            self.spooling = False  # drained: back to the log
+        try:
+            positions = await self.log.append(records)
+        except LogError as exc:
+            if spool is None or not exc.retriable:
+                raise
+            await anyio.to_thread.run_sync(spool.append, records)
+            self.spooling = True
+            self.spooled += len(records)
+            log.warning("producer.spooled", records=len(records), error=str(exc))
+            return []
+        return self._remember(positions)
+
+    async def forward_spool(self, *, max_records: int = 1000) -> int:
+        """Send what the spool holds to the log, in order; returns the records sent."""
+        if self.spool is None or not self.spool.has_pending():
+            return 0
+        sent = await self.spool.forward(self._append_direct, max_records=max_records)
+        if not self.spool.has_pending():
+            self.spooling = False
+        return sent
+
+    async def _append_direct(self, records: Sequence[ProducerRecord]) -> None:
+        self._remember(await self.log.append(records))
+
+    def _remember(self, positions: list[Position]) -> list[Position]:
+        for pos in positions:
+            tp = pos.tp
+            if pos.offset > self.high_water.get(tp, -1):
+                self.high_water[tp] = pos.offset
+        return positions

@@ -1,0 +1,636 @@
+"""``hub.sessions``: conversations as events, with O(1) forks, time travel and search.
+
+Writes are events on ``agenthub.sessions``, keyed by the thread family's root, so a family
+is totally ordered. Reads come from the ``sessions`` projection after waiting for this
+client's own writes. Everything is checked before anything is produced: the thread must
+exist, a fork point must be in the thread, a message must fit the size limit, and binary
+content goes to the blob store as a reference.
+"""
+
+from __future__ import annotations
+
+import base64
+import builtins
+import hashlib
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from hub.core.inputs import build_event, reject_unknown
+from hub.infra.ports import Position, ProducerRecord
+from hub.sessions.models import (
+    Message,
+    Page,
+    SearchHit,
+    ThreadInfo,
+    ThreadSnapshot,
+    ThreadStats,
+    TreeNode,
+)
+from hub.sessions.windows import Tokenizer, estimate_tokens, merge_first_last, take_within_budget
+from projections.sessions import queries
+from schemas.errors import InputError, NotFoundError
+from schemas.events import (
+    AgentStateSaved,
+    BlobPart,
+    Event,
+    MessageAppended,
+    MessageRedacted,
+    Part,
+    TextPart,
+    ThreadArchived,
+    ThreadForked,
+    ThreadRenamed,
+    ThreadStarted,
+    ThreadUnarchived,
+    TokenUsage,
+    Topic,
+)
+from schemas.ids import uuid7
+from schemas.parts import part_from_json
+
+if TYPE_CHECKING:
+    from hub.core.context import HubContext
+
+__all__ = ["SessionsClient", "Thread"]
+
+MAX_SEQ = 2**63 - 1
+FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
+SESSIONS = str(Topic.SESSIONS)
+ROLES = ("user", "assistant", "system", "tool")
+
+
+def _cursor(info: ThreadInfo) -> str:
+    raw = json.dumps([info.updated_at.isoformat(), info.thread_id])
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _uncursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        at, thread_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return datetime.fromisoformat(at), str(thread_id)
+    except (ValueError, TypeError) as exc:
+        raise InputError("cursor: not a cursor this API returned", field="cursor") from exc
+
+
+class SessionsClient:
+    """Threads and messages, as ``hub.sessions``."""
+
+    def __init__(self, ctx: HubContext) -> None:
+        self._ctx = ctx
+        self._roots: dict[str, str] = {}  # thread id -> root id, for threads known to exist
+
+    # ── helpers ─────────────────────────────────────────────────────────────────────────
+
+    @property
+    def _tenant(self) -> str:
+        return self._ctx.settings.tenant
+
+    async def _settled(self) -> None:
+        await self._ctx.wait_for_projections(topics=[SESSIONS])
+
+    async def _root_of(self, thread_id: str) -> str:
+        """The root of an existing thread; :class:`NotFoundError` if there is none."""
+        if not isinstance(thread_id, str) or not thread_id:
+            raise InputError("thread_id: must be a non-empty string", field="thread_id")
+        root = self._roots.get(thread_id)
+        if root is None:
+            await self._settled()
+            root = await self._ctx.pool.fetchval(
+                "SELECT root_id FROM sessions.threads WHERE tenant_id = $1 AND thread_id = $2",
+                self._tenant,
+                thread_id,
+            )
+            if root is None:
+                raise NotFoundError(f"no thread {thread_id!r}")
+            self._roots[thread_id] = root
+        return root
+
+    async def _emit(self, *events: Event) -> builtins.list[Position]:
+        return await self._ctx.emit(*events)
+
+    async def _parts(self, content: Any) -> tuple[Part, ...]:
+        if isinstance(content, str):
+            return (TextPart(text=content),)
+        if isinstance(content, Part.__args__):
+            return (content,)
+        if not isinstance(content, Sequence) or isinstance(content, bytes):
+            raise InputError(
+                "content: a string, or a list of parts ({'type': 'text', ...})", field="content"
+            )
+        parts: builtins.list[Part] = []
+        for i, item in enumerate(content):
+            where = f"content.{i}"
+            if isinstance(item, Part.__args__):
+                parts.append(item)
+            elif isinstance(item, str):
+                parts.append(TextPart(text=item))
+            elif isinstance(item, Mapping):
+                if item.get("type") == "blob" and "data" in item:
+                    parts.append(await self._store_blob(item, where))
+                else:
+                    parts.append(part_from_json(item, where=where))
+            else:
+                raise InputError(f"{where}: not a part: {type(item).__name__}", field=where)
+        return tuple(parts)
+
+    async def _store_blob(self, item: Mapping[str, Any], where: str) -> BlobPart:
+        data = item["data"]
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise InputError(f"{where}.data: must be bytes", field=f"{where}.data")
+        data = bytes(data)
+        digest = hashlib.sha256(data).hexdigest()
+        content_type = item.get("content_type") or "application/octet-stream"
+        store = await self._ctx.blob_store()
+        key = f"blobs/{self._tenant}/{digest[:2]}/{digest}"
+        uri = (
+            store.uri(key)
+            if await store.exists(key)
+            else await store.put(key, data, content_type=content_type)
+        )
+        return BlobPart(
+            uri=uri, content_type=content_type, size=len(data), sha256=digest, name=item.get("name")
+        )
+
+    def _record(self, event: MessageAppended) -> ProducerRecord:
+        """The log record of a message, refused if it is over the message size limit."""
+        limit = self._ctx.settings.max_message_bytes
+        record = self._ctx.producer.record(event)
+        size = len(record.value)
+        if size > limit:
+            raise InputError(
+                f"content: message is {size} bytes, over the {limit}-byte limit "
+                "(HUB_MAX_MESSAGE_BYTES); send large or binary content as a blob part",
+                field="content",
+            )
+        return record
+
+    # ── writing ─────────────────────────────────────────────────────────────────────────
+
+    async def start_thread(
+        self,
+        *,
+        agent_id: str,
+        user_id: str | None = None,
+        title: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        thread_id: str | None = None,
+        **unknown: Any,
+    ) -> Thread:
+        """A new thread (its id is generated unless you give one)."""
+        reject_unknown(unknown)
+        given = thread_id is not None  # a fresh UUIDv7 needs no existence check
+        thread_id = thread_id or str(uuid7())
+        event = build_event(
+            ThreadStarted,
+            **self._ctx.envelope(),
+            root_thread_id=thread_id,
+            thread_id=thread_id,
+            agent_id=agent_id,
+            user_id=user_id,
+            title=title,
+            metadata=dict(metadata or {}),
+        )
+        if given and (thread_id in self._roots or await self.get(thread_id) is not None):
+            raise InputError(f"thread_id: thread {thread_id!r} exists already", field="thread_id")
+        await self._emit(event)
+        self._roots[thread_id] = thread_id
+        return Thread(self, thread_id)
+
+    async def _message(
+        self, thread_id: str, root: str, spec: Mapping[str, Any]
+    ) -> tuple[MessageAppended, ProducerRecord]:
+        spec = dict(spec)
+        role = spec.pop("role", None)
+        if role not in ROLES:
+            raise InputError(f"role: must be one of {', '.join(ROLES)}, not {role!r}", field="role")
+        content = spec.pop("content", None)
+        usage = spec.pop("usage", None)
+        fields = {
+            "model": spec.pop("model", None),
+            "metadata": dict(spec.pop("metadata", None) or {}),
+            "message_id": spec.pop("message_id", None) or uuid7(),
+        }
+        reject_unknown(spec)
+        if isinstance(fields["message_id"], str):
+            try:
+                fields["message_id"] = UUID(fields["message_id"])
+            except ValueError:
+                raise InputError("message_id: not a UUID", field="message_id") from None
+        if isinstance(usage, Mapping):
+            usage = build_event_part(TokenUsage, usage, "usage")
+        event = build_event(
+            MessageAppended,
+            **self._ctx.envelope(),
+            root_thread_id=root,
+            thread_id=thread_id,
+            role=role,
+            parts=await self._parts(content),
+            usage=usage,
+            **fields,
+        )
+        assert isinstance(event, MessageAppended)
+        return event, self._record(event)
+
+    async def append(
+        self,
+        thread_id: str,
+        role: str,
+        content: Any,
+        *,
+        model: str | None = None,
+        usage: Mapping[str, int] | TokenUsage | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        message_id: UUID | str | None = None,
+        **unknown: Any,
+    ) -> UUID:
+        """Append one message; returns its id. ``content``: a string or a list of parts."""
+        reject_unknown(unknown)
+        spec = {
+            "role": role,
+            "content": content,
+            "model": model,
+            "usage": usage,
+            "metadata": metadata,
+            "message_id": message_id,
+        }
+        return (await self.append_many(thread_id, [spec]))[0]
+
+    async def append_many(
+        self, thread_id: str, messages: Sequence[Mapping[str, Any]]
+    ) -> builtins.list[UUID]:
+        """Append several messages in order, all or none (each a dict like ``append``'s)."""
+        root = await self._root_of(thread_id)
+        built = [await self._message(thread_id, root, m) for m in messages]
+        await self._ctx.producer.send([record for _, record in built])
+        return [event.message_id for event, _ in built]
+
+    async def fork(
+        self,
+        thread_id: str,
+        at_message_id: UUID | str | None = None,
+        *,
+        title: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        new_thread_id: str | None = None,
+        inclusive: bool = True,
+    ) -> Thread:
+        """A new thread holding ``thread_id``'s messages up to and including
+        ``at_message_id`` (``None``: all of them), then its own. O(1) whatever the length.
+
+        ``inclusive=False`` ends the fork just before ``at_message_id``."""
+        root = await self._root_of(thread_id)
+        at = await self._check_in_thread(thread_id, at_message_id) if at_message_id else None
+        new_id = new_thread_id or str(uuid7())
+        event = build_event(
+            ThreadForked,
+            **self._ctx.envelope(),
+            root_thread_id=root,
+            thread_id=new_id,
+            source_thread_id=thread_id,
+            at_message_id=at,
+            inclusive=inclusive,
+            title=title,
+            metadata=dict(metadata or {}),
+        )
+        if new_thread_id is not None and await self.get(new_thread_id) is not None:
+            raise InputError(
+                f"new_thread_id: thread {new_thread_id!r} exists already", field="new_thread_id"
+            )
+        await self._emit(event)
+        self._roots[new_id] = root
+        return Thread(self, new_id)
+
+    async def branch(
+        self, thread_id: str, from_message_id: UUID | str, *, title: str | None = None
+    ) -> Thread:
+        """Branch from a message: a fork at that message."""
+        return await self.fork(thread_id, from_message_id, title=title)
+
+    async def edit(
+        self, thread_id: str, message_id: UUID | str, new_content: Any, *, title: str | None = None
+    ) -> Thread:
+        """Edit a message: fork just before it and append the new content there.
+
+        Returns the new branch; the original thread is left as it was."""
+        target = await self._check_in_thread(thread_id, message_id)
+        original = await self._message_at(thread_id, target)
+        fork = await self.fork(thread_id, target, title=title, inclusive=False)
+        await fork.append(original.role, new_content, metadata={"edited_from": str(target)})
+        return fork
+
+    async def rename(self, thread_id: str, title: str) -> None:
+        await self._simple(ThreadRenamed, thread_id, title=title)
+
+    async def archive(self, thread_id: str) -> None:
+        await self._simple(ThreadArchived, thread_id)
+
+    async def unarchive(self, thread_id: str) -> None:
+        await self._simple(ThreadUnarchived, thread_id)
+
+    async def save_agent_state(
+        self, thread_id: str, agent_id: str, state: Mapping[str, Any]
+    ) -> None:
+        """Keep a framework's agent state with the thread (the latest one is read back)."""
+        await self._simple(AgentStateSaved, thread_id, agent_id=agent_id, state=dict(state))
+
+    async def redact(
+        self,
+        thread_id: str,
+        message_id: UUID | str,
+        *,
+        reason: str | None = None,
+        replacement: str | None = None,
+    ) -> None:
+        """Remove a message's content from the read models (optionally show ``replacement``)."""
+        target = await self._check_in_thread(thread_id, message_id)
+        parts = (TextPart(text=replacement),) if replacement else ()
+        await self._simple(
+            MessageRedacted, thread_id, message_id=target, reason=reason, replacement=parts
+        )
+
+    async def _simple(self, cls: type[Event], thread_id: str, **fields: Any) -> None:
+        root = await self._root_of(thread_id)
+        await self._emit(
+            build_event(
+                cls, **self._ctx.envelope(), root_thread_id=root, thread_id=thread_id, **fields
+            )
+        )
+
+    async def _check_in_thread(self, thread_id: str, message_id: UUID | str) -> UUID:
+        """``message_id`` as a UUID, if ``thread_id`` shows it; else an error."""
+        try:
+            target = message_id if isinstance(message_id, UUID) else UUID(str(message_id))
+        except ValueError:
+            raise InputError("message_id: not a UUID", field="message_id") from None
+        await self._root_of(thread_id)
+        await self._settled()
+        found = await self._ctx.pool.fetchrow(queries.FIND_MESSAGE, self._tenant, target)
+        if found is not None:
+            seq = found["seq"]
+            window = await self.messages(thread_id, after=seq - 1, limit=1)
+            if window and window[0].message_id == target:
+                return target
+        raise NotFoundError(f"message {target} is not in thread {thread_id!r}")
+
+    async def _message_at(self, thread_id: str, message_id: UUID) -> Message:
+        row = await self._ctx.pool.fetchrow(queries.FIND_MESSAGE, self._tenant, message_id)
+        assert row is not None
+        window = await self.messages(thread_id, after=row["seq"] - 1, limit=1)
+        return window[0]
+
+    # ── reading ─────────────────────────────────────────────────────────────────────────
+
+    async def _info(self, thread_id: str) -> ThreadInfo:
+        info = await self.get(thread_id)
+        if info is None:
+            raise NotFoundError(f"no thread {thread_id!r}")
+        return info
+
+    async def get(self, thread_id: str) -> ThreadInfo | None:
+        """The thread, or None."""
+        await self._settled()
+        row = await self._ctx.pool.fetchrow(queries.GET_THREAD, self._tenant, thread_id)
+        if row is None:
+            return None
+        self._roots[thread_id] = row["root_id"]
+        return ThreadInfo.model_validate(dict(row))
+
+    async def list(
+        self,
+        *,
+        agent_id: str | None = None,
+        user_id: str | None = None,
+        archived: bool | None = False,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """Threads, most recently updated first; ``archived=None`` lists both kinds."""
+        if not 1 <= limit <= 1000:
+            raise InputError("limit: must be between 1 and 1000", field="limit")
+        at, after_id = _uncursor(cursor) if cursor else (None, None)
+        await self._settled()
+        rows = await self._ctx.pool.fetch(
+            queries.LIST_THREADS, self._tenant, agent_id, user_id, archived, at, after_id, limit
+        )
+        threads = [ThreadInfo.model_validate(dict(r)) for r in rows]
+        return Page(
+            threads=threads, next_cursor=_cursor(threads[-1]) if len(threads) == limit else None
+        )
+
+    async def list_archived(
+        self, user_id: str | None = None, *, limit: int = 50, cursor: str | None = None
+    ) -> Page:
+        return await self.list(user_id=user_id, archived=True, limit=limit, cursor=cursor)
+
+    async def messages(
+        self,
+        thread_id: str,
+        *,
+        limit: int = 100,
+        before: int | None = None,
+        after: int | None = None,
+    ) -> builtins.list[Message]:
+        """Messages in order. With ``before`` (a seq) the ``limit`` messages just before it;
+        with ``after`` the ones just after it; with neither, the newest ``limit``."""
+        if not 1 <= limit <= 10_000:
+            raise InputError("limit: must be between 1 and 10000", field="limit")
+        await self._root_of(thread_id)
+        await self._settled()
+        low = after if after is not None else 0
+        high = before - 1 if before is not None else MAX_SEQ
+        query = (
+            queries.MESSAGES_ASC if after is not None and before is None else queries.MESSAGES_DESC
+        )
+        rows = await self._ctx.pool.fetch(
+            query, self._tenant, thread_id, low, high, limit, MAX_SEQ, FAR_FUTURE
+        )
+        found = [Message.model_validate(dict(r)) for r in rows]
+        return found if query is queries.MESSAGES_ASC else found[::-1]
+
+    async def stats(self, thread_id: str) -> ThreadStats:
+        await self._settled()
+        row = await self._ctx.pool.fetchrow(queries.STATS, self._tenant, thread_id)
+        if row is None:
+            raise NotFoundError(f"no thread {thread_id!r}")
+        return ThreadStats.model_validate(dict(row))
+
+    async def tree(self, thread_id: str) -> TreeNode:
+        """The fork tree of the thread's family, from its root."""
+        root = await self._root_of(thread_id)
+        await self._settled()
+        rows = await self._ctx.pool.fetch(queries.FAMILY, self._tenant, root)
+        children: dict[str | None, list[dict[str, Any]]] = {}
+        for r in rows:
+            children.setdefault(r["forked_from"], []).append(dict(r))
+
+        def build(row: dict[str, Any]) -> TreeNode:
+            kids = [build(c) for c in children.get(row["thread_id"], [])]
+            return TreeNode.model_validate({**row, "children": kids})
+
+        top = next(r for r in rows if r["thread_id"] == root)
+        return build(dict(top))
+
+    async def search(
+        self,
+        query: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        limit: int = 20,
+    ) -> builtins.list[SearchHit]:
+        """Full-text search over messages (Postgres tsvector), best matches first."""
+        if not query or not query.strip():
+            raise InputError("query: must not be empty", field="query")
+        await self._settled()
+        rows = await self._ctx.pool.fetch(
+            queries.SEARCH, self._tenant, query, user_id, agent_id, limit
+        )
+        return [SearchHit.model_validate(dict(r)) for r in rows]
+
+    async def agent_state(self, thread_id: str) -> dict[str, Any] | None:
+        """The latest agent state saved with the thread."""
+        await self._settled()
+        row = await self._ctx.pool.fetchrow(queries.GET_THREAD, self._tenant, thread_id)
+        if row is None:
+            raise NotFoundError(f"no thread {thread_id!r}")
+        state: dict[str, Any] | None = row["agent_state"]
+        return state
+
+    async def as_of(self, thread_id: str, at: datetime | int | Position) -> ThreadSnapshot:
+        """The thread as it was at a time, or at a log position (the family's partition
+        offset, or a ``Position`` from ``emit``). Redactions are permanent: a redacted
+        message shows redacted at any time."""
+        await self._root_of(thread_id)
+        await self._settled()
+        pool = self._ctx.pool
+        row = await pool.fetchrow(queries.GET_THREAD, self._tenant, thread_id)
+        assert row is not None
+        offset, moment = MAX_SEQ, FAR_FUTURE
+        if isinstance(at, datetime):
+            if at.tzinfo is None:
+                raise InputError("at: a datetime must be timezone-aware", field="at")
+            moment = at
+            if row["created_at"] > at:
+                raise NotFoundError(f"thread {thread_id!r} did not exist at {at.isoformat()}")
+        else:
+            if isinstance(at, Position):
+                if at.topic != SESSIONS or at.partition != row["log_partition"]:
+                    raise InputError(
+                        f"at: position {at} is not in this thread's partition "
+                        f"{SESSIONS}[{row['log_partition']}]",
+                        field="at",
+                    )
+                at = at.offset
+            offset = at
+            if row["created_offset"] > at:
+                raise NotFoundError(f"thread {thread_id!r} did not exist at offset {at}")
+        state = await pool.fetchrow(queries.AS_OF_STATE, self._tenant, thread_id, offset, moment)
+        rows = await pool.fetch(
+            queries.MESSAGES_ASC, self._tenant, thread_id, 0, MAX_SEQ, 1_000_000, offset, moment
+        )
+        messages = [Message.model_validate(dict(r)) for r in rows]
+        info = ThreadInfo.model_validate(
+            {
+                **dict(row),
+                "title": state["title"],
+                "archived": bool(state["archived"]),
+                "message_count": messages[-1].seq if messages else row["fork_seq"],
+            }
+        )
+        return ThreadSnapshot(thread=info, messages=messages)
+
+    # ── memory windows ──────────────────────────────────────────────────────────────────
+
+    async def last_n(self, thread_id: str, n: int) -> builtins.list[Message]:
+        """The last ``n`` messages, oldest first."""
+        return await self.messages(thread_id, limit=n)
+
+    async def first_last(self, thread_id: str, first: int, last: int) -> builtins.list[Message]:
+        """The first ``first`` messages and the last ``last`` ones (each once), in order."""
+        head = await self.messages(thread_id, after=0, limit=first) if first else []
+        tail = await self.messages(thread_id, limit=last) if last else []
+        return merge_first_last(head, tail)
+
+    async def token_window(
+        self, thread_id: str, max_tokens: int, *, tokenizer: Tokenizer | None = None
+    ) -> builtins.list[Message]:
+        """As many of the newest messages as fit ``max_tokens``, oldest first."""
+
+        async def pages() -> AsyncIterator[list[Message]]:
+            before: int | None = None
+            while True:
+                page = await self.messages(thread_id, before=before, limit=200)
+                if not page:
+                    return
+                yield page[::-1]
+                before = page[0].seq
+
+        return await take_within_budget(pages(), max_tokens, tokenizer or estimate_tokens)
+
+
+def build_event_part(cls: type[TokenUsage], data: Mapping[str, Any], where: str) -> TokenUsage:
+    try:
+        return cls.model_validate(dict(data))
+    except Exception as exc:  # pydantic ValidationError
+        raise InputError(f"{where}: {exc}", field=where) from None
+
+
+class Thread:
+    """A thread, for calling the sessions API without repeating its id."""
+
+    def __init__(self, client: SessionsClient, thread_id: str) -> None:
+        self.client = client
+        self.thread_id = thread_id
+
+    def __repr__(self) -> str:
+        return f"Thread({self.thread_id!r})"
+
+    async def append(self, role: str, content: Any, **kw: Any) -> UUID:
+        return await self.client.append(self.thread_id, role, content, **kw)
+
+    async def append_many(self, messages: Sequence[Mapping[str, Any]]) -> list[UUID]:
+        return await self.client.append_many(self.thread_id, messages)
+
+    async def fork(self, at_message_id: UUID | str | None = None, **kw: Any) -> Thread:
+        return await self.client.fork(self.thread_id, at_message_id, **kw)
+
+    async def edit(self, message_id: UUID | str, new_content: Any, **kw: Any) -> Thread:
+        return await self.client.edit(self.thread_id, message_id, new_content, **kw)
+
+    async def info(self) -> ThreadInfo:
+        return await self.client._info(self.thread_id)
+
+    async def messages(self, **kw: Any) -> list[Message]:
+        return await self.client.messages(self.thread_id, **kw)
+
+    async def stats(self) -> ThreadStats:
+        return await self.client.stats(self.thread_id)
+
+    async def tree(self) -> TreeNode:
+        return await self.client.tree(self.thread_id)
+
+    async def rename(self, title: str) -> None:
+        await self.client.rename(self.thread_id, title)
+
+    async def archive(self) -> None:
+        await self.client.archive(self.thread_id)
+
+    async def unarchive(self) -> None:
+        await self.client.unarchive(self.thread_id)
+
+    async def as_of(self, at: datetime | int | Position) -> ThreadSnapshot:
+        return await self.client.as_of(self.thread_id, at)
+
+    async def last_n(self, n: int) -> list[Message]:
+        return await self.client.last_n(self.thread_id, n)
+
+    async def first_last(self, first: int, last: int) -> list[Message]:
+        return await self.client.first_last(self.thread_id, first, last)
+
+    async def token_window(
+        self, max_tokens: int, *, tokenizer: Tokenizer | None = None
+    ) -> list[Message]:
+        return await self.client.token_window(self.thread_id, max_tokens, tokenizer=tokenizer)
