@@ -17,40 +17,10 @@ import asyncpg
 from hub.infra.db import translate_errors
 from hub.infra.ports import EventLog, TopicPartition
 
-__all__ = ["CHANNEL", "PositionWatcher", "PostgresPositionStore", "ensure_schema", "partitions_of"]
+__all__ = ["CHANNEL", "PositionWatcher", "PostgresPositionStore", "partitions_of"]
 
 CHANNEL = "hub_positions"
-_LOCK = 0x6875625F706F73  # "hub_pos"
 
-SCHEMA = """
-CREATE SCHEMA IF NOT EXISTS hub;
-CREATE TABLE IF NOT EXISTS hub.positions (
-    consumer     text NOT NULL,
-    topic        text NOT NULL,
-    partition    int NOT NULL,
-    next_offset  bigint NOT NULL,
-    updated_at   timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (consumer, topic, partition)
-);
-CREATE TABLE IF NOT EXISTS hub.consumer_stats (
-    consumer       text PRIMARY KEY,
-    applied        bigint NOT NULL DEFAULT 0,
-    duplicates     bigint NOT NULL DEFAULT 0,
-    dead_lettered  bigint NOT NULL DEFAULT 0,
-    batches        bigint NOT NULL DEFAULT 0,
-    updated_at     timestamptz NOT NULL DEFAULT now()
-);
--- which records each projection has dead-lettered (consumers/dlq.py): a replay or a
--- rebuild that meets the same poison again skips it without a second dead letter
-CREATE TABLE IF NOT EXISTS hub.dead_lettered (
-    consumer     text NOT NULL,
-    topic        text NOT NULL,
-    partition    int NOT NULL,
-    "offset"     bigint NOT NULL,
-    at           timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (consumer, topic, partition, "offset")
-);
-"""
 LOAD = """
 SELECT topic, partition, next_offset FROM hub.positions
 WHERE consumer = $1 AND (topic, partition) IN (SELECT * FROM unnest($2::text[], $3::int[]))
@@ -108,13 +78,6 @@ RENAME = (
 )
 LOCK_ALL_FOR = ALL_FOR + " ORDER BY topic, partition FOR UPDATE"
 NOTIFY = "SELECT pg_notify($1, $2)"
-
-
-async def ensure_schema(conn: asyncpg.Connection) -> None:
-    """Create ``hub.positions`` if missing (safe to race)."""
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK)
-        await conn.execute(SCHEMA)
 
 
 class PositionWatcher:

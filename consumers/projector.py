@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -30,23 +29,27 @@ from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectSendStream
 
 from consumers.archive.reader import ArchiveReader, ArchiveThenLog
+from consumers.bookkeeping import ensure_bookkeeping
 from consumers.dead_letters import dead_letter_record, first_time_dead, send_dead_letters
-from consumers.positions import PostgresPositionStore, ensure_schema
-from consumers.promotion import (
-    drop_rebuild_leftovers,
-    drop_retired_versions,
-    is_rebuilding,
-    promote_if_caught_up,
+from consumers.migrations import migrate
+from consumers.positions import PostgresPositionStore
+from consumers.projector_types import (
+    Item,
+    Key,
+    ProjectorSettings,
+    ProjectorStats,
+    _Decoded,
+    _FlushFailed,
+    _Poison,
 )
+from consumers.promotion import VersionKeeper
 from consumers.retry import Backoff
 from consumers.worker import Worker
 from hub.infra.db import is_retriable
 from hub.infra.ports import ConsumerRecord, EventLog, LogConsumer, PositionStore, TopicPartition
 from projections.base import Projection, call_handler
-from projections.migrate import migrate
 from schemas.codec import Codec
 from schemas.errors import HubError, SchemaError
-from schemas.events import Event
 
 __all__ = ["Projector", "ProjectorSettings", "ProjectorStats"]
 
@@ -56,48 +59,6 @@ DEDUPE = """
 INSERT INTO {schema}.applied_events (event_id) SELECT unnest($1::uuid[])
 ON CONFLICT DO NOTHING RETURNING event_id
 """
-
-Key = tuple[TopicPartition, int]
-
-
-@dataclass(frozen=True)
-class ProjectorSettings:
-    batch_size: int = 2000
-    batch_linger: float = 0.01
-    fetch_timeout: float = 1.0
-    retry_initial: float = 0.1
-    retry_max: float = 30.0
-    lag_interval: float = 15.0
-    retired_grace: float = 3600.0
-    """How long a version replaced by a newer one keeps its schema before it is dropped."""
-
-
-@dataclass
-class ProjectorStats:
-    batches: int = 0
-    events: int = 0
-    duplicates: int = 0
-    dead_lettered: int = 0
-    dropped_batches: int = 0
-    retries: int = 0
-    last_batch_at: float | None = None
-    lag: dict[TopicPartition, int] = field(default_factory=dict)
-
-
-class _Poison(Exception):
-    def __init__(self, key: Key, error: BaseException, event_type: str | None) -> None:
-        super().__init__(str(error))
-        self.key, self.error, self.event_type = key, error, event_type
-
-
-class _FlushFailed(Exception):
-    def __init__(self, error: BaseException) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-Item = tuple[ConsumerRecord, Event | None]
-_Decoded = tuple[list[Item], dict[Key, "_Poison"]]
 
 
 class Projector(Worker):
@@ -128,9 +89,7 @@ class Projector(Worker):
         self._consumer: LogConsumer | None = None
         self._next: dict[TopicPartition, int] = {}
         self._next_lag_report = 0.0
-        self._rebuilding = False
-        self._next_promote_check = 0.0
-        self._next_retired_check = 0.0
+        self.versions = VersionKeeper(pool, log, projection, self.settings.retired_grace)
         self._dedupe_sql = DEDUPE.format(schema=projection.schema)
         self._log = logger.bind(projector=self.name)
 
@@ -141,7 +100,7 @@ class Projector(Worker):
         if self._consumer is not None:
             return
         await self.retrying("migrate", self._migrate)
-        self._rebuilding = await is_rebuilding(self.pool, self.projection)
+        await self.versions.start()
         topics = [str(t) for t in self.projection.topics]
         consumer: LogConsumer
         if self.archive is not None:  # history the log no longer holds comes from there
@@ -156,7 +115,7 @@ class Projector(Worker):
 
     async def _migrate(self) -> None:
         async with self.pool.acquire() as conn:
-            await ensure_schema(conn)
+            await ensure_bookkeeping(conn)
             await migrate(conn, self.projection)
 
     async def stop(self) -> None:
@@ -200,8 +159,7 @@ class Projector(Worker):
                 if records:
                     await send.send(self._decode(records))
                 await self._report_lag()
-                await self._maybe_promote()
-                await self._maybe_drop_retired()
+                await self.versions.tick(self._log)
 
     # ── the rebalance listener ──────────────────────────────────────────────────────────
 
@@ -447,37 +405,6 @@ class Projector(Worker):
         s.last_batch_at = time.time()
 
     # ── lag, retries ────────────────────────────────────────────────────────────────────
-
-    async def _maybe_promote(self) -> None:
-        """A new version being rebuilt takes over the views once it has caught up."""
-        now = time.monotonic()
-        if not self._rebuilding or now < self._next_promote_check:
-            return
-        self._next_promote_check = now + 1.0
-        try:
-            if await promote_if_caught_up(self.pool, self.log, self.projection):
-                self._rebuilding = False
-        except Exception as exc:
-            if not is_retriable(exc):
-                raise
-            self._log.warning("projector.promote_failed", error=str(exc))
-
-    async def _maybe_drop_retired(self) -> None:
-        """Versions this one replaced, and tables a rebuild swapped out, are dropped once
-        their grace period is over."""
-        now = time.monotonic()
-        if self._rebuilding or now < self._next_retired_check or not self.projection.published:
-            return
-        grace = self.settings.retired_grace
-        self._next_retired_check = now + min(max(grace, 1.0), 60.0)
-        try:
-            async with self.pool.acquire() as conn:
-                await drop_retired_versions(conn, self.projection, grace)
-                await drop_rebuild_leftovers(conn, self.projection.name)
-        except Exception as exc:
-            if not is_retriable(exc):
-                raise
-            self._log.warning("projector.drop_retired_failed", error=str(exc))
 
     async def _report_lag(self) -> None:
         now = time.monotonic()

@@ -13,17 +13,20 @@ running the old code keeps working.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import asyncpg
 import structlog
 
+from consumers.migrations import MIGRATION_LOCK, publish_views
 from consumers.positions import PostgresPositionStore, partitions_of
+from hub.infra.db import is_retriable
 from hub.infra.ports import EventLog
 from projections.base import Projection
-from projections.migrate import MIGRATION_LOCK, publish_views
 
 __all__ = [
+    "VersionKeeper",
     "drop_rebuild_leftovers",
     "drop_retired_versions",
     "is_rebuilding",
@@ -117,3 +120,52 @@ async def drop_rebuild_leftovers(conn: asyncpg.Connection, name: str) -> list[st
         dropped.append(row["retired"])
         log.info("rebuild.dropped_old_schema", projection=name, schema=row["retired"])
     return dropped
+
+
+class VersionKeeper:
+    """A projector's upkeep of its versions, between batches: a version being rebuilt
+    takes over the views once caught up; versions it replaced, and tables a rebuild
+    swapped out, are dropped once their grace period is over."""
+
+    def __init__(
+        self, pool: asyncpg.Pool, event_log: EventLog, projection: Projection[Any], grace: float
+    ) -> None:
+        self.pool, self.log, self.projection, self.grace = pool, event_log, projection, grace
+        self.rebuilding = False
+        self._next_promote_check = 0.0
+        self._next_retired_check = 0.0
+
+    async def start(self) -> None:
+        self.rebuilding = await is_rebuilding(self.pool, self.projection)
+
+    async def tick(self, logger: Any) -> None:
+        """Promote or drop what is due; retriable failures are logged and tried later."""
+        await self._maybe_promote(logger)
+        await self._maybe_drop_retired(logger)
+
+    async def _maybe_promote(self, logger: Any) -> None:
+        now = time.monotonic()
+        if not self.rebuilding or now < self._next_promote_check:
+            return
+        self._next_promote_check = now + 1.0
+        try:
+            if await promote_if_caught_up(self.pool, self.log, self.projection):
+                self.rebuilding = False
+        except Exception as exc:
+            if not is_retriable(exc):
+                raise
+            logger.warning("projector.promote_failed", error=str(exc))
+
+    async def _maybe_drop_retired(self, logger: Any) -> None:
+        now = time.monotonic()
+        if self.rebuilding or now < self._next_retired_check or not self.projection.published:
+            return
+        self._next_retired_check = now + min(max(self.grace, 1.0), 60.0)
+        try:
+            async with self.pool.acquire() as conn:
+                await drop_retired_versions(conn, self.projection, self.grace)
+                await drop_rebuild_leftovers(conn, self.projection.name)
+        except Exception as exc:
+            if not is_retriable(exc):
+                raise
+            logger.warning("projector.drop_retired_failed", error=str(exc))

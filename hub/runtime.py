@@ -12,12 +12,13 @@ import anyio
 import asyncpg
 import structlog
 
-from consumers.archive.archiver import MANIFEST as ARCHIVE_MANIFEST
 from consumers.archive.archiver import Archiver, ArchiverSettings
 from consumers.archive.reader import ArchiveReader
+from consumers.bookkeeping import ensure_bookkeeping
+from consumers.migrations import migrate
 from consumers.positions import PositionWatcher, PostgresPositionStore
-from consumers.positions import ensure_schema as ensure_positions
-from consumers.projector import Projector, ProjectorSettings
+from consumers.projector import Projector
+from consumers.projector_types import ProjectorSettings
 from hub.infra.blob import open_blob_store
 from hub.infra.db import create_pool
 from hub.infra.embedded import EmbeddedPostgres
@@ -29,7 +30,6 @@ from hub.infra.spool import Spool
 from hub.settings import HubSettings
 from projections import all_projections
 from projections.base import Projection
-from projections.migrate import MIGRATION_LOCK, ensure_hub_schema, migrate
 from schemas.codec import Codec
 
 __all__ = ["Runtime"]
@@ -66,11 +66,7 @@ class Runtime(Lifecycle):
             self._pool = await create_pool(self.database_url)
             self._positions = PostgresPositionStore(self._pool)
             async with self._pool.acquire() as conn:
-                await ensure_hub_schema(conn)
-                await ensure_positions(conn)
-                async with conn.transaction():  # projectors read history from it
-                    await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
-                    await conn.execute(ARCHIVE_MANIFEST)
+                await ensure_bookkeeping(conn)
                 for projection in self.projections:  # readers need the views at once
                     await migrate(conn, projection)
             self._log = open_log(s.log_url or self.database_url, **self._log_options())

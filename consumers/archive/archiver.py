@@ -30,8 +30,8 @@ import structlog
 from anyio.abc import TaskStatus
 from fastavro import parse_schema, reader, writer
 
+from consumers.bookkeeping import ensure_bookkeeping
 from consumers.positions import PostgresPositionStore
-from consumers.positions import ensure_schema as ensure_positions
 from consumers.worker import Worker
 from hub.infra.ports import BlobStore, ConsumerRecord, EventLog, LogConsumer, TopicPartition
 from schemas.errors import HubError
@@ -80,21 +80,6 @@ ARCHIVED_RECORD = parse_schema(
     }
 )
 
-MANIFEST = """
-CREATE TABLE IF NOT EXISTS hub.archive_segments (
-    topic         text NOT NULL,
-    partition     int NOT NULL,
-    first_offset  bigint NOT NULL,
-    last_offset   bigint NOT NULL,
-    key           text NOT NULL UNIQUE,
-    records       int NOT NULL,
-    bytes         bigint NOT NULL,
-    first_ts      timestamptz NOT NULL,
-    last_ts       timestamptz NOT NULL,
-    created_at    timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (topic, partition, first_offset)
-);
-"""
 RECORD_SEGMENT = """
 INSERT INTO hub.archive_segments
     (topic, partition, first_offset, last_offset, key, records, bytes, first_ts, last_ts)
@@ -214,10 +199,7 @@ class Archiver(Worker):
 
         async def prepare() -> None:
             async with self.pool.acquire() as conn:
-                await ensure_positions(conn)
-                async with conn.transaction():
-                    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('hub.archive'))")
-                    await conn.execute(MANIFEST)
+                await ensure_bookkeeping(conn)
             await self.store.start()
 
         await self.retrying("prepare", prepare)

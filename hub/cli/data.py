@@ -7,12 +7,14 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hub.settings import HubSettings
 from schemas.errors import HubError, InputError, NotFoundError
 
-__all__ = ["add_data_commands", "cmd_prompts", "cmd_runs", "cmd_sync"]
+if TYPE_CHECKING:
+    from hub.settings import HubSettings
+
+__all__ = ["register"]
 
 
 def _since(value: str | None) -> datetime | None:
@@ -127,7 +129,7 @@ async def cmd_sync(settings: HubSettings, args: argparse.Namespace) -> int:
     return 0
 
 
-def add_data_commands(sub: Any, commands: dict[str, Any]) -> None:
+def register(sub: Any) -> None:
     """Add ``runs``, ``prompts`` and ``sync`` to the ``agent-hub`` parser."""
     p = sub.add_parser("runs", help="agent runs, their metrics and artifacts")
     runs = p.add_subparsers(dest="action", required=True)
@@ -143,7 +145,7 @@ def add_data_commands(sub: Any, commands: dict[str, Any]) -> None:
     a.add_argument("--agent")
     a.add_argument("--by", choices=["day", "prompt_version"])
     a.add_argument("--since", help="ISO time with a timezone")
-    p.set_defaults(fn=commands["runs"])
+    p.set_defaults(fn=cmd_runs)
 
     p = sub.add_parser("prompts", help="versioned prompts")
     prompts = p.add_subparsers(dest="action", required=True)
@@ -168,9 +170,9 @@ def add_data_commands(sub: Any, commands: dict[str, Any]) -> None:
     a.add_argument("name")
     a.add_argument("a")
     a.add_argument("b")
-    p.set_defaults(fn=commands["prompts"])
+    p.set_defaults(fn=cmd_prompts)
 
     p = sub.add_parser("sync", help="forward events spooled while the log was unreachable")
     p.add_argument("--batch", type=int, default=1000, help="records per append")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(fn=commands["sync"])
+    p.set_defaults(fn=cmd_sync)

@@ -7,21 +7,16 @@ import json
 import os
 import sys
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from hub.settings import HubSettings
 from schemas.errors import InputError
 
-__all__ = [
-    "add_ops_commands",
-    "cmd_dlq",
-    "cmd_rebuild",
-    "cmd_replay",
-    "cmd_verify",
-    "parse_start",
-]
+if TYPE_CHECKING:
+    from hub.settings import HubSettings
+
+__all__ = ["register"]
 
 
 def parse_start(value: str) -> str | int | datetime:
@@ -134,7 +129,7 @@ def _workers(value: str) -> int:
     return count
 
 
-def add_ops_commands(sub: Any, commands: dict[str, Any]) -> None:
+def register(sub: Any) -> None:
     p = sub.add_parser(
         "replay", help="replay a projection from a point in history (archive, then log)"
     )
@@ -147,7 +142,7 @@ def add_ops_commands(sub: Any, commands: dict[str, Any]) -> None:
         action="store_true",
         help="empty the projection first and apply everything again",
     )
-    p.set_defaults(fn=commands["replay"])
+    p.set_defaults(fn=cmd_replay)
 
     p = sub.add_parser("rebuild", help="rebuild a projection beside the live one, then swap it in")
     p.add_argument("name", help="the projection's name")
@@ -164,7 +159,7 @@ def add_ops_commands(sub: Any, commands: dict[str, Any]) -> None:
         help="processes sharing the work by partition: a number, or 'auto' for one per "
         "CPU core (default 1)",
     )
-    p.set_defaults(fn=commands["rebuild"])
+    p.set_defaults(fn=cmd_rebuild)
 
     p = sub.add_parser("dlq", help="dead letters: list, show, replay into their projection")
     dlq = p.add_subparsers(dest="action", required=True)
@@ -176,10 +171,10 @@ def add_ops_commands(sub: Any, commands: dict[str, Any]) -> None:
     a.add_argument("id", nargs="?", help="partition:offset, as listed")
     a.add_argument("--all", action="store_true", help="every pending dead letter")
     a.add_argument("--consumer", help="with --all: only this consumer's")
-    p.set_defaults(fn=commands["dlq"])
+    p.set_defaults(fn=cmd_dlq)
 
     p = sub.add_parser(
         "verify", help="rebuild a projection aside and compare table checksums (determinism)"
     )
     p.add_argument("name", help="the projection's name")
-    p.set_defaults(fn=commands["verify"])
+    p.set_defaults(fn=cmd_verify)

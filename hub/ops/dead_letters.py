@@ -28,16 +28,6 @@ from schemas.events import DeadLettered, Event, Topic
 __all__ = ["DeadLetter", "ReplayResult", "dead_letters", "get_dead_letter", "replay_dead_letter"]
 
 DLQ = str(Topic.DLQ)
-REPLAYS = """
-CREATE TABLE IF NOT EXISTS hub.dlq_replays (
-    dlq_partition  int NOT NULL,
-    dlq_offset     bigint NOT NULL,
-    consumer       text NOT NULL,
-    event_id       uuid,
-    replayed_at    timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (dlq_partition, dlq_offset)
-)
-"""
 RECORD = """
 INSERT INTO hub.dlq_replays (dlq_partition, dlq_offset, consumer, event_id)
 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING 1
@@ -85,7 +75,6 @@ def _parse_id(value: str) -> tuple[int, int]:
 
 
 async def _replayed(runtime: Runtime) -> set[tuple[int, int]]:
-    await runtime.pool.execute(REPLAYS)
     return {(r[0], r[1]) for r in await runtime.pool.fetch(REPLAYED)}
 
 
@@ -194,7 +183,6 @@ async def replay_dead_letter(runtime: Runtime, dead: DeadLetter) -> ReplayResult
     if type(dead.event) not in projection.handlers:
         return ReplayResult(dead.id, "failed", f"{projection.name} has no handler for it")
     partition, offset = _parse_id(dead.id)
-    await runtime.pool.execute(REPLAYS)
     if await runtime.pool.fetchval(IS_REPLAYED, partition, offset):
         return ReplayResult(dead.id, "already_replayed")
     problem = await _try_apply(runtime, projection, dead)

@@ -34,6 +34,7 @@ import anyio
 import structlog
 from anyio.abc import ByteReceiveStream, Process
 
+from consumers.migrations import migrate, point_view
 from consumers.positions import partitions_of
 from consumers.promotion import drop_rebuild_leftovers
 from hub.infra.ports import TopicPartition
@@ -42,27 +43,11 @@ from hub.ops.replay import Progress, find_projection, run_until_caught_up
 from hub.ops.shadow import shadow_of
 from hub.runtime import Runtime
 from projections.base import Projection
-from projections.migrate import MIGRATION_LOCK, migrate, point_view
 
-__all__ = ["REBUILDS", "rebuild", "shadow_of"]
+__all__ = ["rebuild", "shadow_of"]
 
 log = structlog.get_logger(__name__)
 
-REBUILDS = """
-CREATE TABLE IF NOT EXISTS hub.rebuilds (
-    name        text NOT NULL,
-    shadow      text NOT NULL,
-    state       text NOT NULL CHECK (state IN ('rebuilding', 'catching_up', 'swapped')),
-    done        bigint NOT NULL DEFAULT 0,
-    total       bigint NOT NULL DEFAULT 0,
-    rate        double precision NOT NULL DEFAULT 0,
-    retired     text,
-    drop_after  timestamptz,
-    started_at  timestamptz NOT NULL DEFAULT now(),
-    updated_at  timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (name)
-);
-"""
 START = """
 INSERT INTO hub.rebuilds (name, shadow, state) VALUES ($1, $2, 'rebuilding')
 ON CONFLICT (name) DO UPDATE SET
@@ -85,9 +70,6 @@ WHERE name = $1
 
 async def _prepare(runtime: Runtime, live: Projection[Any], shadow: Projection[Any]) -> None:
     async with runtime.pool.acquire() as conn:
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
-            await conn.execute(REBUILDS)
         await drop_rebuild_leftovers(conn, live.name)
         await migrate(conn, shadow, register=False)
         await conn.execute(START, live.name, shadow.schema)

@@ -13,12 +13,12 @@ from typing import Any
 
 import asyncpg
 
+from consumers.migrations import migrate
 from consumers.positions import partitions_of
 from hub.ops.replay import find_projection, run_until_caught_up
 from hub.ops.shadow import shadow_of
 from hub.runtime import Runtime
 from projections.base import Projection
-from projections.migrate import migrate
 
 __all__ = ["TableCheck", "table_checksums", "verify"]
 

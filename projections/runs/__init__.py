@@ -1,6 +1,7 @@
-"""The runs read model (``tables``: DDL and handlers; ``queries``: what the SDK and HTTP
-API read)."""
+"""The runs read model: ``tables`` (DDL and the batch that writes them), ``handlers``
+(the handler table), ``queries`` (what the SDK and HTTP API read)."""
 
-from projections.runs.tables import MIGRATIONS, RunsProjection
+from projections.runs.handlers import RunsProjection
+from projections.runs.tables import MIGRATIONS
 
 __all__ = ["MIGRATIONS", "RunsProjection"]

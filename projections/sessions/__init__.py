@@ -1,6 +1,7 @@
-"""The sessions read model (``tables``: DDL and handlers; ``queries``: what the SDK and HTTP
-API read)."""
+"""The sessions read model: ``tables`` (DDL and the batch that writes them), ``handlers``
+(the handler table), ``queries`` (what the SDK and HTTP API read)."""
 
-from projections.sessions.tables import MIGRATIONS, SessionsProjection
+from projections.sessions.handlers import SessionsProjection
+from projections.sessions.tables import MIGRATIONS
 
 __all__ = ["MIGRATIONS", "SessionsProjection"]

@@ -15,6 +15,7 @@ __all__ = [
     "MESSAGES_ASC",
     "MESSAGES_DESC",
     "MESSAGE_COLUMNS",
+    "ROOT_OF",
     "SEARCH",
     "STATS",
     "THREAD_COLUMNS",
@@ -114,3 +115,4 @@ SELECT
      AND log_offset <= $3 AND occurred_at <= $4
    ORDER BY log_offset DESC LIMIT 1) AS archived
 """
+ROOT_OF = "SELECT root_id FROM sessions.threads WHERE tenant_id = $1 AND thread_id = $2"

@@ -107,7 +107,7 @@ def test_a_second_up_on_the_same_home_is_refused(
         ),
         (
             {
-                "HUB_DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/postgres",
+                "HUB_DATABASE_URL": "{test_database}",  # a Postgres that answers
                 "HUB_LOG_URL": "kafka://127.0.0.1:1",
                 "HUB_KAFKA_REQUEST_TIMEOUT_MS": "2000",
             },
@@ -116,8 +116,10 @@ def test_a_second_up_on_the_same_home_is_refused(
     ],
 )
 def test_wrong_urls_and_unreachable_services_are_one_line_errors(
-    tmp_path: Path, env: dict[str, str], expected: str
+    tmp_path: Path, env: dict[str, str], expected: str, request: pytest.FixtureRequest
 ) -> None:
+    if env.get("HUB_DATABASE_URL") == "{test_database}":
+        env = env | {"HUB_DATABASE_URL": request.getfixturevalue("database_url")}
     result = agent_hub("status", cwd=tmp_path, env=user_env() | env)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()

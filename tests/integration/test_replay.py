@@ -13,6 +13,7 @@ import pytest
 
 from consumers.archive.archiver import encode_segment
 from consumers.archive.reader import ArchiveThenLog, Segment
+from consumers.migrations import migrate
 from hub import Hub, LogError
 from hub.infra.blob import open_blob_store
 from hub.infra.log.postgres import PostgresLog
@@ -22,7 +23,6 @@ from hub.ops.replay import Progress, replay
 from hub.ops.status import projection_status
 from hub.runtime import Runtime
 from hub.settings import HubSettings
-from projections.migrate import migrate
 from projections.registry import RegistryProjection
 from schemas.errors import ProjectionError
 from schemas.events import AgentRegistered, AgentUpdated, Topic

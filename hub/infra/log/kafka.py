@@ -11,78 +11,34 @@ Kafka's own group commits are kept only for lag monitoring.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import anyio
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka import TopicPartition as KafkaTP
-from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from hub.infra.lifecycle import Lifecycle
+from hub.infra.log.kafka_common import KafkaSettings, kafka_call
+from hub.infra.log.kafka_consumer import KafkaConsumer
 from hub.infra.log.partitioner import partition_for
 from hub.infra.ports import (
-    ConsumerRecord,
     LogConsumer,
     Position,
     ProducerRecord,
     RebalanceListener,
     TopicPartition,
 )
-from schemas.errors import HubError, LogError
+from schemas.errors import LogError
 
 __all__ = ["KafkaLog", "KafkaSettings"]
 
 log = structlog.get_logger(__name__)
 
-T = TypeVar("T")
-
 _SMALL_APPEND = 8  # up to this many records: per-record send() joins the producer's open batch
-
-
-def _log_error(what: str, exc: BaseException) -> LogError:
-    retriable = bool(getattr(exc, "retriable", True)) or isinstance(exc, asyncio.TimeoutError)
-    return LogError(f"{what}: {type(exc).__name__}: {exc}", retriable=retriable)
-
-
-async def _kafka(what: str, call: Callable[[], Awaitable[T]]) -> T:
-    """Run a Kafka call, converting driver errors into :class:`LogError` (the boundary)."""
-    try:
-        return await call()
-    except HubError:
-        raise
-    except (TimeoutError, KafkaError, OSError) as exc:
-        raise _log_error(what, exc) from exc
-
-
-class KafkaSettings:
-    """Client settings for the Kafka adapter."""
-
-    def __init__(
-        self,
-        bootstrap_servers: str,
-        *,
-        client_id: str = "agent-hub",
-        replication_factor: int = 3,
-        linger_ms: int = 5,
-        max_batch_bytes: int = 1 << 20,
-        request_timeout_ms: int = 30_000,
-        session_timeout_ms: int = 10_000,
-        heartbeat_interval_ms: int = 3_000,
-        max_partition_fetch_bytes: int = 4 << 20,
-    ) -> None:
-        self.bootstrap_servers = bootstrap_servers
-        self.client_id = client_id
-        self.replication_factor = replication_factor
-        self.linger_ms = linger_ms
-        self.max_batch_bytes = max_batch_bytes
-        self.request_timeout_ms = request_timeout_ms
-        self.session_timeout_ms = session_timeout_ms
-        self.heartbeat_interval_ms = heartbeat_interval_ms
-        self.max_partition_fetch_bytes = max_partition_fetch_bytes
 
 
 class KafkaLog(Lifecycle):
@@ -113,7 +69,7 @@ class KafkaLog(Lifecycle):
             request_timeout_ms=s.request_timeout_ms,
         )
         try:
-            await _kafka(f"cannot connect to Kafka at {s.bootstrap_servers}", producer.start)
+            await kafka_call(f"cannot connect to Kafka at {s.bootstrap_servers}", producer.start)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await producer.stop()
@@ -143,11 +99,11 @@ class KafkaLog(Lifecycle):
             client_id=f"{s.client_id}-admin",
             request_timeout_ms=s.request_timeout_ms,
         )
-        await _kafka("cannot reach Kafka's admin API", admin.start)
+        await kafka_call("cannot reach Kafka's admin API", admin.start)
         try:
             existing = {
                 t["topic"]: len(t["partitions"])
-                for t in await _kafka("cannot list topics", lambda: admin.describe_topics(None))
+                for t in await kafka_call("cannot list topics", lambda: admin.describe_topics(None))
                 if t["error_code"] == 0
             }
             missing = {t: n for t, n in topics.items() if t not in existing}
@@ -160,10 +116,10 @@ class KafkaLog(Lifecycle):
                         actual=existing[topic],
                     )
             if missing:
-                cluster = await _kafka("cannot describe the cluster", admin.describe_cluster)
+                cluster = await kafka_call("cannot describe the cluster", admin.describe_cluster)
                 replication = max(1, min(s.replication_factor, len(cluster["brokers"])))
                 new = [NewTopic(t, n, replication) for t, n in missing.items()]
-                resp = await _kafka(
+                resp = await kafka_call(
                     "cannot create topics",
                     lambda: admin.create_topics(new, timeout_ms=s.request_timeout_ms),
                 )
@@ -185,7 +141,7 @@ class KafkaLog(Lifecycle):
         if count is None:
             # List all topics: asking for one by name may auto-create it on the broker.
             meta = await self._metadata_consumer()
-            topics = await _kafka("cannot list topics", meta.topics)
+            topics = await kafka_call("cannot list topics", meta.topics)
             if topic not in topics:
                 raise LogError(
                     f"unknown topic {topic!r} (create it with ensure_topics)", retriable=False
@@ -206,7 +162,7 @@ class KafkaLog(Lifecycle):
         # the producer spools it). Should the batch still be delivered later, projections
         # drop the copy by event id.
         timeout = self.settings.request_timeout_ms / 1000
-        return await _kafka(
+        return await kafka_call(
             "cannot append to Kafka (no acknowledgement within "
             f"{timeout:g}s: are the brokers reachable?)",
             lambda: asyncio.wait_for(send(records, partitions), timeout),
@@ -274,7 +230,7 @@ class KafkaLog(Lifecycle):
                 request_timeout_ms=s.request_timeout_ms,
             )
             try:
-                await _kafka("cannot connect to Kafka", meta.start)
+                await kafka_call("cannot connect to Kafka", meta.start)
             except BaseException:
                 with anyio.CancelScope(shield=True):
                     await meta.stop()
@@ -284,14 +240,14 @@ class KafkaLog(Lifecycle):
 
     async def end_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         meta = await self._metadata_consumer()
-        found = await _kafka(
+        found = await kafka_call(
             "cannot read end offsets", lambda: meta.end_offsets([KafkaTP(*tp) for tp in tps])
         )
         return {TopicPartition(k.topic, k.partition): v for k, v in found.items()}
 
     async def beginning_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         meta = await self._metadata_consumer()
-        found = await _kafka(
+        found = await kafka_call(
             "cannot read beginning offsets",
             lambda: meta.beginning_offsets([KafkaTP(*tp) for tp in tps]),
         )
@@ -313,161 +269,4 @@ class KafkaLog(Lifecycle):
             topics=topics,
             listener=listener,
             partitions=partitions,
-        )
-
-
-class _Bridge(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Turns aiokafka's rebalance callbacks into our listener's, and seeks."""
-
-    def __init__(self, owner: KafkaConsumer) -> None:
-        self.owner = owner
-
-    async def on_partitions_revoked(self, revoked: list[KafkaTP]) -> None:
-        tps = frozenset(TopicPartition(t.topic, t.partition) for t in revoked)
-        if tps and self.owner.listener is not None:
-            await self.owner.listener.on_revoked(tps)
-
-    async def on_partitions_assigned(self, assigned: list[KafkaTP]) -> None:
-        await self.owner.position_at_start(
-            frozenset(TopicPartition(t.topic, t.partition) for t in assigned)
-        )
-
-
-class KafkaConsumer(Lifecycle):
-    """A ``LogConsumer`` over aiokafka."""
-
-    def __init__(
-        self,
-        settings: KafkaSettings,
-        *,
-        group_id: str | None,
-        topics: Sequence[str],
-        listener: RebalanceListener | None,
-        partitions: Sequence[TopicPartition],
-    ) -> None:
-        if group_id is None and not partitions:
-            raise LogError("a consumer without a group needs explicit partitions", retriable=False)
-        if group_id is not None and not topics:
-            raise LogError("a group member needs topics to subscribe to", retriable=False)
-        self.settings = settings
-        self.group_id = group_id
-        self.topics = tuple(topics)
-        self.listener = listener
-        self._fixed = tuple(partitions)
-        self._consumer: AIOKafkaConsumer | None = None
-
-    async def start(self) -> None:
-        if self._consumer is not None:
-            return
-        s = self.settings
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.bootstrap_servers,
-            client_id=f"{s.client_id}-{self.group_id or 'reader'}",
-            group_id=self.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
-            # A JoinGroup may wait on the broker for the whole rebalance timeout; the
-            # request must outlive it, as Java's client ensures.
-            request_timeout_ms=max(s.request_timeout_ms, s.session_timeout_ms + 5_000),
-            rebalance_timeout_ms=s.session_timeout_ms,
-            session_timeout_ms=s.session_timeout_ms,
-            heartbeat_interval_ms=s.heartbeat_interval_ms,
-            max_partition_fetch_bytes=s.max_partition_fetch_bytes,
-            fetch_max_bytes=max(s.max_partition_fetch_bytes * 4, 50 << 20),
-        )
-        if self.group_id is not None:
-            consumer.subscribe(list(self.topics), listener=_Bridge(self))
-        else:
-            consumer.assign([KafkaTP(*tp) for tp in self._fixed])
-        self._consumer = consumer  # rebalance callbacks may run as soon as start() joins
-        try:
-            await consumer.start()
-        except BaseException as exc:
-            self._consumer = None
-            with anyio.CancelScope(shield=True):
-                await consumer.stop()  # leave no background coordinator behind
-            if isinstance(exc, KafkaError | OSError | asyncio.TimeoutError):
-                # Joining a group can fail transiently (coordinator moving, a rebalance
-                # racing); the caller retries with backoff.
-                raise LogError(
-                    f"cannot join Kafka group {self.group_id} at {s.bootstrap_servers}: "
-                    f"{type(exc).__name__}: {exc}",
-                    retriable=True,
-                ) from exc
-            raise
-        if self.group_id is None:
-            await self.position_at_start(frozenset(self._fixed))
-
-    async def stop(self) -> None:
-        consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            await consumer.stop()
-
-    @property
-    def _c(self) -> AIOKafkaConsumer:
-        if self._consumer is None:
-            raise LogError("consumer is not started", retriable=False)
-        return self._consumer
-
-    async def position_at_start(self, tps: frozenset[TopicPartition]) -> None:
-        if not tps:
-            return
-        target = self._c
-        ktps = [KafkaTP(*tp) for tp in tps]
-        # Hold the new partitions until we have sought: the listener awaits Postgres, and
-        # meanwhile the fetcher would otherwise start at the reset position.
-        target.pause(*ktps)
-        try:
-            starts: Mapping[TopicPartition, int | None] = {}
-            if self.listener is not None:
-                starts = await self.listener.on_assigned(tps)
-            for tp, ktp in zip(tps, ktps, strict=True):
-                start = starts.get(tp)
-                if start is None:
-                    if self.listener is not None or self.group_id is None:
-                        await target.seek_to_beginning(ktp)
-                else:
-                    target.seek(ktp, start)
-        finally:
-            target.resume(*ktps)
-        log.info("kafka.assigned", group=self.group_id, partitions=sorted(map(str, tps)))
-
-    def assignment(self) -> frozenset[TopicPartition]:
-        if self._consumer is None:
-            return frozenset()
-        return frozenset(TopicPartition(t.topic, t.partition) for t in self._consumer.assignment())
-
-    async def fetch(self, max_records: int, timeout: float) -> list[ConsumerRecord]:
-        batches = await _kafka(
-            "cannot fetch from Kafka",
-            lambda: self._c.getmany(timeout_ms=int(timeout * 1000), max_records=max_records),
-        )
-        out: list[ConsumerRecord] = []
-        for ktp in sorted(batches, key=lambda t: (t.topic, t.partition)):
-            tp = TopicPartition(ktp.topic, ktp.partition)
-            for m in batches[ktp]:
-                out.append(
-                    ConsumerRecord(
-                        m.topic,
-                        m.partition,
-                        m.offset,
-                        m.key,
-                        m.value,
-                        tuple(m.headers),
-                        m.timestamp,
-                        tp,
-                    )
-                )
-        return out
-
-    async def seek(self, tp: TopicPartition, offset: int) -> None:
-        self._c.seek(KafkaTP(*tp), offset)
-
-    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
-        if self.group_id is None or not offsets:
-            return
-        await _kafka(
-            "cannot commit offsets",
-            lambda: self._c.commit({KafkaTP(*tp): off for tp, off in offsets.items()}),
         )

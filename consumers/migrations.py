@@ -7,30 +7,12 @@ from typing import Any
 
 import asyncpg
 
+from consumers.bookkeeping import MIGRATION_LOCK, ensure_bookkeeping
 from projections.base import Projection
 from schemas.errors import ProjectionError
 
-__all__ = ["MIGRATION_LOCK", "ensure_hub_schema", "migrate", "point_view", "publish_views"]
+__all__ = ["MIGRATION_LOCK", "migrate", "point_view", "publish_views"]
 
-HUB_SCHEMA = """
-CREATE SCHEMA IF NOT EXISTS hub;
-CREATE TABLE IF NOT EXISTS hub.migrations (
-    schema      text NOT NULL,
-    idx         int NOT NULL,
-    checksum    text NOT NULL,
-    applied_at  timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (schema, idx)
-);
-CREATE TABLE IF NOT EXISTS hub.projections (
-    name        text NOT NULL,
-    version     int NOT NULL,
-    schema      text NOT NULL,
-    state       text NOT NULL CHECK (state IN ('live', 'rebuilding', 'catching_up', 'retired')),
-    created_at  timestamptz NOT NULL DEFAULT now(),
-    updated_at  timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (name, version)
-);
-"""
 APPLIED = "SELECT idx, checksum FROM hub.migrations WHERE schema = $1"
 RECORD = "INSERT INTO hub.migrations (schema, idx, checksum) VALUES ($1, $2, $3)"
 DEDUPE_TABLE = "CREATE TABLE IF NOT EXISTS {schema}.applied_events (event_id uuid PRIMARY KEY)"
@@ -39,19 +21,10 @@ INSERT INTO hub.projections (name, version, schema, state) VALUES ($1, $2, $3, $
 ON CONFLICT (name, version) DO NOTHING
 """
 LIVE_VERSION = "SELECT version FROM hub.projections WHERE name = $1 AND state = 'live'"
-MIGRATION_LOCK = 0x6875625F6D6967  # "hub_mig": serialises DDL of the hub's own tables
-_LOCK = MIGRATION_LOCK
 
 
 def _checksum(sql: str) -> str:
     return hashlib.sha256(sql.encode()).hexdigest()[:16]
-
-
-async def ensure_hub_schema(conn: asyncpg.Connection) -> None:
-    """Create the ``hub`` bookkeeping tables if missing."""
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK)
-        await conn.execute(HUB_SCHEMA)
 
 
 async def migrate(
@@ -63,9 +36,9 @@ async def migrate(
     needs a new projection version (and a rebuild), not an edit in place.
     """
     schema = projection.schema
-    await ensure_hub_schema(conn)
+    await ensure_bookkeeping(conn)
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK)
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
         applied = {r["idx"]: r["checksum"] for r in await conn.fetch(APPLIED, schema)}
         created = not applied
         await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")

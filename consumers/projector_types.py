@@ -1,0 +1,52 @@
+"""The projector's settings, counters and the small types of a batch in flight."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hub.infra.ports import ConsumerRecord, TopicPartition
+from schemas.events import Event
+
+__all__ = ["Item", "Key", "ProjectorSettings", "ProjectorStats"]
+
+Key = tuple[TopicPartition, int]
+
+
+@dataclass(frozen=True)
+class ProjectorSettings:
+    batch_size: int = 2000
+    batch_linger: float = 0.01
+    fetch_timeout: float = 1.0
+    retry_initial: float = 0.1
+    retry_max: float = 30.0
+    lag_interval: float = 15.0
+    retired_grace: float = 3600.0
+    """How long a version replaced by a newer one keeps its schema before it is dropped."""
+
+
+@dataclass
+class ProjectorStats:
+    batches: int = 0
+    events: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    dropped_batches: int = 0
+    retries: int = 0
+    last_batch_at: float | None = None
+    lag: dict[TopicPartition, int] = field(default_factory=dict)
+
+
+class _Poison(Exception):
+    def __init__(self, key: Key, error: BaseException, event_type: str | None) -> None:
+        super().__init__(str(error))
+        self.key, self.error, self.event_type = key, error, event_type
+
+
+class _FlushFailed(Exception):
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+Item = tuple[ConsumerRecord, Event | None]
+_Decoded = tuple[list[Item], dict[Key, "_Poison"]]

@@ -1,0 +1,214 @@
+"""Long-running commands: ``up``, ``api``, ``project`` and ``archive``, with SIGTERM and
+SIGINT handled by ``agent-hub`` (projectors finish the batch in hand). uvicorn is imported
+only when serving, so the rest of the command line starts fast."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from schemas.errors import ConfigError
+
+if TYPE_CHECKING:
+    from hub.settings import HubSettings
+
+__all__ = ["register"]
+
+
+def _server(config: Any) -> Any:
+    """uvicorn, minus its own signal handling: ``agent-hub`` owns SIGTERM and SIGINT."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return Server(config)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+class _Shutdown:
+    """SIGTERM/SIGINT handling for long-running commands, installed before anything starts.
+
+    Until ``running()`` a signal cancels ``scope`` (start-up is abandoned cleanly); after
+    it, a signal calls the stop callbacks, which let projectors finish the batch in hand.
+    """
+
+    def __init__(self) -> None:
+        self.requested = anyio.Event()
+        self.scope = anyio.CancelScope()
+        self._callbacks: list[Callable[[], None]] = []
+        self._running = False
+
+    def running(self, *callbacks: Callable[[], None]) -> None:
+        self._running = True
+        self._callbacks.extend(callbacks)
+
+    async def watch(self, signals: Any) -> None:
+        async for _ in signals:
+            self.requested.set()
+            if not self._running:
+                self.scope.cancel()
+            for callback in self._callbacks:
+                callback()
+
+
+async def _with_shutdown(body: Callable[[_Shutdown], Awaitable[int]]) -> int:
+    shutdown = _Shutdown()
+    code = 0
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(shutdown.watch, signals)
+            with shutdown.scope:
+                code = await body(shutdown)
+            tg.cancel_scope.cancel()
+    return code
+
+
+# ── serving ─────────────────────────────────────────────────────────────────────────────
+
+
+async def cmd_up(settings: HubSettings, args: argparse.Namespace) -> int:
+    """Embedded Postgres, every projector and the HTTP API, until SIGTERM/SIGINT."""
+    from hub.infra.embedded import ServerLock
+
+    host, port = (
+        args.host or settings.api_host,
+        args.port if args.port is not None else settings.api_port,
+    )
+    lock = ServerLock(settings.home)
+    if not lock.acquire({"url": f"http://{host}:{port}"}):
+        raise ConfigError(f"another `agent-hub up` is already serving {settings.home.resolve()}")
+    try:
+        settings = settings.model_copy(update={"run_projectors": "always"})
+        return await _serve(settings, host, port, archive=True)
+    finally:
+        lock.release()
+
+
+async def cmd_api(settings: HubSettings, args: argparse.Namespace) -> int:
+    """The HTTP API only (projectors run elsewhere)."""
+    host, port = (
+        args.host or settings.api_host,
+        args.port if args.port is not None else settings.api_port,
+    )
+    return await _serve(settings.model_copy(update={"run_projectors": "never"}), host, port)
+
+
+async def _serve(settings: HubSettings, host: str, port: int, *, archive: bool = False) -> int:
+    from hub.client import Hub
+    from hub.http.app import create_app
+
+    sock = _bind(host, port)
+
+    async def body(shutdown: _Shutdown) -> int:
+        async with Hub(settings, archive=archive) as hub:
+            import uvicorn
+
+            config = uvicorn.Config(
+                create_app(hub), log_level="warning", lifespan="off", access_log=False
+            )
+            server = _server(config)
+
+            def stop() -> None:
+                server.should_exit = True
+                hub.stop_projectors()
+
+            shutdown.running(stop)
+            url = f"http://{host}:{sock.getsockname()[1]}"
+            print(_banner(hub, url), file=sys.stderr, flush=True)
+            await server.serve(sockets=[sock])
+        return 0
+
+    try:
+        code = await _with_shutdown(body)
+    finally:
+        sock.close()
+    print("agent-hub: stopped", file=sys.stderr, flush=True)
+    return code
+
+
+def _banner(hub: Any, url: str) -> str:
+    s = hub.settings
+    database = f"embedded in {(s.home / 'pg').resolve()}" if s.embedded_database else "external"
+    log_kind = hub.runtime.log.name
+    archive = f", archive: {s.archive}" if hub.archiver is not None else ""
+    return (
+        f"agent-hub: serving {url} (health: {url}/healthz, projections: {url}/v1/projections)\n"
+        f"agent-hub: log: {log_kind}, database: {database}{archive}, "
+        f"projectors: {len(hub.projectors)}; Ctrl-C or SIGTERM to stop"
+    )
+
+
+async def cmd_project(settings: HubSettings, args: argparse.Namespace) -> int:
+    """Projectors only, until SIGTERM/SIGINT (each finishes its batch in hand)."""
+    from hub.client import Hub
+
+    async def body(shutdown: _Shutdown) -> int:
+        async with Hub(settings.model_copy(update={"run_projectors": "always"})) as hub:
+            shutdown.running(hub.stop_projectors)
+            names = ", ".join(p.name for p in hub.projectors)
+            print(f"agent-hub: projecting {names}; SIGTERM to stop", file=sys.stderr, flush=True)
+            await shutdown.requested.wait()
+        return 0
+
+    return await _with_shutdown(body)
+
+
+async def cmd_archive(settings: HubSettings, args: argparse.Namespace) -> int:
+    """The archiver only: every topic into HUB_ARCHIVE_URL, until SIGTERM/SIGINT."""
+    from hub.client import Hub
+
+    async def body(shutdown: _Shutdown) -> int:
+        async with Hub(
+            settings.model_copy(update={"run_projectors": "never"}), archive=True
+        ) as hub:
+            shutdown.running(hub.stop_projectors)
+            print(
+                f"agent-hub: archiving to {settings.archive}; SIGTERM to stop",
+                file=sys.stderr,
+                flush=True,
+            )
+            await shutdown.requested.wait()
+        return 0
+
+    return await _with_shutdown(body)
+
+
+def register(sub: Any) -> None:
+    """Add the long-running commands to the ``agent-hub`` parser."""
+    for name, fn, text in (
+        ("up", cmd_up, "run embedded Postgres, every projector and the HTTP API"),
+        ("api", cmd_api, "run only the HTTP API"),
+    ):
+        p = sub.add_parser(name, help=text, description=text)
+        p.add_argument("--host", help="address to listen on (default: HUB_API_HOST, 127.0.0.1)")
+        p.add_argument("--port", type=int, help="port to listen on (default: HUB_API_PORT, 8000)")
+        p.set_defaults(fn=fn)
+
+    p = sub.add_parser("project", help="run only the projectors")
+    p.set_defaults(fn=cmd_project)
+
+    p = sub.add_parser("archive", help="run only the archiver (the log into HUB_ARCHIVE_URL)")
+    p.set_defaults(fn=cmd_archive)
