@@ -40,7 +40,7 @@ SYNC_ON_STARTUP = block_after("### Example: Sync on Startup")
 CHECK = """
 import json
 from hub import AgentRegistry, S3PromptManager
-from hub.bridge import seed_hub
+from hub.compat.config import seed_hub
 
 registry = AgentRegistry()
 agent = registry.get_agent("my-agent")
