@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, computed_field
 
+from hub.core.cursor import CursorList, decode_cursor, encode_cursor
 from hub.core.inputs import as_of_point, build_event, check_id, reject_unknown
 from projections.registry.queries import AS_OF, GET, LIST, RUN_STATUS, fold_history
 from schemas.errors import ConflictError, InputError, NotFoundError
@@ -226,9 +227,12 @@ class RegistryClient:
         tag: str | None = None,
         status: str | None = None,
         limit: int = 100,
+        cursor: str | None = None,
         after: str | None = None,
-    ) -> list[Agent]:
-        """Agents ordered by id, optionally with ``tag`` or ``status``; page with ``after``."""
+    ) -> CursorList[Agent]:
+        """Agents ordered by id, optionally with ``tag`` or ``status``. Pass the result's
+        ``next_cursor`` back as ``cursor`` for the next page (``after``, an agent id, is the
+        older way to page and is kept for one release)."""
         if status not in (None, "active", "retired"):
             raise InputError(
                 f"status: must be 'active' or 'retired', not {status!r}", field="status"
@@ -236,7 +240,11 @@ class RegistryClient:
         if not 1 <= limit <= 1000:
             raise InputError("limit: must be between 1 and 1000", field="limit")
         await self._ctx.wait_for_projections(topics=[str(Topic.REGISTRY), str(Topic.RUNS)])
+        if cursor is not None:
+            (after,) = decode_cursor(cursor, "agents")
         rows = await self._ctx.pool.fetch(
             LIST, self._ctx.settings.tenant, tag, status, after, limit
         )
-        return [Agent(**dict(r)) for r in rows]
+        agents = [Agent(**dict(r)) for r in rows]
+        last = agents[-1].agent_id if len(agents) == limit else None
+        return CursorList(agents, encode_cursor("agents", last) if last else None)

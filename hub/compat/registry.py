@@ -50,16 +50,13 @@ class AgentRegistry:
 
         async def run(hub: Hub) -> list[Agent]:
             agents: list[Agent] = []
+            cursor: str | None = None
             while True:
-                page = await hub.registry.list(
-                    tag=tag,
-                    status=status,
-                    limit=1000,
-                    after=agents[-1].agent_id if agents else None,
-                )
+                page = await hub.registry.list(tag=tag, status=status, limit=1000, cursor=cursor)
                 agents += page
-                if len(page) < 1000:
+                if page.next_cursor is None:
                     return agents
+                cursor = page.next_cursor
 
         return [a.model_dump(mode="json") for a in self._sync.call(run)]
 

@@ -11,11 +11,12 @@ import base64
 import binascii
 import json
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from schemas.errors import InputError
 
-__all__ = ["CursorList", "decode_cursor", "encode_cursor"]
+__all__ = ["CursorList", "cursor_time", "decode_cursor", "encode_cursor"]
 
 T = TypeVar("T")
 
@@ -36,6 +37,17 @@ def decode_cursor(cursor: str, kind: str, *, field: str = "cursor") -> list[Any]
     if not isinstance(value, list) or not value or value[0] != kind:
         raise InputError(f"{field}: not a cursor this list returned", field=field)
     return value[1:]
+
+
+def cursor_time(value: Any, *, field: str = "cursor") -> datetime:
+    """A timestamp that a cursor carried (as ISO 8601 text)."""
+    try:
+        at = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        at = None
+    if at is None or at.tzinfo is None:
+        raise InputError(f"{field}: not a cursor this list returned", field=field)
+    return at
 
 
 class CursorList(list[T], Generic[T]):

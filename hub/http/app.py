@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from hub.agents.client import Agent
 from hub.client import Hub
+from hub.http.agents import add_agent_routes
 from hub.http.prompts import add_prompt_routes
 from hub.http.runs import add_run_routes
 from hub.http.sessions import add_thread_routes
@@ -83,24 +83,7 @@ def create_app(hub: Hub) -> FastAPI:
             "projections": [s.model_dump() for s in statuses],
         }
 
-    @app.get("/v1/agents")
-    async def list_agents(
-        tag: str | None = None,
-        status: str | None = None,
-        limit: int = Query(100, ge=1, le=1000),
-        after: str | None = None,
-    ) -> dict[str, Any]:
-        agents = await hub.registry.list(tag=tag, status=status, limit=limit, after=after)
-        next_cursor = agents[-1].agent_id if len(agents) == limit else None
-        return {"agents": [a.model_dump(mode="json") for a in agents], "next": next_cursor}
-
-    @app.get("/v1/agents/{agent_id}")
-    async def get_agent(agent_id: str) -> Agent:
-        agent = await hub.registry.get(agent_id)
-        if agent is None:
-            raise NotFoundError(f"no agent {agent_id!r}")
-        return agent
-
+    add_agent_routes(app, hub)
     add_thread_routes(app, hub)
     add_run_routes(app, hub)
     add_prompt_routes(app, hub)

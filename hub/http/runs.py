@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 __all__ = ["add_run_routes"]
 
 
-def _cursor(value: str | None) -> tuple[datetime, str] | None:
+def _old_cursor(value: str | None) -> tuple[datetime, str] | None:
+    """The deprecated ``before=started_at|run_id`` form (kept for one release)."""
     if value is None:
         return None
     at, sep, run_id = value.partition("|")
@@ -40,14 +41,22 @@ def add_run_routes(app: FastAPI, hub: Hub) -> None:
         status: str | None = None,
         since: datetime | None = None,
         limit: int = Query(100, ge=1, le=1000),
-        before: str | None = None,
+        cursor: str | None = None,
+        before: str | None = Query(None, deprecated=True, description="use cursor"),
     ) -> dict[str, Any]:
         found = await runs.list(
-            agent_id=agent_id, status=status, since=since, limit=limit, before=_cursor(before)
+            agent_id=agent_id,
+            status=status,
+            since=since,
+            limit=limit,
+            cursor=cursor,
+            before=_old_cursor(before),
         )
-        last = found[-1] if len(found) == limit else None
+        last = found[-1] if found.next_cursor else None
         return {
             "runs": [r.model_dump(mode="json") for r in found],
+            "next_cursor": found.next_cursor,
+            # deprecated, for one release: the old `before` form
             "next": f"{last.started_at.isoformat()}|{last.run_id}" if last else None,
         }
 

@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import FastAPI, Query
 from pydantic import BaseModel, ConfigDict
 
-from hub.sessions.models import Message, Page, SearchHit, ThreadInfo, ThreadStats, TreeNode
+from hub.sessions.models import Page, SearchHit, ThreadInfo, ThreadStats, TreeNode
 from schemas.errors import NotFoundError
 
 if TYPE_CHECKING:
@@ -58,14 +58,19 @@ def add_thread_routes(app: FastAPI, hub: Hub) -> None:
     async def thread_messages(
         thread_id: str,
         limit: int = Query(100, ge=1, le=10_000),
-        before: int | None = Query(None, ge=1),
-        after: int | None = Query(None, ge=0),
+        cursor: str | None = None,
+        before: int | None = Query(None, ge=1, deprecated=True, description="use cursor"),
+        after: int | None = Query(None, ge=0, deprecated=True, description="use cursor"),
     ) -> dict[str, Any]:
-        messages: list[Message] = await sessions.messages(
-            thread_id, limit=limit, before=before, after=after
+        messages = await sessions.messages(
+            thread_id, limit=limit, cursor=cursor, before=before, after=after
         )
         older = messages[0].seq if messages and messages[0].seq > 1 else None
-        return {"messages": [m.model_dump(mode="json") for m in messages], "before": older}
+        return {
+            "messages": [m.model_dump(mode="json") for m in messages],
+            "next_cursor": messages.next_cursor,
+            "before": older,  # deprecated, for one release: the seq `before` takes
+        }
 
     @app.get("/v1/threads/{thread_id}/tree")
     async def thread_tree(thread_id: str) -> TreeNode:

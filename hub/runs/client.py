@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
+from hub.core.cursor import CursorList, cursor_time, decode_cursor, encode_cursor
 from hub.core.inputs import build_event
 from hub.runs.models import AggregateRow, ArtifactInfo, MetricPoint, RunDetail, RunInfo
 from hub.runs.run import Run, artifact_store_key
@@ -123,9 +124,11 @@ class RunsClient:
         status: str | None = None,
         since: datetime | None = None,
         limit: int = 100,
+        cursor: str | None = None,
         before: tuple[datetime, str] | None = None,
-    ) -> builtins.list[RunInfo]:
-        """Runs, newest first; page with ``before=(started_at, run_id)`` of the last one."""
+    ) -> CursorList[RunInfo]:
+        """Runs, newest first. Pass the result's ``next_cursor`` back as ``cursor`` for the
+        next page (``before=(started_at, run_id)`` is the older way, kept for one release)."""
         if status is not None and status != "running":
             try:
                 RunStatus(status)
@@ -136,6 +139,9 @@ class RunsClient:
                 ) from None
         if not 1 <= limit <= 1000:
             raise InputError("limit: must be between 1 and 1000", field="limit")
+        if cursor is not None:
+            at, run_id = decode_cursor(cursor, "runs")
+            before = (cursor_time(at), str(run_id))
         await self._settled()
         rows = await self._ctx.pool.fetch(
             queries.LIST,
@@ -147,7 +153,11 @@ class RunsClient:
             before[1] if before else None,
             limit,
         )
-        return [RunInfo(**dict(r)) for r in rows]
+        found = [RunInfo(**dict(r)) for r in rows]
+        last = found[-1] if len(found) == limit else None
+        return CursorList(
+            found, encode_cursor("runs", last.started_at.isoformat(), last.run_id) if last else None
+        )
 
     async def aggregate(
         self,

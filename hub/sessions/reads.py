@@ -4,13 +4,12 @@ projection after waiting for this client's own writes."""
 
 from __future__ import annotations
 
-import base64
 import builtins
-import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from hub.core.cursor import CursorList, cursor_time, decode_cursor, encode_cursor
 from hub.infra.ports import Position
 from hub.sessions.models import (
     Message,
@@ -40,17 +39,8 @@ SESSIONS = str(Topic.SESSIONS)
 ROLES = ("user", "assistant", "system", "tool")
 
 
-def _cursor(info: ThreadInfo) -> str:
-    raw = json.dumps([info.updated_at.isoformat(), info.thread_id])
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def _uncursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        at, thread_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(at), str(thread_id)
-    except (ValueError, TypeError) as exc:
-        raise InputError("cursor: not a cursor this API returned", field="cursor") from exc
+def _next(thread_id: str, direction: str, seq: int) -> str:
+    return encode_cursor("messages", thread_id, direction, seq)
 
 
 class SessionReader:
@@ -111,14 +101,24 @@ class SessionReader:
         """Threads, most recently updated first; ``archived=None`` lists both kinds."""
         if not 1 <= limit <= 1000:
             raise InputError("limit: must be between 1 and 1000", field="limit")
-        at, after_id = _uncursor(cursor) if cursor else (None, None)
+        at: datetime | None = None
+        after_id: str | None = None
+        if cursor is not None:
+            when, thread = decode_cursor(cursor, "threads")
+            at, after_id = cursor_time(when), str(thread)
         await self._settled()
         rows = await self._ctx.pool.fetch(
             queries.LIST_THREADS, self._tenant, agent_id, user_id, archived, at, after_id, limit
         )
         threads = [ThreadInfo.model_validate(dict(r)) for r in rows]
+        last = threads[-1] if len(threads) == limit else None
         return Page(
-            threads=threads, next_cursor=_cursor(threads[-1]) if len(threads) == limit else None
+            threads=threads,
+            next_cursor=(
+                encode_cursor("threads", last.updated_at.isoformat(), last.thread_id)
+                if last
+                else None
+            ),
         )
 
     async def list_archived(
@@ -131,13 +131,23 @@ class SessionReader:
         thread_id: str,
         *,
         limit: int = 100,
+        cursor: str | None = None,
         before: int | None = None,
         after: int | None = None,
-    ) -> builtins.list[Message]:
+    ) -> CursorList[Message]:
         """Messages in order. With ``before`` (a seq) the ``limit`` messages just before it;
-        with ``after`` the ones just after it; with neither, the newest ``limit``."""
+        with ``after`` the ones just after it; with neither, the newest ``limit``.
+
+        ``next_cursor`` continues in the same direction: older messages after a page of the
+        newest (or of ``before``), newer ones after a page of ``after``. Pass it back as
+        ``cursor``."""
         if not 1 <= limit <= 10_000:
             raise InputError("limit: must be between 1 and 10000", field="limit")
+        if cursor is not None:
+            thread, direction, seq = decode_cursor(cursor, "messages")
+            if thread != thread_id or direction not in ("before", "after"):
+                raise InputError("cursor: not a cursor of this thread's messages", field="cursor")
+            before, after = (seq, None) if direction == "before" else (None, seq)
         await self._root_of(thread_id)
         await self._settled()
         low = after if after is not None else 0
@@ -149,7 +159,12 @@ class SessionReader:
             query, self._tenant, thread_id, low, high, limit, MAX_SEQ, FAR_FUTURE
         )
         found = [Message.model_validate(dict(r)) for r in rows]
-        return found if query is queries.MESSAGES_ASC else found[::-1]
+        if query is queries.MESSAGES_ASC:
+            more = len(found) == limit
+            return CursorList(found, _next(thread_id, "after", found[-1].seq) if more else None)
+        found.reverse()
+        more = bool(found) and found[0].seq > 1
+        return CursorList(found, _next(thread_id, "before", found[0].seq) if more else None)
 
     async def stats(self, thread_id: str) -> ThreadStats:
         await self._settled()

@@ -53,6 +53,10 @@ def test_runs_prompts_and_agents_over_http_and_cli(
         f"{url}/v1/runs", params={"agent_id": "writer", "before": listed["next"]}
     ).json()
     assert [r["run_id"] for r in rest["runs"]] == runs[:1] and rest["next"] is None
+    by_cursor = httpx.get(
+        f"{url}/v1/runs", params={"agent_id": "writer", "cursor": listed["next_cursor"]}
+    ).json()
+    assert by_cursor["runs"] == rest["runs"] and by_cursor["next_cursor"] is None
     detail = httpx.get(f"{url}/v1/runs/{runs[0]}").json()
     assert detail["run"]["status"] == "success" and detail["run"]["input"] == {"n": 0}
     assert [m["name"] for m in detail["metrics"]] == ["latency"]

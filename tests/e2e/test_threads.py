@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hub.core.cursor import encode_cursor
 from tests.e2e.conftest import agent_hub, python
 
 pytestmark = pytest.mark.slow
@@ -49,6 +50,20 @@ def test_threads_over_http_and_cli(up: tuple[str, subprocess.Popen[str], Path]) 
         f"{url}/v1/threads/{thread}/messages", params={"limit": 3, "before": page["before"]}
     ).json()
     assert [m["seq"] for m in older["messages"]] == [2, 3, 4]
+    by_cursor = httpx.get(
+        f"{url}/v1/threads/{thread}/messages", params={"limit": 3, "cursor": page["next_cursor"]}
+    ).json()
+    assert by_cursor["messages"] == older["messages"]
+    oldest = httpx.get(
+        f"{url}/v1/threads/{thread}/messages",
+        params={"limit": 3, "cursor": by_cursor["next_cursor"]},
+    ).json()
+    assert [m["seq"] for m in oldest["messages"]] == [1] and oldest["next_cursor"] is None
+    foreign = httpx.get(
+        f"{url}/v1/threads/{thread}/messages",
+        params={"cursor": encode_cursor("threads", "2026-01-01T00:00:00+00:00", thread)},
+    )
+    assert foreign.status_code == 400 and foreign.json()["error"]["field"] == "cursor"
 
     forked = httpx.post(
         f"{url}/v1/threads/{thread}/fork", json={"at_message_id": ids[2], "title": "cheaper"}

@@ -73,8 +73,15 @@ async def test_list_by_tag_status_and_cursor(hub: Hub) -> None:
         "agent-2",
     ]
     first = await reg.list(limit=2)
-    rest = await reg.list(limit=10, after=first[-1].agent_id)
+    rest = await reg.list(limit=10, after=first[-1].agent_id)  # the older way, for one release
     assert [a.agent_id for a in first + rest] == [f"agent-{i}" for i in range(5)]
+    assert first.next_cursor is not None and rest.next_cursor is None
+    paged = await reg.list(limit=2, cursor=first.next_cursor)
+    assert [a.agent_id for a in paged] == ["agent-2", "agent-3"]
+    assert [a.agent_id for a in await reg.list(cursor=paged.next_cursor)] == ["agent-4"]
+    with pytest.raises(InputError, match="cursor") as bad:
+        await reg.list(cursor="not-a-cursor")
+    assert bad.value.field == "cursor"
     retired = await reg.get("agent-4")
     assert retired is not None and (retired.status, retired.retired_reason) == (
         "retired",
