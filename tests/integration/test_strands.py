@@ -201,10 +201,10 @@ def seed_env(
     monkeypatch.setenv("AGENT_HUB_LOCAL_DIR", str(tmp_path / "local"))
     for name in ("USE_S3", "AGENT_HUB_BUCKET", "HUB_LOG_URL", "HUB_ARCHIVE_URL"):
         monkeypatch.delenv(name, raising=False)
-    hub.config.set_config(hub.compat.config.HubConfig())
+    hub.compat.config.set_config(hub.compat.config.HubConfig())
     yield {}
-    hub.sync._close_all()
-    hub.config._config = None
+    hub.bridge._close_all()
+    hub.compat.config._config = None
 
 
 def test_seed_create_session_manager_local_and_s3(

@@ -1,7 +1,7 @@
 """Event log adapters, and opening one from a URL.
 
-- ``kafka://host1:9092,host2:9092`` opens :class:`~hub.log.kafka.KafkaLog`;
-- ``postgresql://...`` (or ``postgres://``) opens :class:`~hub.log.postgres.PostgresLog`.
+- ``kafka://host1:9092,host2:9092`` opens :class:`~hub.infra.log.kafka.KafkaLog`;
+- ``postgresql://...`` (or ``postgres://``) opens :class:`~hub.infra.log.postgres.PostgresLog`.
 """
 
 from __future__ import annotations
