@@ -34,13 +34,13 @@ from consumers.dead_letters import dead_letter_record, first_time_dead, send_dea
 from consumers.migrations import migrate
 from consumers.positions import PostgresPositionStore
 from consumers.projector_types import (
+    Decoded,
+    FlushFailed,
     Item,
     Key,
+    Poison,
     ProjectorSettings,
     ProjectorStats,
-    _Decoded,
-    _FlushFailed,
-    _Poison,
 )
 from consumers.promotion import VersionKeeper
 from consumers.retry import Backoff
@@ -140,7 +140,7 @@ class Projector(Worker):
         try:
             await self.start()
             task_status.started()
-            send, receive = anyio.create_memory_object_stream[_Decoded](max_buffer_size=1)
+            send, receive = anyio.create_memory_object_stream[Decoded](max_buffer_size=1)
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._prefetch, send)
                 async with receive:
@@ -152,7 +152,7 @@ class Projector(Worker):
         finally:
             await self.stop()
 
-    async def _prefetch(self, send: MemoryObjectSendStream[_Decoded]) -> None:
+    async def _prefetch(self, send: MemoryObjectSendStream[Decoded]) -> None:
         async with send:
             while not self.stopping:
                 records = await self._fetch_batch()
@@ -207,9 +207,9 @@ class Projector(Worker):
 
     # ── applying ────────────────────────────────────────────────────────────────────────
 
-    def _decode(self, records: Sequence[ConsumerRecord]) -> tuple[list[Item], dict[Key, _Poison]]:
+    def _decode(self, records: Sequence[ConsumerRecord]) -> tuple[list[Item], dict[Key, Poison]]:
         items: list[Item] = []
-        poison: dict[Key, _Poison] = {}
+        poison: dict[Key, Poison] = {}
         for rec in records:
             try:
                 items.append((rec, self.codec.decode(rec.value)))
@@ -217,11 +217,11 @@ class Projector(Worker):
                 hint = rec.header("hub-type")
                 event_type = exc.event or (hint.decode(errors="replace") if hint else None)
                 key = (rec.tp, rec.offset)
-                poison[key] = _Poison(key, exc, event_type)
+                poison[key] = Poison(key, exc, event_type)
                 items.append((rec, None))
         return items, poison
 
-    async def _process(self, items: list[Item], poison: dict[Key, _Poison]) -> None:
+    async def _process(self, items: list[Item], poison: dict[Key, Poison]) -> None:
         backoff = self.backoff()
         one_by_one = False
         while True:
@@ -232,9 +232,9 @@ class Projector(Worker):
                 else:
                     await self._apply(items, poison)
                 return
-            except _Poison as p:
+            except Poison as p:
                 poison[p.key] = p
-            except _FlushFailed as f:
+            except FlushFailed as f:
                 self._log.warning("projector.flush_failed_isolating", error=str(f.error))
                 one_by_one = True
             except Exception as exc:
@@ -246,20 +246,20 @@ class Projector(Worker):
                 self.on_retry("apply", exc)
                 await self.pause(backoff)
 
-    async def _apply_single(self, item: Item, poison: dict[Key, _Poison]) -> None:
+    async def _apply_single(self, item: Item, poison: dict[Key, Poison]) -> None:
         """Apply one record in its own transaction, marking it poison if it fails."""
         key = (item[0].tp, item[0].offset)
         while True:
             try:
                 await self._apply([item], poison)
                 return
-            except _Poison as p:
+            except Poison as p:
                 poison[p.key] = p
-            except _FlushFailed as f:
+            except FlushFailed as f:
                 event_type = type(item[1]).__name__ if item[1] is not None else None
-                poison[key] = _Poison(key, f.error, event_type)
+                poison[key] = Poison(key, f.error, event_type)
 
-    async def _apply(self, items: Sequence[Item], poison: Mapping[Key, _Poison]) -> None:
+    async def _apply(self, items: Sequence[Item], poison: Mapping[Key, Poison]) -> None:
         if not items:
             return
         starts: dict[TopicPartition, int] = {}
@@ -311,14 +311,14 @@ class Projector(Worker):
                 except Exception as exc:
                     if is_retriable(exc):
                         raise
-                    raise _Poison(key, exc, type(event).__name__) from exc
+                    raise Poison(key, exc, type(event).__name__) from exc
                 applied += 1
             try:
                 await projection.flush(batch)
             except Exception as exc:
                 if is_retriable(exc):
                     raise
-                raise _FlushFailed(exc) from exc
+                raise FlushFailed(exc) from exc
             if dead:
                 await self._send_dead_letters(conn, dead, items)
             await self.positions.advance(
@@ -356,7 +356,7 @@ class Projector(Worker):
             return {row[0] for row in await conn.fetch(self._dedupe_sql, ids)}
 
     async def _send_dead_letters(
-        self, conn: asyncpg.Connection, dead: Sequence[_Poison], items: Sequence[Item]
+        self, conn: asyncpg.Connection, dead: Sequence[Poison], items: Sequence[Item]
     ) -> None:
         """Dead-letter the poison of a batch, except what was dead-lettered before (a
         replay or a rebuild meeting the same record again skips it quietly)."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from hub.infra.ports import ConsumerRecord, TopicPartition
 from schemas.events import Event
 
-__all__ = ["Item", "Key", "ProjectorSettings", "ProjectorStats"]
+__all__ = ["Decoded", "FlushFailed", "Item", "Key", "Poison", "ProjectorSettings", "ProjectorStats"]
 
 Key = tuple[TopicPartition, int]
 
@@ -36,17 +36,17 @@ class ProjectorStats:
     lag: dict[TopicPartition, int] = field(default_factory=dict)
 
 
-class _Poison(Exception):
+class Poison(Exception):
     def __init__(self, key: Key, error: BaseException, event_type: str | None) -> None:
         super().__init__(str(error))
         self.key, self.error, self.event_type = key, error, event_type
 
 
-class _FlushFailed(Exception):
+class FlushFailed(Exception):
     def __init__(self, error: BaseException) -> None:
         super().__init__(str(error))
         self.error = error
 
 
 Item = tuple[ConsumerRecord, Event | None]
-_Decoded = tuple[list[Item], dict[Key, "_Poison"]]
+Decoded = tuple[list[Item], dict[Key, "Poison"]]

@@ -9,16 +9,16 @@ import asyncpg
 
 from projections.base import EventMeta, Handler, Projection
 from projections.runs.tables import (
-    _ARTIFACT_COLUMNS,
-    _METRIC_COLUMNS,
-    _RUN_COLUMNS,
+    ARTIFACT_COLUMNS,
     KNOWN_RUNS,
+    METRIC_COLUMNS,
     MIGRATIONS,
+    RUN_COLUMNS,
     UPDATE_RUNS,
     UPSERT_STATS,
+    RunChange,
     RunsBatch,
-    _RunChange,
-    _unnest,
+    unnest,
 )
 from schemas.errors import ProjectionError
 from schemas.events import (
@@ -145,7 +145,7 @@ def on_finished(batch: RunsBatch, ev: RunFinished, meta: EventMeta) -> None:
     if new is not None:
         new.update(end)
     else:
-        change = batch.changes.setdefault(key, _RunChange())
+        change = batch.changes.setdefault(key, RunChange())
         for name, value in end.items():
             setattr(change, name, value)
     stats = batch.agent(ev, ev.agent_id)
@@ -195,18 +195,18 @@ class RunsProjection(Projection[RunsBatch]):
             await conn.copy_records_to_table(
                 "runs",
                 schema_name=schema,
-                columns=_RUN_COLUMNS,
-                records=[tuple(r[c] for c in _RUN_COLUMNS) for r in batch.new_runs.values()],
+                columns=RUN_COLUMNS,
+                records=[tuple(r[c] for c in RUN_COLUMNS) for r in batch.new_runs.values()],
             )
         if batch.changes:
-            await conn.execute(UPDATE_RUNS.format(schema=schema), *_unnest(batch.changes))
+            await conn.execute(UPDATE_RUNS.format(schema=schema), *unnest(batch.changes))
         if batch.metrics:
             await conn.copy_records_to_table(
-                "metrics", schema_name=schema, columns=_METRIC_COLUMNS, records=batch.metrics
+                "metrics", schema_name=schema, columns=METRIC_COLUMNS, records=batch.metrics
             )
         if batch.artifacts:
             await conn.copy_records_to_table(
-                "artifacts", schema_name=schema, columns=_ARTIFACT_COLUMNS, records=batch.artifacts
+                "artifacts", schema_name=schema, columns=ARTIFACT_COLUMNS, records=batch.artifacts
             )
         if batch.stats:
-            await conn.execute(UPSERT_STATS.format(schema=schema), *_unnest(batch.stats))
+            await conn.execute(UPSERT_STATS.format(schema=schema), *unnest(batch.stats))

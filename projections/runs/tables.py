@@ -25,7 +25,19 @@ from schemas.events import (
     Event,
 )
 
-__all__ = ["KNOWN_RUNS", "MIGRATIONS", "UPDATE_RUNS", "UPSERT_STATS", "RunsBatch"]
+__all__ = [
+    "ARTIFACT_COLUMNS",
+    "KNOWN_RUNS",
+    "METRIC_COLUMNS",
+    "MIGRATIONS",
+    "RUN_COLUMNS",
+    "UPDATE_RUNS",
+    "UPSERT_STATS",
+    "AgentStats",
+    "RunChange",
+    "RunsBatch",
+    "unnest",
+]
 
 MIGRATIONS = (
     """
@@ -102,7 +114,7 @@ MIGRATIONS = (
     """,
 )
 
-_RUN_COLUMNS = (
+RUN_COLUMNS = (
     "tenant_id",
     "run_id",
     "agent_id",
@@ -126,7 +138,7 @@ _RUN_COLUMNS = (
     "metric_count",
     "artifact_count",
 )
-_METRIC_COLUMNS = (
+METRIC_COLUMNS = (
     "tenant_id",
     "run_id",
     "agent_id",
@@ -139,7 +151,7 @@ _METRIC_COLUMNS = (
     "event_id",
     "ordinal",
 )
-_ARTIFACT_COLUMNS = (
+ARTIFACT_COLUMNS = (
     "tenant_id",
     "artifact_id",
     "run_id",
@@ -197,7 +209,7 @@ ON CONFLICT (tenant_id, agent_id) DO UPDATE SET
 
 
 @dataclass
-class _RunChange:
+class RunChange:
     """What one batch does to a run that was stored before the batch (fields in the
     order of UPDATE_RUNS' columns)."""
 
@@ -214,7 +226,7 @@ class _RunChange:
 
 
 @dataclass
-class _Stats:
+class AgentStats:
     """A batch's counts for one agent (fields in the order of UPSERT_STATS' columns)."""
 
     runs: int = 0
@@ -225,7 +237,7 @@ class _Stats:
     last_run_at: datetime | None = None
 
 
-def _unnest(changes: Mapping[tuple[str, str], Any]) -> list[list[Any]]:
+def unnest(changes: Mapping[tuple[str, str], Any]) -> list[list[Any]]:
     """Arrays for an ``unnest``: tenants, ids, then each dataclass field in its order
     (the order of the statement's columns)."""
     keys, values = list(changes), list(changes.values())
@@ -241,10 +253,10 @@ class RunsBatch(Batch):
         super().__init__(conn, schema)
         self.known: dict[tuple[str, str], str] = {}  # stored before the batch: status
         self.new_runs: dict[tuple[str, str], dict[str, Any]] = {}
-        self.changes: dict[tuple[str, str], _RunChange] = {}
+        self.changes: dict[tuple[str, str], RunChange] = {}
         self.metrics: list[tuple[Any, ...]] = []
         self.artifacts: list[tuple[Any, ...]] = []
-        self.stats: dict[tuple[str, str], _Stats] = {}
+        self.stats: dict[tuple[str, str], AgentStats] = {}
 
     def status(self, ev: Event, run_id: str) -> str:
         """The run's status as of this event; poison if the run was never started."""
@@ -267,9 +279,9 @@ class RunsBatch(Batch):
             new["metric_count"] += metrics
             new["artifact_count"] += artifacts
             return
-        change = self.changes.setdefault(key, _RunChange())
+        change = self.changes.setdefault(key, RunChange())
         change.metrics += metrics
         change.artifacts += artifacts
 
-    def agent(self, ev: Event, agent_id: str) -> _Stats:
-        return self.stats.setdefault((ev.tenant_id, agent_id), _Stats())
+    def agent(self, ev: Event, agent_id: str) -> AgentStats:
+        return self.stats.setdefault((ev.tenant_id, agent_id), AgentStats())

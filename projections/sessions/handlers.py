@@ -10,17 +10,17 @@ import asyncpg
 
 from projections.base import EventMeta, Handler, Projection
 from projections.sessions.tables import (
-    _EVENT_COLUMNS,
-    _MESSAGE_COLUMNS,
-    _MUTABLE,
-    _THREAD_COLUMNS,
+    EVENT_COLUMNS,
+    MESSAGE_COLUMNS,
     MIGRATIONS,
+    MUTABLE,
     REDACT,
+    THREAD_COLUMNS,
     UPDATE_THREADS,
+    PendingMessage,
     SessionsBatch,
     ThreadState,
     Totals,
-    _PendingMessage,
 )
 from schemas.errors import ProjectionError
 from schemas.events import (
@@ -133,7 +133,7 @@ async def on_appended(batch: SessionsBatch, ev: MessageAppended, meta: EventMeta
         meta.offset,
         ev.event_id,
     ]
-    pending = _PendingMessage(row, ev.thread_id, seq, totals)
+    pending = PendingMessage(row, ev.thread_id, seq, totals)
     batch.messages.append(pending)
     batch.by_message_id[(tenant, ev.message_id)] = pending
     state.set(
@@ -260,8 +260,8 @@ class SessionsProjection(Projection[SessionsBatch]):
             await conn.copy_records_to_table(
                 "threads",
                 schema_name=schema,
-                columns=_THREAD_COLUMNS,
-                records=[tuple(s.row[c] for c in _THREAD_COLUMNS) for s in new],
+                columns=THREAD_COLUMNS,
+                records=[tuple(s.row[c] for c in THREAD_COLUMNS) for s in new],
             )
         changed = [s for s in states if s.dirty and not s.new]
         if changed:
@@ -269,13 +269,13 @@ class SessionsProjection(Projection[SessionsBatch]):
                 UPDATE_THREADS.format(schema=schema),
                 [s.tenant_id for s in changed],
                 [s.thread_id for s in changed],
-                *([s.row[c] for s in changed] for c in _MUTABLE),
+                *([s.row[c] for s in changed] for c in MUTABLE),
             )
         if batch.messages:
             await conn.copy_records_to_table(
                 "messages",
                 schema_name=schema,
-                columns=_MESSAGE_COLUMNS,
+                columns=MESSAGE_COLUMNS,
                 records=[tuple(m.row) for m in batch.messages],
             )
         if batch.redactions:
@@ -284,5 +284,5 @@ class SessionsProjection(Projection[SessionsBatch]):
             )
         if batch.events:
             await conn.copy_records_to_table(
-                "thread_events", schema_name=schema, columns=_EVENT_COLUMNS, records=batch.events
+                "thread_events", schema_name=schema, columns=EVENT_COLUMNS, records=batch.events
             )

@@ -30,13 +30,18 @@ from schemas.events import (
 )
 
 __all__ = [
+    "EVENT_COLUMNS",
     "FIND_MESSAGE",
     "FIND_MESSAGES",
     "LOAD_THREADS",
+    "MESSAGE_COLUMNS",
     "MIGRATIONS",
+    "MUTABLE",
     "REDACT",
+    "THREAD_COLUMNS",
     "TOTALS_AT",
     "UPDATE_THREADS",
+    "PendingMessage",
     "SessionsBatch",
     "ThreadState",
     "Totals",
@@ -124,7 +129,7 @@ MIGRATIONS = (
     """,
 )
 
-_THREAD_COLUMNS = (
+THREAD_COLUMNS = (
     "tenant_id",
     "thread_id",
     "root_id",
@@ -152,7 +157,7 @@ _THREAD_COLUMNS = (
     "log_partition",
     "created_offset",
 )
-_MESSAGE_COLUMNS = (
+MESSAGE_COLUMNS = (
     "tenant_id",
     "thread_id",
     "seq",
@@ -174,7 +179,7 @@ _MESSAGE_COLUMNS = (
     "log_offset",
     "event_id",
 )
-_EVENT_COLUMNS = (
+EVENT_COLUMNS = (
     "tenant_id",
     "thread_id",
     "log_offset",
@@ -183,7 +188,7 @@ _EVENT_COLUMNS = (
     "title",
     "archived",
 )
-_MUTABLE = (
+MUTABLE = (
     "title",
     "metadata",
     "archived",
@@ -215,7 +220,7 @@ _TYPES = {
 }
 
 LOAD_THREADS = f"""
-SELECT {", ".join(_THREAD_COLUMNS)} FROM {{schema}}.threads
+SELECT {", ".join(THREAD_COLUMNS)} FROM {{schema}}.threads
 WHERE tenant_id = $1 AND thread_id = ANY($2::text[])
 """
 FIND_MESSAGE = """
@@ -229,11 +234,11 @@ TOTALS_AT = """
 SELECT cum_bytes, cum_input_tokens, cum_output_tokens, cum_total_tokens
 FROM {schema}.messages WHERE tenant_id = $1 AND thread_id = $2 AND seq = $3
 """
-_ARRAYS = ", ".join(f"${i + 3}::{_TYPES[c]}[]" for i, c in enumerate(_MUTABLE))
+_ARRAYS = ", ".join(f"${i + 3}::{_TYPES[c]}[]" for i, c in enumerate(MUTABLE))
 UPDATE_THREADS = f"""
-UPDATE {{schema}}.threads t SET {", ".join(f"{c} = u.{c}" for c in _MUTABLE)}
+UPDATE {{schema}}.threads t SET {", ".join(f"{c} = u.{c}" for c in MUTABLE)}
 FROM unnest($1::text[], $2::text[], {_ARRAYS})
-  AS u (tenant_id, thread_id, {", ".join(_MUTABLE)})
+  AS u (tenant_id, thread_id, {", ".join(MUTABLE)})
 WHERE t.tenant_id = u.tenant_id AND t.thread_id = u.thread_id
 """
 REDACT = """
@@ -272,7 +277,7 @@ class ThreadState:
 
 
 @dataclass
-class _PendingMessage:
+class PendingMessage:
     row: list[Any]
     thread_id: str
     seq: int
@@ -284,8 +289,8 @@ class SessionsBatch(Batch):
     conn: asyncpg.Connection
     schema: str
     threads: dict[tuple[str, str], ThreadState | None] = field(default_factory=dict)
-    messages: list[_PendingMessage] = field(default_factory=list)
-    by_message_id: dict[tuple[str, UUID], _PendingMessage] = field(default_factory=dict)
+    messages: list[PendingMessage] = field(default_factory=list)
+    by_message_id: dict[tuple[str, UUID], PendingMessage] = field(default_factory=dict)
     redactions: list[tuple[str, str, int, str, str, str | None]] = field(default_factory=list)
     events: list[tuple[Any, ...]] = field(default_factory=list)
     known: dict[tuple[str, UUID], tuple[str, int] | None] = field(default_factory=dict)
