@@ -186,7 +186,7 @@ class RegistryClient:
             RunFinished, **envelope, status=final, error=error, duration_s=duration_s
         )
         await self._ctx.wait_for_projections(topics=[str(Topic.RUNS)])
-        row = await self._ctx.pool.fetchrow(RUN_STATUS, self._ctx.settings.tenant, run_id)
+        row = await self._ctx.pool.fetchrow(RUN_STATUS, self._ctx.tenant, run_id)
         if row is not None and row["agent_id"] != agent_id:
             raise ConflictError(f"run {run_id!r} belongs to agent {row['agent_id']!r}")
         if row is not None and row["status"] != "running":
@@ -210,7 +210,7 @@ class RegistryClient:
         check_id(agent_id)
         when, offset = as_of_point(at)
         await self._ctx.wait_for_projections(topics=[str(Topic.REGISTRY)])
-        rows = await self._ctx.pool.fetch(AS_OF, self._ctx.settings.tenant, agent_id, when, offset)
+        rows = await self._ctx.pool.fetch(AS_OF, self._ctx.tenant, agent_id, when, offset)
         state = fold_history(agent_id, rows)
         return Agent(**state) if state else None
 
@@ -218,7 +218,7 @@ class RegistryClient:
         """The agent, or None; reflects this client's own earlier writes."""
         check_id(agent_id)
         await self._ctx.wait_for_projections(topics=[str(Topic.REGISTRY), str(Topic.RUNS)])
-        row = await self._ctx.pool.fetchrow(GET, self._ctx.settings.tenant, agent_id)
+        row = await self._ctx.pool.fetchrow(GET, self._ctx.tenant, agent_id)
         return Agent(**dict(row)) if row else None
 
     async def list(
@@ -242,9 +242,7 @@ class RegistryClient:
         await self._ctx.wait_for_projections(topics=[str(Topic.REGISTRY), str(Topic.RUNS)])
         if cursor is not None:
             (after,) = decode_cursor(cursor, "agents")
-        rows = await self._ctx.pool.fetch(
-            LIST, self._ctx.settings.tenant, tag, status, after, limit
-        )
+        rows = await self._ctx.pool.fetch(LIST, self._ctx.tenant, tag, status, after, limit)
         agents = [Agent(**dict(r)) for r in rows]
         last = agents[-1].agent_id if len(agents) == limit else None
         return CursorList(agents, encode_cursor("agents", last) if last else None)

@@ -59,10 +59,6 @@ class PromptsClient:
         self.cache = PromptCache(s.prompt_cache_ttl_s, s.home)
         self._tasks: set[asyncio.Task[None]] = set()
 
-    @property
-    def _tenant(self) -> str:
-        return self._ctx.settings.tenant
-
     async def _settled(self) -> None:
         await self._ctx.wait_for_projections(topics=[PROMPTS])
 
@@ -182,7 +178,7 @@ class PromptsClient:
 
     async def _label(self, name: str, label: str) -> PromptVersion | None:
         await self._settled()
-        row = await self._ctx.pool.fetchrow(queries.LABEL, self._tenant, name, label)
+        row = await self._ctx.pool.fetchrow(queries.LABEL, self._ctx.tenant, name, label)
         return PromptVersion(**dict(row)) if row else None
 
     async def get(self, name: str, *, label: str = CURRENT) -> PromptVersion | None:
@@ -192,13 +188,13 @@ class PromptsClient:
     async def get_version(self, name: str, version: str) -> PromptVersion | None:
         """One version, or None."""
         await self._settled()
-        row = await self._ctx.pool.fetchrow(queries.VERSION, self._tenant, name, version)
+        row = await self._ctx.pool.fetchrow(queries.VERSION, self._ctx.tenant, name, version)
         return PromptVersion(**dict(row)) if row else None
 
     async def list_versions(self, name: str) -> builtins.list[PromptVersion]:
         """Every version, oldest first, with the labels on each."""
         await self._settled()
-        rows = await self._ctx.pool.fetch(queries.LIST_VERSIONS, self._tenant, name)
+        rows = await self._ctx.pool.fetch(queries.LIST_VERSIONS, self._ctx.tenant, name)
         return [PromptVersion(**dict(r)) for r in rows]
 
     async def labels_at(self, name: str, at: datetime) -> dict[str, str]:
@@ -206,7 +202,7 @@ class PromptsClient:
         if at.tzinfo is None:
             raise InputError("at: must be a timezone-aware datetime", field="at")
         await self._settled()
-        rows = await self._ctx.pool.fetch(queries.LABELS_AT, self._tenant, name, at)
+        rows = await self._ctx.pool.fetch(queries.LABELS_AT, self._ctx.tenant, name, at)
         return {r["label"]: r["version"] for r in rows}
 
     async def as_of(
@@ -219,7 +215,7 @@ class PromptsClient:
         when, offset = as_of_point(at)
         await self._settled()
         version = await self._ctx.pool.fetchval(
-            queries.AS_OF, self._tenant, name, label, when, offset
+            queries.AS_OF, self._ctx.tenant, name, label, when, offset
         )
         return None if version is None else await self.get_version(name, version)
 

@@ -55,10 +55,6 @@ class RunsClient:
     def __init__(self, ctx: HubContext) -> None:
         self._ctx = ctx
 
-    @property
-    def _tenant(self) -> str:
-        return self._ctx.settings.tenant
-
     def start(
         self,
         agent_id: str,
@@ -87,11 +83,11 @@ class RunsClient:
             raise InputError("run_id: must be a non-empty string", field="run_id")
         await self._settled()
         pool = self._ctx.pool
-        row = await pool.fetchrow(queries.RUN, self._tenant, run_id)
+        row = await pool.fetchrow(queries.RUN, self._ctx.tenant, run_id)
         if row is None:
             return None
-        metrics = await pool.fetch(queries.METRICS, self._tenant, run_id)
-        artifacts = await pool.fetch(queries.ARTIFACTS, self._tenant, run_id)
+        metrics = await pool.fetch(queries.METRICS, self._ctx.tenant, run_id)
+        artifacts = await pool.fetch(queries.ARTIFACTS, self._ctx.tenant, run_id)
         return RunDetail(
             run=RunInfo(**dict(row)),
             metrics=[MetricPoint(**dict(m)) for m in metrics],
@@ -100,7 +96,7 @@ class RunsClient:
 
     async def _with_url(self, row: dict[str, Any], expires_s: int) -> ArtifactInfo:
         store = await self._ctx.blob_store()
-        key = artifact_store_key(self._tenant, row["key"])
+        key = artifact_store_key(self._ctx.tenant, row["key"])
         return ArtifactInfo(**row, url=await store.presign(key, expires_s=expires_s))
 
     async def artifact(self, artifact_id: UUID | str, *, url_expires_s: int = 3600) -> ArtifactInfo:
@@ -112,7 +108,7 @@ class RunsClient:
                 f"artifact_id: {artifact_id!r} is not a UUID", field="artifact_id"
             ) from None
         await self._settled()
-        row = await self._ctx.pool.fetchrow(queries.ARTIFACT, self._tenant, aid)
+        row = await self._ctx.pool.fetchrow(queries.ARTIFACT, self._ctx.tenant, aid)
         if row is None:
             raise NotFoundError(f"no artifact {aid}")
         return await self._with_url(dict(row), url_expires_s)
@@ -145,7 +141,7 @@ class RunsClient:
         await self._settled()
         rows = await self._ctx.pool.fetch(
             queries.LIST,
-            self._tenant,
+            self._ctx.tenant,
             agent_id,
             status,
             _since(since),
@@ -176,7 +172,7 @@ class RunsClient:
                 f"group_by: must be 'day' or 'prompt_version', not {group_by!r}", field="group_by"
             )
         await self._settled()
-        rows = await self._ctx.pool.fetch(query, self._tenant, metric, agent_id, _since(since))
+        rows = await self._ctx.pool.fetch(query, self._ctx.tenant, metric, agent_id, _since(since))
         return [
             AggregateRow(
                 group=r["grp"],

@@ -164,9 +164,7 @@ class Run:
         """Emit RunStarted (``async with`` does this)."""
         if self._started is None:
             await self._ctx.wait_for_projections(topics=[str(self._start_event.topic)])
-            exists = await self._ctx.pool.fetchval(
-                RUN_EXISTS, self._ctx.settings.tenant, self.run_id
-            )
+            exists = await self._ctx.pool.fetchval(RUN_EXISTS, self._ctx.tenant, self.run_id)
             if exists:
                 raise ConflictError(f"run {self.run_id!r} already exists: run ids must be unique")
             await self._ctx.emit(self._start_event)
@@ -338,7 +336,7 @@ class Run:
         }
         build_event(ArtifactStored, **fields, uri="-", size=0, sha256="-")  # checks meta first
         store = await self._ctx.blob_store()
-        where = artifact_store_key(self._ctx.settings.tenant, key)
+        where = artifact_store_key(self._ctx.tenant, key)
         if isinstance(source, Path):
             stored = await store.put_file(where, source, content_type=content_type)
         else:

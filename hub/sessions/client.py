@@ -95,7 +95,7 @@ class SessionsClient(SessionReader):
         digest = hashlib.sha256(data).hexdigest()
         content_type = item.get("content_type") or "application/octet-stream"
         store = await self._ctx.blob_store()
-        key = f"blobs/{self._tenant}/{digest[:2]}/{digest}"
+        key = f"blobs/{self._ctx.tenant}/{digest[:2]}/{digest}"
         uri = (
             store.uri(key)
             if await store.exists(key)
@@ -318,7 +318,7 @@ class SessionsClient(SessionReader):
             raise InputError("message_id: not a UUID", field="message_id") from None
         await self._root_of(thread_id)
         await self._settled()
-        found = await self._ctx.pool.fetchrow(queries.FIND_MESSAGE, self._tenant, target)
+        found = await self._ctx.pool.fetchrow(queries.FIND_MESSAGE, self._ctx.tenant, target)
         if found is not None:
             seq = found["seq"]
             window = await self.messages(thread_id, after=seq - 1, limit=1)
@@ -327,7 +327,7 @@ class SessionsClient(SessionReader):
         raise NotFoundError(f"message {target} is not in thread {thread_id!r}")
 
     async def _message_at(self, thread_id: str, message_id: UUID) -> Message:
-        row = await self._ctx.pool.fetchrow(queries.FIND_MESSAGE, self._tenant, message_id)
+        row = await self._ctx.pool.fetchrow(queries.FIND_MESSAGE, self._ctx.tenant, message_id)
         assert row is not None
         window = await self.messages(thread_id, after=row["seq"] - 1, limit=1)
         return window[0]

@@ -52,10 +52,6 @@ class SessionReader:
 
     # ── helpers ─────────────────────────────────────────────────────────────────────────
 
-    @property
-    def _tenant(self) -> str:
-        return self._ctx.settings.tenant
-
     async def _settled(self) -> None:
         await self._ctx.wait_for_projections(topics=[SESSIONS])
 
@@ -66,7 +62,7 @@ class SessionReader:
         root = self._roots.get(thread_id)
         if root is None:
             await self._settled()
-            root = await self._ctx.pool.fetchval(queries.ROOT_OF, self._tenant, thread_id)
+            root = await self._ctx.pool.fetchval(queries.ROOT_OF, self._ctx.tenant, thread_id)
             if root is None:
                 raise NotFoundError(f"no thread {thread_id!r}")
             self._roots[thread_id] = root
@@ -83,7 +79,7 @@ class SessionReader:
     async def get(self, thread_id: str) -> ThreadInfo | None:
         """The thread, or None."""
         await self._settled()
-        row = await self._ctx.pool.fetchrow(queries.GET_THREAD, self._tenant, thread_id)
+        row = await self._ctx.pool.fetchrow(queries.GET_THREAD, self._ctx.tenant, thread_id)
         if row is None:
             return None
         self._roots[thread_id] = row["root_id"]
@@ -108,7 +104,7 @@ class SessionReader:
             at, after_id = cursor_time(when), str(thread)
         await self._settled()
         rows = await self._ctx.pool.fetch(
-            queries.LIST_THREADS, self._tenant, agent_id, user_id, archived, at, after_id, limit
+            queries.LIST_THREADS, self._ctx.tenant, agent_id, user_id, archived, at, after_id, limit
         )
         threads = [ThreadInfo.model_validate(dict(r)) for r in rows]
         last = threads[-1] if len(threads) == limit else None
@@ -156,7 +152,7 @@ class SessionReader:
             queries.MESSAGES_ASC if after is not None and before is None else queries.MESSAGES_DESC
         )
         rows = await self._ctx.pool.fetch(
-            query, self._tenant, thread_id, low, high, limit, MAX_SEQ, FAR_FUTURE
+            query, self._ctx.tenant, thread_id, low, high, limit, MAX_SEQ, FAR_FUTURE
         )
         found = [Message.model_validate(dict(r)) for r in rows]
         if query is queries.MESSAGES_ASC:
@@ -168,7 +164,7 @@ class SessionReader:
 
     async def stats(self, thread_id: str) -> ThreadStats:
         await self._settled()
-        row = await self._ctx.pool.fetchrow(queries.STATS, self._tenant, thread_id)
+        row = await self._ctx.pool.fetchrow(queries.STATS, self._ctx.tenant, thread_id)
         if row is None:
             raise NotFoundError(f"no thread {thread_id!r}")
         return ThreadStats.model_validate(dict(row))
@@ -177,7 +173,7 @@ class SessionReader:
         """The fork tree of the thread's family, from its root."""
         root = await self._root_of(thread_id)
         await self._settled()
-        rows = await self._ctx.pool.fetch(queries.FAMILY, self._tenant, root)
+        rows = await self._ctx.pool.fetch(queries.FAMILY, self._ctx.tenant, root)
         children: dict[str | None, list[dict[str, Any]]] = {}
         for r in rows:
             children.setdefault(r["forked_from"], []).append(dict(r))
@@ -202,14 +198,14 @@ class SessionReader:
             raise InputError("query: must not be empty", field="query")
         await self._settled()
         rows = await self._ctx.pool.fetch(
-            queries.SEARCH, self._tenant, query, user_id, agent_id, limit
+            queries.SEARCH, self._ctx.tenant, query, user_id, agent_id, limit
         )
         return [SearchHit.model_validate(dict(r)) for r in rows]
 
     async def agent_state(self, thread_id: str) -> dict[str, Any] | None:
         """The latest agent state saved with the thread."""
         await self._settled()
-        row = await self._ctx.pool.fetchrow(queries.GET_THREAD, self._tenant, thread_id)
+        row = await self._ctx.pool.fetchrow(queries.GET_THREAD, self._ctx.tenant, thread_id)
         if row is None:
             raise NotFoundError(f"no thread {thread_id!r}")
         state: dict[str, Any] | None = row["agent_state"]
@@ -222,7 +218,7 @@ class SessionReader:
         await self._root_of(thread_id)
         await self._settled()
         pool = self._ctx.pool
-        row = await pool.fetchrow(queries.GET_THREAD, self._tenant, thread_id)
+        row = await pool.fetchrow(queries.GET_THREAD, self._ctx.tenant, thread_id)
         assert row is not None
         offset, moment = MAX_SEQ, FAR_FUTURE
         if isinstance(at, datetime):
@@ -243,9 +239,11 @@ class SessionReader:
             offset = at
             if row["created_offset"] > at:
                 raise NotFoundError(f"thread {thread_id!r} did not exist at offset {at}")
-        state = await pool.fetchrow(queries.AS_OF_STATE, self._tenant, thread_id, offset, moment)
+        state = await pool.fetchrow(
+            queries.AS_OF_STATE, self._ctx.tenant, thread_id, offset, moment
+        )
         rows = await pool.fetch(
-            queries.MESSAGES_ASC, self._tenant, thread_id, 0, MAX_SEQ, 1_000_000, offset, moment
+            queries.MESSAGES_ASC, self._ctx.tenant, thread_id, 0, MAX_SEQ, 1_000_000, offset, moment
         )
         messages = [Message.model_validate(dict(r)) for r in rows]
         info = ThreadInfo.model_validate(
