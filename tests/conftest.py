@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +15,13 @@ from hub.infra.ports import EventLog
 from hub.runtime import Runtime
 from hub.settings import HubSettings
 from schemas.events import TOPICS
+from tests.support.kafka_broker import (
+    KafkaBroker,
+    KafkaUnderTest,
+    RealKafka,
+    can_run_broker,
+    require_real,
+)
 from tests.support.kafka_mock import MockCluster
 from tests.support.moto import start_moto
 from tests.support.pg import create_database, drop_database
@@ -74,15 +83,57 @@ def database_url() -> Iterator[str]:
         asyncio.run(drop_database(name))
 
 
+KAFKA_USED: set[str] = set()  # what the Kafka tests ran against, for the summary
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator[KafkaBroker | None]:
+    """The real broker the suite runs (None where Java or Maven is missing)."""
+    if not can_run_broker():
+        if require_real():
+            pytest.fail("HUB_TEST_KAFKA=real, but Java or Maven is missing to run the broker")
+        yield None
+        return
+    broker = KafkaBroker()
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.close()
+
+
 @pytest.fixture
-def kafka_cluster() -> Iterator[MockCluster]:
-    """A 3-broker mock Kafka cluster with the hub's topics."""
-    with MockCluster(3) as cluster:
-        cluster.create_topics({str(t): TEST_PARTITIONS for t in TOPICS})
-        yield cluster
+def kafka_cluster(request: pytest.FixtureRequest) -> Iterator[KafkaUnderTest]:
+    """Kafka with the hub's topics, in a namespace of this test's own: an external broker
+    (``HUB_TEST_KAFKA_BOOTSTRAP``), else the real broker the suite runs, else (no Java)
+    librdkafka's mock cluster. Tests marked ``kafka_outage`` stop and start the broker, so
+    they always get one the suite runs."""
+    topics = {str(t): TEST_PARTITIONS for t in TOPICS}
+    external = os.environ.get("HUB_TEST_KAFKA_BOOTSTRAP")
+    broker: KafkaBroker | None = None
+    if not external or request.node.get_closest_marker("kafka_outage"):
+        broker = request.getfixturevalue("kafka_broker")
+        if broker is None:
+            with MockCluster(3) as mock:
+                mock.create_topics(topics)
+                KAFKA_USED.add(mock.description + ": Java or Maven missing, NOT a real broker")
+                yield mock
+            return
+    kafka = RealKafka(broker.bootstrap_servers if broker else str(external), broker)
+    kafka.create_topics(topics)
+    KAFKA_USED.add(kafka.description)
+    try:
+        yield kafka
+    finally:
+        kafka.cleanup()
 
 
-def kafka_settings(cluster: MockCluster, **kw: object) -> KafkaSettings:
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for used in sorted(KAFKA_USED):
+        terminalreporter.write_line(f"kafka: the Kafka tests ran against {used}")
+
+
+def kafka_settings(cluster: KafkaUnderTest, **kw: object) -> KafkaSettings:
     """Client settings tuned for tests: short timeouts so failover is quick."""
     defaults: dict[str, object] = {
         "request_timeout_ms": 5_000,
@@ -90,7 +141,11 @@ def kafka_settings(cluster: MockCluster, **kw: object) -> KafkaSettings:
         "heartbeat_interval_ms": 500,
         "linger_ms": 1,
     }
-    return KafkaSettings(cluster.bootstrap_servers, **(defaults | kw))  # type: ignore[arg-type]
+    return KafkaSettings(
+        cluster.bootstrap_servers,
+        namespace=cluster.namespace,
+        **(defaults | kw),  # type: ignore[arg-type]
+    )
 
 
 @pytest.fixture(params=["postgres", "kafka"])
@@ -102,8 +157,8 @@ def backend(request: pytest.FixtureRequest) -> str:
 def log_url(backend: str, request: pytest.FixtureRequest, database_url: str) -> str:
     """The URL of this test's log, for subprocesses."""
     if backend == "kafka":
-        cluster: MockCluster = request.getfixturevalue("kafka_cluster")
-        return f"kafka://{cluster.bootstrap_servers}"
+        cluster: KafkaUnderTest = request.getfixturevalue("kafka_cluster")
+        return cluster.url
     return database_url
 
 
@@ -114,7 +169,7 @@ async def event_log(
     """A started log of each backend, with the hub's topics."""
     log: EventLog
     if backend == "kafka":
-        cluster: MockCluster = request.getfixturevalue("kafka_cluster")
+        cluster: KafkaUnderTest = request.getfixturevalue("kafka_cluster")
         log = KafkaLog(kafka_settings(cluster))
     else:
         log = PostgresLog(database_url)

@@ -6,8 +6,9 @@ Figures (medians over ``--runs``; every run on fresh data):
 
 - produce: ``hub.emit()`` of AgentRegistered events built from plain fields (validation,
   Avro encoding, headers, keying included) in chunks of 500, against the same bytes sent
-  the plain way: raw aiokafka ``send()`` with the same producer settings (Kafka, librdkafka
-  mock cluster), or raw asyncpg COPY into a table shaped like the log (Postgres log).
+  the plain way: raw aiokafka ``send()`` with the same producer settings (Kafka: the real
+  broker the test suite would use, else the mock cluster; the output names which), or raw
+  asyncpg COPY into a table shaped like the log (Postgres log).
 - project: a projector applying N events from the log to ``registry.agents`` (decode,
   exactly-once bookkeeping, dedupe, upsert), timed from assignment to caught up, against
   one raw COPY of the same rows into an identical table.
@@ -22,6 +23,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable, Coroutine
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,12 +40,13 @@ from hub.infra.ports import TopicPartition
 from hub.settings import HubSettings
 from projections.registry import RegistryProjection
 from schemas.events import AgentRegistered, Topic
-from tests.support.kafka_mock import MockCluster
+from tests.support.kafka_broker import kafka_for
 from tests.support.pg import create_database, drop_database
 
 CHUNK = 500
 PARTITIONS = 4
 REGISTRY = str(Topic.REGISTRY)
+KAFKA_USED: set[str] = set()  # which Kafka the figures come from
 
 
 @dataclass
@@ -117,7 +120,7 @@ def encoded(
 
 
 async def produce_raw_kafka(
-    bootstrap: str, records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]
+    bootstrap: str, records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]], topic: str
 ) -> float:
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
@@ -132,7 +135,7 @@ async def produce_raw_kafka(
         started = time.perf_counter()
         for i in range(0, len(records), CHUNK):
             futures = [
-                await producer.send(REGISTRY, value, key=key, headers=headers)
+                await producer.send(topic, value, key=key, headers=headers)
                 for key, value, headers in records[i : i + CHUNK]
             ]
             for future in futures:
@@ -263,26 +266,30 @@ async def project_raw_copy(database_url: str, rows: list[dict[str, Any]]) -> flo
 async def one_run(backend: str, n: int, home: Path) -> tuple[float, float, float, float]:
     rows = fields(n)
     name, database_url = await fresh_database()
-    cluster = MockCluster(3) if backend == "kafka" else None
-    try:
-        log_url = None
+    with ExitStack() as stack:
+        cluster = (
+            stack.enter_context(kafka_for({str(t): PARTITIONS for t in Topic}))
+            if backend == "kafka"
+            else None
+        )
         if cluster is not None:
-            cluster.create_topics({str(t): PARTITIONS for t in Topic})
-            log_url = f"kafka://{cluster.bootstrap_servers}"
-        async with Hub(settings(database_url, log_url, home)) as hub:
-            ours_produce = await produce_ours(hub, rows)
-            records = encoded(hub, rows)
-            if cluster is not None:
-                base_produce = await produce_raw_kafka(cluster.bootstrap_servers, records)
-            else:
-                base_produce = await produce_raw_copy(database_url, records)
-            ours_project = await project_ours(hub, n)
-        base_project = await project_raw_copy(database_url, rows)
-        return ours_produce, base_produce, ours_project, base_project
-    finally:
-        if cluster is not None:
-            cluster.close()
-        await drop_database(name)
+            KAFKA_USED.add(cluster.description)
+        try:
+            log_url = cluster.url if cluster is not None else None
+            async with Hub(settings(database_url, log_url, home)) as hub:
+                ours_produce = await produce_ours(hub, rows)
+                records = encoded(hub, rows)
+                if cluster is not None:
+                    base_produce = await produce_raw_kafka(
+                        cluster.bootstrap_servers, records, cluster.namespace + REGISTRY
+                    )
+                else:
+                    base_produce = await produce_raw_copy(database_url, records)
+                ours_project = await project_ours(hub, n)
+            base_project = await project_raw_copy(database_url, rows)
+            return ours_produce, base_produce, ours_project, base_project
+        finally:
+            await drop_database(name)
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -300,6 +307,8 @@ async def main_async(args: argparse.Namespace) -> None:
         produce_base = "raw aiokafka" if backend == "kafka" else "raw COPY"
         print(produce.line(f"[{backend}] produce (SDK)", args.events, produce_base))
         print(project.line(f"[{backend}] project to Postgres", args.events, "raw COPY"))
+        if backend == "kafka":
+            print(f"[kafka] measured on: {', '.join(sorted(KAFKA_USED))}")
         print()
 
 

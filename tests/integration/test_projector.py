@@ -14,7 +14,7 @@ from hub.runtime import Runtime
 from projections.registry import RegistryProjection
 from schemas.events import AgentRegistered, AgentRetired, AgentUpdated, DeadLettered, Event, Topic
 from tests.conftest import TEST_PARTITIONS
-from tests.support.kafka_mock import MockCluster
+from tests.support.kafka_broker import KafkaUnderTest
 
 pytestmark = pytest.mark.anyio
 
@@ -178,8 +178,9 @@ async def test_lost_database_connections_are_retried(runtime: Runtime) -> None:
     assert all(rows[f"r{i}"]["revision"] == 1 for i in range(10))
 
 
+@pytest.mark.kafka_outage
 @pytest.mark.parametrize("backend", ["kafka"])
-async def test_brokers_down_then_up(runtime: Runtime, kafka_cluster: MockCluster) -> None:
+async def test_brokers_down_then_up(runtime: Runtime, kafka_cluster: KafkaUnderTest) -> None:
     projection = RegistryProjection()
     projector = runtime.projector(projection)
     await runtime.producer.emit([registered(f"b{i}") for i in range(50)])

@@ -27,7 +27,7 @@ from projections.registry import RegistryProjection
 from schemas.errors import ProjectionError
 from schemas.events import AgentRegistered, AgentUpdated, Topic
 from tests.conftest import TEST_PARTITIONS, settings_for
-from tests.support.kafka_mock import MockCluster
+from tests.support.kafka_broker import KafkaUnderTest
 
 pytestmark = pytest.mark.anyio
 
@@ -117,7 +117,7 @@ async def test_replay_rebuilds_complete_history_from_archive_and_log_tail(
 
 
 async def test_after_kafka_retention_replay_and_rebuild_still_see_everything(
-    kafka_cluster: MockCluster,
+    kafka_cluster: KafkaUnderTest,
     database_url: str,
     archive_url: str,
     s3_endpoint: str | None,
@@ -125,7 +125,7 @@ async def test_after_kafka_retention_replay_and_rebuild_still_see_everything(
 ) -> None:
     settings = settings_for(
         "kafka",
-        f"kafka://{kafka_cluster.bootstrap_servers}",
+        kafka_cluster.url,
         database_url,
         tmp_path / "home",
         run_projectors="always",

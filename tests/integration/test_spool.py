@@ -21,7 +21,7 @@ from hub.settings import HubSettings
 from schemas.errors import StoreError
 from schemas.events import AgentRegistered
 from tests.conftest import hub_env, settings_for
-from tests.support.kafka_mock import MockCluster
+from tests.support.kafka_broker import KafkaUnderTest
 
 pytestmark = pytest.mark.anyio
 
@@ -64,13 +64,14 @@ async def test_batches_come_back_in_order_and_damage_is_set_aside(tmp_path: Path
     assert spool.count() == 1  # nothing lost when the log is still down
 
 
+@pytest.mark.kafka_outage
 @pytest.mark.kafka
 async def test_brokers_down_spool_then_sync_killed_midway_projects_exactly_once(
-    kafka_cluster: MockCluster, database_url: str, tmp_path: Path
+    kafka_cluster: KafkaUnderTest, database_url: str, tmp_path: Path
 ) -> None:
     settings: HubSettings = settings_for(
         "kafka",
-        f"kafka://{kafka_cluster.bootstrap_servers}",
+        kafka_cluster.url,
         database_url,
         tmp_path / "home",
         spool_retry_s=3600,  # no background forwarding: the syncs below do it

@@ -91,7 +91,13 @@ class MockCluster:
             self._cluster, initial_rebalance_delay_ms
         )
         self.bootstrap_servers: str = lib.rd_kafka_mock_cluster_bootstraps(self._cluster).decode()
+        self.namespace = ""  # a cluster of its own: no namespace needed
+        self.description = f"librdkafka {self.version} mock cluster ({brokers} brokers)"
         self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"kafka://{self.bootstrap_servers}"
 
     @property
     def version(self) -> str:

@@ -17,7 +17,6 @@ from typing import Any
 import anyio
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka import TopicPartition as KafkaTP
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
@@ -101,10 +100,12 @@ class KafkaLog(Lifecycle):
         )
         await kafka_call("cannot reach Kafka's admin API", admin.start)
         try:
+            names = s.names
+            listed = await kafka_call("cannot list topics", lambda: admin.describe_topics(None))
             existing = {
-                t["topic"]: len(t["partitions"])
-                for t in await kafka_call("cannot list topics", lambda: admin.describe_topics(None))
-                if t["error_code"] == 0
+                hub: len(t["partitions"])
+                for t in listed
+                if t["error_code"] == 0 and (hub := names.hub_topic(t["topic"])) is not None
             }
             missing = {t: n for t, n in topics.items() if t not in existing}
             for topic, n in topics.items():
@@ -118,12 +119,13 @@ class KafkaLog(Lifecycle):
             if missing:
                 cluster = await kafka_call("cannot describe the cluster", admin.describe_cluster)
                 replication = max(1, min(s.replication_factor, len(cluster["brokers"])))
-                new = [NewTopic(t, n, replication) for t, n in missing.items()]
+                new = [NewTopic(names.topic(t), n, replication) for t, n in missing.items()]
                 resp = await kafka_call(
                     "cannot create topics",
                     lambda: admin.create_topics(new, timeout_ms=s.request_timeout_ms),
                 )
-                for topic, code, *message in resp.topic_errors:
+                for name, code, *message in resp.topic_errors:
+                    topic = names.hub_topic(name) or name
                     error = for_code(code)
                     if code == 0 or error is TopicAlreadyExistsError:
                         continue
@@ -142,11 +144,12 @@ class KafkaLog(Lifecycle):
             # List all topics: asking for one by name may auto-create it on the broker.
             meta = await self._metadata_consumer()
             topics = await kafka_call("cannot list topics", meta.topics)
-            if topic not in topics:
+            name = self.settings.names.topic(topic)
+            if name not in topics:
                 raise LogError(
                     f"unknown topic {topic!r} (create it with ensure_topics)", retriable=False
                 )
-            parts = meta.partitions_for_topic(topic) or ()
+            parts = meta.partitions_for_topic(name) or ()
             count = self._partitions[topic] = len(parts)
         return count
 
@@ -171,14 +174,17 @@ class KafkaLog(Lifecycle):
     async def _send_each(
         self, records: Sequence[ProducerRecord], partitions: list[int]
     ) -> list[Position]:
+        names = self.settings.names
         futures = [
             await self.producer.send(
-                r.topic, r.value, key=r.key, partition=p, headers=list(r.headers)
+                names.topic(r.topic), r.value, key=r.key, partition=p, headers=list(r.headers)
             )
             for r, p in zip(records, partitions, strict=True)
         ]
         metas = await asyncio.gather(*futures)
-        return [Position(m.topic, m.partition, m.offset) for m in metas]
+        return [
+            Position(r.topic, m.partition, m.offset) for r, m in zip(records, metas, strict=True)
+        ]
 
     async def _send_batches(
         self, records: Sequence[ProducerRecord], partitions: list[int]
@@ -200,23 +206,20 @@ class KafkaLog(Lifecycle):
                             f"record of {len(r.value)} bytes exceeds the batch size",
                             retriable=False,
                         )
-                    pending.append(
-                        (
-                            await self.producer.send_batch(batch, tp.topic, partition=tp.partition),
-                            members,
-                        )
-                    )
+                    pending.append((await self._send_batch(batch, tp), members))
                     batch, members = self.producer.create_batch(), []
                 members.append(i)
-            pending.append(
-                (await self.producer.send_batch(batch, tp.topic, partition=tp.partition), members)
-            )
+            pending.append((await self._send_batch(batch, tp), members))
         metas = await asyncio.gather(*(future for future, _ in pending))
         positions: list[Position | None] = [None] * len(records)
         for meta, (_, members) in zip(metas, pending, strict=True):
             for n, i in enumerate(members):
-                positions[i] = Position(meta.topic, meta.partition, meta.offset + n)
+                positions[i] = Position(records[i].topic, meta.partition, meta.offset + n)
         return [p for p in positions if p is not None]
+
+    async def _send_batch(self, batch: Any, tp: TopicPartition) -> Any:
+        name = self.settings.names.topic(tp.topic)
+        return await self.producer.send_batch(batch, name, partition=tp.partition)
 
     # ── offsets ─────────────────────────────────────────────────────────────────────────
 
@@ -240,18 +243,20 @@ class KafkaLog(Lifecycle):
 
     async def end_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         meta = await self._metadata_consumer()
+        names = self.settings.names
         found = await kafka_call(
-            "cannot read end offsets", lambda: meta.end_offsets([KafkaTP(*tp) for tp in tps])
+            "cannot read end offsets", lambda: meta.end_offsets([names.ktp(tp) for tp in tps])
         )
-        return {TopicPartition(k.topic, k.partition): v for k, v in found.items()}
+        return {names.tp(k): v for k, v in found.items()}
 
     async def beginning_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         meta = await self._metadata_consumer()
+        names = self.settings.names
         found = await kafka_call(
             "cannot read beginning offsets",
-            lambda: meta.beginning_offsets([KafkaTP(*tp) for tp in tps]),
+            lambda: meta.beginning_offsets([names.ktp(tp) for tp in tps]),
         )
-        return {TopicPartition(k.topic, k.partition): v for k, v in found.items()}
+        return {names.tp(k): v for k, v in found.items()}
 
     # ── consumers ───────────────────────────────────────────────────────────────────────
 

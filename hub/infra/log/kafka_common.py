@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from aiokafka import TopicPartition as KafkaTP
 from aiokafka.errors import KafkaError
 
+from hub.infra.ports import TopicPartition
 from schemas.errors import HubError, LogError
 
-__all__ = ["KafkaSettings", "kafka_call", "log_error"]
+__all__ = ["KafkaSettings", "Names", "kafka_call", "log_error"]
 
 T = TypeVar("T")
 
@@ -46,6 +48,7 @@ class KafkaSettings:
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
         max_partition_fetch_bytes: int = 4 << 20,
+        namespace: str = "",
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.client_id = client_id
@@ -56,3 +59,30 @@ class KafkaSettings:
         self.session_timeout_ms = session_timeout_ms
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.max_partition_fetch_bytes = max_partition_fetch_bytes
+        self.names = Names(namespace)
+
+
+class Names:
+    """The hub's topic and consumer-group names on the cluster: the hub's own names behind
+    ``namespace`` (``HUB_KAFKA_NAMESPACE``), so several hubs (or test runs) can share one
+    Kafka cluster. Everything above the adapter sees the hub's own names."""
+
+    def __init__(self, namespace: str = "") -> None:
+        self.namespace = namespace
+
+    def topic(self, topic: str) -> str:
+        return self.namespace + topic
+
+    def group(self, group_id: str | None) -> str | None:
+        return None if group_id is None else self.namespace + group_id
+
+    def ktp(self, tp: TopicPartition) -> KafkaTP:
+        return KafkaTP(self.namespace + tp.topic, tp.partition)
+
+    def tp(self, ktp: Any) -> TopicPartition:
+        """Ours, from aiokafka's ``TopicPartition`` (or anything with topic and partition)."""
+        return TopicPartition(ktp.topic[len(self.namespace) :], ktp.partition)
+
+    def hub_topic(self, topic: str) -> str | None:
+        """The hub's name of a cluster topic, or None if it is outside the namespace."""
+        return topic[len(self.namespace) :] if topic.startswith(self.namespace) else None

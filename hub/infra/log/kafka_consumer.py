@@ -34,14 +34,12 @@ class _Bridge(ConsumerRebalanceListener):  # type: ignore[misc]
         self.owner = owner
 
     async def on_partitions_revoked(self, revoked: list[KafkaTP]) -> None:
-        tps = frozenset(TopicPartition(t.topic, t.partition) for t in revoked)
+        tps = frozenset(map(self.owner.names.tp, revoked))
         if tps and self.owner.listener is not None:
             await self.owner.listener.on_revoked(tps)
 
     async def on_partitions_assigned(self, assigned: list[KafkaTP]) -> None:
-        await self.owner.position_at_start(
-            frozenset(TopicPartition(t.topic, t.partition) for t in assigned)
-        )
+        await self.owner.position_at_start(frozenset(map(self.owner.names.tp, assigned)))
 
 
 class KafkaConsumer(Lifecycle):
@@ -61,6 +59,7 @@ class KafkaConsumer(Lifecycle):
         if group_id is not None and not topics:
             raise LogError("a group member needs topics to subscribe to", retriable=False)
         self.settings = settings
+        self.names = settings.names
         self.group_id = group_id
         self.topics = tuple(topics)
         self.listener = listener
@@ -74,7 +73,7 @@ class KafkaConsumer(Lifecycle):
         consumer = AIOKafkaConsumer(
             bootstrap_servers=s.bootstrap_servers,
             client_id=f"{s.client_id}-{self.group_id or 'reader'}",
-            group_id=self.group_id,
+            group_id=self.names.group(self.group_id),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
@@ -88,9 +87,9 @@ class KafkaConsumer(Lifecycle):
             fetch_max_bytes=max(s.max_partition_fetch_bytes * 4, 50 << 20),
         )
         if self.group_id is not None:
-            consumer.subscribe(list(self.topics), listener=_Bridge(self))
+            consumer.subscribe(list(map(self.names.topic, self.topics)), listener=_Bridge(self))
         else:
-            consumer.assign([KafkaTP(*tp) for tp in self._fixed])
+            consumer.assign([self.names.ktp(tp) for tp in self._fixed])
         self._consumer = consumer  # rebalance callbacks may run as soon as start() joins
         try:
             await consumer.start()
@@ -125,7 +124,7 @@ class KafkaConsumer(Lifecycle):
         if not tps:
             return
         target = self._c
-        ktps = [KafkaTP(*tp) for tp in tps]
+        ktps = [self.names.ktp(tp) for tp in tps]
         # Hold the new partitions until we have sought: the listener awaits Postgres, and
         # meanwhile the fetcher would otherwise start at the reset position.
         target.pause(*ktps)
@@ -147,7 +146,7 @@ class KafkaConsumer(Lifecycle):
     def assignment(self) -> frozenset[TopicPartition]:
         if self._consumer is None:
             return frozenset()
-        return frozenset(TopicPartition(t.topic, t.partition) for t in self._consumer.assignment())
+        return frozenset(map(self.names.tp, self._consumer.assignment()))
 
     async def fetch(self, max_records: int, timeout: float) -> list[ConsumerRecord]:
         batches = await kafka_call(
@@ -156,11 +155,11 @@ class KafkaConsumer(Lifecycle):
         )
         out: list[ConsumerRecord] = []
         for ktp in sorted(batches, key=lambda t: (t.topic, t.partition)):
-            tp = TopicPartition(ktp.topic, ktp.partition)
+            tp = self.names.tp(ktp)
             for m in batches[ktp]:
                 out.append(
                     ConsumerRecord(
-                        m.topic,
+                        tp.topic,
                         m.partition,
                         m.offset,
                         m.key,
@@ -173,12 +172,12 @@ class KafkaConsumer(Lifecycle):
         return out
 
     async def seek(self, tp: TopicPartition, offset: int) -> None:
-        self._c.seek(KafkaTP(*tp), offset)
+        self._c.seek(self.names.ktp(tp), offset)
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         if self.group_id is None or not offsets:
             return
         await kafka_call(
             "cannot commit offsets",
-            lambda: self._c.commit({KafkaTP(*tp): off for tp, off in offsets.items()}),
+            lambda: self._c.commit({self.names.ktp(tp): off for tp, off in offsets.items()}),
         )
