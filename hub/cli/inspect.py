@@ -27,7 +27,7 @@ async def cmd_status(settings: HubSettings, args: argparse.Namespace) -> int:
             print(json.dumps({**info, "projections": [s.model_dump() for s in statuses]}, indent=2))
         else:
             print(format_status(statuses, info))
-    return 0
+    return 1 if any(s.errors for s in statuses) else 0
 
 
 async def cmd_agents(settings: HubSettings, args: argparse.Namespace) -> int:

@@ -66,9 +66,14 @@ def create_app(hub: Hub) -> FastAPI:
             checks["log"] = "ok"
         except Exception as exc:
             checks["log"] = f"error: {exc}"
+        try:
+            errors = [e for s in await projection_status(runtime) for e in s.errors]
+            checks["projections"] = "ok" if not errors else "error: " + "; ".join(errors)
+        except Exception as exc:
+            checks["projections"] = f"error: {exc}"
         checks["projectors"] = len([p for p in hub.projectors if not p.stopping])
         checks["archiver"] = hub.archiver is not None and not hub.archiver.stopping
-        healthy = checks["database"] == "ok" and checks["log"] == "ok"
+        healthy = all(checks[k] == "ok" for k in ("database", "log", "projections"))
         return JSONResponse(
             {"status": "ok" if healthy else "degraded", **checks},
             status_code=200 if healthy else 503,

@@ -113,9 +113,13 @@ async def _rewind(
 ) -> None:
     async with runtime.pool.acquire() as conn, conn.transaction():
         # the live projector's batches lock these rows too: no batch straddles the rewind
-        await runtime.positions.lock_all(conn, projection.consumer)
+        stored = await runtime.positions.lock_all(conn, projection.consumer)
         if reset:
             await _truncate(conn, projection)
+        else:
+            # A replay only goes back: a partition already before the requested offset
+            # (or shorter than it) stays where it is, so nothing in between is skipped.
+            starts = {tp: min(at, stored.get(tp, 0)) for tp, at in starts.items()}
         await runtime.positions.rewind(conn, projection.consumer, starts)
 
 
@@ -209,5 +213,14 @@ async def replay(
         starts = await offsets_for_time(runtime, tps, start)
     else:
         raise InputError(f"--from: use earliest, an offset or an ISO time, not {start!r}")
+    ends = await runtime.log.end_offsets(tps)
+    if isinstance(start, int) and all(start > ends[tp] for tp in tps):
+        longest = max(ends.values(), default=0)
+        raise InputError(
+            f"--from {start}: past the end of every partition of {name} (the longest ends at "
+            f"{longest}); a replay goes back in history, use an offset up to {longest}"
+        )
+    # never past the end: a position beyond it would skip what is written there next
+    starts = {tp: min(at, ends[tp]) for tp, at in starts.items()}
     await _rewind(runtime, projection, starts, reset=reset)
     return await run_until_caught_up(runtime, runtime.projector(projection), tps, report=report)

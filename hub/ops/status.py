@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 
 from hub.infra.ports import TopicPartition
 from hub.runtime import Runtime
@@ -28,6 +28,7 @@ class PartitionStatus(BaseModel):
     position: int | None
     end_offset: int
     lag: int
+    error: str | None = None  # e.g. a position past the log's end
 
 
 class RebuildStatus(BaseModel):
@@ -55,6 +56,12 @@ class ProjectionStatus(BaseModel):
     dead_lettered: int
     partitions: list[PartitionStatus]
     rebuild: RebuildStatus | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def errors(self) -> list[str]:
+        """What is wrong with this projection (empty when nothing is)."""
+        return [f"{self.name}: {p.error}" for p in self.partitions if p.error]
 
 
 async def projection_status(runtime: Runtime) -> list[ProjectionStatus]:
@@ -88,6 +95,7 @@ async def projection_status(runtime: Runtime) -> list[ProjectionStatus]:
                     position=pos,
                     end_offset=ends[tp],
                     lag=max(0, ends[tp] - start),
+                    error=_past_end(tp, pos, ends[tp]),
                 )
             )
         out.append(
@@ -106,6 +114,15 @@ async def projection_status(runtime: Runtime) -> list[ProjectionStatus]:
             )
         )
     return out
+
+
+def _past_end(tp: TopicPartition, position: int | None, end: int) -> str | None:
+    if position is None or position <= end:
+        return None
+    return (
+        f"position {position} on {tp} is past the log's end {end}: events written there "
+        "would be skipped (replay or rebuild the projection)"
+    )
 
 
 async def _rebuilds(runtime: Runtime) -> dict[str, RebuildStatus]:
@@ -153,4 +170,5 @@ def format_status(statuses: list[ProjectionStatus], info: dict[str, Any]) -> str
             f"{'':<34}applied {st.applied}, duplicates skipped {st.duplicates}, "
             f"dead-lettered {st.dead_lettered}, total lag {st.lag}"
         )
+        lines += [f"ERROR: {error}" for error in st.errors]
     return "\n".join(lines)

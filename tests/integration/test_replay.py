@@ -391,3 +391,54 @@ async def test_a_member_serving_the_archive_keeps_polling_the_log(
                 assert first.reading_archive and listener.revoked
                 assert first.assignment() | second.assignment() == frozenset(REGISTRY)
                 assert not first.assignment() & second.assignment()
+
+
+async def test_replay_never_strands_a_projection(settings: HubSettings) -> None:
+    """Regression (issue 11, finding 1): ``replay --from 1000`` on a shorter log set every
+    position past the end, so later writes were skipped forever while status said lag 0."""
+    from httpx import ASGITransport, AsyncClient
+
+    from hub import InputError
+    from hub.http.app import create_app
+    from hub.ops.replay import find_projection
+
+    async with Hub(settings) as hub:
+        for i in range(6):
+            await hub.registry.register(f"a{i}")
+        await hub.wait_for_projections()
+    quiet = settings.model_copy(update={"run_projectors": "never"})
+    async with Runtime(quiet) as runtime:
+        consumer = find_projection(runtime, "registry").consumer
+        before = await runtime.positions.all(consumer)
+        with pytest.raises(InputError, match="past the end of every partition"):
+            await replay(runtime, "registry", 1000)
+        assert await runtime.positions.all(consumer) == before
+        await replay(runtime, "registry", 1)  # partitions at 0 or 1 stay: never forward
+        after = await runtime.positions.all(consumer)
+        assert all(after[tp] <= max(1, before[tp]) for tp in before)
+        assert after == before  # caught up again
+    async with Hub(settings) as hub:
+        await hub.registry.register("later")
+        assert await hub.registry.get("later") is not None
+        statuses = await projection_status(hub.runtime)
+        assert all(s.errors == [] for s in statuses)
+
+        # a position past the end (as the bug left it) is an error everywhere, not lag 0
+        tp = REGISTRY[0]
+        end = (await hub.runtime.log.end_offsets([tp]))[tp]
+        async with hub.runtime.pool.acquire() as conn:
+            await hub.runtime.positions.rewind(conn, consumer, {tp: end + 100})
+        (registry,) = [s for s in await projection_status(hub.runtime) if s.name == "registry"]
+        assert registry.errors == [
+            f"registry: position {end + 100} on {tp} is past the log's end {end}: events "
+            "written there would be skipped (replay or rebuild the projection)"
+        ]
+        transport = ASGITransport(app=create_app(hub))
+        async with AsyncClient(transport=transport, base_url="http://hub") as http:
+            health = await http.get("/healthz")
+            assert health.status_code == 503
+            assert health.json()["projections"].startswith("error: registry: position")
+            listed = (await http.get("/v1/projections")).json()["projections"]
+            assert any(p["errors"] for p in listed if p["name"] == "registry")
+        async with hub.runtime.pool.acquire() as conn:  # let the fixture's teardown finish
+            await hub.runtime.positions.rewind(conn, consumer, {tp: end})

@@ -107,3 +107,22 @@ def test_rebuild_workers_auto_is_one_per_core() -> None:
     from hub.cli.ops import _workers
 
     assert _workers("auto") == (os.cpu_count() or 1) and _workers("3") == 3
+
+
+def test_kafka_namespace_from_the_log_url() -> None:
+    from hub.infra.log import namespace_of
+    from hub.infra.log.kafka_common import Names
+    from hub.infra.ports import TopicPartition
+
+    assert namespace_of("kafka://h:9092") == ""
+    assert namespace_of("kafka://h:9092?namespace=staging.") == "staging."
+    for bad in ("kafka://h:9092?namespace=a/b", "kafka://h:9092?nam=x"):
+        with pytest.raises(ConfigError, match="HUB_LOG_URL"):
+            namespace_of(bad)
+    names = Names("staging.")
+    tp = TopicPartition("agenthub.registry", 2)
+    assert names.ktp(tp).topic == "staging.agenthub.registry"
+    assert names.tp(names.ktp(tp)) == tp
+    assert names.group("registry") == "staging.registry" and names.group(None) is None
+    assert names.hub_topic("staging.agenthub.runs") == "agenthub.runs"
+    assert names.hub_topic("prod.agenthub.runs") is None
