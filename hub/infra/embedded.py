@@ -17,7 +17,7 @@ import structlog
 
 from schemas.errors import StoreError
 
-__all__ = ["DATABASE", "EmbeddedPostgres", "ServerLock", "server_info"]
+__all__ = ["DATABASE", "EmbeddedPostgres", "ServerLock", "prune_dead_handles", "server_info"]
 
 log = structlog.get_logger(__name__)
 
@@ -60,6 +60,7 @@ class EmbeddedPostgres:
         return self.url
 
     def _get_server(self) -> Any:
+        prune_dead_handles(self.home / "pg")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
             import pgserver
@@ -71,7 +72,37 @@ class EmbeddedPostgres:
         server, self._server = self._server, None
         self.url = None
         if server is not None:
+            # a user killed without its exit handlers (SIGKILL) stays listed: drop it, so
+            # that the last live user really stops the server
+            prune_dead_handles(self.home / "pg")
             await anyio.to_thread.run_sync(server.cleanup)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def prune_dead_handles(pgdata: Path) -> list[int]:
+    """Drop processes that died without releasing the embedded server from pgserver's list
+    of its users (``.handle_pids.json``); returns the pids dropped."""
+    path = pgdata / ".handle_pids.json"
+    try:
+        pids = [int(p) for p in json.loads(path.read_text())]
+    except (OSError, ValueError, TypeError):
+        return []
+    dead = [p for p in pids if not _alive(p)]
+    if dead:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps([p for p in pids if p not in dead]))
+        tmp.replace(path)
+        log.info("embedded_postgres.dead_users_pruned", pids=dead)
+    return dead
 
 
 class ServerLock:
