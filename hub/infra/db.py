@@ -8,14 +8,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from typing import Any
 
 import asyncpg
 
-from schemas.errors import HubError, StoreError
+from schemas.errors import HubError, LogError, StoreError
 
-__all__ = ["connect", "create_pool", "is_retriable", "redact", "translate_errors"]
+__all__ = [
+    "connect",
+    "create_pool",
+    "is_retriable",
+    "redact",
+    "translate_errors",
+    "translate_log_errors",
+]
 
 _RETRIABLE_SQLSTATES = {
     "40001",  # serialization_failure
@@ -63,8 +70,9 @@ def redact(dsn: str) -> str:
 
 
 @contextmanager
-def translate_errors(what: str) -> Iterator[None]:
-    """Convert driver and OS errors raised inside into :class:`StoreError`."""
+def translate_errors(what: str, error: type[HubError] = StoreError) -> Iterator[None]:
+    """Convert driver and OS errors raised inside into ``error`` (:class:`StoreError`;
+    the Postgres log raises :class:`LogError`, which the producer spools on)."""
     try:
         yield
     except HubError:
@@ -76,7 +84,12 @@ def translate_errors(what: str) -> Iterator[None]:
         OSError,
         TimeoutError,
     ) as exc:
-        raise StoreError(f"{what}: {exc}", retriable=is_retriable(exc)) from exc
+        raise error(f"{what}: {exc}", retriable=is_retriable(exc)) from exc
+
+
+def translate_log_errors(what: str) -> AbstractContextManager[None]:
+    """As :func:`translate_errors`, raising :class:`LogError`: the log adapters' boundary."""
+    return translate_errors(what, LogError)
 
 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import anyio
+import asyncpg
 import pytest
 
 from hub import Hub
@@ -115,3 +116,46 @@ async def test_brokers_down_spool_then_sync_killed_midway_projects_exactly_once(
         names = [a.agent_id for a in agents]
         assert names == ["before-the-outage"] + [f"offline-{i:04d}" for i in range(EVENTS)]
         assert {a.revision for a in agents} == {1}  # each applied exactly once
+
+
+@pytest.mark.slow
+async def test_postgres_log_killed_while_writing_spools_then_syncs_exactly_once(
+    tmp_path: Path,
+) -> None:
+    """Regression (issue 11, finding 4): with the Postgres log's server killed, appends
+    raised StoreError and raw ConnectionRefusedError and nothing was spooled. Now every
+    write is acknowledged or spooled, and after a restart and sync all are read back once."""
+    from tests.support.pg import KillablePostgres
+
+    server = KillablePostgres(str(tmp_path / "pg"))
+    try:
+        admin = await asyncpg.connect(server.uri())
+        await admin.execute("CREATE DATABASE hub")
+        await admin.close()
+        settings = settings_for(
+            "postgres",
+            "",
+            server.uri("hub"),
+            tmp_path / "home",
+            spool_retry_s=3600,  # the test forwards the spool itself
+        )
+        texts = [f"message {i:04d}" for i in range(3000)]
+        async with Hub.connect(settings) as hub:
+            thread = await hub.sessions.start_thread(agent_id="writer")
+            acknowledged = 0
+            for i, text in enumerate(texts):
+                if i == 1000:
+                    server.kill()
+                if i == 2000:
+                    server.start()
+                await thread.append("user", text)  # never raises: appended or spooled
+                acknowledged += 1
+            assert acknowledged == 3000
+            assert hub.runtime.producer.spooled >= 1  # the outage was really met
+            while hub.runtime.spool.has_pending():
+                await hub.sync()
+        async with Hub.connect(settings.model_copy(update={"run_projectors": "always"})) as hub:
+            messages = await hub.sessions.messages(thread.thread_id, limit=10_000)
+        assert [m.text for m in messages] == texts  # all, in order, each once
+    finally:
+        server.close()

@@ -63,3 +63,49 @@ async def drop_database(name: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+class KillablePostgres:
+    """A Postgres server of its own (from ``pgserver``) that a test can SIGKILL and start
+    again, as a crashed database server is restarted by its supervisor."""
+
+    def __init__(self, pgdata: str) -> None:
+        import pgserver
+
+        self.pgdata = pgdata
+        self._server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
+
+    def uri(self, database: str = "postgres") -> str:
+        return str(self._server.get_uri(database))
+
+    def _postmaster(self) -> list[str]:
+        return open(os.path.join(self.pgdata, "postmaster.pid")).read().splitlines()
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster and its backends: no shutdown, no checkpoint."""
+        import signal
+        import time
+
+        pid = int(self._postmaster()[0])
+        self._socket_dir = self._postmaster()[4]
+        os.kill(pid, signal.SIGKILL)
+        for _ in range(100):  # the backends notice the postmaster is gone and exit
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+
+    def start(self) -> None:
+        """Start the killed server again (crash recovery replays its WAL)."""
+        from pgserver._commands import pg_ctl  # type: ignore[import-untyped]
+
+        log = os.path.join(self.pgdata, "log")
+        pg_ctl(
+            ["-w", "-o", '-h ""', "-o", f"-k {self._socket_dir}", "-l", log, "start"],
+            pgdata=self.pgdata,
+            user=self._server.system_user,
+        )
+
+    def close(self) -> None:
+        self._server.cleanup()

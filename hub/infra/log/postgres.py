@@ -22,7 +22,7 @@ import anyio
 import asyncpg
 import structlog
 
-from hub.infra.db import create_pool, redact, translate_errors
+from hub.infra.db import create_pool, redact, translate_log_errors
 from hub.infra.lifecycle import Lifecycle
 from hub.infra.log.partitioner import partition_for
 from hub.infra.log.postgres_group import CHANNEL, PostgresConsumer
@@ -211,7 +211,7 @@ class PostgresLog(Lifecycle):
             return
         self._pool = await create_pool(self.dsn, max_size=self._pool_size)
         try:
-            with translate_errors("cannot create the Postgres log tables"):
+            with translate_log_errors("cannot create the Postgres log tables"):
                 async with self._pool.acquire() as conn, conn.transaction():
                     await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
                     await conn.execute(self._sql["schema"])
@@ -238,12 +238,12 @@ class PostgresLog(Lifecycle):
     # ── topics ──────────────────────────────────────────────────────────────────────────
 
     async def _load_topics(self) -> None:
-        with translate_errors("cannot read the Postgres log's topics"):
+        with translate_log_errors("cannot read the Postgres log's topics"):
             rows = await self.pool.fetch(self._sql["select_topics"])
         self._partitions = {r["topic"]: r["partitions"] for r in rows}
 
     async def ensure_topics(self, topics: Mapping[str, int]) -> None:
-        with translate_errors("cannot create topics in the Postgres log"):
+        with translate_log_errors("cannot create topics in the Postgres log"):
             async with self.pool.acquire() as conn, conn.transaction():
                 for topic, partitions in topics.items():
                     if partitions < 1:
@@ -300,10 +300,9 @@ class PostgresLog(Lifecycle):
     async def _write(self, batch: list[_Append]) -> None:
         flat = [rec for request in batch for rec in request.records]
         try:
-            async with self.pool.acquire() as conn:
-                with translate_errors("cannot append to the Postgres log"):
-                    async with conn.transaction():
-                        positions = await self.append_in(conn, flat)
+            with translate_log_errors("cannot append to the Postgres log"):
+                async with self.pool.acquire() as conn, conn.transaction():
+                    positions = await self.append_in(conn, flat)
         except BaseException as exc:
             for request in batch:
                 request.error, request.done = exc, True
@@ -386,7 +385,7 @@ class PostgresLog(Lifecycle):
     async def _offsets(
         self, tps: Sequence[TopicPartition]
     ) -> dict[TopicPartition, tuple[int, int]]:
-        with translate_errors("cannot read Postgres log offsets"):
+        with translate_log_errors("cannot read Postgres log offsets"):
             rows = await self.pool.fetch(
                 self._sql["end_offsets"], [tp.topic for tp in tps], [tp.partition for tp in tps]
             )
@@ -404,7 +403,7 @@ class PostgresLog(Lifecycle):
 
     async def truncate_before(self, tp: TopicPartition, offset: int) -> None:
         """Drop records before ``offset`` (retention); offsets are never reused."""
-        with translate_errors(f"cannot truncate {tp}"):
+        with translate_log_errors(f"cannot truncate {tp}"):
             await self.pool.execute(self._sql["truncate"], tp.topic, tp.partition, offset)
 
     async def read(
@@ -412,7 +411,7 @@ class PostgresLog(Lifecycle):
     ) -> list[asyncpg.Record]:
         """Up to ``limit`` records per partition from each partition's position."""
         parts = sorted(positions)
-        with translate_errors(f"cannot read {topic} from the Postgres log"):
+        with translate_log_errors(f"cannot read {topic} from the Postgres log"):
             rows: list[Any] = await self.pool.fetch(
                 self._sql["read"], topic, parts, [positions[p] for p in parts], limit
             )
@@ -422,7 +421,7 @@ class PostgresLog(Lifecycle):
         if not offsets:
             return
         tps = list(offsets)
-        with translate_errors("cannot commit group offsets"):
+        with translate_log_errors("cannot commit group offsets"):
             await self.pool.execute(
                 self._sql["commit"],
                 group_id,

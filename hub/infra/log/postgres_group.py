@@ -22,7 +22,7 @@ import anyio
 import asyncpg
 import structlog
 
-from hub.infra.db import is_retriable, translate_errors
+from hub.infra.db import is_retriable, translate_log_errors
 from hub.infra.lifecycle import Lifecycle
 from hub.infra.ports import ConsumerRecord, RebalanceListener, TopicPartition
 from schemas.errors import LogError
@@ -150,7 +150,7 @@ class PostgresConsumer(Lifecycle):
         self._started = True
 
     async def _connect(self) -> None:
-        with translate_errors("cannot connect a Postgres log consumer"):
+        with translate_log_errors("cannot connect a Postgres log consumer"):
             conn = await asyncpg.connect(self._log.dsn, timeout=10)
         try:
             await conn.add_listener(CHANNEL, self._on_append)
