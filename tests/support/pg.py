@@ -98,7 +98,7 @@ class KillablePostgres:
 
     def start(self) -> None:
         """Start the killed server again (crash recovery replays its WAL)."""
-        from pgserver._commands import pg_ctl  # type: ignore[import-untyped]
+        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
         log = os.path.join(self.pgdata, "log")
         pg_ctl(
