@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import TopicPartition as KafkaTP
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
@@ -37,7 +38,15 @@ __all__ = ["KafkaLog", "KafkaSettings"]
 
 log = structlog.get_logger(__name__)
 
+_METADATA_TRIES = 20  # 2 s for a new topic to appear in the metadata
 _SMALL_APPEND = 8  # up to this many records: per-record send() joins the producer's open batch
+
+
+def _observed(future: asyncio.Future[Any]) -> asyncio.Future[Any]:
+    """A delivery future whose failure is always retrieved: an append that timed out
+    stops waiting, but the producer may still fail the batch later (it was spooled)."""
+    future.add_done_callback(lambda f: None if f.cancelled() else f.exception())
+    return future
 
 
 class KafkaLog(Lifecycle):
@@ -134,24 +143,54 @@ class KafkaLog(Lifecycle):
                         f"cannot create topic {topic}: {detail}", retriable=error.retriable
                     )
                 log.info("kafka.topics_created", topics=sorted(missing), replication=replication)
+                await self._wait_for_leaders(admin, [names.topic(t) for t in missing])
         finally:
             await admin.close()
         self._partitions.update({t: existing.get(t, n) for t, n in topics.items()})
 
+    async def _wait_for_leaders(self, admin: AIOKafkaAdminClient, topics: list[str]) -> None:
+        """Return once every partition of new ``topics`` has a leader (the first appends
+        would otherwise fail with NOT_LEADER errors while the controller elects them)."""
+        deadline = asyncio.get_running_loop().time() + self.settings.request_timeout_ms / 1000
+        while True:
+            described = await kafka_call(
+                "cannot describe new topics", lambda: admin.describe_topics(topics)
+            )
+            waiting = [
+                t["topic"]
+                for t in described
+                if t["error_code"] != 0
+                or not t["partitions"]
+                or any(p["leader"] < 0 for p in t["partitions"])
+            ]
+            if not waiting:
+                break
+            if asyncio.get_running_loop().time() > deadline:
+                raise LogError(f"new topics have no leader yet: {', '.join(waiting)}")
+            await anyio.sleep(0.1)
+        # The controller has elected them; the leader may not serve them yet. Reading each
+        # partition's end offset (answered by its leader) waits until it does.
+        meta = await self._metadata_consumer()
+        tps = [KafkaTP(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
+        await kafka_call("cannot read the new topics' offsets", lambda: meta.end_offsets(tps))
+
     async def partitions_for(self, topic: str) -> int:
         count = self._partitions.get(topic)
-        if count is None:
-            # List all topics: asking for one by name may auto-create it on the broker.
-            meta = await self._metadata_consumer()
-            topics = await kafka_call("cannot list topics", meta.topics)
-            name = self.settings.names.topic(topic)
-            if name not in topics:
-                raise LogError(
-                    f"unknown topic {topic!r} (create it with ensure_topics)", retriable=False
-                )
-            parts = meta.partitions_for_topic(name) or ()
-            count = self._partitions[topic] = len(parts)
-        return count
+        if count is not None:
+            return count
+        # List all topics: asking for one by name may auto-create it on the broker. A topic
+        # just created elsewhere can take a moment to show, with its partitions.
+        meta = await self._metadata_consumer()
+        name = self.settings.names.topic(topic)
+        for _ in range(_METADATA_TRIES):
+            # the consumer's own metadata may predate the topic: read the cluster's now
+            cluster = await kafka_call("cannot list topics", meta._client.fetch_all_metadata)
+            parts = cluster.partitions_for_topic(name)
+            if parts:
+                count = self._partitions[topic] = len(parts)
+                return count
+            await anyio.sleep(0.1)
+        raise LogError(f"unknown topic {topic!r} (create it with ensure_topics)", retriable=False)
 
     # ── append ──────────────────────────────────────────────────────────────────────────
 
@@ -176,8 +215,10 @@ class KafkaLog(Lifecycle):
     ) -> list[Position]:
         names = self.settings.names
         futures = [
-            await self.producer.send(
-                names.topic(r.topic), r.value, key=r.key, partition=p, headers=list(r.headers)
+            _observed(
+                await self.producer.send(
+                    names.topic(r.topic), r.value, key=r.key, partition=p, headers=list(r.headers)
+                )
             )
             for r, p in zip(records, partitions, strict=True)
         ]
@@ -219,7 +260,7 @@ class KafkaLog(Lifecycle):
 
     async def _send_batch(self, batch: Any, tp: TopicPartition) -> Any:
         name = self.settings.names.topic(tp.topic)
-        return await self.producer.send_batch(batch, name, partition=tp.partition)
+        return _observed(await self.producer.send_batch(batch, name, partition=tp.partition))
 
     # ── offsets ─────────────────────────────────────────────────────────────────────────
 

@@ -1,0 +1,75 @@
+"""The Kafka adapter against a real broker: what the log contract cannot see."""
+
+from __future__ import annotations
+
+import gc
+import logging
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from hub.infra.log.kafka import KafkaLog
+from hub.infra.ports import ProducerRecord
+from schemas.errors import LogError
+from tests.conftest import kafka_settings
+from tests.support.kafka_broker import KafkaUnderTest
+
+pytestmark = [pytest.mark.anyio, pytest.mark.kafka]
+
+
+def records(topic: str, n: int) -> list[ProducerRecord]:
+    return [ProducerRecord(topic, f"k{i}".encode(), b"v", ()) for i in range(n)]
+
+
+async def test_new_topics_have_leaders_when_ensure_topics_returns(
+    kafka_cluster: KafkaUnderTest, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression (issue 11, finding 11): ensure_topics returned before the partitions of
+    new topics had leaders, so the first appends logged NOT_LEADER errors."""
+    async with KafkaLog(kafka_settings(kafka_cluster)) as log:
+        with caplog.at_level(logging.WARNING):
+            await log.ensure_topics({"fresh.a": 8, "fresh.b": 8})
+            positions = await log.append(records("fresh.a", 50) + records("fresh.b", 50))
+        assert len(positions) == 100
+        assert [r for r in caplog.records if r.name.startswith("aiokafka")] == []
+
+
+@pytest.mark.kafka_outage
+async def test_an_append_with_the_broker_down_fails_retriably_within_its_timeout(
+    kafka_cluster: KafkaUnderTest,
+) -> None:
+    """What the producer spools on: no acknowledgement within the request timeout is a
+    retriable LogError, for single records and for record batches alike."""
+    settings = kafka_settings(kafka_cluster, request_timeout_ms=2000)
+    async with KafkaLog(settings) as log:
+        await log.append(records("agenthub.registry", 3))
+        kafka_cluster.set_down()
+        try:
+            for n in (2, 20):  # one record at a time, and as record batches
+                started = anyio.current_time()
+                with pytest.raises(LogError, match="no acknowledgement") as caught:
+                    await log.append(records("agenthub.registry", n))
+                assert caught.value.retriable
+                assert anyio.current_time() - started < 2 + 1
+        finally:
+            kafka_cluster.set_up()
+        assert len(await log.append(records("agenthub.registry", 3))) == 3  # back
+
+
+async def test_a_delivery_failing_after_its_append_gave_up_is_retrieved(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An append that timed out stops waiting for its delivery futures; one that fails
+    later must not end as "Future exception was never retrieved" (issue 11, finding 11)."""
+    import asyncio
+
+    from hub.infra.log.kafka import _observed
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        future = _observed(asyncio.get_running_loop().create_future())
+        future.set_exception(RuntimeError("delivery failed after the append gave up"))
+        await anyio.lowlevel.checkpoint()  # the done callbacks run
+        del future
+        gc.collect()
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
