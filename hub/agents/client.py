@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, computed_field
 from hub.core.cursor import CursorList, decode_cursor, encode_cursor
 from hub.core.inputs import as_of_point, build_event, check_id, reject_unknown
 from projections.registry.queries import AS_OF, GET, LIST, RUN_STATUS, fold_history
+from projections.text import load_texts
 from schemas.errors import ConflictError, InputError, NotFoundError
 from schemas.events import (
     AgentRegistered,
@@ -63,6 +64,12 @@ class Agent(BaseModel):
         """Succeeded over finished runs (None before any run finished)."""
         finished = self.succeeded + self.failed + self.cancelled
         return self.succeeded / finished if finished else None
+
+
+def _agent(row: Mapping[str, Any]) -> Agent:
+    fields = dict(row)
+    fields["tags"] = tuple(load_texts(fields["tags"]))  # text[]: see projections.text
+    return Agent(**fields)
 
 
 class RegisterResult(StrEnum):
@@ -219,7 +226,7 @@ class RegistryClient:
         check_id(agent_id)
         await self._ctx.wait_for_projections(topics=[str(Topic.REGISTRY), str(Topic.RUNS)])
         row = await self._ctx.pool.fetchrow(GET, self._ctx.tenant, agent_id)
-        return Agent(**dict(row)) if row else None
+        return _agent(row) if row else None
 
     async def list(
         self,
@@ -243,6 +250,6 @@ class RegistryClient:
         if cursor is not None:
             (after,) = decode_cursor(cursor, "agents")
         rows = await self._ctx.pool.fetch(LIST, self._ctx.tenant, tag, status, after, limit)
-        agents = [Agent(**dict(r)) for r in rows]
+        agents = [_agent(r) for r in rows]
         last = agents[-1].agent_id if len(agents) == limit else None
         return CursorList(agents, encode_cursor("agents", last) if last else None)

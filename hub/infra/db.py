@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from projections.text import json_text, load_json, load_text, store_text
 from schemas.errors import HubError, LogError, StoreError
 
 __all__ = [
@@ -98,15 +99,23 @@ _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 def _jsonb_out(value: Any) -> bytes:
     if not value and isinstance(value, dict):
         return b"\x01{}"  # the common case (no tags, no metadata): no encoder call
-    return b"\x01" + _encode(value).encode()
+    return b"\x01" + json_text(value).encode()
 
 
 def _jsonb_in(data: bytes) -> Any:
-    return json.loads(data[1:])
+    return load_json(data[1:])
 
 
 def _json_out(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return json_text(value).encode()
+
+
+def _text_out(value: str) -> bytes:
+    return store_text(value).encode()
+
+
+def _text_in(data: bytes) -> str:
+    return load_text(data.decode())
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -115,7 +124,10 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         "jsonb", encoder=_jsonb_out, decoder=_jsonb_in, schema="pg_catalog", format="binary"
     )
     await conn.set_type_codec(
-        "json", encoder=_json_out, decoder=json.loads, schema="pg_catalog", format="binary"
+        "json", encoder=_json_out, decoder=load_json, schema="pg_catalog", format="binary"
+    )
+    await conn.set_type_codec(
+        "text", encoder=_text_out, decoder=_text_in, schema="pg_catalog", format="binary"
     )
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from projections.text import load_texts
+
 __all__ = ["AS_OF", "GET", "LIST", "RUN_STATUS", "fold_history"]
 
 _AGENT = """
@@ -53,7 +55,9 @@ def fold_history(agent_id: str, rows: Iterable[Mapping[str, Any]]) -> dict[str, 
                 state = {"agent_id": agent_id, "revision": 0, "status": "active"}
                 state["registered_at"] = r["changed_at"]
             state.update(
-                description=r["description"], tags=tuple(r["tags"]), metadata=r["metadata"]
+                description=r["description"],
+                tags=tuple(load_texts(r["tags"])),
+                metadata=r["metadata"],
             )
             if r["kind"] == "registered":  # registering a retired agent brings it back
                 state.update(status="active", retired_at=None, retired_reason=None)

@@ -7,7 +7,6 @@ updates for retirements. ``revision`` counts the events applied to an agent.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +16,7 @@ from uuid import UUID
 import asyncpg
 
 from projections.base import Batch, EventMeta, Handler, Projection
+from projections.text import json_text
 from schemas.errors import ProjectionError
 from schemas.events import AgentRegistered, AgentRetired, AgentUpdated, Event, Topic
 
@@ -265,7 +265,7 @@ def _rows(items: list[tuple[tuple[str, str], _Change]]) -> list[tuple[Any, ...]]
 
 
 def _json(value: Mapping[str, Any]) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return json_text(value)
 
 
 class RegistryProjection(Projection[RegistryBatch]):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -22,6 +21,7 @@ from projections.sessions.tables import (
     ThreadState,
     Totals,
 )
+from projections.text import json_text
 from schemas.errors import ProjectionError
 from schemas.events import (
     AgentStateSaved,
@@ -185,7 +185,7 @@ async def on_redacted(batch: SessionsBatch, ev: MessageRedacted, meta: EventMeta
     pending = batch.by_message_id.get((tenant, ev.message_id))
     if pending is not None:  # appended in this batch: the row is written redacted
         pending.row[5], pending.row[6] = parts, text
-    batch.redactions.append((tenant, owner_id, seq, json.dumps(parts), text, ev.reason))
+    batch.redactions.append((tenant, owner_id, seq, json_text(parts), text, ev.reason))
     state.set(updated_at=ev.occurred_at)
 
 

@@ -1,0 +1,112 @@
+"""Text as Postgres can hold it. Postgres ``text`` and ``jsonb`` cannot hold NUL (U+0000),
+which tool output and user content can; the hub stores and reads back such content
+exactly, by a reversible escape: NUL becomes ``ESC + U+E001`` and ESC itself ``ESC + ESC``,
+where ESC is the private-use U+E000. Anything else is stored as it is.
+
+Scalar ``text``, ``json`` and ``jsonb`` values are escaped by the database codecs of every
+connection (:mod:`hub.infra.db`). Arrays of text bypass those codecs in the driver, so a
+projection's batch writes through :class:`TextSafeConnection`, which escapes the strings
+of every list argument, and readers of ``text[]`` columns call :func:`load_texts`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+__all__ = [
+    "TextSafeConnection",
+    "json_text",
+    "load_json",
+    "load_text",
+    "load_texts",
+    "store_text",
+]
+
+ESC = "\ue000"
+_UNESCAPE = re.compile("\ue000([\ue000\ue001])")
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def store_text(value: str) -> str:
+    """``value`` as Postgres can hold it (:func:`load_text` is the way back)."""
+    if "\x00" in value or ESC in value:
+        return value.replace(ESC, ESC + ESC).replace("\x00", ESC + "\ue001")
+    return value
+
+
+def load_text(value: str) -> str:
+    """The inverse of :func:`store_text`."""
+    if ESC in value:
+        return _UNESCAPE.sub(lambda m: ESC if m.group(1) == ESC else "\x00", value)
+    return value
+
+
+def load_texts(values: Iterable[str]) -> list[str]:
+    """A ``text[]`` column's values, as they were given."""
+    return [load_text(v) for v in values]
+
+
+def _map_strings(value: Any, fn: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, dict):
+        return {fn(k): _map_strings(v, fn) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_map_strings(v, fn) for v in value]
+    return value
+
+
+def json_text(value: Any) -> str:
+    """JSON that Postgres ``json``/``jsonb`` accepts, for any JSON value."""
+    text = _encode(value)
+    if "\\u0000" in text or ESC in text:  # rare: escape the strings inside, then encode
+        text = _encode(_map_strings(value, store_text))
+    return text
+
+
+def load_json(text: str | bytes) -> Any:
+    """The inverse of :func:`json_text`."""
+    if isinstance(text, bytes):
+        text = text.decode()
+    value = json.loads(text)
+    if ESC in text:
+        value = _map_strings(value, load_text)
+    return value
+
+
+def _safe(value: Any) -> Any:
+    if type(value) is list and any(type(v) is str and ("\x00" in v or ESC in v) for v in value):
+        return [store_text(v) if type(v) is str else v for v in value]
+    return value
+
+
+class TextSafeConnection:
+    """A connection whose list (array) arguments have their strings escaped; everything
+    else passes through to the wrapped connection."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    async def execute(self, query: str, *args: Any, **kw: Any) -> Any:
+        return await self._conn.execute(query, *map(_safe, args), **kw)
+
+    async def fetch(self, query: str, *args: Any, **kw: Any) -> Any:
+        return await self._conn.fetch(query, *map(_safe, args), **kw)
+
+    async def fetchrow(self, query: str, *args: Any, **kw: Any) -> Any:
+        return await self._conn.fetchrow(query, *map(_safe, args), **kw)
+
+    async def fetchval(self, query: str, *args: Any, **kw: Any) -> Any:
+        return await self._conn.fetchval(query, *map(_safe, args), **kw)
+
+    async def copy_records_to_table(
+        self, table_name: str, *, records: Iterable[Sequence[Any]], **kw: Any
+    ) -> Any:
+        rows = (tuple(map(_safe, r)) if any(type(v) is list for v in r) else r for r in records)
+        return await self._conn.copy_records_to_table(table_name, records=rows, **kw)

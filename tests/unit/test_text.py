@@ -1,0 +1,44 @@
+"""The reversible escape that lets Postgres hold any text (projections.text)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from projections.text import json_text, load_json, load_text, load_texts, store_text
+
+# what Postgres must hold: any code point but lone surrogates (not encodable as UTF-8),
+# with NUL and the escape characters drawn often
+texts = st.text(
+    alphabet=st.one_of(
+        st.sampled_from(["\x00", "\ue000", "\ue001", "a"]),
+        st.characters(exclude_categories=["Cs"]),
+    )
+)
+json_values: Any = st.recursive(
+    st.none() | st.booleans() | st.integers() | texts,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(texts)
+def test_text_round_trips_and_holds_no_nul(value: str) -> None:
+    stored = store_text(value)
+    assert "\x00" not in stored
+    assert load_text(stored) == value
+    assert load_texts([stored, stored]) == [value, value]
+
+
+def test_plain_text_is_stored_as_it_is() -> None:
+    assert store_text("plain ünïcode ✓") == "plain ünïcode ✓"
+
+
+@given(json_values)
+def test_json_round_trips_without_nul_escapes(value: Any) -> None:
+    text = json_text(value)
+    assert "\\u0000" not in text
+    assert load_json(text) == value
+    assert load_json(text.encode()) == value
