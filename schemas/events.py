@@ -23,6 +23,8 @@ from schemas.types import (
     JsonObject,
     MetricName,
     Text,
+    Title,
+    TokenCount,
     UtcDatetime,
     utcnow,
 )
@@ -117,9 +119,9 @@ Enum = Field(strict=False)
 
 
 class TokenUsage(Record):
-    input_tokens: int = 0
-    output_tokens: int = 0
-    total_tokens: int = 0
+    input_tokens: TokenCount = 0
+    output_tokens: TokenCount = 0
+    total_tokens: TokenCount = 0
 
 
 class Role(StrEnum):
@@ -176,7 +178,7 @@ class _SessionEvent(Event):
 class ThreadStarted(_SessionEvent):
     agent_id: Identifier
     user_id: Identifier | None = None
-    title: Text | None = None
+    title: Title | None = None
     metadata: JsonObject = Field(default_factory=dict)
 
 
@@ -193,12 +195,12 @@ class ThreadForked(_SessionEvent):
     source_thread_id: Identifier
     at_message_id: UUID | None = None
     inclusive: bool = True
-    title: Text | None = None
+    title: Title | None = None
     metadata: JsonObject = Field(default_factory=dict)
 
 
 class ThreadRenamed(_SessionEvent):
-    title: Text
+    title: Title
 
 
 class ThreadArchived(_SessionEvent):

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
+from schemas.codec import pydantic_error_field
 from schemas.errors import InputError
 from schemas.events import BlobPart, DataPart, Part, TextPart, ToolCallPart, ToolResultPart
 
@@ -49,9 +50,9 @@ def part_from_json(data: Mapping[str, Any], *, where: str = "parts") -> Part:
     try:
         return cls.model_validate({k: v for k, v in data.items() if k != "type"})
     except PydanticValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join([where, *(str(p) for p in err["loc"])])
-        raise InputError(f"{field}: {err['msg']}", field=field) from None
+        loc, msg = pydantic_error_field(exc)
+        field = f"{where}.{loc}" if loc else where
+        raise InputError(f"{field}: {msg}", field=field) from None
 
 
 def parts_text(parts: Iterable[Part]) -> str:

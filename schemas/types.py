@@ -15,6 +15,7 @@ __all__ = [
     "AVRO_INT",
     "AVRO_JSON",
     "MAX_ID_LENGTH",
+    "MAX_TITLE_LENGTH",
     "METRIC_NAME_PATTERN",
     "AvroInt",
     "FrozenList",
@@ -23,6 +24,8 @@ __all__ = [
     "JsonObject",
     "MetricName",
     "Text",
+    "Title",
+    "TokenCount",
     "UtcDatetime",
     "is_union",
     "unwrap",
@@ -86,6 +89,13 @@ MetricName = Annotated[
 
 Text = Annotated[str, StringConstraints(pattern=TEXT_PATTERN)]
 """Free text: newlines and tabs allowed, other control characters not."""
+
+MAX_TITLE_LENGTH = 1000
+Title = Annotated[str, StringConstraints(max_length=MAX_TITLE_LENGTH, pattern=TEXT_PATTERN)]
+"""A title: free text of at most 1,000 characters."""
+
+TokenCount = Annotated[int, Field(ge=0, le=2**63 - 1)]
+"""A count of tokens: 0 or more, and within an Avro long."""
 
 UtcDatetime = Annotated[datetime, AfterValidator(_aware_utc)]
 

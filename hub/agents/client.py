@@ -8,7 +8,7 @@ projection, after waiting for this client's own writes.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,7 @@ from schemas.events import (
     RunStarted,
     Topic,
 )
+from schemas.types import utcnow
 
 if TYPE_CHECKING:
     from hub.core.context import HubContext
@@ -189,8 +190,14 @@ class RegistryClient:
             "agent_id": agent_id,
             "run_id": run_id,
         }
+        ended = utcnow()
         finished = build_event(
-            RunFinished, **envelope, status=final, error=error, duration_s=duration_s
+            RunFinished,
+            **envelope,
+            status=final,
+            error=error,
+            duration_s=duration_s,
+            occurred_at=ended,
         )
         await self._ctx.wait_for_projections(topics=[str(Topic.RUNS)])
         row = await self._ctx.pool.fetchrow(RUN_STATUS, self._ctx.tenant, run_id)
@@ -206,6 +213,8 @@ class RegistryClient:
                     **envelope,
                     provenance=Provenance(),
                     metadata=dict(metadata or {}),
+                    # recorded whole: it started ``duration_s`` before it ended
+                    occurred_at=ended - timedelta(seconds=finished.duration_s),
                 )
             )
         await self._ctx.emit(*events, finished)

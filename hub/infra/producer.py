@@ -9,7 +9,7 @@ event's partition key. The producer keeps the highest offset it wrote per partit
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import anyio
 import structlog
@@ -49,9 +49,19 @@ class EventProducer:
             for sv in [codec.registry.current(name)]
         }
 
-    def record(self, event: Event) -> ProducerRecord:
-        """The log record for ``event``; raises :class:`InputError` if it is too large."""
+    def record(
+        self,
+        event: Event,
+        *,
+        max_bytes: int | None = None,
+        too_large: Callable[[int], InputError] | None = None,
+    ) -> ProducerRecord:
+        """The log record for ``event``; raises :class:`InputError` if it is too large:
+        ``too_large(size)`` when over ``max_bytes`` (a caller's own limit, checked first),
+        else the generic error over ``HUB_MAX_EVENT_BYTES``."""
         value = self.codec.encode(event)
+        if max_bytes is not None and too_large is not None and len(value) > max_bytes:
+            raise too_large(len(value))
         if len(value) > self.max_event_bytes:
             raise InputError(
                 f"{type(event).__name__} is {len(value)} bytes encoded, over the "

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
 from hub.core.cursor import CursorList, cursor_time, decode_cursor, encode_cursor
-from hub.core.inputs import build_event
+from hub.core.inputs import build_event, check_id
 from hub.runs.models import AggregateRow, ArtifactInfo, MetricPoint, RunDetail, RunInfo
 from hub.runs.run import Run, artifact_store_key
 from projections.runs import queries
@@ -65,6 +65,9 @@ class RunsClient:
         metadata: Mapping[str, Any] | None = None,
     ) -> Run:
         """A run, begun when entered: ``async with hub.runs.start(...) as run``."""
+        check_id(agent_id, "agent_id")
+        if run_id is not None:
+            check_id(run_id, "run_id")
         return Run(
             self._ctx,
             agent_id,

@@ -16,6 +16,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from pydantic import ValidationError as PydanticValidationError
+
 from hub.core.inputs import build_event, reject_unknown
 from hub.infra.ports import Position, ProducerRecord
 from hub.sessions.models import (
@@ -27,6 +29,7 @@ from hub.sessions.models import (
 )
 from hub.sessions.windows import Tokenizer
 from projections.sessions import queries
+from schemas.codec import pydantic_error_field
 from schemas.errors import InputError, NotFoundError
 from schemas.events import (
     AgentStateSaved,
@@ -35,7 +38,6 @@ from schemas.events import (
     MessageAppended,
     MessageRedacted,
     Part,
-    TextPart,
     ThreadArchived,
     ThreadForked,
     ThreadRenamed,
@@ -64,7 +66,7 @@ class SessionsClient(SessionReader):
 
     async def _parts(self, content: Any) -> tuple[Part, ...]:
         if isinstance(content, str):
-            return (TextPart(text=content),)
+            return (part_from_json({"type": "text", "text": content}, where="content"),)
         if isinstance(content, Part.__args__):
             return (content,)
         if not isinstance(content, Sequence) or isinstance(content, bytes):
@@ -77,7 +79,7 @@ class SessionsClient(SessionReader):
             if isinstance(item, Part.__args__):
                 parts.append(item)
             elif isinstance(item, str):
-                parts.append(TextPart(text=item))
+                parts.append(part_from_json({"type": "text", "text": item}, where=where))
             elif isinstance(item, Mapping):
                 if item.get("type") == "blob" and "data" in item:
                     parts.append(await self._store_blob(item, where))
@@ -108,15 +110,15 @@ class SessionsClient(SessionReader):
     def _record(self, event: MessageAppended) -> ProducerRecord:
         """The log record of a message, refused if it is over the message size limit."""
         limit = self._ctx.settings.max_message_bytes
-        record = self._ctx.producer.record(event)
-        size = len(record.value)
-        if size > limit:
-            raise InputError(
+
+        def too_large(size: int) -> InputError:
+            return InputError(
                 f"content: message is {size} bytes, over the {limit}-byte limit "
                 "(HUB_MAX_MESSAGE_BYTES); send large or binary content as a blob part",
                 field="content",
             )
-        return record
+
+        return self._ctx.producer.record(event, max_bytes=limit, too_large=too_large)
 
     # ── writing ─────────────────────────────────────────────────────────────────────────
 
@@ -297,7 +299,11 @@ class SessionsClient(SessionReader):
     ) -> None:
         """Remove a message's content from the read models (optionally show ``replacement``)."""
         target = await self._check_in_thread(thread_id, message_id)
-        parts = (TextPart(text=replacement),) if replacement else ()
+        parts = (
+            (part_from_json({"type": "text", "text": replacement}, where="replacement"),)
+            if replacement
+            else ()
+        )
         await self._simple(
             MessageRedacted, thread_id, message_id=target, reason=reason, replacement=parts
         )
@@ -334,10 +340,14 @@ class SessionsClient(SessionReader):
 
 
 def build_event_part(cls: type[TokenUsage], data: Mapping[str, Any], where: str) -> TokenUsage:
+    if not isinstance(data, Mapping):
+        raise InputError(f"{where}: expected a mapping, got {type(data).__name__}", field=where)
     try:
         return cls.model_validate(dict(data))
-    except Exception as exc:  # pydantic ValidationError
-        raise InputError(f"{where}: {exc}", field=where) from None
+    except PydanticValidationError as exc:
+        loc, msg = pydantic_error_field(exc)
+        field = f"{where}.{loc}" if loc else where
+        raise InputError(f"{field}: {msg}", field=field) from None
 
 
 class Thread:

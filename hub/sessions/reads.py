@@ -215,6 +215,10 @@ class SessionReader:
         """The thread as it was at a time, or at a log position (the family's partition
         offset, or a ``Position`` from ``emit``). Redactions are permanent: a redacted
         message shows redacted at any time."""
+        if isinstance(at, bool) or not isinstance(at, datetime | int | Position):
+            raise InputError(
+                "at: give a timezone-aware datetime, a log offset or a Position", field="at"
+            )
         await self._root_of(thread_id)
         await self._settled()
         pool = self._ctx.pool
@@ -272,6 +276,8 @@ class SessionReader:
         self, thread_id: str, max_tokens: int, *, tokenizer: Tokenizer | None = None
     ) -> builtins.list[Message]:
         """As many of the newest messages as fit ``max_tokens``, oldest first."""
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+            raise InputError("max_tokens: must be a whole number of 1 or more", field="max_tokens")
 
         async def pages() -> AsyncIterator[list[Message]]:
             before: int | None = None
