@@ -97,6 +97,9 @@ class HubSettings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=0, le=65535)
+    api_max_body_bytes: int = Field(
+        8 << 20, ge=1024, description="Largest HTTP request body (larger ones get 413)"
+    )
     log_level: str = "info"
     log_json: bool = False
 

@@ -4,53 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from hub.client import Hub
 from hub.http.agents import add_agent_routes
+from hub.http.docs import install_docs
+from hub.http.errors import BodyLimit, install_error_handlers, install_openapi
 from hub.http.prompts import add_prompt_routes
 from hub.http.runs import add_run_routes
 from hub.http.sessions import add_thread_routes
 from hub.infra.db import redact
 from hub.ops.status import ProjectionStatus, projection_status
-from schemas.errors import ConflictError, HubError, InputError, NotFoundError
 
 __all__ = ["create_app"]
 
 
-def _status_code(exc: HubError) -> int:
-    if isinstance(exc, InputError):
-        return 400
-    if isinstance(exc, NotFoundError):
-        return 404
-    if isinstance(exc, ConflictError):
-        return 409
-    return 503 if exc.retriable else 500
-
-
-def _error(kind: str, message: str, field: str | None, status: int) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"type": kind, "message": message, "field": field}}, status_code=status
-    )
-
-
 def create_app(hub: Hub) -> FastAPI:
     """The API over a started ``hub``."""
-    app = FastAPI(title="Agent Hub", version="0.1.0")
-
-    @app.exception_handler(HubError)
-    async def hub_error(_: Request, exc: HubError) -> JSONResponse:
-        return _error(
-            type(exc).__name__, exc.message, getattr(exc, "field", None), _status_code(exc)
-        )
-
-    @app.exception_handler(RequestValidationError)
-    async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"] if p not in ("query", "path", "body"))
-        return _error("InputError", f"{field}: {err['msg']}", field or None, 400)
+    app = FastAPI(title="Agent Hub", version="0.1.0", docs_url=None, redoc_url=None)
+    install_error_handlers(app)
+    install_openapi(app)
+    install_docs(app)
+    app.add_middleware(BodyLimit, max_bytes=hub.settings.api_max_body_bytes)
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:

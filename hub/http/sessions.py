@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ForkRequest", "add_thread_routes"]
 
+MAX_OFFSET = 2**63 - 1  # a Postgres bigint
+
 
 class ForkRequest(BaseModel):
     """``POST /v1/threads/{id}/fork``: where to fork (``null``: at the head)."""
@@ -59,8 +61,12 @@ def add_thread_routes(app: FastAPI, hub: Hub) -> None:
         thread_id: str,
         limit: int = Query(100, ge=1, le=10_000),
         cursor: str | None = None,
-        before: int | None = Query(None, ge=1, deprecated=True, description="use cursor"),
-        after: int | None = Query(None, ge=0, deprecated=True, description="use cursor"),
+        before: int | None = Query(
+            None, ge=1, le=MAX_OFFSET, deprecated=True, description="use cursor"
+        ),
+        after: int | None = Query(
+            None, ge=0, le=MAX_OFFSET, deprecated=True, description="use cursor"
+        ),
     ) -> dict[str, Any]:
         messages = await sessions.messages(
             thread_id, limit=limit, cursor=cursor, before=before, after=after

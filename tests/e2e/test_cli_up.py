@@ -28,6 +28,7 @@ def test_up_serves_health_projections_and_the_registry(
         "status": "ok",
         "database": "ok",
         "log": "ok",
+        "projections": "ok",
         "projectors": len(CATALOGUE),
         "archiver": True,
     }
