@@ -166,11 +166,17 @@ async def test_lost_database_connections_are_retried(runtime: Runtime) -> None:
         tg.start_soon(kill_connections)
         for i in range(10):
             try:
-                await runtime.producer.emit([registered(f"r{i}")])
-            except Exception:  # the producer's own connection may be killed too: resend
+                await runtime.producer.emit([registered(f"r{i}")])  # appended or spooled
+            except Exception:  # Kafka's producer connection may be killed too: resend
                 await anyio.sleep(0.1)
                 await runtime.producer.emit([registered(f"r{i}")])
             await anyio.sleep(0.1)
+        with anyio.fail_after(60):
+            while runtime.spool.has_pending():  # what the Postgres log could not take
+                try:
+                    await runtime.producer.forward_spool()
+                except Exception:
+                    await anyio.sleep(0.2)
         await caught_up(runtime, projection.consumer)
         projector.stop_soon()
     rows = await agents(runtime)
