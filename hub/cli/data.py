@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hub.cli.args import positive_int
 from schemas.errors import HubError, InputError, NotFoundError
 
 if TYPE_CHECKING:
@@ -67,6 +68,8 @@ def _content(args: argparse.Namespace) -> str:
         return Path(args.file).read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"--file: cannot read {args.file}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"--file: {args.file} is not UTF-8 text") from None
 
 
 async def cmd_prompts(settings: HubSettings, args: argparse.Namespace) -> int:
@@ -117,7 +120,7 @@ async def cmd_sync(settings: HubSettings, args: argparse.Namespace) -> int:
 
     waiting = Spool.of_home(settings.home).count()
     if waiting == 0:
-        print("nothing to sync")
+        print(json.dumps({"forwarded": 0, "waiting": 0}) if args.json else "nothing to sync")
         return 0
     async with Runtime(settings) as runtime:
         sent = await runtime.producer.forward_spool(max_records=args.batch)
@@ -137,7 +140,7 @@ def register(sub: Any) -> None:
     a.add_argument("--agent")
     a.add_argument("--status", choices=["running", "success", "failed", "cancelled"])
     a.add_argument("--since", help="ISO time with a timezone")
-    a.add_argument("--limit", type=int, default=50)
+    a.add_argument("--limit", type=positive_int, default=50)
     a = runs.add_parser("show", help="one run with its metrics and artifacts (JSON)")
     a.add_argument("run_id")
     a = runs.add_parser("aggregate", help="count, mean, p50, p95 of a metric")
@@ -173,6 +176,6 @@ def register(sub: Any) -> None:
     p.set_defaults(fn=cmd_prompts)
 
     p = sub.add_parser("sync", help="forward events spooled while the log was unreachable")
-    p.add_argument("--batch", type=int, default=1000, help="records per append")
+    p.add_argument("--batch", type=positive_int, default=1000, help="records per append")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(fn=cmd_sync)

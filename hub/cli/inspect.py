@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
+from hub.cli.args import positive_int
 from schemas.errors import HubError
 
 if TYPE_CHECKING:
@@ -132,7 +133,7 @@ def register(sub: Any) -> None:
     a = agents.add_parser("list", help="list agents")
     a.add_argument("--tag")
     a.add_argument("--status", choices=["active", "retired"])
-    a.add_argument("--limit", type=int, default=100)
+    a.add_argument("--limit", type=positive_int, default=100)
     p.set_defaults(fn=cmd_agents)
 
     p = sub.add_parser("threads", help="conversation threads")
@@ -141,10 +142,10 @@ def register(sub: Any) -> None:
     a.add_argument("--agent")
     a.add_argument("--user")
     a.add_argument("--archived", action="store_true", help="list archived threads")
-    a.add_argument("--limit", type=int, default=50)
+    a.add_argument("--limit", type=positive_int, default=50)
     a = threads.add_parser("show", help="a thread's newest messages")
     a.add_argument("thread_id")
-    a.add_argument("--limit", type=int, default=50)
+    a.add_argument("--limit", type=positive_int, default=50)
     a = threads.add_parser("fork", help="fork a thread (at a message, or at its head)")
     a.add_argument("thread_id")
     a.add_argument("--at", help="the last message id the fork keeps")

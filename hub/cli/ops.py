@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from hub.cli.args import non_negative_seconds, workers
 from schemas.errors import InputError
 
 if TYPE_CHECKING:
@@ -64,6 +64,14 @@ async def cmd_rebuild(settings: HubSettings, args: argparse.Namespace) -> int:
             runtime, args.name, report=report, grace_s=args.grace, workers=args.workers
         )
         print(f"{args.name}: rebuilt from {done.done:,} events and swapped in", flush=True)
+        if args.grace > 0 and not args.wait:
+            print(
+                f"{args.name}: the old tables are kept {args.grace:g}s for readers still on "
+                "them; the projection's running projector drops them after that (or give "
+                "--wait to stay until they are dropped)",
+                file=sys.stderr,
+            )
+            return 0
         if args.grace > 0:
             print(f"{args.name}: dropping the old tables in {args.grace:g}s", file=sys.stderr)
             await anyio.sleep(args.grace)
@@ -81,7 +89,8 @@ async def cmd_dlq(settings: HubSettings, args: argparse.Namespace) -> int:
             async for dead in dead_letters(runtime, args.consumer):
                 s = dead.summary()
                 mark = "replayed" if s["replayed"] else "pending"
-                print(f"{s['id']}\t{mark}\t{s['consumer']}\t{s['event_type']}\t{s['reason']}")
+                reason = " ".join(str(s["reason"]).split())  # one line per dead letter
+                print(f"{s['id']}\t{mark}\t{s['consumer']}\t{s['event_type']}\t{reason}")
             return 0
         if args.action == "show":
             dead = await get_dead_letter(runtime, args.id)
@@ -105,28 +114,18 @@ async def cmd_dlq(settings: HubSettings, args: argparse.Namespace) -> int:
 
 async def cmd_verify(settings: HubSettings, args: argparse.Namespace) -> int:
     """Rebuild a projection into a scratch schema and compare every table's checksum."""
+    from hub.ops.replay import Progress
     from hub.ops.verify import verify
     from hub.runtime import Runtime
 
+    def report(p: Progress) -> None:
+        print(p.line(f"verify {args.name}"), file=sys.stderr, flush=True)
+
     async with Runtime(settings) as runtime:
-        checks = await verify(runtime, args.name)
+        checks = await verify(runtime, args.name, report=report)
     for c in checks:
         print(f"{c.table}\t{c.rows}\t{'same' if c.same else 'DIFFERENT'}\t{c.live[:12]}")
     return 0 if all(c.same for c in checks) else 1
-
-
-def _workers(value: str) -> int:
-    if value == "auto":
-        return os.cpu_count() or 1
-    try:
-        count = int(value)
-    except ValueError:
-        count = 0
-    if count < 1:
-        raise argparse.ArgumentTypeError(
-            f"use a number of processes (1 or more) or auto, not {value!r}"
-        )
-    return count
 
 
 def register(sub: Any) -> None:
@@ -148,13 +147,18 @@ def register(sub: Any) -> None:
     p.add_argument("name", help="the projection's name")
     p.add_argument(
         "--grace",
-        type=float,
+        type=non_negative_seconds,
         default=60.0,
         help="seconds to keep the old tables after the swap (default 60)",
     )
     p.add_argument(
+        "--wait",
+        action="store_true",
+        help="stay until the old tables are dropped (else the running projector drops them)",
+    )
+    p.add_argument(
         "--workers",
-        type=_workers,
+        type=workers,
         default=1,
         help="processes sharing the work by partition: a number, or 'auto' for one per "
         "CPU core (default 1)",

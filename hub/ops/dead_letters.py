@@ -186,7 +186,10 @@ async def replay_dead_letter(runtime: Runtime, dead: DeadLetter) -> ReplayResult
     if await runtime.pool.fetchval(IS_REPLAYED, partition, offset):
         return ReplayResult(dead.id, "already_replayed")
     problem = await _try_apply(runtime, projection, dead)
-    if problem == "already applied":
+    if problem == "already applied":  # nothing left to do: no longer pending
+        await runtime.pool.fetchval(
+            RECORD, partition, offset, dead.letter.consumer, dead.event.event_id
+        )
         return ReplayResult(dead.id, "already_applied")
     if problem:
         return ReplayResult(dead.id, "failed", problem)

@@ -8,6 +8,7 @@ shadow. Equal checksums mean the read model is a pure function of the log.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ import asyncpg
 
 from consumers.migrations import migrate
 from consumers.positions import partitions_of
-from hub.ops.replay import find_projection, run_until_caught_up
+from hub.ops.replay import Progress, find_projection, run_until_caught_up
 from hub.ops.shadow import shadow_of
 from hub.runtime import Runtime
 from projections.base import Projection
@@ -59,8 +60,11 @@ async def _drop(runtime: Runtime, shadow: Projection[Any]) -> None:
         await conn.execute("DELETE FROM hub.migrations WHERE schema = $1", shadow.schema)
 
 
-async def verify(runtime: Runtime, name: str) -> list[TableCheck]:
-    """Rebuild ``name`` from scratch beside the live one and compare every table."""
+async def verify(
+    runtime: Runtime, name: str, *, report: Callable[[Progress], object] | None = None
+) -> list[TableCheck]:
+    """Rebuild ``name`` from scratch beside the live one and compare every table;
+    ``report`` gets the rebuild's progress every few seconds."""
     live = find_projection(runtime, name)
     shadow = shadow_of(live)
     await _drop(runtime, shadow)  # a fresh scratch schema every time
@@ -70,7 +74,9 @@ async def verify(runtime: Runtime, name: str) -> list[TableCheck]:
         stored = await runtime.positions.all(live.consumer)
         tps = await partitions_of(runtime.log, live.topics)
         targets = {tp: stored.get(tp, 0) for tp in tps}
-        await run_until_caught_up(runtime, runtime.projector(shadow), tps, targets=targets)
+        await run_until_caught_up(
+            runtime, runtime.projector(shadow), tps, targets=targets, report=report
+        )
         async with runtime.pool.acquire() as conn:
             ours = await table_checksums(conn, live.schema)
             theirs = await table_checksums(conn, shadow.schema)

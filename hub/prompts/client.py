@@ -227,12 +227,14 @@ class PromptsClient:
                 raise NotFoundError(f"prompt {name!r} has no version {version!r}")
         assert va is not None and vb is not None
         lines = difflib.unified_diff(
-            va.content.splitlines(keepends=True),
-            vb.content.splitlines(keepends=True),
+            va.content.splitlines(),
+            vb.content.splitlines(),
             fromfile=f"{name}@{a}",
             tofile=f"{name}@{b}",
+            lineterm="",
         )
-        return "".join(lines)
+        text = "\n".join(lines)
+        return text + "\n" if text else ""
 
     # ── the cache ───────────────────────────────────────────────────────────────────────
 

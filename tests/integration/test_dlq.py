@@ -101,3 +101,23 @@ async def test_an_unknown_registration_is_not_a_dead_letter(hub: Hub) -> None:
     await hub.emit(AgentRegistered(tenant_id=hub.settings.tenant, actor="t", agent_id="fine"))
     await hub.wait_for_projections()
     assert [d async for d in dead_letters(hub.runtime)] == []
+
+
+async def test_a_dead_letter_applied_since_is_no_longer_pending(hub: Hub) -> None:
+    """Regression (issue 11, finding 8): ``dlq replay`` said already_applied while
+    ``dlq list`` kept listing the dead letter as pending."""
+    tenant = hub.settings.tenant
+    poison = AgentRetired(tenant_id=tenant, actor="ops", agent_id="late", reason="gone")
+    await hub.emit(poison)
+    runtime = hub.runtime
+    with anyio.fail_after(30):
+        while not [d async for d in dead_letters(runtime, "proj_registry_v1")]:
+            await anyio.sleep(0.1)
+    await hub.registry.register("late")
+    await hub.emit(poison)  # the same event again, now applicable: applied
+    await hub.wait_for_projections()
+    (dead,) = [d async for d in dead_letters(runtime, "proj_registry_v1")]
+    result = await replay_dead_letter(runtime, dead)
+    assert result.outcome == "already_applied"
+    (after,) = [d async for d in dead_letters(runtime, "proj_registry_v1")]
+    assert after.replayed  # listed as handled, and `replay --all` leaves it alone

@@ -104,9 +104,9 @@ def test_rebuild_workers_must_be_a_count_or_auto(value: str) -> None:
 
 
 def test_rebuild_workers_auto_is_one_per_core() -> None:
-    from hub.cli.ops import _workers
+    from hub.cli.args import workers
 
-    assert _workers("auto") == (os.cpu_count() or 1) and _workers("3") == 3
+    assert workers("auto") == (os.cpu_count() or 1) and workers("3") == 3
 
 
 def test_kafka_namespace_from_the_log_url() -> None:
