@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
@@ -15,7 +16,9 @@ from hub.http.prompts import add_prompt_routes
 from hub.http.runs import add_run_routes
 from hub.http.sessions import add_thread_routes
 from hub.infra.db import redact
+from hub.infra.ports import TopicPartition
 from hub.ops.status import ProjectionStatus, projection_status
+from schemas.events import Topic
 
 __all__ = ["create_app"]
 
@@ -38,10 +41,14 @@ def create_app(hub: Hub) -> FastAPI:
         except Exception as exc:  # health checks report, they do not raise
             checks["database"] = f"error: {exc}"
         try:
-            await runtime.log.partitions_for("agenthub.registry")
+            with anyio.fail_after(5):  # a real round trip: the partition count is cached
+                await runtime.log.end_offsets([TopicPartition(str(Topic.REGISTRY), 0)])
             checks["log"] = "ok"
         except Exception as exc:
-            checks["log"] = f"error: {exc}"
+            checks["log"] = f"error: {exc or type(exc).__name__}"
+        spool = runtime.spool
+        if spool.has_pending():
+            checks["spooled"] = spool.count()  # writes waiting for the log
         try:
             errors = [e for s in await projection_status(runtime) for e in s.errors]
             checks["projections"] = "ok" if not errors else "error: " + "; ".join(errors)

@@ -118,6 +118,19 @@ async def test_brokers_down_spool_then_sync_killed_midway_projects_exactly_once(
         assert {a.revision for a in agents} == {1}  # each applied exactly once
 
 
+async def _health(hub: Hub) -> dict[str, object]:
+    from httpx import ASGITransport, AsyncClient
+
+    from hub.http.app import create_app
+
+    transport = ASGITransport(app=create_app(hub))
+    async with AsyncClient(transport=transport, base_url="http://hub") as http:
+        response = await http.get("/healthz")
+    assert response.status_code == (200 if response.json()["status"] == "ok" else 503)
+    body: dict[str, object] = response.json()
+    return body
+
+
 @pytest.mark.slow
 async def test_postgres_log_killed_while_writing_spools_then_syncs_exactly_once(
     tmp_path: Path,
@@ -146,6 +159,12 @@ async def test_postgres_log_killed_while_writing_spools_then_syncs_exactly_once(
             for i, text in enumerate(texts):
                 if i == 1000:
                     server.kill()
+                if i == 1500:  # /healthz tells the truth about each component meanwhile
+                    health = await _health(hub)
+                    assert health["status"] == "degraded", health
+                    assert str(health["database"]).startswith("error")
+                    assert str(health["log"]).startswith("error")
+                    assert int(health["spooled"]) >= 1
                 if i == 2000:
                     server.start()
                 await thread.append("user", text)  # never raises: appended or spooled
