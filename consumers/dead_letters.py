@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import asyncpg
 
+from consumers.projector_types import Key, Poison
 from hub.infra.ports import ConsumerRecord, EventLog, Position, ProducerRecord
 from schemas.codec import Codec
 from schemas.events import DeadLettered, Header, Topic
 
-__all__ = ["dead_letter_record", "first_time_dead", "send_dead_letters"]
+__all__ = ["dead_letter_poison", "dead_letter_record", "first_time_dead", "send_dead_letters"]
 
 MAX_REASON = 4000
 CLAIM = """
@@ -79,3 +81,41 @@ async def first_time_dead(
 async def send_dead_letters(log: EventLog, records: Sequence[ProducerRecord]) -> list[Position]:
     """Append dead letters and wait until the log has them."""
     return await log.append(records) if records else []
+
+
+async def dead_letter_poison(
+    conn: asyncpg.Connection,
+    log: EventLog,
+    codec: Codec,
+    consumer: str,
+    dead: Sequence[Poison],
+    records: Mapping[Key, ConsumerRecord],
+    logger: Any,
+) -> None:
+    """Dead-letter the poison of a batch, except what was dead-lettered before (a replay
+    or a rebuild meeting the same record again skips it quietly)."""
+    first = await first_time_dead(conn, consumer, [records[p.key] for p in dead])
+    new = {(r.tp, r.offset) for r in first}
+    letters = []
+    for poison in dead:
+        tp, offset = poison.key
+        if poison.key not in new:
+            logger.info("projector.poison_skipped_again", tp=str(tp), offset=offset)
+            continue
+        logger.error(
+            "projector.dead_lettered",
+            tp=str(tp),
+            offset=offset,
+            event_type=poison.event_type,
+            error=f"{type(poison.error).__name__}: {poison.error}",
+        )
+        letters.append(
+            dead_letter_record(
+                codec,
+                records[poison.key],
+                consumer=consumer,
+                error=poison.error,
+                event_type=poison.event_type,
+            )
+        )
+    await send_dead_letters(log, letters)

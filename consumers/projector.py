@@ -30,7 +30,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from consumers.archive.reader import ArchiveReader, ArchiveThenLog
 from consumers.bookkeeping import ensure_bookkeeping
-from consumers.dead_letters import dead_letter_record, first_time_dead, send_dead_letters
+from consumers.dead_letters import dead_letter_poison
 from consumers.migrations import migrate
 from consumers.positions import PostgresPositionStore
 from consumers.projector_types import (
@@ -50,6 +50,8 @@ from hub.infra.ports import ConsumerRecord, EventLog, LogConsumer, PositionStore
 from projections.base import Projection, call_handler
 from schemas.codec import Codec
 from schemas.errors import HubError, SchemaError
+
+REWIND_CHECK_S = 1.0  # how often an idle projector looks for a rewind done elsewhere
 
 __all__ = ["Projector", "ProjectorSettings", "ProjectorStats"]
 
@@ -88,6 +90,7 @@ class Projector(Worker):
         self.stats = ProjectorStats()
         self._consumer: LogConsumer | None = None
         self._next: dict[TopicPartition, int] = {}
+        self._next_rewind_check = 0.0
         self._next_lag_report = 0.0
         self.versions = VersionKeeper(pool, log, projection, self.settings.retired_grace)
         self._dedupe_sql = DEDUPE.format(schema=projection.schema)
@@ -158,6 +161,8 @@ class Projector(Worker):
                 records = await self._fetch_batch()
                 if records:
                     await send.send(self._decode(records))
+                else:
+                    await self._follow_rewinds()
                 await self._report_lag()
                 await self.versions.tick(self._log)
 
@@ -320,7 +325,15 @@ class Projector(Worker):
                     raise
                 raise FlushFailed(exc) from exc
             if dead:
-                await self._send_dead_letters(conn, dead, items)
+                await dead_letter_poison(
+                    conn,
+                    self.log,
+                    self.codec,
+                    self.projection.dead_letter_consumer,
+                    dead,
+                    {(r.tp, r.offset): r for r, _ in items},
+                    self._log,
+                )
             await self.positions.advance(
                 conn,
                 self.name,
@@ -355,38 +368,28 @@ class Projector(Worker):
         except asyncpg.UniqueViolationError:
             return {row[0] for row in await conn.fetch(self._dedupe_sql, ids)}
 
-    async def _send_dead_letters(
-        self, conn: asyncpg.Connection, dead: Sequence[Poison], items: Sequence[Item]
-    ) -> None:
-        """Dead-letter the poison of a batch, except what was dead-lettered before (a
-        replay or a rebuild meeting the same record again skips it quietly)."""
-        consumer = self.projection.dead_letter_consumer
-        records = {(r.tp, r.offset): r for r, _ in items}
-        first = await first_time_dead(conn, consumer, [records[p.key] for p in dead])
-        new = {(r.tp, r.offset) for r in first}
-        letters = []
-        for poison in dead:
-            tp, offset = poison.key
-            if poison.key not in new:
-                self._log.info("projector.poison_skipped_again", tp=str(tp), offset=offset)
-                continue
-            self._log.error(
-                "projector.dead_lettered",
-                tp=str(tp),
-                offset=offset,
-                event_type=poison.event_type,
-                error=f"{type(poison.error).__name__}: {poison.error}",
-            )
-            letters.append(
-                dead_letter_record(
-                    self.codec,
-                    records[poison.key],
-                    consumer=consumer,
-                    error=poison.error,
-                    event_type=poison.event_type,
-                )
-            )
-        await send_dead_letters(self.log, letters)
+    async def _follow_rewinds(self) -> None:
+        """A replay in another process may move this projection's stored positions back
+        while it runs (``agent-hub replay`` beside ``agent-hub up``): when idle, read them
+        and go back too, so the rewound history is applied whoever applies it."""
+        now = time.monotonic()
+        if self._consumer is None or now < self._next_rewind_check:
+            return
+        self._next_rewind_check = now + REWIND_CHECK_S
+        assigned = sorted(self._consumer.assignment())
+        if not assigned:
+            return
+        try:
+            stored = await self.positions.load(self.name, assigned)
+        except HubError as exc:
+            if not exc.retriable:
+                raise
+            return
+        for tp, position in stored.items():
+            if position < self._next.get(tp, position):
+                self._log.info("projector.rewound", tp=str(tp), to=position)
+                self._next[tp] = position
+                await self._consumer.seek(tp, position)
 
     async def _resync(self, tp: TopicPartition, position: int) -> None:
         """Our batch for ``tp`` did not start at the stored position: read from there."""

@@ -442,3 +442,35 @@ async def test_replay_never_strands_a_projection(settings: HubSettings) -> None:
             assert any(p["errors"] for p in listed if p["name"] == "registry")
         async with hub.runtime.pool.acquire() as conn:  # let the fixture's teardown finish
             await hub.runtime.positions.rewind(conn, consumer, {tp: end})
+
+
+async def test_replay_beside_a_running_projector_finishes_and_a_killed_one_heals(
+    settings: HubSettings,
+) -> None:
+    """Regression (issue 11, finding 2): a replay while the projection's projector runs
+    elsewhere never finished (it got only the empty partitions, and the live projector
+    never noticed the rewind); a killed replay left the projection behind for good."""
+    from hub.ops.replay import find_projection
+
+    async with Hub(settings) as hub:  # the live projector, as `agent-hub up` runs it
+        for i in range(12):
+            await hub.registry.register(f"a{i}", description="v1")
+        await hub.wait_for_projections()
+        consumer = find_projection(hub.runtime, "registry").consumer
+        ends = await hub.runtime.positions.all(consumer)
+
+        quiet = settings.model_copy(update={"run_projectors": "never"})
+        async with Runtime(quiet) as other:  # `agent-hub replay` in another process
+            with anyio.fail_after(60):
+                done = await replay(other, "registry", "earliest")
+            assert done.done == done.total == sum(ends.values())
+
+            # a replay killed right after its rewind: the live projector re-applies it all
+            async with other.pool.acquire() as conn:
+                await other.positions.rewind(conn, consumer, dict.fromkeys(ends, 0))
+        with anyio.fail_after(30):
+            while await hub.runtime.positions.all(consumer) != ends:
+                await anyio.sleep(0.1)
+        agents = await hub.registry.list()
+        assert [a.agent_id for a in agents] == sorted(f"a{i}" for i in range(12))
+        assert all(a.revision == 1 for a in agents)  # re-applied events were not doubled
