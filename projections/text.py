@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 __all__ = [
+    "JsonText",
     "TextSafeConnection",
     "json_text",
     "load_json",
@@ -59,12 +60,18 @@ def _map_strings(value: Any, fn: Callable[[str], str]) -> Any:
     return value
 
 
-def json_text(value: Any) -> str:
+class JsonText(str):
+    """JSON already escaped by :func:`json_text` (a text-safe connection leaves it be)."""
+
+    __slots__ = ()
+
+
+def json_text(value: Any) -> JsonText:
     """JSON that Postgres ``json``/``jsonb`` accepts, for any JSON value."""
     text = _encode(value)
     if "\\u0000" in text or ESC in text:  # rare: escape the strings inside, then encode
         text = _encode(_map_strings(value, store_text))
-    return text
+    return JsonText(text)
 
 
 def load_json(text: str | bytes) -> Any:

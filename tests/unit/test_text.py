@@ -42,3 +42,11 @@ def test_json_round_trips_without_nul_escapes(value: Any) -> None:
     assert "\\u0000" not in text
     assert load_json(text) == value
     assert load_json(text.encode()) == value
+
+
+def test_json_text_in_a_text_array_is_not_escaped_twice() -> None:
+    from projections.text import _safe
+
+    escaped = json_text({"k": "\ue000\ue001\x00"})
+    assert _safe([escaped, "a\x00"]) == [escaped, store_text("a\x00")]
+    assert load_json(_safe([escaped])[0]) == {"k": "\ue000\ue001\x00"}
