@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -126,6 +128,27 @@ def kafka_cluster(request: pytest.FixtureRequest) -> Iterator[KafkaUnderTest]:
         yield kafka
     finally:
         kafka.cleanup()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Run as root, the embedded Postgres of the e2e tests runs as the ``pgserver`` user,
+    which must reach its data under ``tmp_path``. pytest's own ``pytest-of-root`` is
+    reset to owner-only by every pytest session that starts (another developer's run,
+    for one), so this session's temporary files live in a directory of its own."""
+    if config.option.basetemp is None and hasattr(os, "geteuid") and os.geteuid() == 0:
+        base = Path(tempfile.mkdtemp(prefix="hub-tests-"))
+        base.chmod(0o755)
+        config.option.basetemp = str(base / "tmp")
+        config.stash[_OWN_BASETEMP] = base
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    base = config.stash.get(_OWN_BASETEMP, None)
+    if base is not None:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+_OWN_BASETEMP = pytest.StashKey[Path]()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
