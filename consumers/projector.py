@@ -43,7 +43,7 @@ from consumers.projector_types import (
     ProjectorStats,
 )
 from consumers.promotion import VersionKeeper
-from consumers.retry import Backoff
+from consumers.retry import Backoff, RateLimitedWarnings
 from consumers.worker import Worker
 from hub.infra.db import is_retriable
 from hub.infra.ports import ConsumerRecord, EventLog, LogConsumer, PositionStore, TopicPartition
@@ -94,7 +94,7 @@ class Projector(Worker):
         self._next_lag_report = 0.0
         self.versions = VersionKeeper(pool, log, projection, self.settings.retired_grace)
         self._dedupe_sql = DEDUPE.format(schema=projection.schema)
-        self._log = logger.bind(projector=self.name)
+        self._log = RateLimitedWarnings(logger.bind(projector=self.name))
 
     # ── lifecycle ───────────────────────────────────────────────────────────────────────
 

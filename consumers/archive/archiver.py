@@ -32,6 +32,7 @@ from fastavro import parse_schema, reader, writer
 
 from consumers.bookkeeping import ensure_bookkeeping
 from consumers.positions import PostgresPositionStore
+from consumers.retry import RateLimitedWarnings
 from consumers.worker import Worker
 from hub.infra.ports import BlobStore, ConsumerRecord, EventLog, LogConsumer, TopicPartition
 from schemas.errors import HubError
@@ -189,7 +190,7 @@ class Archiver(Worker):
         # Kafka runs rebalance callbacks in its own task: a sweep must never see a
         # segment that is written but not yet recorded.
         self._segments_lock = anyio.Lock()
-        self._log = logger.bind(archiver=store.url)
+        self._log = RateLimitedWarnings(logger.bind(archiver=store.url))
 
     # ── lifecycle ───────────────────────────────────────────────────────────────────────
 
