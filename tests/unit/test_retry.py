@@ -11,7 +11,7 @@ def test_retry_warnings_are_rate_limited(monkeypatch: pytest.MonkeyPatch) -> Non
     import consumers.retry as retry
 
     clock = [100.0]
-    monkeypatch.setattr(retry.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr("consumers.retry.time.monotonic", lambda: clock[0])
     written: list[tuple[str, dict[str, object]]] = []
 
     class Sink:
