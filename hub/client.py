@@ -18,7 +18,7 @@ from consumers.archive.archiver import Archiver
 from consumers.projector import Projector
 from hub.agents.client import RegistryClient
 from hub.core.context import HubContext
-from hub.infra.embedded import ServerLock
+from hub.infra.embedded import EmbeddedPostgres, ServerLock
 from hub.infra.lifecycle import Lifecycle
 from hub.infra.ports import Position
 from hub.prompts.client import PromptsClient
@@ -32,6 +32,8 @@ from schemas.events import Event
 __all__ = ["Hub"]
 
 log = structlog.get_logger(__name__)
+
+EMBEDDED_CHECK_S = 2.0  # how often a hub looks whether its embedded Postgres still runs
 
 
 class Hub(Lifecycle):
@@ -82,6 +84,8 @@ class Hub(Lifecycle):
             tg = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(tg.cancel_scope.cancel)
             tg.start_soon(self._forward_spool_forever)
+            if self.runtime.embedded is not None:
+                tg.start_soon(self._keep_embedded_alive, self.runtime.embedded)
             if self._archive:
                 tg = await stack.enter_async_context(anyio.create_task_group())
                 stack.callback(self.stop_projectors)
@@ -140,6 +144,15 @@ class Hub(Lifecycle):
                     if not exc.retriable:
                         raise
                     log.debug("hub.spool_waiting_for_log", error=str(exc))
+
+    async def _keep_embedded_alive(self, embedded: EmbeddedPostgres) -> None:
+        """The embedded Postgres is this process's to run: start it again if it dies."""
+        while True:
+            await anyio.sleep(EMBEDDED_CHECK_S)
+            try:
+                await embedded.revive()
+            except HubError as exc:  # tried again at the next check
+                log.error("hub.embedded_postgres_down", error=str(exc))
 
     # ── read your writes ────────────────────────────────────────────────────────────────
 

@@ -67,6 +67,28 @@ class EmbeddedPostgres:
 
             return pgserver.get_server(self.home / "pg", cleanup_mode="stop")  # type: ignore[attr-defined]
 
+    def is_running(self) -> bool:
+        """Whether the server's postmaster is alive."""
+        try:
+            pid = int((self.home / "pg" / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return False
+        return _alive(pid)
+
+    async def revive(self) -> bool:
+        """Start the server again if it died (killed, out of memory); True if it did."""
+        if self._server is None or self.is_running():
+            return False
+        log.warning("embedded_postgres.restarting", home=str(self.home))
+        try:
+            await anyio.to_thread.run_sync(self._server.ensure_postgres_running)
+        except Exception as exc:  # pgserver raises plain exceptions from pg_ctl
+            raise StoreError(
+                f"cannot restart embedded Postgres in {self.home / 'pg'}: {exc}"
+            ) from exc
+        log.warning("embedded_postgres.restarted", home=str(self.home))
+        return True
+
     async def stop(self) -> None:
         """Release this process's hold; the last process out stops the server."""
         server, self._server = self._server, None
