@@ -57,6 +57,25 @@ async def test_an_append_with_the_broker_down_fails_retriably_within_its_timeout
         assert len(await log.append(records("agenthub.registry", 3))) == 3  # back
 
 
+@pytest.mark.kafka_outage
+async def test_the_log_stops_while_the_broker_is_down(kafka_cluster: KafkaUnderTest) -> None:
+    """aiokafka's producer waits for ever to deliver pending batches when it stops; the
+    log gives up after one request timeout (those appends failed and were spooled), so
+    ``agent-hub up`` can stop while Kafka is down."""
+    settings = kafka_settings(kafka_cluster, request_timeout_ms=2000)
+    log = KafkaLog(settings)
+    await log.start()
+    try:
+        await log.append(records("agenthub.registry", 3))
+        kafka_cluster.set_down()
+        with pytest.raises(LogError):
+            await log.append(records("agenthub.registry", 20))
+        with anyio.fail_after(2 + 10):
+            await log.stop()
+    finally:
+        kafka_cluster.set_up()
+
+
 async def test_a_delivery_failing_after_its_append_gave_up_is_retrieved(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

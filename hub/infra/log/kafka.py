@@ -11,6 +11,7 @@ Kafka's own group commits are kept only for lag monitoring.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -40,6 +41,18 @@ log = structlog.get_logger(__name__)
 
 _METADATA_TRIES = 20  # 2 s for a new topic to appear in the metadata
 _SMALL_APPEND = 8  # up to this many records: per-record send() joins the producer's open batch
+
+
+async def _abandon(producer: AIOKafkaProducer) -> None:
+    """Close a producer whose pending batches cannot be delivered. aiokafka has no public
+    way to do this: its ``stop()`` waits for the batches for ever."""
+    sender = getattr(producer, "_sender", None)
+    task = getattr(sender, "sender_task", None)
+    if task is not None:
+        task.cancel()
+        with anyio.CancelScope(shield=True), contextlib.suppress(BaseException):
+            await task
+    await producer.client.close()
 
 
 def _observed(future: asyncio.Future[Any]) -> asyncio.Future[Any]:
@@ -85,10 +98,16 @@ class KafkaLog(Lifecycle):
         self._producer = producer
 
     async def stop(self) -> None:
+        """Flush and close; with the brokers unreachable, give up on the pending batches
+        after one request timeout (their appends already failed, so they were spooled)."""
         producer, self._producer = self._producer, None
         meta, self._meta = self._meta, None
         if producer is not None:
-            await producer.stop()
+            with anyio.move_on_after(self.settings.request_timeout_ms / 1000) as flushing:
+                await producer.stop()  # waits for every pending batch to be delivered
+            if flushing.cancelled_caught:
+                log.warning("kafka.stopped_with_batches_undelivered")
+                await _abandon(producer)
         if meta is not None:
             await meta.stop()
 
