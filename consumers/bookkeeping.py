@@ -9,6 +9,8 @@ Each table is written by the one module that owns it:
 - ``archive_segments``: :mod:`consumers.archive.archiver`
 - ``rebuilds``: :mod:`hub.ops.rebuild`
 - ``dlq_replays``: :mod:`hub.ops.dead_letters`
+- ``key_usage``: :mod:`hub.access.usage`
+- ``idempotency``: :mod:`hub.http.idempotency`
 """
 
 from __future__ import annotations
@@ -97,6 +99,23 @@ CREATE TABLE IF NOT EXISTS hub.dlq_replays (
     replayed_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (dlq_partition, dlq_offset)
 );
+CREATE TABLE IF NOT EXISTS hub.key_usage (
+    key_id        text PRIMARY KEY,
+    last_used_at  timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS hub.idempotency (
+    tenant_id     text NOT NULL,
+    idem_key      text NOT NULL,
+    fingerprint   text NOT NULL,
+    status        int,
+    headers       text,
+    body          bytea,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    lease_until   timestamptz NOT NULL,
+    completed_at  timestamptz,
+    PRIMARY KEY (tenant_id, idem_key)
+);
+CREATE INDEX IF NOT EXISTS idempotency_created ON hub.idempotency (created_at);
 """
 
 

@@ -16,6 +16,7 @@ import structlog
 
 from consumers.archive.archiver import Archiver
 from consumers.projector import Projector
+from hub.access.keys import KeysClient, Principal
 from hub.agents.client import RegistryClient
 from hub.core.context import HubContext
 from hub.infra.embedded import EmbeddedPostgres, ServerLock
@@ -29,11 +30,23 @@ from hub.settings import HubSettings, load_settings
 from schemas.errors import HubError
 from schemas.events import Event
 
-__all__ = ["Hub"]
+__all__ = ["Hub", "HubScope"]
 
 log = structlog.get_logger(__name__)
 
 EMBEDDED_CHECK_S = 2.0  # how often a hub looks whether its embedded Postgres still runs
+MAX_SCOPES = 1024  # per-caller clients a hub keeps (each holds small caches)
+
+
+class HubScope:
+    """The feature clients of one hub acting for one caller: its tenant, its actor."""
+
+    def __init__(self, context: HubContext) -> None:
+        self.context = context
+        self.registry = RegistryClient(context)
+        self.sessions = SessionsClient(context)
+        self.runs = RunsClient(context)
+        self.prompts = PromptsClient(context)
 
 
 class Hub(Lifecycle):
@@ -47,6 +60,8 @@ class Hub(Lifecycle):
         self.sessions = SessionsClient(self.context)
         self.runs = RunsClient(self.context)
         self.prompts = PromptsClient(self.context)
+        self.keys = KeysClient(self.context, cache_s=settings.api_key_cache_s)
+        self._scopes: dict[tuple[str, str], HubScope] = {}
         self.projectors: list[Projector] = []
         self.archiver: Archiver | None = None
         self._archive = archive
@@ -59,6 +74,17 @@ class Hub(Lifecycle):
         Use it as ``async with Hub.connect() as hub``.
         """
         return cls(settings or load_settings(**overrides))
+
+    def scope(self, principal: Principal) -> HubScope:
+        """The feature clients acting for ``principal``: its key's tenant and actor."""
+        key = (principal.tenant, principal.actor)
+        found = self._scopes.get(key)
+        if found is None:
+            if len(self._scopes) >= MAX_SCOPES:
+                self._scopes.pop(next(iter(self._scopes)))
+            found = HubScope(self.context.scoped(principal.tenant, principal.actor))
+            self._scopes[key] = found
+        return found
 
     # ── lifecycle ───────────────────────────────────────────────────────────────────────
 

@@ -100,6 +100,32 @@ class HubSettings(BaseSettings):
     api_max_body_bytes: int = Field(
         8 << 20, ge=1024, description="Largest HTTP request body (larger ones get 413)"
     )
+    api_max_artifact_bytes: int = Field(
+        5 << 30, ge=1024, description="Largest artifact uploaded over HTTP (streamed to the store)"
+    )
+    api_key_cache_s: float = Field(
+        2.0,
+        ge=0,
+        description="How long a server trusts a key lookup (a revoked key is "
+        "refused within this time everywhere, at once where it was revoked)",
+    )
+    api_rate_limit: float = Field(
+        100.0, ge=0, description="Requests per second one API key may make (0: no limit)"
+    )
+    api_idempotency_s: float = Field(
+        7 * 24 * 3600.0,
+        gt=0,
+        description="How long a write's Idempotency-Key is remembered (its answer replayed)",
+    )
+    api_rate_burst: int = Field(200, ge=1, description="Requests one key may make at once")
+    api_allowed_hosts: str = Field(
+        "",
+        description="Comma-separated Host names the API answers besides loopback ones "
+        "(DNS rebinding protection); * allows any",
+    )
+    api_cors_origins: str = Field(
+        "", description="Comma-separated browser origins allowed to call the API (none: no CORS)"
+    )
     log_level: str = "info"
     log_json: bool = False
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from projections.access import AccessProjection
 from projections.base import Projection
 from projections.prompts import PromptsProjection
 from projections.registry import RegistryProjection
@@ -17,6 +18,7 @@ CATALOGUE: tuple[type[Projection[Any]], ...] = (
     SessionsProjection,
     RunsProjection,
     PromptsProjection,
+    AccessProjection,
 )
 
 

@@ -22,8 +22,9 @@ from fastavro.validation import validate as avro_validate
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
+from schemas.envelope import NAMESPACE
 from schemas.errors import SchemaError
-from schemas.events import EVENT_TYPES, NAMESPACE, Event
+from schemas.events import EVENT_TYPES, Event
 from schemas.fingerprint import header_for, split_header
 from schemas.registry import SchemaRegistry, SchemaVersion
 from schemas.types import AVRO_JSON, ID_PATTERN, ID_RULE, TEXT_PATTERN, TEXT_RULE, is_union, unwrap

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from schemas.events import NAMESPACE
+from schemas.envelope import NAMESPACE
 from schemas.types import AVRO_INT, AVRO_JSON, is_union, unwrap
 
 __all__ = ["avro_schema_of", "drift"]

@@ -8,13 +8,16 @@ consumer runtime) whether trying the same thing again later may succeed. Driver 
 from __future__ import annotations
 
 __all__ = [
+    "AuthError",
     "ConfigError",
     "ConflictError",
+    "ForbiddenError",
     "HubError",
     "InputError",
     "LogError",
     "NotFoundError",
     "ProjectionError",
+    "RateLimitedError",
     "SchemaError",
     "StoreError",
     "first_error",
@@ -79,6 +82,24 @@ class NotFoundError(HubError):
 
 class ConflictError(HubError):
     """The request conflicts with what is already stored."""
+
+
+class AuthError(HubError):
+    """No credential, or one the hub does not accept (unknown, malformed or revoked)."""
+
+
+class ForbiddenError(HubError):
+    """The credential is good but its role may not do this."""
+
+
+class RateLimitedError(HubError):
+    """Too many requests with one key; ``retry_after`` says how long to wait (seconds)."""
+
+    retriable = True
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def first_error(exc: BaseException) -> BaseException:

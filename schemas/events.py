@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Annotated, ClassVar
+from typing import Annotated
 from uuid import UUID
 
-from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict, model_validator
+from pydantic import AllowInfNan, Field, Strict, model_validator
 
-from schemas.ids import uuid7
+from schemas.envelope import TOPICS, Event, Record, Topic
 from schemas.types import (
     AvroInt,
     FrozenList,
@@ -26,7 +26,6 @@ from schemas.types import (
     Title,
     TokenCount,
     UtcDatetime,
-    utcnow,
 )
 
 __all__ = [
@@ -36,6 +35,9 @@ __all__ = [
     "AgentRetired",
     "AgentStateSaved",
     "AgentUpdated",
+    "ApiKeyCreated",
+    "ApiKeyRevoked",
+    "ApiKeyRole",
     "ArtifactStored",
     "BlobPart",
     "DataPart",
@@ -67,51 +69,6 @@ __all__ = [
     "ToolResultPart",
     "Topic",
 ]
-
-NAMESPACE = "agenthub.events.v1"
-
-
-class Topic(StrEnum):
-    """The log's topics."""
-
-    SESSIONS = "agenthub.sessions"
-    RUNS = "agenthub.runs"
-    PROMPTS = "agenthub.prompts"
-    REGISTRY = "agenthub.registry"
-    DLQ = "agenthub.dlq"
-
-
-TOPICS: tuple[Topic, ...] = tuple(Topic)
-
-
-class Record(BaseModel):
-    """A frozen Avro record."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
-
-
-class Event(Record):
-    """Envelope shared by every event."""
-
-    topic: ClassVar[Topic]
-    key_field: ClassVar[str]
-
-    event_id: UUID = Field(default_factory=uuid7)
-    occurred_at: UtcDatetime = Field(default_factory=utcnow)
-    tenant_id: Identifier
-    actor: Identifier
-    correlation_id: Identifier | None = None
-
-    @classmethod
-    def type_name(cls) -> str:
-        """The event's Avro record name, e.g. ``AgentRegistered``."""
-        return cls.__name__
-
-    def partition_key(self) -> bytes:
-        """The partition key: every event of one entity lands on one partition."""
-        value = getattr(self, self.key_field)
-        return value if isinstance(value, bytes) else str(value).encode()
-
 
 Enum = Field(strict=False)
 
@@ -364,6 +321,36 @@ class AgentRetired(_RegistryEvent):
     reason: Text | None = None
 
 
+# ── agenthub.access (key: key id) ───────────────────────────────────────────────────────
+
+
+class ApiKeyRole(StrEnum):
+    """What an API key may do: read; read and write; everything, keys and operations too."""
+
+    READER = "reader"
+    WRITER = "writer"
+    ADMIN = "admin"
+
+
+class _AccessEvent(Event):
+    topic = Topic.ACCESS
+    key_field = "key_id"
+
+    key_id: Identifier
+
+
+class ApiKeyCreated(_AccessEvent):
+    """A key of ``tenant_id`` was made; only the SHA-256 of its secret is kept."""
+
+    role: Annotated[ApiKeyRole, Enum]
+    name: Text | None = None
+    secret_sha256: str
+
+
+class ApiKeyRevoked(_AccessEvent):
+    reason: Text | None = None
+
+
 # ── agenthub.dlq (key: the original record's key) ───────────────────────────────────────
 
 
@@ -413,6 +400,8 @@ EVENT_TYPES: Mapping[str, type[Event]] = {
         AgentRegistered,
         AgentUpdated,
         AgentRetired,
+        ApiKeyCreated,
+        ApiKeyRevoked,
         DeadLettered,
     )
 }

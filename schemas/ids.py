@@ -2,12 +2,61 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
-__all__ = ["uuid7", "uuid7_time_ms"]
+__all__ = ["repeatable_ids", "uuid7", "uuid7_time_ms"]
+
+
+class _Repeatable:
+    """The ids of one repeatable operation: its seed, its time and how many were made."""
+
+    def __init__(self, seed: bytes, ms: int) -> None:
+        self.seed = seed
+        self.ms = ms
+        self.count = 0
+
+    def next(self) -> uuid.UUID:
+        n = self.count
+        self.count += 1
+        ms = self.ms + (n >> 12)
+        rand = int.from_bytes(hashlib.sha256(self.seed + n.to_bytes(8, "big")).digest()[:8])
+        return _compose(ms, n & 0xFFF, rand & ((1 << 62) - 1))
+
+
+_repeatable: ContextVar[_Repeatable | None] = ContextVar("repeatable_ids", default=None)
+
+
+@contextmanager
+def repeatable_ids(seed: bytes, ms: int) -> Iterator[None]:
+    """Within this block (in this task), :func:`uuid7` makes the same ids, in the same
+    order, every time it is entered with the same ``seed`` and ``ms``. A request retried
+    with its idempotency key makes the same events again, which projections drop as
+    duplicates by ``event_id``."""
+    token = _repeatable.set(_Repeatable(seed, ms))
+    try:
+        yield
+    finally:
+        _repeatable.reset(token)
+
+
+def _compose(ms: int, counter: int, rand: int) -> uuid.UUID:
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80
+    value |= 0x7 << 76  # version
+    value |= counter << 64
+    value |= 0b10 << 62  # variant
+    value |= rand
+    u = object.__new__(uuid.UUID)  # skips UUID.__init__'s parsing: value is well-formed
+    object.__setattr__(u, "int", value)
+    object.__setattr__(u, "is_safe", uuid.SafeUUID.unknown)
+    return u
+
 
 _lock = threading.Lock()
 _last_ms = 0
@@ -17,9 +66,13 @@ _counter = 0
 def uuid7() -> uuid.UUID:
     """A new UUIDv7: 48-bit Unix milliseconds, then a 12-bit counter and 62 random bits.
 
-    Within one process the ids are strictly increasing, even within one millisecond.
+    Within one process the ids are strictly increasing, even within one millisecond
+    (inside :func:`repeatable_ids`, they are that block's repeatable ids instead).
     """
     global _last_ms, _counter
+    repeatable = _repeatable.get()
+    if repeatable is not None:
+        return repeatable.next()
     with _lock:
         ms = time.time_ns() // 1_000_000
         if ms <= _last_ms:
@@ -33,16 +86,7 @@ def uuid7() -> uuid.UUID:
             _counter = 0
         counter = _counter
     # The module-level generator is seeded from os.urandom and re-seeded after fork().
-    rand = random.getrandbits(62)
-    value = (ms & 0xFFFF_FFFF_FFFF) << 80
-    value |= 0x7 << 76  # version
-    value |= counter << 64
-    value |= 0b10 << 62  # variant
-    value |= rand
-    u = object.__new__(uuid.UUID)  # skips UUID.__init__'s parsing: value is well-formed
-    object.__setattr__(u, "int", value)
-    object.__setattr__(u, "is_safe", uuid.SafeUUID.unknown)
-    return u
+    return _compose(ms, counter, random.getrandbits(62))
 
 
 def uuid7_time_ms(value: uuid.UUID) -> int:

@@ -185,7 +185,7 @@ class RegistryClient:
             )
         envelope = {
             **self._ctx.envelope(),
-            "actor": agent_id,
+            "actor": self._ctx.actor_or(agent_id),
             "correlation_id": run_id,
             "agent_id": agent_id,
             "run_id": run_id,

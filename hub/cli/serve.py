@@ -137,7 +137,8 @@ async def _serve(settings: HubSettings, host: str, port: int, *, archive: bool =
 
             shutdown.running(stop)
             url = f"http://{host}:{sock.getsockname()[1]}"
-            print(_banner(hub, url), file=sys.stderr, flush=True)
+            keys = await _keys_in_force(hub, host)
+            print(_banner(hub, url) + "\n" + keys, file=sys.stderr, flush=True)
             await server.serve(sockets=[sock])
         return 0
 
@@ -147,6 +148,26 @@ async def _serve(settings: HubSettings, host: str, port: int, *, archive: bool =
         sock.close()
     print("agent-hub: stopped", file=sys.stderr, flush=True)
     return code
+
+
+async def _keys_in_force(hub: Any, host: str) -> str:
+    """On loopback, the local admin key (made on first start); elsewhere, refuse to serve
+    until a key exists. Returns what to tell the operator."""
+    from hub.access.local import LOCAL_KEY_FILE, is_loopback
+
+    s = hub.settings
+    if is_loopback(host):
+        _, made = await hub.keys.local_admin(s.home, tenant=s.tenant)
+        where = (s.home / LOCAL_KEY_FILE).resolve()
+        return f"agent-hub: local admin key {'created in' if made else 'in'} {where} (owner-only)"
+    if not await hub.keys.any_active():
+        raise ConfigError(
+            f"refusing to listen on {host}: no API key exists yet, so anyone could reach "
+            "an API nobody can use safely; create one first (`agent-hub keys create --role "
+            "admin`) or listen on 127.0.0.1"
+        )
+    hosts = s.api_allowed_hosts or "loopback names only"
+    return f"agent-hub: API keys required; Host names answered: {hosts} (HUB_API_ALLOWED_HOSTS)"
 
 
 def _banner(hub: Any, url: str) -> str:

@@ -21,6 +21,7 @@ import structlog
 from hub.bridge import SyncHub
 from hub.compat.config import get_config, pending_in_spool, seed_hub
 from hub.compat.session import generate_run_id
+from hub.infra.files import make_dirs, write_atomic
 from schemas.errors import HubError, InputError
 
 if TYPE_CHECKING:
@@ -136,8 +137,8 @@ class MetricsExporter:
         day = self.started_at.strftime("%Y-%m-%d")
         path = get_config().local_dir / "metrics" / day / f"{self.run_id}.json"
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(document)
+            make_dirs(path.parent)
+            write_atomic(path, document, durable_name=False)
         except OSError as exc:  # the events are the record; the file is a convenience
             log.warning("metrics.summary_not_written", path=str(path), error=str(exc))
         where = str(path)

@@ -25,8 +25,18 @@ __all__ = ["HubContext"]
 class HubContext:
     """What a feature client needs of the hub, and nothing else."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(
+        self, runtime: Runtime, *, tenant: str | None = None, actor: str | None = None
+    ) -> None:
         self.runtime = runtime
+        self._tenant = tenant or runtime.settings.tenant
+        self._actor = actor or runtime.settings.actor
+        self._scoped = actor is not None
+
+    def scoped(self, tenant: str, actor: str) -> HubContext:
+        """The same hub acting for another tenant and actor (the HTTP API gives each
+        request the tenant and actor of its key)."""
+        return HubContext(self.runtime, tenant=tenant, actor=actor)
 
     @property
     def settings(self) -> HubSettings:
@@ -34,12 +44,20 @@ class HubContext:
 
     @property
     def tenant(self) -> str:
-        return self.runtime.settings.tenant
+        return self._tenant
+
+    @property
+    def actor(self) -> str:
+        return self._actor
+
+    def actor_or(self, natural: str) -> str:
+        """The actor of an event whose natural actor is ``natural`` (a run's agent): that
+        one, unless this context acts for a caller (a key), which is then named instead."""
+        return self._actor if self._scoped else natural
 
     def envelope(self) -> dict[str, Any]:
         """The envelope fields of an event this client writes: its tenant and actor."""
-        s = self.runtime.settings
-        return {"tenant_id": s.tenant, "actor": s.actor}
+        return {"tenant_id": self._tenant, "actor": self._actor}
 
     @property
     def pool(self) -> asyncpg.Pool:

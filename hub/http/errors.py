@@ -1,10 +1,11 @@
 """The HTTP API's error contract: every error is ``{"error": {"type", "message",
-"field"}}`` with the status of its kind (400 bad input, 401/403 later with keys, 404, 405,
-409, 413 body too large, 503 a component unreachable, 500 a bug), and OpenAPI documents
-exactly those."""
+"field"}}`` with the status of its kind (400 bad input, 401 no or bad key, 403 a role that
+may not, 404, 405, 409, 413 body too large, 415 not JSON, 429 over the rate limit, 503 a
+component unreachable, 500 a bug), and OpenAPI documents exactly those."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
@@ -16,7 +17,15 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from schemas.errors import ConflictError, HubError, InputError, NotFoundError
+from schemas.errors import (
+    AuthError,
+    ConflictError,
+    ForbiddenError,
+    HubError,
+    InputError,
+    NotFoundError,
+    RateLimitedError,
+)
 
 __all__ = ["BodyLimit", "ErrorBody", "install_error_handlers", "install_openapi"]
 
@@ -43,22 +52,50 @@ class ErrorBody(BaseModel):
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "Bad input; `field` names what is wrong"},
-    404: {"description": "Not found"},
+    404: {"description": "Not found (or not the caller's tenant's)"},
     409: {"description": "Conflicts with what is stored"},
     413: {"description": "Request body over HUB_API_MAX_BODY_BYTES"},
     503: {"description": "A component (database, log) cannot be reached; try again"},
 }
-_HTTP_TYPES = {404: "NotFoundError", 405: "MethodNotAllowed", 413: "RequestTooLarge"}
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No API key, or one that is malformed, unknown or revoked"},
+    403: {"description": "The key's role may not do this"},
+    429: {"description": "Over the key's rate limit (HUB_API_RATE_LIMIT); see Retry-After"},
+}
+WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    415: {"description": "The body is not application/json"},
+}
+_HTTP_TYPES = {
+    404: "NotFoundError",
+    405: "MethodNotAllowed",
+    413: "RequestTooLarge",
+    415: "UnsupportedMediaType",
+}
+_STATUS: tuple[tuple[type[HubError], int], ...] = (
+    (InputError, 400),
+    (AuthError, 401),
+    (ForbiddenError, 403),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (RateLimitedError, 429),
+)
 
 
 def status_of(exc: HubError) -> int:
-    if isinstance(exc, InputError):
-        return 400
-    if isinstance(exc, NotFoundError):
-        return 404
-    if isinstance(exc, ConflictError):
-        return 409
+    for kind, status in _STATUS:
+        if isinstance(exc, kind):
+            return status
     return 503 if exc.retriable else 500
+
+
+def headers_of(exc: HubError) -> dict[str, str] | None:
+    """What an error's answer must say besides its body (how to authenticate, when to
+    come back)."""
+    if isinstance(exc, AuthError):
+        return {"WWW-Authenticate": "Bearer"}
+    if isinstance(exc, RateLimitedError):
+        return {"Retry-After": str(math.ceil(exc.retry_after))}
+    return None
 
 
 def error_response(
@@ -78,7 +115,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HubError)
     async def hub_error(_: Request, exc: HubError) -> JSONResponse:
         return error_response(
-            type(exc).__name__, exc.message, getattr(exc, "field", None), status_of(exc)
+            type(exc).__name__,
+            exc.message,
+            getattr(exc, "field", None),
+            status_of(exc),
+            headers_of(exc),
         )
 
     @app.exception_handler(RequestValidationError)
@@ -112,10 +153,15 @@ def install_openapi(app: FastAPI) -> None:
         )
         components.update(components["ErrorBody"].pop("$defs", {}))
         for methods in schema.get("paths", {}).values():
-            for operation in methods.values():
+            for method, operation in methods.items():
                 responses = operation.setdefault("responses", {})
                 responses.pop("422", None)
-                for status, info in ERROR_RESPONSES.items():
+                errors = dict(ERROR_RESPONSES)
+                if operation.get("security"):
+                    errors |= AUTH_RESPONSES
+                if method in ("post", "put", "patch") and "requestBody" in operation:
+                    errors |= WRITE_RESPONSES
+                for status, info in errors.items():
                     responses.setdefault(
                         str(status),
                         info
@@ -137,38 +183,49 @@ def install_openapi(app: FastAPI) -> None:
 
 class BodyLimit:
     """Refuses request bodies over ``max_bytes`` with 413 before reading them whole: at
-    once when Content-Length says so, else as soon as the streamed body passes it."""
+    once when Content-Length says so, else as soon as the streamed body passes it.
+    Requests ``raw`` accepts (artifact uploads, streamed to the store) get ``raw_max_bytes``."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        *,
+        raw: Callable[[Scope], bool] | None = None,
+        raw_max_bytes: int | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.raw = raw
+        self.raw_max_bytes = raw_max_bytes or max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        raw = self.raw is not None and self.raw(scope)
+        limit, setting = (
+            (self.raw_max_bytes, "HUB_API_MAX_ARTIFACT_BYTES")
+            if raw
+            else (self.max_bytes, "HUB_API_MAX_BODY_BYTES")
+        )
+        message = f"request body over {limit} bytes ({setting})"
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._refuse(scope, receive, send)
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            response = error_response(
+                "RequestTooLarge", message, None, 413, {"Connection": "close"}
+            )
+            await response(scope, receive, send)
             return
         seen = 0
 
         async def limited_receive() -> Message:
             nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:  # answered 413 by the app's error handler
-                    raise HTTPException(413, self._message(), {"Connection": "close"})
-            return message
+            received = await receive()
+            if received["type"] == "http.request":
+                seen += len(received.get("body", b""))
+                if seen > limit:  # answered 413 by the app's error handler
+                    raise HTTPException(413, message, {"Connection": "close"})
+            return received
 
         await self.app(scope, limited_receive, send)
-
-    def _message(self) -> str:
-        return f"request body over {self.max_bytes} bytes (HUB_API_MAX_BODY_BYTES)"
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(
-            "RequestTooLarge", self._message(), None, 413, {"Connection": "close"}
-        )
-        await response(scope, receive, send)

@@ -6,14 +6,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
-from fastapi import FastAPI, Query
+from fastapi import Depends, FastAPI, Query
 from fastapi.responses import RedirectResponse, Response
 
 from hub.runs.models import AggregateRow, ArtifactInfo, RunDetail
 from schemas.errors import InputError, NotFoundError
 
 if TYPE_CHECKING:
-    from hub.client import Hub
+    from hub.client import HubScope
+    from hub.http.auth import Access
 
 __all__ = ["add_run_routes"]
 
@@ -31,9 +32,9 @@ def _old_cursor(value: str | None) -> tuple[datetime, str] | None:
         raise InputError("before: not a cursor this API returned", field="before") from None
 
 
-def add_run_routes(app: FastAPI, hub: Hub) -> None:
-    runs = hub.runs
-    expires = hub.settings.artifact_url_expires_s
+def add_run_routes(app: FastAPI, access: Access) -> None:
+    reader = Depends(access.reader)
+    expires = access.hub.settings.artifact_url_expires_s
 
     @app.get("/v1/runs")
     async def list_runs(
@@ -43,8 +44,9 @@ def add_run_routes(app: FastAPI, hub: Hub) -> None:
         limit: int = Query(100, ge=1, le=1000),
         cursor: str | None = None,
         before: str | None = Query(None, deprecated=True, description="use cursor"),
+        hub: HubScope = reader,
     ) -> dict[str, Any]:
-        found = await runs.list(
+        found = await hub.runs.list(
             agent_id=agent_id,
             status=status,
             since=since,
@@ -61,15 +63,17 @@ def add_run_routes(app: FastAPI, hub: Hub) -> None:
         }
 
     @app.get("/v1/runs/{run_id}")
-    async def get_run(run_id: str) -> RunDetail:
-        detail = await runs.get(run_id, url_expires_s=expires)
+    async def get_run(run_id: str, hub: HubScope = reader) -> RunDetail:
+        detail = await hub.runs.get(run_id, url_expires_s=expires)
         if detail is None:
             raise NotFoundError(f"no run {run_id!r}")
         return detail
 
     @app.get("/v1/artifacts/{artifact_id}", response_model=None)
-    async def get_artifact(artifact_id: UUID, redirect: bool = False) -> ArtifactInfo | Response:
-        artifact = await runs.artifact(artifact_id, url_expires_s=expires)
+    async def get_artifact(
+        artifact_id: UUID, redirect: bool = False, hub: HubScope = reader
+    ) -> ArtifactInfo | Response:
+        artifact = await hub.runs.artifact(artifact_id, url_expires_s=expires)
         if redirect and artifact.url and artifact.url.startswith(("http://", "https://")):
             return RedirectResponse(artifact.url, status_code=307)
         return artifact
@@ -80,6 +84,7 @@ def add_run_routes(app: FastAPI, hub: Hub) -> None:
         agent_id: str | None = None,
         group_by: Literal["day", "prompt_version"] | None = None,
         since: datetime | None = None,
+        hub: HubScope = reader,
     ) -> dict[str, list[AggregateRow]]:
-        rows = await runs.aggregate(metric, agent_id=agent_id, group_by=group_by, since=since)
+        rows = await hub.runs.aggregate(metric, agent_id=agent_id, group_by=group_by, since=since)
         return {"groups": rows}

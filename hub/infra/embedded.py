@@ -15,6 +15,7 @@ import anyio
 import asyncpg
 import structlog
 
+from hub.infra.files import PRIVATE_FILE, make_dirs
 from schemas.errors import StoreError
 
 __all__ = ["DATABASE", "EmbeddedPostgres", "ServerLock", "prune_dead_handles", "server_info"]
@@ -39,7 +40,7 @@ class EmbeddedPostgres:
         """Start (or join) the server; returns the URL of the hub's database."""
         if self.url is not None:
             return self.url
-        self.home.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.home)
         try:
             self._server = await anyio.to_thread.run_sync(self._get_server)
         except Exception as exc:  # pgserver raises plain exceptions from initdb/pg_ctl
@@ -137,8 +138,8 @@ class ServerLock:
 
     def acquire(self, info: dict[str, Any]) -> bool:
         """Take the lock (without waiting); False if another server holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        make_dirs(self.path.parent)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

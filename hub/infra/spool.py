@@ -27,7 +27,7 @@ from pathlib import Path
 import anyio
 import structlog
 
-from hub.infra.files import fsync_dir, write_atomic
+from hub.infra.files import fsync_dir, make_dirs, private_opener, write_atomic
 from hub.infra.ports import ProducerRecord
 from schemas.errors import StoreError
 
@@ -130,7 +130,7 @@ class Spool:
     def append(self, records: Sequence[ProducerRecord]) -> Path:
         """Write one batch durably (fsync file and directory) and return its path."""
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.directory)
             path = self.directory / self._name()
             write_atomic(path, encode_batch(records))
         except OSError as exc:
@@ -143,8 +143,8 @@ class Spool:
 
     @contextmanager
     def _exclusive(self) -> Iterator[bool]:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with open(self.directory / "lock", "a+b") as f:
+        make_dirs(self.directory)
+        with open(self.directory / "lock", "a+b", opener=private_opener) as f:
             try:
                 fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -192,6 +192,6 @@ class Spool:
 
     def _set_aside(self, path: Path, exc: StoreError) -> None:
         damaged = self.directory / "damaged"
-        damaged.mkdir(exist_ok=True)
+        make_dirs(damaged)
         os.replace(path, damaged / path.name)
         log.error("spool.damaged_batch_set_aside", path=str(damaged / path.name), error=str(exc))

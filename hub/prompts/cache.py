@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 
-from hub.infra.files import write_atomic
+from hub.infra.files import make_dirs, write_atomic
 
 __all__ = ["CachedPrompt", "PromptCache"]
 
@@ -95,7 +95,7 @@ class PromptCache:
         directory = self._dir(name)
         if directory is None:
             return
-        directory.mkdir(parents=True, exist_ok=True)
+        make_dirs(directory)
         write_atomic(
             directory / f"{_safe(entry.version)}.txt", entry.content.encode(), durable_name=False
         )

@@ -75,7 +75,7 @@ class PromptsClient:
             content=_check_content(content),
             sha256=sha256_of(content),
             note=note,
-            author=author or self._ctx.settings.actor,
+            author=author or self._ctx.actor,
         )
         assert isinstance(event, PromptVersionCreated)
         return event

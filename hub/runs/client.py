@@ -77,6 +77,18 @@ class RunsClient:
             metadata=metadata,
         )
 
+    async def attach(self, run_id: str) -> Run:
+        """A handle on a run begun before (perhaps by another process): record metrics,
+        store artifacts and finish it. :class:`NotFoundError` if there is no such run."""
+        check_id(run_id, "run_id")
+        await self._settled()
+        row = await self._ctx.pool.fetchrow(queries.RUN, self._ctx.tenant, run_id)
+        if row is None:
+            raise NotFoundError(f"no run {run_id!r}")
+        return Run.attached(
+            self._ctx, row["agent_id"], run_id, started_at=row["started_at"], status=row["status"]
+        )
+
     async def _settled(self) -> None:
         await self._ctx.wait_for_projections(topics=[RUNS])
 

@@ -14,6 +14,7 @@ import os
 import re
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO, Self, cast
@@ -149,14 +150,24 @@ class Run:
         self.status: RunStatus | None = None
 
     def _envelope(self) -> dict[str, Any]:
-        s = self._ctx.settings
         return {
-            "tenant_id": s.tenant,
-            "actor": self.agent_id,
+            "tenant_id": self._ctx.tenant,
+            "actor": self._ctx.actor_or(self.agent_id),
             "correlation_id": self.run_id,
             "run_id": self.run_id,
             "agent_id": self.agent_id,
         }
+
+    @classmethod
+    def attached(
+        cls, ctx: HubContext, agent_id: str, run_id: str, *, started_at: datetime, status: str
+    ) -> Run:
+        """A handle on a run already begun (by another process or request): metrics,
+        artifacts and the finish go to it; its duration counts from ``started_at``."""
+        run = cls(ctx, agent_id, run_id, provenance=Provenance())
+        run._started = time.monotonic() - max(0.0, (utcnow() - started_at).total_seconds())
+        run.status = None if status == "running" else _status(status)
+        return run
 
     # ── lifecycle ───────────────────────────────────────────────────────────────────────
 
@@ -196,13 +207,19 @@ class Run:
         *,
         error: str | None = None,
         result: Any = None,
+        usage: TokenUsage | Mapping[str, int] | None = None,
     ) -> None:
-        """Send pending metrics and emit RunFinished (once)."""
+        """Send pending metrics and emit RunFinished (once). ``usage`` adds tokens to
+        those :meth:`record_result` counted."""
         if self._started is None:
             raise HubError(f"run {self.run_id!r} has not begun")
         if self.status is not None:
             raise InputError(f"run {self.run_id!r} already finished ({self.status})")
         checked = _status(status)
+        if usage is not None:
+            self._add_usage(
+                usage if isinstance(usage, TokenUsage) else build_event(TokenUsage, **usage)
+            )
         event = build_event(
             RunFinished,
             **self._envelope(),
@@ -226,8 +243,10 @@ class Run:
         kind: str | MetricKind = MetricKind.GAUGE,
         unit: str | None = None,
         tags: Mapping[str, str] | None = None,
+        at: datetime | None = None,
     ) -> None:
-        """Record a metric (checked now; sent with the next batch or at the end)."""
+        """Record a metric (checked now; sent with the next batch or at the end).
+        ``at``: when it was measured (default: now)."""
         if self.status is not None:
             raise InputError(f"run {self.run_id!r} already finished ({self.status})")
         if (
@@ -253,8 +272,10 @@ class Run:
             and all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items())
         ):
             raise InputError(f"{name}: tags must map strings to strings", field="tags")
+        if at is not None and (not isinstance(at, datetime) or at.utcoffset() is None):
+            raise InputError(f"{name}: at must be a timezone-aware datetime", field="at")
         self._pending.append(
-            (name, float(value), _kind(kind), unit, dict(tags) if tags else {}, utcnow())
+            (name, float(value), _kind(kind), unit, dict(tags) if tags else {}, at or utcnow())
         )
         if len(self._pending) >= METRIC_BATCH:
             await self.flush()
@@ -273,13 +294,16 @@ class Run:
         for name, value in values.items():
             kind = MetricKind.TIMING if name.endswith(("_ms", "_s")) else MetricKind.STAT
             await self.metric(name, value, kind=kind)
+        self._add_usage(usage)
+        return usage
+
+    def _add_usage(self, usage: TokenUsage) -> None:
         previous = self._usage or TokenUsage()
         self._usage = TokenUsage(
             input_tokens=previous.input_tokens + usage.input_tokens,
             output_tokens=previous.output_tokens + usage.output_tokens,
             total_tokens=previous.total_tokens + usage.total_tokens,
         )
-        return usage
 
     def _metric_events(self) -> list[Event]:
         """The pending metrics as MetricsRecorded events (one per ``METRIC_BATCH``)."""

@@ -216,7 +216,15 @@ class SessionsClient(SessionReader):
     ) -> builtins.list[UUID]:
         """Append several messages in order, all or none (each a dict like ``append``'s)."""
         root = await self._root_of(thread_id)
-        built = [await self._message(thread_id, root, m) for m in messages]
+        built = []
+        for i, spec in enumerate(messages):
+            try:
+                built.append(await self._message(thread_id, root, spec))
+            except InputError as exc:  # name the failing message: nothing was sent
+                if len(messages) == 1:
+                    raise
+                field = f"messages.{i}.{exc.field}" if exc.field else f"messages.{i}"
+                raise InputError(f"messages.{i}: {exc.message}", field=field) from None
         await self._ctx.producer.send([record for _, record in built])
         return [event.message_id for event, _ in built]
 

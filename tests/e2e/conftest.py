@@ -54,6 +54,13 @@ def python(
     )
 
 
+def local_api(url: str, cwd: Path) -> httpx.Client:
+    """A client of the ``agent-hub up`` serving ``cwd``, holding the local admin key it
+    made (as a user on that machine would)."""
+    token = (cwd / ".agent_hub" / "api_key").read_text().strip()
+    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"})
+
+
 @pytest.fixture
 def up(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str], Path]]:
     port = free_port()

@@ -9,11 +9,10 @@ import socket
 import subprocess
 from pathlib import Path
 
-import httpx
 import pytest
 
 from projections import CATALOGUE
-from tests.e2e.conftest import agent_hub, free_port, user_env
+from tests.e2e.conftest import agent_hub, free_port, local_api, user_env
 
 pytestmark = pytest.mark.slow
 
@@ -22,8 +21,9 @@ def test_up_serves_health_projections_and_the_registry(
     up: tuple[str, subprocess.Popen[str], Path],
 ) -> None:
     url, proc, home = up
+    api = local_api(url, home)
     assert (home / ".agent_hub" / "pg").is_dir()  # embedded Postgres, nothing configured
-    health = httpx.get(f"{url}/healthz").json()
+    health = api.get("/healthz").json()
     assert health == {
         "status": "ok",
         "database": "ok",
@@ -34,7 +34,7 @@ def test_up_serves_health_projections_and_the_registry(
     }
     assert (home / ".agent_hub" / "archive").is_dir()  # the embedded archive store
 
-    projections = httpx.get(f"{url}/v1/projections").json()
+    projections = api.get("/v1/projections").json()
     assert projections["log"] == "postgres"
     registry = next(p for p in projections["projections"] if p["name"] == "registry")
     assert (registry["version"], registry["state"], registry["lag"]) == (1, "live", 0)
@@ -51,16 +51,16 @@ def test_up_serves_health_projections_and_the_registry(
     )
     assert again.stdout.strip() == "planner: unchanged"
 
-    agents = httpx.get(f"{url}/v1/agents", params={"tag": "nlp"}).json()
+    agents = api.get("/v1/agents", params={"tag": "nlp"}).json()
     assert [a["agent_id"] for a in agents["agents"]] == ["planner"]
     assert agents["agents"][0]["description"] == "plans"
-    one = httpx.get(f"{url}/v1/agents/planner").json()
+    one = api.get("/v1/agents/planner").json()
     assert one["tags"] == ["nlp"] and one["status"] == "active"
 
-    missing = httpx.get(f"{url}/v1/agents/nobody")
+    missing = api.get("/v1/agents/nobody")
     assert missing.status_code == 404
     assert missing.json()["error"]["message"] == "no agent 'nobody'"
-    bad = httpx.get(f"{url}/v1/agents", params={"limit": 0})
+    bad = api.get("/v1/agents", params={"limit": 0})
     assert bad.status_code == 400 and bad.json()["error"]["field"] == "limit"
 
     status = agent_hub("status", "--json", cwd=home)

@@ -7,10 +7,9 @@ import json
 import subprocess
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.e2e.conftest import agent_hub, python
+from tests.e2e.conftest import agent_hub, local_api, python
 
 pytestmark = pytest.mark.slow
 
@@ -42,47 +41,46 @@ def test_runs_prompts_and_agents_over_http_and_cli(
     up: tuple[str, subprocess.Popen[str], Path],
 ) -> None:
     url, _, home = up
+    api = local_api(url, home)
     run = python(SCRIPT, cwd=home, timeout=120)
     assert run.returncode == 0, run.stderr
     made = json.loads(run.stdout.strip().splitlines()[-1])
     runs = made["runs"]
 
-    listed = httpx.get(f"{url}/v1/runs", params={"agent_id": "writer", "limit": 2}).json()
+    listed = api.get("/v1/runs", params={"agent_id": "writer", "limit": 2}).json()
     assert [r["run_id"] for r in listed["runs"]] == runs[:0:-1]
-    rest = httpx.get(
-        f"{url}/v1/runs", params={"agent_id": "writer", "before": listed["next"]}
-    ).json()
+    rest = api.get("/v1/runs", params={"agent_id": "writer", "before": listed["next"]}).json()
     assert [r["run_id"] for r in rest["runs"]] == runs[:1] and rest["next"] is None
-    by_cursor = httpx.get(
-        f"{url}/v1/runs", params={"agent_id": "writer", "cursor": listed["next_cursor"]}
+    by_cursor = api.get(
+        "/v1/runs", params={"agent_id": "writer", "cursor": listed["next_cursor"]}
     ).json()
     assert by_cursor["runs"] == rest["runs"] and by_cursor["next_cursor"] is None
-    detail = httpx.get(f"{url}/v1/runs/{runs[0]}").json()
+    detail = api.get(f"/v1/runs/{runs[0]}").json()
     assert detail["run"]["status"] == "success" and detail["run"]["input"] == {"n": 0}
     assert [m["name"] for m in detail["metrics"]] == ["latency"]
     artifact_url = detail["artifacts"][0]["url"]
     assert Path(artifact_url.removeprefix("file://")).read_bytes() == b"result 0"
-    artifact = httpx.get(f"{url}/v1/artifacts/{made['artifact']}").json()
+    artifact = api.get(f"/v1/artifacts/{made['artifact']}").json()
     assert artifact["name"] == "out.txt" and artifact["size"] == len(b"result 2")
 
-    groups = httpx.get(
-        f"{url}/v1/metrics/aggregate",
+    groups = api.get(
+        "/v1/metrics/aggregate",
         params={"metric": "latency", "agent_id": "writer", "group_by": "prompt_version"},
     ).json()["groups"]
     assert [(g["group"], g["count"]) for g in groups] == [("v1", 1), ("v2", 2)]
     assert groups[1]["mean"] == pytest.approx(0.25)
 
-    prompt = httpx.get(f"{url}/v1/prompts/writer").json()
+    prompt = api.get("/v1/prompts/writer").json()
     assert prompt["version"] == "v2" and prompt["content"] == "Be brief.\nBe kind."
-    versions = httpx.get(f"{url}/v1/prompts/writer/versions").json()["versions"]
+    versions = api.get("/v1/prompts/writer/versions").json()["versions"]
     assert [(v["version"], v["labels"]) for v in versions] == [("v1", []), ("v2", ["current"])]
-    assert httpx.get(f"{url}/v1/prompts/writer", params={"version": "v1"}).json()["content"] == (
+    assert api.get("/v1/prompts/writer", params={"version": "v1"}).json()["content"] == (
         "Be brief."
     )
 
-    agent = httpx.get(f"{url}/v1/agents/writer").json()
+    agent = api.get("/v1/agents/writer").json()
     assert (agent["run_count"], agent["succeeded"], agent["success_rate"]) == (3, 3, 1.0)
-    assert [a["agent_id"] for a in httpx.get(f"{url}/v1/agents").json()["agents"]] == ["writer"]
+    assert [a["agent_id"] for a in api.get("/v1/agents").json()["agents"]] == ["writer"]
 
     for path, status, kind in (
         ("/v1/runs/nope", 404, "NotFoundError"),
@@ -91,7 +89,7 @@ def test_runs_prompts_and_agents_over_http_and_cli(
         ("/v1/runs?status=finished", 400, "InputError"),
         ("/v1/metrics/aggregate?metric=latency&group_by=week", 400, "InputError"),
     ):
-        response = httpx.get(f"{url}{path}")
+        response = api.get(f"{path}")
         assert (response.status_code, response.json()["error"]["type"]) == (status, kind), path
 
     out = agent_hub("runs", "list", "--agent", "writer", cwd=home)

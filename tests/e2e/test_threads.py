@@ -7,11 +7,10 @@ import json
 import subprocess
 from pathlib import Path
 
-import httpx
 import pytest
 
 from hub.core.cursor import encode_cursor
-from tests.e2e.conftest import agent_hub, python
+from tests.e2e.conftest import agent_hub, local_api, python
 
 pytestmark = pytest.mark.slow
 
@@ -34,65 +33,66 @@ anyio.run(main)
 
 def test_threads_over_http_and_cli(up: tuple[str, subprocess.Popen[str], Path]) -> None:
     url, _, home = up
+    api = local_api(url, home)
     run = python(SCRIPT, cwd=home, timeout=120)
     assert run.returncode == 0, run.stderr
     made = json.loads(run.stdout.strip().splitlines()[-1])
     thread, ids = made["thread"], made["ids"]
 
-    listed = httpx.get(f"{url}/v1/threads", params={"user_id": "ana", "limit": 10}).json()
+    listed = api.get("/v1/threads", params={"user_id": "ana", "limit": 10}).json()
     assert [t["thread_id"] for t in listed["threads"]] == [thread] and listed["next_cursor"] is None
-    detail = httpx.get(f"{url}/v1/threads/{thread}").json()
+    detail = api.get(f"/v1/threads/{thread}").json()
     assert detail["thread"]["title"] == "Lisbon" and detail["stats"]["message_count"] == 7
 
-    page = httpx.get(f"{url}/v1/threads/{thread}/messages", params={"limit": 3}).json()
+    page = api.get(f"/v1/threads/{thread}/messages", params={"limit": 3}).json()
     assert [m["seq"] for m in page["messages"]] == [5, 6, 7] and page["before"] == 5
-    older = httpx.get(
-        f"{url}/v1/threads/{thread}/messages", params={"limit": 3, "before": page["before"]}
+    older = api.get(
+        f"/v1/threads/{thread}/messages", params={"limit": 3, "before": page["before"]}
     ).json()
     assert [m["seq"] for m in older["messages"]] == [2, 3, 4]
-    by_cursor = httpx.get(
-        f"{url}/v1/threads/{thread}/messages", params={"limit": 3, "cursor": page["next_cursor"]}
+    by_cursor = api.get(
+        f"/v1/threads/{thread}/messages", params={"limit": 3, "cursor": page["next_cursor"]}
     ).json()
     assert by_cursor["messages"] == older["messages"]
-    oldest = httpx.get(
-        f"{url}/v1/threads/{thread}/messages",
+    oldest = api.get(
+        f"/v1/threads/{thread}/messages",
         params={"limit": 3, "cursor": by_cursor["next_cursor"]},
     ).json()
     assert [m["seq"] for m in oldest["messages"]] == [1] and oldest["next_cursor"] is None
-    foreign = httpx.get(
-        f"{url}/v1/threads/{thread}/messages",
+    foreign = api.get(
+        f"/v1/threads/{thread}/messages",
         params={"cursor": encode_cursor("threads", "2026-01-01T00:00:00+00:00", thread)},
     )
     assert foreign.status_code == 400 and foreign.json()["error"]["field"] == "cursor"
 
-    forked = httpx.post(
-        f"{url}/v1/threads/{thread}/fork", json={"at_message_id": ids[2], "title": "cheaper"}
+    forked = api.post(
+        f"/v1/threads/{thread}/fork", json={"at_message_id": ids[2], "title": "cheaper"}
     )
     assert forked.status_code == 201, forked.text
     fork = forked.json()
     assert (fork["forked_from"], fork["fork_seq"], fork["message_count"]) == (thread, 3, 3)
-    tree = httpx.get(f"{url}/v1/threads/{fork['thread_id']}/tree").json()
+    tree = api.get(f"/v1/threads/{fork['thread_id']}/tree").json()
     assert tree["thread_id"] == thread and [c["thread_id"] for c in tree["children"]] == [
         fork["thread_id"]
     ]
 
-    hits = httpx.get(f"{url}/v1/search", params={"q": "budgets", "user_id": "ana"}).json()["hits"]
+    hits = api.get("/v1/search", params={"q": "budgets", "user_id": "ana"}).json()["hits"]
     assert len(hits) == 7 and all(h["thread_id"] == thread for h in hits)
 
-    missing = httpx.get(f"{url}/v1/threads/nope")
+    missing = api.get("/v1/threads/nope")
     assert missing.status_code == 404 and missing.json()["error"] == {
         "type": "NotFoundError",
         "message": "no thread 'nope'",
         "field": None,
     }
-    bad = httpx.post(f"{url}/v1/threads/{thread}/fork", json={"at_message": ids[0]})
+    bad = api.post(f"/v1/threads/{thread}/fork", json={"at_message": ids[0]})
     assert bad.status_code == 400 and bad.json()["error"]["field"] == "at_message"
-    foreign = httpx.post(
-        f"{url}/v1/threads/{thread}/fork",
+    foreign = api.post(
+        f"/v1/threads/{thread}/fork",
         json={"at_message_id": "0190b2a0-0000-7000-8000-000000000001"},
     )
     assert foreign.status_code == 404 and "is not in thread" in foreign.json()["error"]["message"]
-    assert httpx.get(f"{url}/v1/search", params={"q": ""}).status_code == 400
+    assert api.get("/v1/search", params={"q": ""}).status_code == 400
 
     shown = agent_hub("threads", "show", thread, "--limit", "2", cwd=home)
     assert shown.returncode == 0, shown.stderr

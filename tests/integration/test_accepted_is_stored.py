@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,6 +26,7 @@ from hub.http.app import create_app
 from hub.infra.ports import TopicPartition
 from hub.settings import HubSettings
 from schemas.events import TOPICS, Topic
+from tests.support.api import api_client, key_of
 
 pytestmark = pytest.mark.anyio
 
@@ -57,6 +58,11 @@ async def hub(hub_settings: HubSettings, tmp_path: Path) -> AsyncIterator[Hub]:
     )
     async with Hub.connect(settings) as h:
         yield h
+
+
+@pytest.fixture
+async def token(hub: Hub) -> str:
+    return await key_of(hub, hub.settings.tenant, "reader")
 
 
 async def produced(hub: Hub) -> int:
@@ -135,6 +141,7 @@ class Checker:
 )
 async def test_every_accepted_write_reads_back_exactly(
     hub: Hub,
+    token: str,
     agent: str,
     description: str,
     tags: list[str],
@@ -150,8 +157,7 @@ async def test_every_accepted_write_reads_back_exactly(
     prompt: str,
 ) -> None:
     n = next(_example)
-    transport = ASGITransport(app=create_app(hub))
-    async with AsyncClient(transport=transport, base_url="http://hub") as http:
+    async with api_client(hub, create_app(hub), token=token) as http:
         c = Checker(hub, http)
 
         # the registry

@@ -9,11 +9,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 
 from hub import Hub
 from hub.http.app import create_app
 from hub.settings import HubSettings
+from tests.support.api import api_client
 
 pytestmark = pytest.mark.anyio
 
@@ -26,8 +27,7 @@ async def http(hub_settings: HubSettings, tmp_path: Path) -> AsyncIterator[Async
     async with Hub.connect(settings) as hub:
         thread = await hub.sessions.start_thread(agent_id="a", thread_id="t1")
         await thread.append("user", "hello")
-        transport = ASGITransport(app=create_app(hub))
-        async with AsyncClient(transport=transport, base_url="http://hub") as client:
+        async with api_client(hub, create_app(hub)) as client:
             yield client
 
 
@@ -47,13 +47,18 @@ def assert_error(response: object, status: int, kind: str | None = None) -> dict
 @pytest.mark.parametrize("backend", ["postgres"])
 async def test_bodies_over_the_limit_get_413_before_being_read(http: AsyncClient) -> None:
     big = b"{" + b" " * (200 * 1024) + b"}"
-    assert_error(await http.post("/v1/threads/t1/fork", content=big), 413, "RequestTooLarge")
+    json_body = {"content-type": "application/json"}
+    assert_error(
+        await http.post("/v1/threads/t1/fork", content=big, headers=json_body),
+        413,
+        "RequestTooLarge",
+    )
 
     async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it streams
         for _ in range(100):
             yield b" " * 4096
 
-    response = await http.post("/v1/threads/t1/fork", content=chunks())
+    response = await http.post("/v1/threads/t1/fork", content=chunks(), headers=json_body)
     assert_error(response, 413, "RequestTooLarge")
     ok = await http.post("/v1/threads/t1/fork", json={"title": "small"})
     assert ok.status_code == 201, ok.text
@@ -92,6 +97,9 @@ async def test_openapi_documents_the_real_statuses(http: AsyncClient) -> None:
             codes = set(operation["responses"])
             assert "422" not in codes, (method, path)
             assert {"400", "404", "409", "413", "503"} <= codes, (method, path)
+            if path != "/healthz":  # every other route needs a key
+                assert {"401", "403", "429"} <= codes, (method, path)
+                assert operation["security"] == [{"HTTPBearer": []}], (method, path)
 
 
 @pytest.mark.parametrize("backend", ["postgres"])

@@ -396,11 +396,11 @@ async def test_a_member_serving_the_archive_keeps_polling_the_log(
 async def test_replay_never_strands_a_projection(settings: HubSettings) -> None:
     """Regression (issue 11, finding 1): ``replay --from 1000`` on a shorter log set every
     position past the end, so later writes were skipped forever while status said lag 0."""
-    from httpx import ASGITransport, AsyncClient
 
     from hub import InputError
     from hub.http.app import create_app
     from hub.ops.replay import find_projection
+    from tests.support.api import api_client
 
     async with Hub(settings) as hub:
         for i in range(6):
@@ -433,12 +433,13 @@ async def test_replay_never_strands_a_projection(settings: HubSettings) -> None:
             f"registry: position {end + 100} on {tp} is past the log's end {end}: events "
             "written there would be skipped (replay or rebuild the projection)"
         ]
-        transport = ASGITransport(app=create_app(hub))
-        async with AsyncClient(transport=transport, base_url="http://hub") as http:
+        async with api_client(hub, create_app(hub)) as http:
             health = await http.get("/healthz")
             assert health.status_code == 503
-            assert health.json()["projections"].startswith("error: registry: position")
-            listed = (await http.get("/v1/projections")).json()["projections"]
+            assert health.json()["projections"] == "error"  # details only with a key
+            status = (await http.get("/v1/projections")).json()
+            assert status["health"]["projections"].startswith("error: registry: position")
+            listed = status["projections"]
             assert any(p["errors"] for p in listed if p["name"] == "registry")
         async with hub.runtime.pool.acquire() as conn:  # let the fixture's teardown finish
             await hub.runtime.positions.rewind(conn, consumer, {tp: end})

@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 
 from hub.infra.blob.chunks import file_chunks
-from hub.infra.files import fsync_dir, write_atomic
+from hub.infra.files import fsync_dir, make_dirs, private_opener, write_atomic
 from hub.infra.lifecycle import Lifecycle
 from hub.infra.ports import StoredObject
 from schemas.errors import InputError, NotFoundError, StoreError
@@ -36,7 +36,7 @@ class FileBlobStore(Lifecycle):
 
     async def start(self) -> None:
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.root)
         except OSError as exc:
             raise StoreError(f"cannot create the archive directory {self.root}: {exc}") from exc
 
@@ -62,7 +62,7 @@ class FileBlobStore(Lifecycle):
     @staticmethod
     def _write(path: Path, data: bytes) -> None:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(path.parent)
             write_atomic(path, data)
         except OSError as exc:
             raise StoreError(f"cannot write {path}: {exc}") from exc
@@ -80,8 +80,8 @@ class FileBlobStore(Lifecycle):
         size = 0
         source = aiter(chunks)
         try:
-            await anyio.to_thread.run_sync(lambda: path.parent.mkdir(parents=True, exist_ok=True))
-            async with await anyio.open_file(tmp, "wb") as f:
+            await anyio.to_thread.run_sync(make_dirs, path.parent)
+            async with await anyio.open_file(tmp, "wb", opener=private_opener) as f:
                 while True:
                     try:
                         chunk = await anext(source)

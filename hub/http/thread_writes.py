@@ -1,0 +1,205 @@
+"""HTTP routes writing the conversation store: start a thread, append messages (one or a
+batch, all or none), fork, branch, edit, rename, archive, redact, save agent state.
+
+Retries are safe: give ``message_id``\\s (or ``thread_id``/``new_thread_id``), or send an
+``Idempotency-Key`` header."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from fastapi import Depends, FastAPI, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.sessions.models import ThreadInfo
+from schemas.errors import InputError, NotFoundError
+
+if TYPE_CHECKING:
+    from hub.client import HubScope
+    from hub.http.auth import Access
+
+__all__ = ["add_thread_write_routes"]
+
+MAX_BATCH = 1000
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StartThread(_Body):
+    agent_id: str
+    user_id: str | None = None
+    title: str | None = None
+    metadata: dict[str, Any] | None = None
+    thread_id: str | None = Field(None, description="Give one to make retries safe")
+
+
+class ThreadRef(BaseModel):
+    thread_id: str
+
+
+class MessageIn(_Body):
+    role: str
+    content: str | list[Any] = Field(
+        description="Text, or parts: {type: text|tool_call|tool_result|data|blob, ...}; a "
+        "blob part carries its bytes as data_base64"
+    )
+    model: str | None = None
+    usage: dict[str, int] | None = None
+    metadata: dict[str, Any] | None = None
+    message_id: UUID | None = Field(None, description="Give one to make retries safe")
+
+
+class AppendMessages(_Body):
+    messages: list[MessageIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class Appended(BaseModel):
+    message_ids: list[UUID]
+
+
+class ForkRequest(_Body):
+    """``POST /v1/threads/{id}/fork``: where to fork (``null``: at the head)."""
+
+    at_message_id: UUID | None = None
+    title: str | None = None
+    inclusive: bool = True
+    metadata: dict[str, Any] | None = None
+    new_thread_id: str | None = None
+
+
+class BranchRequest(_Body):
+    from_message_id: UUID
+    title: str | None = None
+
+
+class EditRequest(_Body):
+    message_id: UUID
+    content: str | list[Any]
+    title: str | None = None
+
+
+class ThreadChange(_Body):
+    title: str | None = None
+    archived: bool | None = None
+
+
+class RedactRequest(_Body):
+    reason: str | None = None
+    replacement: str | None = None
+
+
+class SaveAgentState(_Body):
+    agent_id: str
+    state: dict[str, Any]
+
+
+def _content(content: str | list[Any], where: str) -> str | list[Any]:
+    """Content as the SDK takes it: blob parts' ``data_base64`` decoded to ``data``."""
+    if isinstance(content, str):
+        return content
+    parts: list[Any] = []
+    for i, part in enumerate(content):
+        if isinstance(part, dict) and part.get("type") == "blob" and "data_base64" in part:
+            encoded = part["data_base64"]
+            try:
+                if not isinstance(encoded, str):
+                    raise ValueError
+                data = base64.b64decode(encoded, validate=True)
+            except (binascii.Error, ValueError):
+                field = f"{where}.{i}.data_base64"
+                raise InputError(f"{field}: not base64", field=field) from None
+            part = {k: v for k, v in part.items() if k != "data_base64"} | {"data": data}
+        parts.append(part)
+    return parts
+
+
+def _spec(message: MessageIn, where: str) -> dict[str, Any]:
+    spec = message.model_dump(exclude_none=True)
+    spec["content"] = _content(message.content, f"{where}.content")
+    return spec
+
+
+async def _info(hub: HubScope, thread_id: str) -> ThreadInfo:
+    info = await hub.sessions.get(thread_id)
+    if info is None:  # written but not readable: the projection refused it
+        raise NotFoundError(f"no thread {thread_id!r}")
+    return info
+
+
+def add_thread_write_routes(app: FastAPI, access: Access) -> None:
+    writer = Depends(access.writer)
+
+    @app.post("/v1/threads", status_code=201)
+    async def start_thread(
+        body: StartThread, response: Response, hub: HubScope = writer
+    ) -> ThreadRef:
+        thread = await hub.sessions.start_thread(**body.model_dump())
+        response.headers["Location"] = f"/v1/threads/{thread.thread_id}"
+        return ThreadRef(thread_id=thread.thread_id)
+
+    @app.post("/v1/threads/{thread_id}/messages", status_code=201)
+    async def append_messages(
+        thread_id: str, body: AppendMessages, hub: HubScope = writer
+    ) -> Appended:
+        specs = [_spec(m, f"messages.{i}") for i, m in enumerate(body.messages)]
+        ids = await hub.sessions.append_many(thread_id, specs)
+        return Appended(message_ids=ids)
+
+    @app.post("/v1/threads/{thread_id}/fork", status_code=201)
+    async def fork_thread(
+        thread_id: str, request: ForkRequest | None = None, hub: HubScope = writer
+    ) -> ThreadInfo:
+        body = request or ForkRequest()
+        fork = await hub.sessions.fork(
+            thread_id,
+            body.at_message_id,
+            title=body.title,
+            inclusive=body.inclusive,
+            metadata=body.metadata,
+            new_thread_id=body.new_thread_id,
+        )
+        return await _info(hub, fork.thread_id)
+
+    @app.post("/v1/threads/{thread_id}/branch", status_code=201)
+    async def branch_thread(
+        thread_id: str, body: BranchRequest, hub: HubScope = writer
+    ) -> ThreadInfo:
+        branch = await hub.sessions.branch(thread_id, body.from_message_id, title=body.title)
+        return await _info(hub, branch.thread_id)
+
+    @app.post("/v1/threads/{thread_id}/edit", status_code=201)
+    async def edit_message(thread_id: str, body: EditRequest, hub: HubScope = writer) -> ThreadInfo:
+        content = _content(body.content, "content")
+        branch = await hub.sessions.edit(thread_id, body.message_id, content, title=body.title)
+        return await _info(hub, branch.thread_id)
+
+    @app.patch("/v1/threads/{thread_id}", status_code=204)
+    async def change_thread(thread_id: str, body: ThreadChange, hub: HubScope = writer) -> None:
+        if body.title is None and body.archived is None:
+            raise InputError("give title or archived")
+        if body.title is not None:
+            await hub.sessions.rename(thread_id, body.title)
+        if body.archived is True:
+            await hub.sessions.archive(thread_id)
+        elif body.archived is False:
+            await hub.sessions.unarchive(thread_id)
+
+    @app.post("/v1/threads/{thread_id}/messages/{message_id}/redact", status_code=204)
+    async def redact_message(
+        thread_id: str, message_id: UUID, body: RedactRequest | None = None, hub: HubScope = writer
+    ) -> None:
+        body = body or RedactRequest()
+        await hub.sessions.redact(
+            thread_id, message_id, reason=body.reason, replacement=body.replacement
+        )
+
+    @app.put("/v1/threads/{thread_id}/agent-state", status_code=204)
+    async def save_agent_state(
+        thread_id: str, body: SaveAgentState, hub: HubScope = writer
+    ) -> None:
+        await hub.sessions.save_agent_state(thread_id, body.agent_id, body.state)

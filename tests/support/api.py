@@ -1,0 +1,40 @@
+"""An HTTP client of a hub's API with a key of one tenant and role (through ASGI, no
+socket): ``async with api_client(hub, tenant="acme", role="writer") as http``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+
+from hub import Hub
+
+__all__ = ["api_client", "key_of"]
+
+BASE_URL = "http://127.0.0.1"
+
+
+async def key_of(hub: Hub, tenant: str, role: str, name: str | None = None) -> str:
+    """A new key's token."""
+    return (await hub.keys.create(tenant=tenant, role=role, name=name)).token
+
+
+@asynccontextmanager
+async def api_client(
+    hub: Hub,
+    app: FastAPI,
+    *,
+    tenant: str | None = None,
+    role: str = "admin",
+    token: str | None = None,
+) -> AsyncIterator[AsyncClient]:
+    """A client of ``app`` holding a new key (or ``token``); ``tenant`` defaults to the
+    hub's own tenant."""
+    if token is None:
+        token = await key_of(hub, tenant or hub.settings.tenant, role)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    transport = ASGITransport(app=app)
+    async with AsyncClient(transport=transport, base_url=BASE_URL, headers=headers) as client:
+        yield client
