@@ -15,7 +15,7 @@ import anyio
 import asyncpg
 import structlog
 
-from hub.infra.files import PRIVATE_FILE, make_dirs
+from hub.infra.files import PRIVATE_DIR, PRIVATE_FILE, make_dirs, write_atomic
 from schemas.errors import StoreError
 
 __all__ = ["DATABASE", "EmbeddedPostgres", "ServerLock", "prune_dead_handles", "server_info"]
@@ -66,7 +66,13 @@ class EmbeddedPostgres:
             warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
             import pgserver
 
-            return pgserver.get_server(self.home / "pg", cleanup_mode="stop")  # type: ignore[attr-defined]
+            server = pgserver.get_server(self.home / "pg", cleanup_mode="stop")  # type: ignore[attr-defined]
+        if os.geteuid() == 0:
+            # As root, pgserver runs Postgres as its own user and opens every directory
+            # above the data to all (g+rx, o+rx); the local directory needs only to be
+            # traversed, not listed, by that user.
+            os.chmod(self.home, PRIVATE_DIR | 0o011)
+        return server
 
     def is_running(self) -> bool:
         """Whether the server's postmaster is alive."""
@@ -121,9 +127,7 @@ def prune_dead_handles(pgdata: Path) -> list[int]:
         return []
     dead = [p for p in pids if not _alive(p)]
     if dead:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps([p for p in pids if p not in dead]))
-        tmp.replace(path)
+        write_atomic(path, json.dumps([p for p in pids if p not in dead]).encode())
         log.info("embedded_postgres.dead_users_pruned", pids=dead)
     return dead
 
@@ -146,7 +150,7 @@ class ServerLock:
             os.close(fd)
             return False
         self._fd = fd
-        self.info_path.write_text(json.dumps(info | {"pid": os.getpid()}))
+        write_atomic(self.info_path, json.dumps(info | {"pid": os.getpid()}).encode())
         return True
 
     def release(self) -> None:

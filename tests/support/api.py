@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
@@ -38,3 +39,22 @@ async def api_client(
     transport = ASGITransport(app=app)
     async with AsyncClient(transport=transport, base_url=BASE_URL, headers=headers) as client:
         yield client
+
+
+async def events_of(hub: Hub, topic: str) -> list[Any]:
+    """Every event in ``topic`` now, decoded, in partition and offset order."""
+    from hub.infra.ports import TopicPartition
+
+    log = hub.runtime.log
+    tps = [TopicPartition(topic, p) for p in range(await log.partitions_for(topic))]
+    ends = await log.end_offsets(tps)
+    events: list[Any] = []
+    async with log.consumer(group_id=None, partitions=tps) as consumer:
+        for tp in tps:
+            await consumer.seek(tp, 0)
+        seen = 0
+        while seen < sum(ends.values()):
+            records = await consumer.fetch(1000, 1.0)
+            seen += len(records)
+            events += [hub.runtime.codec.decode(r.value) for r in records]
+    return events

@@ -1,0 +1,109 @@
+"""API keys as an operator uses them (issue 12): ``agent-hub up`` on loopback makes an
+owner-only local admin key, ``agent-hub keys`` creates, lists and revokes keys, a server
+on a public address refuses to start before any key exists, and every file under the
+local directory is owner-only."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import agent_hub, free_port, local_api, user_env
+
+pytestmark = pytest.mark.slow
+
+
+def _private(path: Path) -> bool:
+    return stat.S_IMODE(path.stat().st_mode) & 0o077 == 0
+
+
+def test_keys_create_list_revoke_against_a_running_server(
+    up: tuple[str, subprocess.Popen[str], Path],
+) -> None:
+    url, _, home = up
+    local = home / ".agent_hub" / "api_key"
+    assert local.read_text().startswith("ahk_") and _private(local)
+    admin = local_api(url, home)
+    assert admin.get("/v1/keys").json()["keys"][0]["name"] == "local admin (agent-hub up)"
+
+    made = agent_hub(
+        "keys", "create", "--tenant", "acme", "--role", "writer", "--name", "ci", cwd=home
+    )
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip()
+    assert token.startswith("ahk_") and "not shown again" in made.stderr
+    writer = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"})
+    started = writer.post("/v1/threads", json={"agent_id": "bot", "thread_id": "t"})
+    assert started.status_code == 201, started.text
+    assert writer.get("/v1/threads/t").status_code == 200
+    assert admin.get("/v1/threads/t").status_code == 404  # the local key is another tenant's
+    assert writer.get("/v1/keys").status_code == 403
+
+    listed = agent_hub("keys", "list", "--tenant", "acme", cwd=home)
+    assert listed.returncode == 0, listed.stderr
+    (row,) = listed.stdout.splitlines()[1:]
+    key_id, tenant, role, name, _, last_used, revoked = row.split("\t")
+    assert (tenant, role, name, revoked) == ("acme", "writer", "ci", "-")
+    assert last_used != "-"  # the server wrote its use
+    assert key_id in token
+
+    gone = agent_hub("keys", "revoke", key_id, "--reason", "leaked", cwd=home)
+    assert gone.returncode == 0, gone.stderr
+    deadline = time.monotonic() + 10  # the server trusts a lookup for HUB_API_KEY_CACHE_S
+    while writer.get("/v1/threads/t").status_code != 401:
+        assert time.monotonic() < deadline, "the revoked key still works"
+        time.sleep(0.2)
+    assert agent_hub("keys", "revoke", "0123456789abcdef", cwd=home).returncode == 1
+
+    for path in (home / ".agent_hub").rglob("*"):
+        if path.is_file() and "pg" not in path.relative_to(home / ".agent_hub").parts[:1]:
+            assert _private(path), path
+    mode = stat.S_IMODE((home / ".agent_hub").stat().st_mode)
+    # owner-only; as root, the user pgserver runs Postgres as may traverse it (not list it)
+    assert mode & 0o066 == 0 and (mode & 0o077 == 0 or os.geteuid() == 0), oct(mode)
+
+
+def test_a_public_address_needs_a_key_first(tmp_path: Path) -> None:
+    port = free_port()
+    refused = agent_hub("up", "--host", "0.0.0.0", "--port", str(port), cwd=tmp_path)
+    assert refused.returncode == 1
+    assert "refusing to listen on 0.0.0.0" in refused.stderr
+    assert not (tmp_path / ".agent_hub" / "api_key").exists()  # no local key off loopback
+
+    made = agent_hub("keys", "create", "--role", "admin", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "up", "--host", "0.0.0.0", "--port", str(port)],
+        cwd=tmp_path,
+        env=user_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+        key = {"Authorization": f"Bearer {made.stdout.strip()}"}
+        assert httpx.get(f"{url}/v1/agents", headers=key).status_code == 200
+        assert httpx.get(f"{url}/v1/agents").status_code == 401
+        other_name = httpx.get(f"{url}/v1/agents", headers=key | {"host": "attacker.example"})
+        assert other_name.status_code == 400
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
