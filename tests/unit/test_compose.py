@@ -16,6 +16,27 @@ from hub.settings import HubSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 HUB_SERVICES = ("hub-api", "hub-projectors", "hub-archiver")
+INFRA = ("kafka", "postgres", "minio")
+DOT_ENV = {
+    "POSTGRES_PASSWORD": "pg-Secret_1",
+    "MINIO_ROOT_USER": "admin",
+    "MINIO_ROOT_PASSWORD": "m1n10-Secret",
+}
+_VARIABLE = re.compile(r"\$\{(\w+)(?::([?-])([^}]*))?\}")
+
+
+def interpolate(value: Any, env: dict[str, str]) -> str:
+    """Compose's ``${VAR}``, ``${VAR:-default}`` and ``${VAR:?error}``."""
+
+    def one(m: re.Match[str]) -> str:
+        name, kind, rest = m.group(1), m.group(2), m.group(3)
+        if env.get(name):
+            return env[name]
+        if kind == "?":
+            raise KeyError(f"{name}: {rest}")
+        return rest or ""
+
+    return _VARIABLE.sub(one, str(value))
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +56,7 @@ def settings_of(service: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Hub
         if key.startswith("HUB_"):
             monkeypatch.delenv(key)
     for key, value in service["environment"].items():
-        monkeypatch.setenv(key, str(value))
+        monkeypatch.setenv(key, interpolate(value, DOT_ENV))
     return HubSettings(_env_file=None)
 
 
@@ -95,7 +116,7 @@ def test_hub_urls_point_at_the_services(
     assert settings.kafka_replication_factor <= 1  # one broker in this compose file
     # the read models: the postgres service's own user, password and database
     pg = urlsplit(settings.database_url or "")
-    pg_env = services["postgres"]["environment"]
+    pg_env = {k: interpolate(v, DOT_ENV) for k, v in services["postgres"]["environment"].items()}
     assert (pg.hostname, pg.port, pg.username, pg.password, pg.path.lstrip("/")) == (
         "postgres",
         5432,
@@ -104,12 +125,11 @@ def test_hub_urls_point_at_the_services(
         pg_env["POSTGRES_DB"],
     )
     # the archive: a bucket on the minio service, with its credentials
-    env = services[name]["environment"]
+    env = {k: interpolate(v, DOT_ENV) for k, v in services[name]["environment"].items()}
     assert urlsplit(settings.archive).scheme == "s3"
     endpoint = urlsplit(env["AWS_ENDPOINT_URL_S3"])
     assert (endpoint.hostname, endpoint.port) == ("minio", 9000)
-    assert any(str(p).endswith(":9000") for p in services["minio"]["ports"])
-    minio_env = services["minio"]["environment"]
+    minio_env = {k: interpolate(v, DOT_ENV) for k, v in services["minio"]["environment"].items()}
     assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == (
         minio_env["MINIO_ROOT_USER"],
         minio_env["MINIO_ROOT_PASSWORD"],
@@ -120,6 +140,35 @@ def test_api_port_and_healthcheck_agree(services: dict[str, Any]) -> None:
     api = services["hub-api"]
     args = _parser().parse_args(api["command"])
     assert args.host == "0.0.0.0"
-    assert f"{args.port}:{args.port}" in api["ports"]
+    (published,) = api["ports"]
+    assert interpolate(published, {}) == f"127.0.0.1:{args.port}:{args.port}"
+    assert interpolate(published, {"HUB_API_PUBLISH": "0.0.0.0:80"}).endswith(f":{args.port}")
     probe = " ".join(shlex.quote(p) for p in api["healthcheck"]["test"])
     assert f"http://127.0.0.1:{args.port}/healthz" in probe
+
+
+def test_only_the_api_is_published(services: dict[str, Any]) -> None:
+    published = {name for name, service in services.items() if service.get("ports")}
+    assert published == {"hub-api"}
+
+
+def test_credentials_come_from_the_users_env_file(services: dict[str, Any]) -> None:
+    """No password in compose.yaml: each is ``${VAR:?...}``, which refuses to start
+    without the user's .env, and .env.example names every one."""
+    example = (ROOT / ".env.example").read_text()
+    secrets = {
+        ("postgres", "POSTGRES_PASSWORD"),
+        ("minio", "MINIO_ROOT_USER"),
+        ("minio", "MINIO_ROOT_PASSWORD"),
+        *((name, "AWS_SECRET_ACCESS_KEY") for name in HUB_SERVICES),
+    }
+    for service, key in secrets:
+        value = str(services[service]["environment"][key])
+        match = _VARIABLE.fullmatch(value)
+        assert match and match.group(2) == "?", (service, key, value)
+        assert f"\n{match.group(1)}=\n" in example
+        with pytest.raises(KeyError):
+            interpolate(value, {})
+    for name in HUB_SERVICES:
+        url = str(services[name]["environment"]["HUB_DATABASE_URL"])
+        assert "${POSTGRES_PASSWORD:?" in url
