@@ -95,6 +95,11 @@ class HubContext:
         ends = await self.runtime.log.end_offsets(partitions)
         await self._wait_for_marks({tp: end - 1 for tp, end in ends.items() if end > 0}, timeout)
 
+    async def wait_for(self, marks: dict[TopicPartition, int], timeout: float = 30.0) -> None:
+        """Wait until every projection reading a partition in ``marks`` has applied it up
+        to and including the offset given (read-your-writes for a remote writer)."""
+        await self._wait_for_marks(marks, timeout)
+
     async def _wait_for_marks(self, marks: dict[TopicPartition, int], timeout: float) -> None:
         needed = {
             (p.consumer, tp): offset

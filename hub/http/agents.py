@@ -3,12 +3,14 @@ retire."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.agents.client import Agent, RegisterResult
+from hub.http.params import AT_DESCRIPTION, parse_at
 from schemas.errors import InputError, NotFoundError
 
 if TYPE_CHECKING:
@@ -78,6 +80,19 @@ def add_agent_routes(app: FastAPI, access: Access) -> None:
         agent = await hub.registry.get(agent_id)
         if agent is None:
             raise NotFoundError(f"no agent {agent_id!r}")
+        return agent
+
+    @app.get("/v1/agents/{agent_id}/as-of")
+    async def agent_as_of(
+        agent_id: str, at: str = Query(..., description=AT_DESCRIPTION), hub: HubScope = reader
+    ) -> Agent:
+        """The agent as it was then; 404 if it was not registered yet."""
+        when = parse_at(at)
+        if not isinstance(when, datetime | int):
+            raise InputError("at: a time or an offset of the agent's partition", field="at")
+        agent = await hub.registry.as_of(agent_id, when)
+        if agent is None:
+            raise NotFoundError(f"no agent {agent_id!r} at {at}")
         return agent
 
     async def _registered(hub: HubScope, agent_id: str, result: RegisterResult) -> Registered:

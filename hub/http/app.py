@@ -20,6 +20,7 @@ from hub.http.agents import add_agent_routes
 from hub.http.auth import Access
 from hub.http.docs import install_docs
 from hub.http.errors import BodyLimit, install_error_handlers, install_openapi
+from hub.http.events import add_event_routes
 from hub.http.guards import HostCheck, JsonWrites, allowed_hosts, split_list
 from hub.http.idempotency import Idempotency, Scope
 from hub.http.keys import add_key_routes
@@ -35,11 +36,18 @@ from schemas.events import Topic
 
 __all__ = ["create_app"]
 
-_ARTIFACT_UPLOAD = re.compile(r"^/v1/runs/[^/]+/artifacts$")
+_UPLOADS = re.compile(r"^/v1/runs/[^/]+/artifacts$|^/v1/blobs$")
+_RECORDS = re.compile(r"^/v1/events$")
 
 
 def _is_upload(scope: Scope) -> bool:
-    return scope.get("method") == "POST" and bool(_ARTIFACT_UPLOAD.match(scope.get("path", "")))
+    """Raw bodies streamed to the blob store (not JSON, not held whole)."""
+    return scope.get("method") == "POST" and bool(_UPLOADS.match(scope.get("path", "")))
+
+
+def _is_raw(scope: Scope) -> bool:
+    """Requests whose body is not JSON: uploads, and the SDK's batches of records."""
+    return _is_upload(scope) or bool(_RECORDS.match(scope.get("path", "")))
 
 
 def _is_key_management(scope: Scope) -> bool:
@@ -62,7 +70,7 @@ def create_app(hub: Hub) -> FastAPI:
         skip=_is_key_management,  # a created key's token must never be stored
         keep_s=s.api_idempotency_s,
     )
-    app.add_middleware(JsonWrites, raw=_is_upload)
+    app.add_middleware(JsonWrites, raw=_is_raw)
     app.add_middleware(
         BodyLimit,
         max_bytes=s.api_max_body_bytes,
@@ -112,6 +120,7 @@ def create_app(hub: Hub) -> FastAPI:
     add_run_write_routes(app, access)
     add_prompt_routes(app, access)
     add_key_routes(app, access)
+    add_event_routes(app, access)
     return app
 
 

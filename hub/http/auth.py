@@ -14,13 +14,18 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from hub.access.keys import Principal
-from schemas.errors import ForbiddenError, HubError, RateLimitedError
+from hub.infra.ports import TopicPartition
+from schemas.errors import ForbiddenError, HubError, InputError, RateLimitedError
 from schemas.events import ApiKeyRole
 
 if TYPE_CHECKING:
     from hub.client import Hub, HubScope
 
-__all__ = ["Access", "RateLimiter"]
+__all__ = ["READ_AFTER", "Access", "RateLimiter", "parse_marks"]
+
+READ_AFTER = "X-Hub-Read-After"
+READ_AFTER_TIMEOUT_S = 30.0
+MAX_MARKS = 4096
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `agent-hub keys create`")
 
@@ -57,9 +62,11 @@ class Access:
         self.hub = hub
         s = hub.settings
         self.limiter = RateLimiter(s.api_rate_limit, s.api_rate_burst)
-        self.reader = self._scope_for(ApiKeyRole.READER)
-        self.writer = self._scope_for(ApiKeyRole.WRITER)
+        self.reader_principal = self._principal_for(ApiKeyRole.READER)
+        self.writer_principal = self._principal_for(ApiKeyRole.WRITER)
         self.admin_principal = self._principal_for(ApiKeyRole.ADMIN)
+        self.reader = self._scope_for(self.reader_principal)
+        self.writer = self._scope_for(self.writer_principal)
 
     async def tenant_of(self, scope: dict[str, Any] | Any) -> str | None:
         """The tenant of a raw ASGI request's key (None if it has no good key)."""
@@ -88,10 +95,34 @@ class Access:
 
         return principal
 
-    def _scope_for(self, role: ApiKeyRole) -> Callable[..., Awaitable[HubScope]]:
-        principal_of = self._principal_for(role)
-
-        async def scope(principal: Principal = Depends(principal_of)) -> HubScope:  # noqa: B008
-            return self.hub.scope(principal)
+    def _scope_for(
+        self, principal_of: Callable[..., Awaitable[Principal]]
+    ) -> Callable[..., Awaitable[HubScope]]:
+        async def scope(
+            request: Request,
+            principal: Principal = Depends(principal_of),  # noqa: B008
+        ) -> HubScope:
+            found = self.hub.scope(principal)
+            marks = request.headers.get(READ_AFTER)
+            if marks:  # read your own writes, made through any server
+                await found.context.wait_for(parse_marks(marks), READ_AFTER_TIMEOUT_S)
+            return found
 
         return scope
+
+
+def parse_marks(value: str) -> dict[TopicPartition, int]:
+    """``X-Hub-Read-After``: ``topic:partition:offset`` items, comma-separated."""
+    marks: dict[TopicPartition, int] = {}
+    try:
+        for item in value.split(","):
+            topic, partition, offset = item.strip().rsplit(":", 2)
+            tp = TopicPartition(topic, int(partition))
+            marks[tp] = max(marks.get(tp, -1), int(offset))
+    except ValueError:
+        raise InputError(
+            f"{READ_AFTER}: expected topic:partition:offset items", field=READ_AFTER
+        ) from None
+    if len(marks) > MAX_MARKS:
+        raise InputError(f"{READ_AFTER}: at most {MAX_MARKS} partitions", field=READ_AFTER)
+    return marks

@@ -3,14 +3,16 @@ versions, add a version, move a label, roll back."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from fastapi import Depends, FastAPI, Response
+from fastapi import Depends, FastAPI, Query, Response
 from pydantic import BaseModel, ConfigDict
 
+from hub.http.params import AT_DESCRIPTION, parse_at
 from hub.prompts.client import CURRENT
 from hub.prompts.models import PromptVersion
-from schemas.errors import NotFoundError
+from schemas.errors import InputError, NotFoundError
 
 if TYPE_CHECKING:
     from hub.client import HubScope
@@ -74,6 +76,31 @@ def add_prompt_routes(app: FastAPI, access: Access) -> None:
         if not versions:
             raise NotFoundError(f"no prompt {name!r}")
         return {"name": name, "versions": [v.model_dump(mode="json") for v in versions]}
+
+    @app.get("/v1/prompts/{name}/labels")
+    async def labels_at(
+        name: str,
+        at: datetime = Query(..., description="A time, ISO 8601 with a timezone"),  # noqa: B008
+        hub: HubScope = reader,
+    ) -> dict[str, dict[str, str]]:
+        """Where each label pointed at that time."""
+        return {"labels": await hub.prompts.labels_at(name, at)}
+
+    @app.get("/v1/prompts/{name}/as-of")
+    async def prompt_as_of(
+        name: str,
+        at: str = Query(..., description=AT_DESCRIPTION),
+        label: str = CURRENT,
+        hub: HubScope = reader,
+    ) -> PromptVersion:
+        """The version ``label`` pointed at then; 404 if it pointed nowhere yet."""
+        when = parse_at(at)
+        if not isinstance(when, datetime | int):
+            raise InputError("at: a time or an offset of the prompt's partition", field="at")
+        found = await hub.prompts.as_of(name, when, label=label)
+        if found is None:
+            raise NotFoundError(f"prompt {name!r} label {label!r} pointed nowhere at {at}")
+        return found
 
     @app.post("/v1/prompts/{name}/versions", status_code=201)
     async def add_version(name: str, body: NewVersion, hub: HubScope = writer) -> PromptVersion:

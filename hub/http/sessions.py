@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Depends, FastAPI, Query
 from pydantic import BaseModel
 
-from hub.sessions.models import Page, SearchHit, ThreadInfo, ThreadStats, TreeNode
+from hub.http.params import AT_DESCRIPTION, parse_at
+from hub.sessions.models import (
+    Page,
+    SearchHit,
+    ThreadInfo,
+    ThreadSnapshot,
+    ThreadStats,
+    TreeNode,
+)
 from schemas.errors import NotFoundError
 
 if TYPE_CHECKING:
@@ -78,6 +86,13 @@ def add_thread_routes(app: FastAPI, access: Access) -> None:
     @app.get("/v1/threads/{thread_id}/tree")
     async def thread_tree(thread_id: str, hub: HubScope = reader) -> TreeNode:
         return await hub.sessions.tree(thread_id)
+
+    @app.get("/v1/threads/{thread_id}/as-of")
+    async def thread_as_of(
+        thread_id: str, at: str = Query(..., description=AT_DESCRIPTION), hub: HubScope = reader
+    ) -> ThreadSnapshot:
+        """The thread as it was then (time travel)."""
+        return await hub.sessions.as_of(thread_id, parse_at(at))
 
     @app.get("/v1/threads/{thread_id}/agent-state")
     async def agent_state(thread_id: str, hub: HubScope = reader) -> AgentState:

@@ -20,6 +20,7 @@ __all__ = [
     "PositionStore",
     "ProducerRecord",
     "RebalanceListener",
+    "RecordSink",
     "StoredObject",
     "TopicPartition",
 ]
@@ -230,6 +231,16 @@ class StoredObject:
     uri: str
     size: int
     sha256: str
+
+
+class RecordSink(Protocol):
+    """Where a producer appends records: an :class:`EventLog`, or a hub's HTTP API."""
+
+    name: str
+
+    async def append(self, records: Sequence[ProducerRecord]) -> list[Position]:
+        """Append records (all or none); returns their positions."""
+        ...
 
 
 @runtime_checkable

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import anyio
 import structlog
 
-from hub.infra.ports import EventLog, Position, ProducerRecord, TopicPartition
+from hub.infra.ports import Position, ProducerRecord, RecordSink, TopicPartition
 from hub.infra.spool import Spool
 from schemas.codec import Codec
 from schemas.errors import InputError, LogError
@@ -30,7 +30,7 @@ class EventProducer:
 
     def __init__(
         self,
-        log: EventLog,
+        log: RecordSink,
         codec: Codec,
         *,
         max_event_bytes: int = 1 << 20,
@@ -67,6 +67,10 @@ class EventProducer:
                 f"{type(event).__name__} is {len(value)} bytes encoded, over the "
                 f"{self.max_event_bytes}-byte limit (HUB_MAX_EVENT_BYTES)"
             )
+        return self.record_of(event, value)
+
+    def record_of(self, event: Event, value: bytes) -> ProducerRecord:
+        """The log record of ``event`` already encoded as ``value`` (headers built here)."""
         headers = (
             *self._type_headers[type(event).__name__],
             ("hub-tenant", event.tenant_id.encode()),

@@ -6,6 +6,7 @@ added without an entry here fails the test."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,8 +17,13 @@ from httpx import AsyncClient
 
 from hub import Hub
 from hub.http.app import create_app
+from hub.http.events import EVENTS_MEDIA_TYPE
+from hub.infra.ports import ProducerRecord
+from hub.infra.spool import encode_batch
 from hub.settings import HubSettings
-from tests.support.api import api_client, key_of
+from schemas.codec import Codec
+from schemas.events import AgentRegistered
+from tests.support.api import KEY_TENANTS, api_client, key_of
 
 pytestmark = pytest.mark.anyio
 
@@ -108,6 +114,9 @@ async def _seed(http: AsyncClient) -> dict[str, str]:
     }
 
 
+LATER = "2100-01-01T00:00:00+00:00"
+
+
 # How to call each operation: query, body, and what another tenant's key gets: "404"
 # (it names this tenant's data), "own" (it creates in the caller's own namespace) or
 # "list" (it lists the caller's own data). Bodies are valid, so 404 comes from the tenant.
@@ -158,6 +167,13 @@ CALLS: dict[tuple[str, str], tuple[dict[str, Any], Any, str]] = {
     ("get", "/v1/keys"): ({}, None, "list"),
     ("post", "/v1/keys"): ({}, {"role": "reader"}, "own"),
     ("post", "/v1/keys/{key_id}/revoke"): ({}, {}, "404"),
+    ("get", "/v1/whoami"): ({}, None, "list"),
+    ("post", "/v1/events"): ({}, "records", "own"),
+    ("post", "/v1/blobs"): ({"sha256": hashlib.sha256(b"bytes").hexdigest()}, b"bytes", "own"),
+    ("get", "/v1/threads/{thread_id}/as-of"): ({"at": LATER}, None, "404"),
+    ("get", "/v1/agents/{agent_id}/as-of"): ({"at": LATER}, None, "404"),
+    ("get", "/v1/prompts/{name}/labels"): ({"at": LATER}, None, "list"),
+    ("get", "/v1/prompts/{name}/as-of"): ({"at": LATER}, None, "404"),
 }
 
 
@@ -169,9 +185,25 @@ def _fill(value: Any, ids: dict[str, str]) -> Any:
     return value
 
 
+def _records(http: AsyncClient) -> bytes:
+    """A batch of one event of the caller's own tenant, as the SDK sends them."""
+    token = http.headers.get("authorization", "").removeprefix("Bearer ")
+    parts = token.split("_")
+    key_id = parts[1] if len(parts) > 2 else "0000000000000000"
+    tenant = KEY_TENANTS.get(key_id, "nobody")
+    event = AgentRegistered(tenant_id=tenant, actor=f"key:{key_id}", agent_id="agent-b")
+    value = Codec().encode(event)
+    record = ProducerRecord(str(event.topic), event.partition_key(), value)
+    return encode_batch([record])
+
+
 async def _call(http: AsyncClient, method: str, path: str, ids: dict[str, str]) -> Any:
     query, body, _ = CALLS[(method, path)]
     url = path.format(**ids)
+    if body == "records":
+        return await http.request(
+            method, url, content=_records(http), headers={"content-type": EVENTS_MEDIA_TYPE}
+        )
     if isinstance(body, bytes):
         return await http.request(
             method,

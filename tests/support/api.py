@@ -12,14 +12,19 @@ from httpx import ASGITransport, AsyncClient
 
 from hub import Hub
 
-__all__ = ["api_client", "key_of"]
+__all__ = ["KEY_TENANTS", "api_client", "events_of", "key_of"]
+
+KEY_TENANTS: dict[str, str] = {}
+"""Key id -> tenant of the keys clients here were made with."""
 
 BASE_URL = "http://127.0.0.1"
 
 
 async def key_of(hub: Hub, tenant: str, role: str, name: str | None = None) -> str:
     """A new key's token."""
-    return (await hub.keys.create(tenant=tenant, role=role, name=name)).token
+    token = (await hub.keys.create(tenant=tenant, role=role, name=name)).token
+    KEY_TENANTS[token.split("_")[1]] = tenant
+    return token
 
 
 @asynccontextmanager
@@ -35,6 +40,8 @@ async def api_client(
     hub's own tenant."""
     if token is None:
         token = await key_of(hub, tenant or hub.settings.tenant, role)
+    if token.count("_") >= 2:
+        KEY_TENANTS[token.split("_")[1]] = tenant or hub.settings.tenant
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     transport = ASGITransport(app=app)
     async with AsyncClient(transport=transport, base_url=BASE_URL, headers=headers) as client:
