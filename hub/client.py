@@ -23,6 +23,12 @@ from hub.infra.embedded import EmbeddedPostgres, ServerLock
 from hub.infra.lifecycle import Lifecycle
 from hub.infra.ports import Position
 from hub.prompts.client import PromptsClient
+from hub.remote.agents import RemoteRegistry
+from hub.remote.context import RemoteContext
+from hub.remote.keys import RemoteKeys
+from hub.remote.prompts import RemotePrompts
+from hub.remote.runs import RemoteRuns
+from hub.remote.sessions import RemoteSessions
 from hub.runs.client import RunsClient
 from hub.runtime import Runtime
 from hub.sessions.client import SessionsClient
@@ -55,12 +61,29 @@ class Hub(Lifecycle):
     def __init__(self, settings: HubSettings, *, archive: bool = False) -> None:
         self.settings = settings
         self.runtime = Runtime(settings)
-        self.context = HubContext(self.runtime)
-        self.registry = RegistryClient(self.context)
-        self.sessions = SessionsClient(self.context)
-        self.runs = RunsClient(self.context)
-        self.prompts = PromptsClient(self.context)
-        self.keys = KeysClient(self.context, cache_s=settings.api_key_cache_s)
+        self.remote = settings.url is not None
+        """Remote mode (``HUB_URL``): every call goes through that hub's HTTP API."""
+        self.context: HubContext
+        self.registry: RegistryClient
+        self.sessions: SessionsClient
+        self.runs: RunsClient
+        self.prompts: PromptsClient
+        self.keys: KeysClient
+        if self.remote:
+            remote = RemoteContext(self.runtime)
+            self.context = remote
+            self.registry = RemoteRegistry(remote)
+            self.sessions = RemoteSessions(remote)
+            self.runs = RemoteRuns(remote)
+            self.prompts = RemotePrompts(remote)
+            self.keys = RemoteKeys(remote)
+        else:
+            self.context = HubContext(self.runtime)
+            self.registry = RegistryClient(self.context)
+            self.sessions = SessionsClient(self.context)
+            self.runs = RunsClient(self.context)
+            self.prompts = PromptsClient(self.context)
+            self.keys = KeysClient(self.context, cache_s=settings.api_key_cache_s)
         self._scopes: dict[tuple[str, str], HubScope] = {}
         self.projectors: list[Projector] = []
         self.archiver: Archiver | None = None
@@ -91,6 +114,9 @@ class Hub(Lifecycle):
     async def start(self) -> None:
         if self._stack is not None:
             return
+        if self.remote:
+            await self._start_remote()
+            return
         stack = AsyncExitStack()
         try:
             await self.runtime.start()
@@ -119,6 +145,19 @@ class Hub(Lifecycle):
                 await tg.start(self.archiver.run)
         except BaseException:
             await stack.aclose()  # Runtime.stop shields its own clean-up
+            raise
+        self._stack = stack
+
+    async def _start_remote(self) -> None:
+        assert isinstance(self.context, RemoteContext)
+        stack = AsyncExitStack()
+        try:
+            await self.context.connect(stack)
+            tg = await stack.enter_async_context(anyio.create_task_group())
+            stack.callback(tg.cancel_scope.cancel)
+            tg.start_soon(self._forward_spool_forever)
+        except BaseException:
+            await stack.aclose()
             raise
         self._stack = stack
 
@@ -153,7 +192,13 @@ class Hub(Lifecycle):
     async def sync(self) -> int:
         """Forward what the offline spool holds to the log (in order); returns how many
         events were sent. Raises :class:`LogError` while the log is still unreachable."""
-        return await self.runtime.producer.forward_spool()
+        await self.flush()
+        return await self.context.producer.forward_spool()
+
+    async def flush(self) -> None:
+        """Send the writes remote mode has queued (direct mode sends at once)."""
+        if isinstance(self.context, RemoteContext):
+            await self.context.outbox.flush()
 
     async def _forward_spool_forever(self) -> None:
         spool = self.runtime.spool

@@ -42,6 +42,21 @@ class HubSettings(BaseSettings):
         validation_alias=AliasChoices("HUB_HOME", "AGENT_HUB_LOCAL_DIR"),
         description="Local directory for embedded Postgres, the archive and the spool",
     )
+    url: str | None = Field(
+        None,
+        description="https://hub.example.com: use that hub's HTTP API for every call (remote "
+        "mode) instead of the log and database directly",
+    )
+    api_key: str | None = Field(
+        None, repr=False, description="The API key remote mode calls with (ahk_...)"
+    )
+    remote_linger_ms: int = Field(
+        5, ge=0, description="How long remote appends wait to be sent with others"
+    )
+    remote_batch_bytes: int = Field(
+        1 << 20, ge=1024, description="Most bytes of events one remote request carries"
+    )
+    remote_timeout_s: float = Field(30.0, gt=0, description="Timeout of one remote request")
     tenant: str = Field("default", min_length=1, max_length=200)
     actor: str = Field("agent-hub", min_length=1, max_length=200)
 
@@ -138,6 +153,15 @@ class HubSettings(BaseSettings):
             except ConfigError as exc:
                 raise ValueError(str(exc)) from None
         return value or None
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value and (
+            urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc
+        ):
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value.rstrip("/") if value else None
 
     @field_validator("database_url")
     @classmethod

@@ -17,7 +17,7 @@ from fastapi import Depends, FastAPI, Query, Request, Response
 from pydantic import BaseModel
 
 from hub.access.keys import Principal
-from hub.infra.spool import decode_batch
+from hub.infra.spool import RECORDS_MEDIA_TYPE, decode_batch
 from schemas.errors import ForbiddenError, InputError, SchemaError
 from schemas.events import (
     ApiKeyCreated,
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EVENTS_MEDIA_TYPE", "add_event_routes", "blob_key"]
 
-EVENTS_MEDIA_TYPE = "application/vnd.agenthub.records"
+EVENTS_MEDIA_TYPE = RECORDS_MEDIA_TYPE
 NOT_OVER_HTTP: dict[type[Event], str] = {
     ApiKeyCreated: "keys are made with POST /v1/keys",
     ApiKeyRevoked: "keys are revoked with POST /v1/keys/{id}/revoke",

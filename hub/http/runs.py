@@ -63,17 +63,24 @@ def add_run_routes(app: FastAPI, access: Access) -> None:
         }
 
     @app.get("/v1/runs/{run_id}")
-    async def get_run(run_id: str, hub: HubScope = reader) -> RunDetail:
-        detail = await hub.runs.get(run_id, url_expires_s=expires)
+    async def get_run(
+        run_id: str,
+        url_expires_s: int | None = Query(None, ge=1, le=7 * 24 * 3600),
+        hub: HubScope = reader,
+    ) -> RunDetail:
+        detail = await hub.runs.get(run_id, url_expires_s=url_expires_s or expires)
         if detail is None:
             raise NotFoundError(f"no run {run_id!r}")
         return detail
 
     @app.get("/v1/artifacts/{artifact_id}", response_model=None)
     async def get_artifact(
-        artifact_id: UUID, redirect: bool = False, hub: HubScope = reader
+        artifact_id: UUID,
+        redirect: bool = False,
+        url_expires_s: int | None = Query(None, ge=1, le=7 * 24 * 3600),
+        hub: HubScope = reader,
     ) -> ArtifactInfo | Response:
-        artifact = await hub.runs.artifact(artifact_id, url_expires_s=expires)
+        artifact = await hub.runs.artifact(artifact_id, url_expires_s=url_expires_s or expires)
         if redirect and artifact.url and artifact.url.startswith(("http://", "https://")):
             return RedirectResponse(artifact.url, status_code=307)
         return artifact

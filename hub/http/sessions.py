@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from fastapi import Depends, FastAPI, Query
 from pydantic import BaseModel
 
 from hub.http.params import AT_DESCRIPTION, parse_at
 from hub.sessions.models import (
+    Message,
     Page,
     SearchHit,
     ThreadInfo,
@@ -82,6 +84,11 @@ def add_thread_routes(app: FastAPI, access: Access) -> None:
             "next_cursor": messages.next_cursor,
             "before": older,  # deprecated, for one release: the seq `before` takes
         }
+
+    @app.get("/v1/threads/{thread_id}/messages/{message_id}")
+    async def thread_message(thread_id: str, message_id: UUID, hub: HubScope = reader) -> Message:
+        """One message as the thread shows it (its own, or an ancestor's before the fork)."""
+        return await hub.sessions.message(thread_id, message_id)
 
     @app.get("/v1/threads/{thread_id}/tree")
     async def thread_tree(thread_id: str, hub: HubScope = reader) -> TreeNode:

@@ -31,7 +31,10 @@ from hub.infra.files import fsync_dir, make_dirs, private_opener, write_atomic
 from hub.infra.ports import ProducerRecord
 from schemas.errors import StoreError
 
-__all__ = ["Spool"]
+__all__ = ["RECORDS_MEDIA_TYPE", "Spool", "decode_batch", "encode_batch"]
+
+RECORDS_MEDIA_TYPE = "application/vnd.agenthub.records"
+"""The media type of a batch in this format (how remote clients send records)."""
 
 log = structlog.get_logger(__name__)
 

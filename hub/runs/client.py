@@ -52,6 +52,9 @@ def _since(value: datetime | None, field: str = "since") -> datetime | None:
 class RunsClient:
     """Runs, metrics and artifacts, as ``hub.runs``."""
 
+    run_class: type[Run] = Run
+    """What ``start`` and ``attach`` make (remote mode's runs send through its API)."""
+
     def __init__(self, ctx: HubContext) -> None:
         self._ctx = ctx
 
@@ -68,7 +71,7 @@ class RunsClient:
         check_id(agent_id, "agent_id")
         if run_id is not None:
             check_id(run_id, "run_id")
-        return Run(
+        return self.run_class(
             self._ctx,
             agent_id,
             run_id or f"{agent_id}_{uuid7().hex[:16]}",
@@ -85,7 +88,7 @@ class RunsClient:
         row = await self._ctx.pool.fetchrow(queries.RUN, self._ctx.tenant, run_id)
         if row is None:
             raise NotFoundError(f"no run {run_id!r}")
-        return Run.attached(
+        return self.run_class.attached(
             self._ctx, row["agent_id"], run_id, started_at=row["started_at"], status=row["status"]
         )
 

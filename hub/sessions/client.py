@@ -225,8 +225,11 @@ class SessionsClient(SessionReader):
                     raise
                 field = f"messages.{i}.{exc.field}" if exc.field else f"messages.{i}"
                 raise InputError(f"messages.{i}: {exc.message}", field=field) from None
-        await self._ctx.producer.send([record for _, record in built])
+        await self._send_messages([record for _, record in built])
         return [event.message_id for event, _ in built]
+
+    async def _send_messages(self, records: builtins.list[ProducerRecord]) -> None:
+        await self._ctx.producer.send(records)
 
     async def fork(
         self,
@@ -326,6 +329,14 @@ class SessionsClient(SessionReader):
 
     async def _check_in_thread(self, thread_id: str, message_id: UUID | str) -> UUID:
         """``message_id`` as a UUID, if ``thread_id`` shows it; else an error."""
+        return (await self.message(thread_id, message_id)).message_id
+
+    async def _message_at(self, thread_id: str, message_id: UUID) -> Message:
+        return await self.message(thread_id, message_id)
+
+    async def message(self, thread_id: str, message_id: UUID | str) -> Message:
+        """One message as ``thread_id`` shows it (its own, or an ancestor's before the
+        fork); :class:`NotFoundError` if the thread does not show it."""
         try:
             target = message_id if isinstance(message_id, UUID) else UUID(str(message_id))
         except ValueError:
@@ -334,17 +345,10 @@ class SessionsClient(SessionReader):
         await self._settled()
         found = await self._ctx.pool.fetchrow(queries.FIND_MESSAGE, self._ctx.tenant, target)
         if found is not None:
-            seq = found["seq"]
-            window = await self.messages(thread_id, after=seq - 1, limit=1)
+            window = await self.messages(thread_id, after=found["seq"] - 1, limit=1)
             if window and window[0].message_id == target:
-                return target
+                return window[0]
         raise NotFoundError(f"message {target} is not in thread {thread_id!r}")
-
-    async def _message_at(self, thread_id: str, message_id: UUID) -> Message:
-        row = await self._ctx.pool.fetchrow(queries.FIND_MESSAGE, self._ctx.tenant, message_id)
-        assert row is not None
-        window = await self.messages(thread_id, after=row["seq"] - 1, limit=1)
-        return window[0]
 
 
 def build_event_part(cls: type[TokenUsage], data: Mapping[str, Any], where: str) -> TokenUsage:

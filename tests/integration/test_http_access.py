@@ -138,6 +138,7 @@ CALLS: dict[tuple[str, str], tuple[dict[str, Any], Any, str]] = {
         "404",
     ),
     ("get", "/v1/threads/{thread_id}/tree"): ({}, None, "404"),
+    ("get", "/v1/threads/{thread_id}/messages/{message_id}"): ({}, None, "404"),
     ("get", "/v1/threads/{thread_id}/agent-state"): ({}, None, "404"),
     ("put", "/v1/threads/{thread_id}/agent-state"): ({}, {"agent_id": "x", "state": {}}, "404"),
     ("post", "/v1/threads/{thread_id}/fork"): ({}, {}, "404"),

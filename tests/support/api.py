@@ -12,7 +12,7 @@ from httpx import ASGITransport, AsyncClient
 
 from hub import Hub
 
-__all__ = ["KEY_TENANTS", "api_client", "events_of", "key_of"]
+__all__ = ["KEY_TENANTS", "api_client", "events_of", "key_of", "served_api"]
 
 KEY_TENANTS: dict[str, str] = {}
 """Key id -> tenant of the keys clients here were made with."""
@@ -65,3 +65,32 @@ async def events_of(hub: Hub, topic: str) -> list[Any]:
             seen += len(records)
             events += [hub.runtime.codec.decode(r.value) for r in records]
     return events
+
+
+@asynccontextmanager
+async def served_api(hub: Hub) -> AsyncIterator[str]:
+    """``hub``'s HTTP API on a real socket (uvicorn, in this event loop); yields its URL."""
+    import socket
+
+    import anyio
+    import uvicorn
+
+    from hub.http.app import create_app
+
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    sock.setblocking(False)
+    config = uvicorn.Config(create_app(hub), log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(server.serve, [sock])
+            while not server.started:
+                await anyio.sleep(0.01)
+            yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+            server.should_exit = True
+    finally:
+        sock.close()
