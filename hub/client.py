@@ -99,7 +99,10 @@ class Hub(Lifecycle):
         return cls(settings or load_settings(**overrides))
 
     def scope(self, principal: Principal) -> HubScope:
-        """The feature clients acting for ``principal``: its key's tenant and actor."""
+        """The feature clients acting for ``principal``: its key's tenant and actor (what
+        the HTTP API serves each request with; direct mode only)."""
+        if self.remote:
+            raise HubError("scope() serves HTTP requests, in direct mode only")
         key = (principal.tenant, principal.actor)
         found = self._scopes.get(key)
         if found is None:

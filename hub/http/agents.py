@@ -75,14 +75,14 @@ def add_agent_routes(app: FastAPI, access: Access) -> None:
             "next": agents[-1].agent_id if agents.next_cursor else None,
         }
 
-    @app.get("/v1/agents/{agent_id}")
+    @app.get("/v1/agents/{agent_id:path}")
     async def get_agent(agent_id: str, hub: HubScope = reader) -> Agent:
         agent = await hub.registry.get(agent_id)
         if agent is None:
             raise NotFoundError(f"no agent {agent_id!r}")
         return agent
 
-    @app.get("/v1/agents/{agent_id}/as-of")
+    @app.get("/v1/agents/{agent_id:path}/as-of")
     async def agent_as_of(
         agent_id: str, at: str = Query(..., description=AT_DESCRIPTION), hub: HubScope = reader
     ) -> Agent:
@@ -101,14 +101,14 @@ def add_agent_routes(app: FastAPI, access: Access) -> None:
             raise NotFoundError(f"no agent {agent_id!r}")
         return Registered(result=result, agent=agent)
 
-    @app.put("/v1/agents/{agent_id}")
+    @app.put("/v1/agents/{agent_id:path}")
     async def register_agent(
         agent_id: str, body: RegisterAgent, hub: HubScope = writer
     ) -> Registered:
         result = await hub.registry.register(agent_id, **body.model_dump())
         return await _registered(hub, agent_id, result)
 
-    @app.post("/v1/agents/{agent_id}/tags")
+    @app.post("/v1/agents/{agent_id:path}/tags")
     async def change_tags(agent_id: str, body: TagChange, hub: HubScope = writer) -> Registered:
         if not body.add and not body.remove:
             raise InputError("give tags to add or remove", field="add")
@@ -120,7 +120,7 @@ def add_agent_routes(app: FastAPI, access: Access) -> None:
             result = removed if removed != RegisterResult.UNCHANGED else result
         return await _registered(hub, agent_id, result)
 
-    @app.post("/v1/agents/{agent_id}/retire")
+    @app.post("/v1/agents/{agent_id:path}/retire")
     async def retire_agent(
         agent_id: str, body: RetireAgent | None = None, hub: HubScope = writer
     ) -> Retired:

@@ -36,7 +36,7 @@ from schemas.events import Topic
 
 __all__ = ["create_app"]
 
-_UPLOADS = re.compile(r"^/v1/runs/[^/]+/artifacts$|^/v1/blobs$")
+_UPLOADS = re.compile(r"^/v1/runs/.+/artifacts$|^/v1/blobs$")
 _RECORDS = re.compile(r"^/v1/events$")
 
 
@@ -121,7 +121,16 @@ def create_app(hub: Hub) -> FastAPI:
     add_prompt_routes(app, access)
     add_key_routes(app, access)
     add_event_routes(app, access)
+    _bare_path_routes_last(app)
     return app
+
+
+def _bare_path_routes_last(app: FastAPI) -> None:
+    """Ids may contain ``/`` (``{thread_id:path}``): a route ending in such an id
+    (``/v1/threads/{thread_id:path}``) would also match ``/v1/threads/t/messages``, so it
+    is tried after the routes that have something after the id."""
+    routes = app.router.routes
+    routes.sort(key=lambda r: str(getattr(r, "path", "")).endswith(":path}"))
 
 
 async def _health(hub: Hub) -> dict[str, Any]:

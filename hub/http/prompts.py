@@ -56,7 +56,7 @@ def add_prompt_routes(app: FastAPI, access: Access) -> None:
     reader = Depends(access.reader)
     writer = Depends(access.writer)
 
-    @app.get("/v1/prompts/{name}")
+    @app.get("/v1/prompts/{name:path}")
     async def get_prompt(
         name: str, label: str = CURRENT, version: str | None = None, hub: HubScope = reader
     ) -> PromptVersion:
@@ -70,14 +70,14 @@ def add_prompt_routes(app: FastAPI, access: Access) -> None:
             raise NotFoundError(f"prompt {name!r} has no {what}")
         return found
 
-    @app.get("/v1/prompts/{name}/versions")
+    @app.get("/v1/prompts/{name:path}/versions")
     async def list_versions(name: str, hub: HubScope = reader) -> dict[str, Any]:
         versions = await hub.prompts.list_versions(name)
         if not versions:
             raise NotFoundError(f"no prompt {name!r}")
         return {"name": name, "versions": [v.model_dump(mode="json") for v in versions]}
 
-    @app.get("/v1/prompts/{name}/labels")
+    @app.get("/v1/prompts/{name:path}/labels")
     async def labels_at(
         name: str,
         at: datetime = Query(..., description="A time, ISO 8601 with a timezone"),  # noqa: B008
@@ -86,7 +86,7 @@ def add_prompt_routes(app: FastAPI, access: Access) -> None:
         """Where each label pointed at that time."""
         return {"labels": await hub.prompts.labels_at(name, at)}
 
-    @app.get("/v1/prompts/{name}/as-of")
+    @app.get("/v1/prompts/{name:path}/as-of")
     async def prompt_as_of(
         name: str,
         at: str = Query(..., description=AT_DESCRIPTION),
@@ -102,11 +102,11 @@ def add_prompt_routes(app: FastAPI, access: Access) -> None:
             raise NotFoundError(f"prompt {name!r} label {label!r} pointed nowhere at {at}")
         return found
 
-    @app.post("/v1/prompts/{name}/versions", status_code=201)
+    @app.post("/v1/prompts/{name:path}/versions", status_code=201)
     async def add_version(name: str, body: NewVersion, hub: HubScope = writer) -> PromptVersion:
         return await hub.prompts.set(name, **body.model_dump())
 
-    @app.put("/v1/prompts/{name}/versions/{version}")
+    @app.put("/v1/prompts/{name:path}/versions/{version}")
     async def ensure_version(
         name: str, version: str, body: EnsureVersion, response: Response, hub: HubScope = writer
     ) -> Ensured:
@@ -118,12 +118,12 @@ def add_prompt_routes(app: FastAPI, access: Access) -> None:
         response.status_code = 201 if created else 200
         return Ensured(created=created)
 
-    @app.put("/v1/prompts/{name}/labels/{label}")
+    @app.put("/v1/prompts/{name:path}/labels/{label}")
     async def move_label(
         name: str, label: str, body: MoveLabel, hub: HubScope = writer
     ) -> PromptVersion:
         return await hub.prompts.move_label(name, label, body.version)
 
-    @app.post("/v1/prompts/{name}/rollback")
+    @app.post("/v1/prompts/{name:path}/rollback")
     async def rollback(name: str, body: Rollback, hub: HubScope = writer) -> PromptVersion:
         return await hub.prompts.rollback(name, body.version, label=body.label)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["ARTIFACT_UPLOAD", "add_run_write_routes"]
 
 MAX_METRICS = 10_000
-ARTIFACT_UPLOAD = "/v1/runs/{run_id}/artifacts"
+ARTIFACT_UPLOAD = "/v1/runs/{run_id:path}/artifacts"
 
 
 class _Body(BaseModel):
@@ -104,7 +104,7 @@ def add_run_write_routes(app: FastAPI, access: Access) -> None:
         response.headers["Location"] = f"/v1/runs/{run.run_id}"
         return await _run_info(hub, run.run_id)
 
-    @app.post("/v1/runs/{run_id}/metrics", status_code=201)
+    @app.post("/v1/runs/{run_id:path}/metrics", status_code=201)
     async def record_metrics(run_id: str, body: RecordMetrics, hub: HubScope = writer) -> Recorded:
         run = await hub.runs.attach(run_id)
         for i, m in enumerate(body.metrics):
@@ -147,7 +147,7 @@ def add_run_write_routes(app: FastAPI, access: Access) -> None:
 
         return await run.store_artifact(name, body(), content_type=kind, meta=meta)
 
-    @app.post("/v1/runs/{run_id}/finish")
+    @app.post("/v1/runs/{run_id:path}/finish")
     async def finish_run(
         run_id: str, body: FinishRun | None = None, hub: HubScope = writer
     ) -> RunInfo:
@@ -159,7 +159,7 @@ def add_run_write_routes(app: FastAPI, access: Access) -> None:
             raise ConflictError(f"run {run_id!r} already finished ({run.status})")
         return await _run_info(hub, run_id)
 
-    @app.post("/v1/runs/{run_id}/record")
+    @app.post("/v1/runs/{run_id:path}/record")
     async def record_run(run_id: str, body: RecordRun, hub: HubScope = writer) -> RunRecorded:
         """Record that a run ended (the whole run if it was not seen before)."""
         recorded = await hub.registry.record_run(

@@ -62,7 +62,7 @@ def add_run_routes(app: FastAPI, access: Access) -> None:
             "next": f"{last.started_at.isoformat()}|{last.run_id}" if last else None,
         }
 
-    @app.get("/v1/runs/{run_id}")
+    @app.get("/v1/runs/{run_id:path}")
     async def get_run(
         run_id: str,
         url_expires_s: int | None = Query(None, ge=1, le=7 * 24 * 3600),

@@ -55,14 +55,14 @@ def add_thread_routes(app: FastAPI, access: Access) -> None:
             agent_id=agent_id, user_id=user_id, archived=archived, limit=limit, cursor=cursor
         )
 
-    @app.get("/v1/threads/{thread_id}")
+    @app.get("/v1/threads/{thread_id:path}")
     async def get_thread(thread_id: str, hub: HubScope = reader) -> ThreadDetail:
         info = await hub.sessions.get(thread_id)
         if info is None:
             raise NotFoundError(f"no thread {thread_id!r}")
         return ThreadDetail(thread=info, stats=await hub.sessions.stats(thread_id))
 
-    @app.get("/v1/threads/{thread_id}/messages")
+    @app.get("/v1/threads/{thread_id:path}/messages")
     async def thread_messages(
         thread_id: str,
         limit: int = Query(100, ge=1, le=10_000),
@@ -85,23 +85,23 @@ def add_thread_routes(app: FastAPI, access: Access) -> None:
             "before": older,  # deprecated, for one release: the seq `before` takes
         }
 
-    @app.get("/v1/threads/{thread_id}/messages/{message_id}")
+    @app.get("/v1/threads/{thread_id:path}/messages/{message_id}")
     async def thread_message(thread_id: str, message_id: UUID, hub: HubScope = reader) -> Message:
         """One message as the thread shows it (its own, or an ancestor's before the fork)."""
         return await hub.sessions.message(thread_id, message_id)
 
-    @app.get("/v1/threads/{thread_id}/tree")
+    @app.get("/v1/threads/{thread_id:path}/tree")
     async def thread_tree(thread_id: str, hub: HubScope = reader) -> TreeNode:
         return await hub.sessions.tree(thread_id)
 
-    @app.get("/v1/threads/{thread_id}/as-of")
+    @app.get("/v1/threads/{thread_id:path}/as-of")
     async def thread_as_of(
         thread_id: str, at: str = Query(..., description=AT_DESCRIPTION), hub: HubScope = reader
     ) -> ThreadSnapshot:
         """The thread as it was then (time travel)."""
         return await hub.sessions.as_of(thread_id, parse_at(at))
 
-    @app.get("/v1/threads/{thread_id}/agent-state")
+    @app.get("/v1/threads/{thread_id:path}/agent-state")
     async def agent_state(thread_id: str, hub: HubScope = reader) -> AgentState:
         state = await hub.sessions.agent_state(thread_id)
         return AgentState(thread_id=thread_id, state=state)

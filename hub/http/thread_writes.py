@@ -142,7 +142,7 @@ def add_thread_write_routes(app: FastAPI, access: Access) -> None:
         response.headers["Location"] = f"/v1/threads/{thread.thread_id}"
         return ThreadRef(thread_id=thread.thread_id)
 
-    @app.post("/v1/threads/{thread_id}/messages", status_code=201)
+    @app.post("/v1/threads/{thread_id:path}/messages", status_code=201)
     async def append_messages(
         thread_id: str, body: AppendMessages, hub: HubScope = writer
     ) -> Appended:
@@ -150,7 +150,7 @@ def add_thread_write_routes(app: FastAPI, access: Access) -> None:
         ids = await hub.sessions.append_many(thread_id, specs)
         return Appended(message_ids=ids)
 
-    @app.post("/v1/threads/{thread_id}/fork", status_code=201)
+    @app.post("/v1/threads/{thread_id:path}/fork", status_code=201)
     async def fork_thread(
         thread_id: str, request: ForkRequest | None = None, hub: HubScope = writer
     ) -> ThreadInfo:
@@ -165,20 +165,20 @@ def add_thread_write_routes(app: FastAPI, access: Access) -> None:
         )
         return await _info(hub, fork.thread_id)
 
-    @app.post("/v1/threads/{thread_id}/branch", status_code=201)
+    @app.post("/v1/threads/{thread_id:path}/branch", status_code=201)
     async def branch_thread(
         thread_id: str, body: BranchRequest, hub: HubScope = writer
     ) -> ThreadInfo:
         branch = await hub.sessions.branch(thread_id, body.from_message_id, title=body.title)
         return await _info(hub, branch.thread_id)
 
-    @app.post("/v1/threads/{thread_id}/edit", status_code=201)
+    @app.post("/v1/threads/{thread_id:path}/edit", status_code=201)
     async def edit_message(thread_id: str, body: EditRequest, hub: HubScope = writer) -> ThreadInfo:
         content = _content(body.content, "content")
         branch = await hub.sessions.edit(thread_id, body.message_id, content, title=body.title)
         return await _info(hub, branch.thread_id)
 
-    @app.patch("/v1/threads/{thread_id}", status_code=204)
+    @app.patch("/v1/threads/{thread_id:path}", status_code=204)
     async def change_thread(thread_id: str, body: ThreadChange, hub: HubScope = writer) -> None:
         if body.title is None and body.archived is None:
             raise InputError("give title or archived")
@@ -189,7 +189,7 @@ def add_thread_write_routes(app: FastAPI, access: Access) -> None:
         elif body.archived is False:
             await hub.sessions.unarchive(thread_id)
 
-    @app.post("/v1/threads/{thread_id}/messages/{message_id}/redact", status_code=204)
+    @app.post("/v1/threads/{thread_id:path}/messages/{message_id}/redact", status_code=204)
     async def redact_message(
         thread_id: str, message_id: UUID, body: RedactRequest | None = None, hub: HubScope = writer
     ) -> None:
@@ -198,7 +198,7 @@ def add_thread_write_routes(app: FastAPI, access: Access) -> None:
             thread_id, message_id, reason=body.reason, replacement=body.replacement
         )
 
-    @app.put("/v1/threads/{thread_id}/agent-state", status_code=204)
+    @app.put("/v1/threads/{thread_id:path}/agent-state", status_code=204)
     async def save_agent_state(
         thread_id: str, body: SaveAgentState, hub: HubScope = writer
     ) -> None:
