@@ -201,14 +201,16 @@ async def _foreign_keys(hub: Hub, ids: dict[str, Any]) -> list[Any]:
 
 
 def public_methods(cls: type) -> set[str]:
+    """The public methods of one of our classes (``start``/``stop`` are the lifecycle,
+    except for ``RunsClient.start``, which starts a run)."""
+    lifecycle = set() if cls is RunsClient else {"start", "stop", "connect"}
     return {
         name
         for name, member in inspect.getmembers(cls)
         if not name.startswith("_")
         and (inspect.isfunction(member) or inspect.ismethod(member))
         and getattr(member, "__module__", "").startswith("hub.")
-        and name not in ("start", "stop", "connect")
-        or (cls is RunsClient and name == "start")
+        and name not in lifecycle
     }
 
 
