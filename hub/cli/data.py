@@ -122,9 +122,16 @@ async def cmd_sync(settings: HubSettings, args: argparse.Namespace) -> int:
     if waiting == 0:
         print(json.dumps({"forwarded": 0, "waiting": 0}) if args.json else "nothing to sync")
         return 0
-    async with Runtime(settings) as runtime:
-        sent = await runtime.producer.forward_spool(max_records=args.batch)
-        left = runtime.spool.count()
+    if settings.url is not None:  # remote mode: through the hub's API
+        from hub.client import Hub
+
+        async with Hub(settings) as hub:
+            sent = await hub.context.producer.forward_spool(max_records=args.batch)
+            left = hub.runtime.spool.count()
+    else:
+        async with Runtime(settings) as runtime:
+            sent = await runtime.producer.forward_spool(max_records=args.batch)
+            left = runtime.spool.count()
     report: dict[str, Any] = {"forwarded": sent, "waiting": left}
     print(json.dumps(report) if args.json else f"forwarded {sent} events ({left} still waiting)")
     if left:

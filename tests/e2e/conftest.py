@@ -61,12 +61,11 @@ def local_api(url: str, cwd: Path) -> httpx.Client:
     return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"})
 
 
-@pytest.fixture
-def up(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str], Path]]:
-    port = free_port()
+def start_up(cwd: Path, port: int, *args: str) -> subprocess.Popen[str]:
+    """``agent-hub up`` serving ``cwd`` on ``port``, once it answers ``/healthz``."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hub.cli", "up", "--port", str(port)],
-        cwd=tmp_path,
+        [sys.executable, "-m", "hub.cli", "up", "--port", str(port), *args],
+        cwd=cwd,
         env=user_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -79,12 +78,23 @@ def up(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str], Path]]:
             assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
             try:
                 if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
+                    return proc
             except httpx.HTTPError:
                 pass
             assert time.monotonic() < deadline, "agent-hub up did not become healthy"
             time.sleep(0.3)
-        yield url, proc, tmp_path
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+
+
+@pytest.fixture
+def up(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str], Path]]:
+    port = free_port()
+    proc = start_up(tmp_path, port)
+    try:
+        yield f"http://127.0.0.1:{port}", proc, tmp_path
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -6,12 +6,16 @@ Quick Start unchanged; what it wrote is read back through the server."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.e2e.conftest import agent_hub, local_api, python, user_env
+from tests.e2e.conftest import agent_hub, free_port, local_api, python, start_up, user_env
 from tests.e2e.test_readme_examples import BLOCKS
 from tests.e2e.test_seed import CHECK, QUICK_START
 
@@ -58,3 +62,76 @@ def test_readme_examples_and_the_seed_quick_start_run_remotely(
         key = {"Authorization": f"Bearer {used['HUB_API_KEY']}"}
         assert api.get("/v1/agents/my-agent", headers=key).json()["run_count"] == runs
     assert api.get("/v1/agents/my-agent").status_code == 404  # the local admin's tenant
+
+
+WRITER = """
+import anyio, json, pathlib, sys
+from hub import Hub
+
+N = int(sys.argv[1])
+
+async def main() -> None:
+    async with Hub.connect() as hub:
+        thread = await hub.sessions.start_thread(agent_id="offline", thread_id="offline-thread")
+        for i in range(N):
+            await thread.append("user", f"message {i:04d}")  # queued, sent or spooled
+            if i == N // 3:
+                await hub.flush()
+                pathlib.Path("progress").write_text("stop the server now")
+                while not pathlib.Path("stopped").exists():  # the rest while it is down
+                    await anyio.sleep(0.05)
+            await anyio.sleep(0.002)
+    print(json.dumps({"spooled": hub.context.producer.spooled}))
+
+anyio.run(main)
+"""
+
+
+def test_remote_writes_while_the_server_is_down_are_synced_exactly_once(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    server_dir = tmp_path_factory.mktemp("server")
+    client_dir = tmp_path_factory.mktemp("client")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = start_up(server_dir, port)
+    try:
+        env = _remote_env(url, server_dir, "offline-tenant")
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER, "300"],
+            cwd=client_dir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 120
+        while not (client_dir / "progress").exists():
+            assert writer.poll() is None, writer.communicate()[1][-3000:]
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        server.send_signal(signal.SIGTERM)  # the server stops mid-stream
+        server.wait(timeout=60)
+        (client_dir / "stopped").write_text("")
+        out, err = writer.communicate(timeout=300)
+        assert writer.returncode == 0, err[-3000:]
+        assert json.loads(out.strip().splitlines()[-1])["spooled"] >= 1
+        assert list((client_dir / ".agent_hub" / "spool").glob("*.batch"))
+
+        server = start_up(server_dir, port)  # back
+        synced = agent_hub("sync", cwd=client_dir, env=env)
+        assert synced.returncode == 0, synced.stderr
+        assert not list((client_dir / ".agent_hub" / "spool").glob("*.batch"))
+        again = agent_hub("sync", cwd=client_dir, env=env)  # nothing left: nothing twice
+        assert again.returncode == 0, again.stderr
+
+        key = {"Authorization": f"Bearer {env['HUB_API_KEY']}"}
+        page = httpx.get(
+            f"{url}/v1/threads/offline-thread/messages", params={"limit": 1000}, headers=key
+        ).json()
+        texts = [m["text"] for m in page["messages"]]
+        assert texts == [f"message {i:04d}" for i in range(300)]  # each once, in order
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
