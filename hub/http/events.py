@@ -43,7 +43,8 @@ NOT_OVER_HTTP: dict[type[Event], str] = {
     DeadLettered: "dead letters are the projections' own",
     ArtifactStored: "artifacts are uploaded with POST /v1/runs/{id}/artifacts",
 }
-RAW_BODY = {"content": {EVENTS_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}}
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+RAW_BODY = {"content": {EVENTS_MEDIA_TYPE: _BINARY, "application/octet-stream": _BINARY}}
 OCTETS = {
     "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 }

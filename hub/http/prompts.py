@@ -106,7 +106,13 @@ def add_prompt_routes(app: FastAPI, access: Access) -> None:
     async def add_version(name: str, body: NewVersion, hub: HubScope = writer) -> PromptVersion:
         return await hub.prompts.set(name, **body.model_dump())
 
-    @app.put("/v1/prompts/{name:path}/versions/{version}")
+    @app.put(
+        "/v1/prompts/{name:path}/versions/{version}",
+        responses={
+            200: {"description": "The version existed with this content: nothing changed"},
+            201: {"model": Ensured, "description": "The version was created"},
+        },
+    )
     async def ensure_version(
         name: str, version: str, body: EnsureVersion, response: Response, hub: HubScope = writer
     ) -> Ensured:

@@ -9,6 +9,7 @@ import json
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -101,7 +102,7 @@ def add_run_write_routes(app: FastAPI, access: Access) -> None:
     async def start_run(body: StartRun, response: Response, hub: HubScope = writer) -> RunInfo:
         run = hub.runs.start(**body.model_dump())
         await run.begin()
-        response.headers["Location"] = f"/v1/runs/{run.run_id}"
+        response.headers["Location"] = f"/v1/runs/{quote(run.run_id, safe='')}"
         return await _run_info(hub, run.run_id)
 
     @app.post("/v1/runs/{run_id:path}/metrics", status_code=201)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 from uuid import UUID
 
 from fastapi import Depends, FastAPI, Response
@@ -139,7 +140,7 @@ def add_thread_write_routes(app: FastAPI, access: Access) -> None:
         body: StartThread, response: Response, hub: HubScope = writer
     ) -> ThreadRef:
         thread = await hub.sessions.start_thread(**body.model_dump())
-        response.headers["Location"] = f"/v1/threads/{thread.thread_id}"
+        response.headers["Location"] = f"/v1/threads/{quote(thread.thread_id, safe='')}"
         return ThreadRef(thread_id=thread.thread_id)
 
     @app.post("/v1/threads/{thread_id:path}/messages", status_code=201)

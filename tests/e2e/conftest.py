@@ -61,12 +61,14 @@ def local_api(url: str, cwd: Path) -> httpx.Client:
     return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"})
 
 
-def start_up(cwd: Path, port: int, *args: str) -> subprocess.Popen[str]:
+def start_up(
+    cwd: Path, port: int, *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     """``agent-hub up`` serving ``cwd`` on ``port``, once it answers ``/healthz``."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "hub.cli", "up", "--port", str(port), *args],
         cwd=cwd,
-        env=user_env(),
+        env={**user_env(), **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
