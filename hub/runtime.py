@@ -24,7 +24,7 @@ from hub.infra.db import create_pool
 from hub.infra.embedded import EmbeddedPostgres
 from hub.infra.lifecycle import Lifecycle
 from hub.infra.log import open_log
-from hub.infra.ports import BlobStore, EventLog, PositionStore
+from hub.infra.ports import BlobStore, EventLog, PositionStore, TopicPartition
 from hub.infra.producer import EventProducer
 from hub.infra.spool import Spool
 from hub.settings import HubSettings
@@ -53,6 +53,9 @@ class Runtime(Lifecycle):
         self._watcher: PositionWatcher | None = None
         self._positions: PositionStore | None = None
         self.spool = Spool.of_home(settings.home)
+        self.applied: dict[tuple[str, TopicPartition], int] = {}
+        """Positions last read for read-your-writes, and when (``applied_at``)."""
+        self.applied_at = 0.0
 
     async def start(self) -> None:
         if self._pool is not None:

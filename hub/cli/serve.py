@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from schemas.errors import ConfigError
+from hub.cli.args import positive_int
+from schemas.errors import ConfigError, HubError
 
 if TYPE_CHECKING:
     from hub.settings import HubSettings
@@ -102,7 +103,7 @@ async def cmd_up(settings: HubSettings, args: argparse.Namespace) -> int:
         raise ConfigError(f"another `agent-hub up` is already serving {settings.home.resolve()}")
     try:
         settings = settings.model_copy(update={"run_projectors": "always"})
-        return await _serve(settings, host, port, archive=True)
+        return await _serve(settings, host, port, archive=True, workers=args.workers)
     finally:
         lock.release()
 
@@ -113,33 +114,26 @@ async def cmd_api(settings: HubSettings, args: argparse.Namespace) -> int:
         args.host or settings.api_host,
         args.port if args.port is not None else settings.api_port,
     )
-    return await _serve(settings.model_copy(update={"run_projectors": "never"}), host, port)
+    settings = settings.model_copy(update={"run_projectors": "never"})
+    return await _serve(settings, host, port, workers=args.workers)
 
 
-async def _serve(settings: HubSettings, host: str, port: int, *, archive: bool = False) -> int:
+async def _serve(
+    settings: HubSettings, host: str, port: int, *, archive: bool = False, workers: int = 1
+) -> int:
     from hub.client import Hub
-    from hub.http.app import create_app
 
     sock = _bind(host, port)
 
     async def body(shutdown: _Shutdown) -> int:
         async with Hub(settings, archive=archive) as hub:
-            import uvicorn
-
-            config = uvicorn.Config(
-                create_app(hub), log_level="warning", lifespan="off", access_log=False
-            )
-            server = _server(config)
-
-            def stop() -> None:
-                server.should_exit = True
-                hub.stop_projectors()
-
-            shutdown.running(stop)
             url = f"http://{host}:{sock.getsockname()[1]}"
             keys = await _keys_in_force(hub, host)
-            print(_banner(hub, url) + "\n" + keys, file=sys.stderr, flush=True)
-            await server.serve(sockets=[sock])
+            if workers > 1:
+                banner = _banner(hub, url, workers) + "\n" + keys
+                await _serve_in_workers(hub, sock, workers, shutdown, banner)
+            else:
+                await _serve_here(hub, sock, shutdown, _banner(hub, url, 1) + "\n" + keys)
         return 0
 
     try:
@@ -148,6 +142,65 @@ async def _serve(settings: HubSettings, host: str, port: int, *, archive: bool =
         sock.close()
     print("agent-hub: stopped", file=sys.stderr, flush=True)
     return code
+
+
+async def _serve_here(hub: Any, sock: socket.socket, shutdown: _Shutdown, banner: str) -> None:
+    """The API in this process, next to the projectors."""
+    import uvicorn
+
+    from hub.http.app import create_app
+
+    config = uvicorn.Config(create_app(hub), log_level="warning", lifespan="off", access_log=False)
+    server = _server(config)
+
+    def stop() -> None:
+        server.should_exit = True
+        hub.stop_projectors()
+
+    shutdown.running(stop)
+    print(banner, file=sys.stderr, flush=True)
+    await server.serve(sockets=[sock])
+
+
+async def _serve_in_workers(
+    hub: Any, sock: socket.socket, workers: int, shutdown: _Shutdown, banner: str
+) -> None:
+    """The API in ``workers`` processes sharing ``sock``; this one projects. A worker that
+    dies while serving stops the server with an error (never silently)."""
+    env = hub.settings.child_env() | {
+        "HUB_RUN_PROJECTORS": "never",
+        "HUB_DATABASE_URL": hub.runtime.database_url or "",  # the embedded one too
+    }
+    procs = [
+        await anyio.open_process(
+            [sys.executable, "-m", "hub.http.worker", str(sock.fileno())],
+            env=env,
+            pass_fds=[sock.fileno()],
+            stdin=None,
+            stdout=None,
+            stderr=None,
+        )
+        for _ in range(workers)
+    ]
+    shutdown.running(hub.stop_projectors)
+    print(banner, file=sys.stderr, flush=True)
+    try:
+        while not shutdown.requested.is_set():
+            dead = [p for p in procs if p.returncode is not None]
+            if dead:
+                raise HubError(
+                    f"an API worker (pid {dead[0].pid}) exited with {dead[0].returncode}; "
+                    "stopping the server"
+                )
+            with anyio.move_on_after(0.5):
+                await shutdown.requested.wait()
+    finally:
+        with anyio.CancelScope(shield=True):
+            for p in procs:
+                if p.returncode is None:
+                    p.terminate()
+            for p in procs:
+                await p.wait()
 
 
 async def _keys_in_force(hub: Any, host: str) -> str:
@@ -170,7 +223,7 @@ async def _keys_in_force(hub: Any, host: str) -> str:
     return f"agent-hub: API keys required; Host names answered: {hosts} (HUB_API_ALLOWED_HOSTS)"
 
 
-def _banner(hub: Any, url: str) -> str:
+def _banner(hub: Any, url: str, workers: int) -> str:
     s = hub.settings
     database = f"embedded in {(s.home / 'pg').resolve()}" if s.embedded_database else "external"
     log_kind = hub.runtime.log.name
@@ -178,7 +231,7 @@ def _banner(hub: Any, url: str) -> str:
     return (
         f"agent-hub: serving {url} (health: {url}/healthz, projections: {url}/v1/projections)\n"
         f"agent-hub: log: {log_kind}, database: {database}{archive}, "
-        f"projectors: {len(hub.projectors)}; Ctrl-C or SIGTERM to stop"
+        f"projectors: {len(hub.projectors)}, API workers: {workers}; Ctrl-C or SIGTERM to stop"
     )
 
 
@@ -226,6 +279,15 @@ def register(sub: Any) -> None:
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("--host", help="address to listen on (default: HUB_API_HOST, 127.0.0.1)")
         p.add_argument("--port", type=int, help="port to listen on (default: HUB_API_PORT, 8000)")
+        p.add_argument(
+            "--workers" if name == "api" else "--api-workers",
+            dest="workers",
+            type=positive_int,
+            default=1,
+            help="API processes sharing the port (default 1: the API runs in this process; "
+            "more use more cores, and clients then read their own writes by sending "
+            "X-Hub-Read-After, as the SDK does)",
+        )
         p.set_defaults(fn=fn)
 
     p = sub.add_parser("project", help="run only the projectors")

@@ -21,6 +21,9 @@ from schemas.events import Event
 
 __all__ = ["HubContext"]
 
+APPLIED_FRESH_S = 1.0
+"""How long positions read for read-your-writes are trusted without reading them again."""
+
 
 class HubContext:
     """What a feature client needs of the hub, and nothing else."""
@@ -109,6 +112,11 @@ class HubContext:
         }
         if not needed:
             return
+        runtime = self.runtime
+        if time.monotonic() - runtime.applied_at < APPLIED_FRESH_S and all(
+            runtime.applied.get(k, 0) > v for k, v in needed.items()
+        ):
+            return  # seen applied a moment ago (positions only move forward while live)
         consumers = sorted({c for c, _ in needed})
         positions = self.runtime.positions
         deadline = time.monotonic() + timeout
@@ -116,6 +124,8 @@ class HubContext:
         while True:
             changed = watcher.changed()  # taken before reading: no change can slip by
             stored = await positions.of_consumers(consumers)
+            runtime.applied.update(stored)
+            runtime.applied_at = time.monotonic()
             behind = {k: v for k, v in needed.items() if stored.get(k, 0) <= v}
             if not behind:
                 return

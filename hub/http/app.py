@@ -18,6 +18,7 @@ from hub.access.keys import Principal
 from hub.client import Hub
 from hub.http.agents import add_agent_routes
 from hub.http.auth import Access
+from hub.http.consistency import WrittenPositions
 from hub.http.docs import install_docs
 from hub.http.errors import BodyLimit, install_error_handlers, install_openapi
 from hub.http.events import add_event_routes
@@ -62,6 +63,7 @@ def create_app(hub: Hub) -> FastAPI:
     install_error_handlers(app)
     install_openapi(app)
     install_docs(app)
+    app.add_middleware(WrittenPositions, producer=lambda: hub.runtime.producer)
     app.add_middleware(
         Idempotency,
         pool=lambda: hub.runtime.pool,

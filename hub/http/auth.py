@@ -14,18 +14,16 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from hub.access.keys import Principal
-from hub.infra.ports import TopicPartition
-from schemas.errors import ForbiddenError, HubError, InputError, RateLimitedError
+from hub.http.consistency import READ_AFTER, parse_marks
+from schemas.errors import ForbiddenError, HubError, RateLimitedError
 from schemas.events import ApiKeyRole
 
 if TYPE_CHECKING:
     from hub.client import Hub, HubScope
 
-__all__ = ["READ_AFTER", "Access", "RateLimiter", "parse_marks"]
+__all__ = ["Access", "RateLimiter"]
 
-READ_AFTER = "X-Hub-Read-After"
 READ_AFTER_TIMEOUT_S = 30.0
-MAX_MARKS = 4096
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `agent-hub keys create`")
 
@@ -109,20 +107,3 @@ class Access:
             return found
 
         return scope
-
-
-def parse_marks(value: str) -> dict[TopicPartition, int]:
-    """``X-Hub-Read-After``: ``topic:partition:offset`` items, comma-separated."""
-    marks: dict[TopicPartition, int] = {}
-    try:
-        for item in value.split(","):
-            topic, partition, offset = item.strip().rsplit(":", 2)
-            tp = TopicPartition(topic, int(partition))
-            marks[tp] = max(marks.get(tp, -1), int(offset))
-    except ValueError:
-        raise InputError(
-            f"{READ_AFTER}: expected topic:partition:offset items", field=READ_AFTER
-        ) from None
-    if len(marks) > MAX_MARKS:
-        raise InputError(f"{READ_AFTER}: at most {MAX_MARKS} partitions", field=READ_AFTER)
-    return marks

@@ -135,9 +135,23 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asy
     """A pool whose connections map json/jsonb to Python values."""
     with translate_errors(f"cannot connect to Postgres at {redact(dsn)}"):
         pool: asyncpg.Pool = await asyncpg.create_pool(
-            dsn, min_size=min_size, max_size=max_size, init=_init_connection, timeout=10
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            init=_init_connection,
+            reset=_reset_if_in_transaction,
+            timeout=10,
         )
         return pool
+
+
+async def _reset_if_in_transaction(conn: asyncpg.Connection) -> None:
+    """What a pooled connection needs before its next use. Pooled connections never hold
+    session state (LISTEN and session advisory locks use :func:`connect`), so asyncpg's
+    full reset (a round trip on every release) is needed only after an interrupted
+    transaction."""
+    if conn.is_in_transaction():
+        await conn.reset()
 
 
 @asynccontextmanager

@@ -82,6 +82,16 @@ class HubApi:
             if pos.offset > self.marks.get(tp, -1):
                 self.marks[tp] = pos.offset
 
+    def _remember_header(self, value: str | None) -> None:
+        """The positions a REST write's answer names (``X-Hub-Position``)."""
+        if not value:
+            return
+        for item in value.split(","):
+            topic, _, rest = item.strip().rpartition(":")
+            topic, _, partition = topic.rpartition(":")
+            if topic and partition.isdigit() and rest.isdigit():
+                self.remember([Position(topic, int(partition), int(rest))])
+
     def _read_after(self) -> dict[str, str]:
         if not self.marks:
             return {}
@@ -138,6 +148,7 @@ class HubApi:
             except httpx.TransportError as exc:
                 raise LogError(f"the hub at {self.url} cannot be reached: {exc!r}") from exc
             if response.status_code < 400:
+                self._remember_header(response.headers.get("x-hub-position"))
                 return response
             error = _error(response)
             streamed = not isinstance(kwargs.get("content", b""), bytes)

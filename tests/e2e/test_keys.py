@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import agent_hub, free_port, local_api, user_env
+from tests.e2e.conftest import agent_hub, free_port, local_api, start_up, user_env
 
 pytestmark = pytest.mark.slow
 
@@ -107,3 +107,36 @@ def test_a_public_address_needs_a_key_first(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+
+
+def test_api_workers_share_the_port_and_read_your_writes_across_them(tmp_path: Path) -> None:
+    """``up --api-workers 2``: two API processes; a write's ``X-Hub-Position`` passed back
+    as ``X-Hub-Read-After`` makes whichever worker answers the read wait for it."""
+    port = free_port()
+    proc = start_up(tmp_path, port, "--api-workers", "2")
+    try:
+        api = local_api(f"http://127.0.0.1:{port}", tmp_path)
+        assert api.post("/v1/threads", json={"agent_id": "a", "thread_id": "t"}).status_code == 201
+        for i in range(30):
+            written = api.post(
+                "/v1/threads/t/messages", json={"messages": [{"role": "user", "content": f"m{i}"}]}
+            )
+            assert written.status_code == 201, written.text
+            position = written.headers["x-hub-position"]
+            assert position.startswith("agenthub.sessions:")
+            read = api.get(
+                "/v1/threads/t/messages",
+                params={"limit": 1},
+                headers={"X-Hub-Read-After": position},
+            )
+            assert [m["text"] for m in read.json()["messages"]] == [f"m{i}"]
+        bad = api.get("/v1/threads/t/messages", headers={"X-Hub-Read-After": "nonsense"})
+        assert bad.status_code == 400 and bad.json()["error"]["field"] == "X-Hub-Read-After"
+        workers = subprocess.run(
+            ["pgrep", "-f", "hub.http.worker"], capture_output=True, text=True
+        ).stdout.split()
+        assert len(workers) >= 2
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    assert proc.returncode == 0

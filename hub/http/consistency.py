@@ -1,0 +1,68 @@
+"""Read your writes on any server: a write's answer says where its events landed
+(``X-Hub-Position``, ``topic:partition:offset`` items), and a read sent with those
+positions (``X-Hub-Read-After``) is answered only once every projection has applied them.
+With one API process reads wait for its own writes anyway; with several (``--api-workers``)
+a client passes the positions on, as the remote SDK does."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from hub.http.idempotency import WRITES, ASGIApp, Message, Receive, Scope, Send
+from hub.infra.ports import TopicPartition
+from hub.infra.producer import EventProducer
+from schemas.errors import InputError
+
+__all__ = ["POSITION", "READ_AFTER", "WrittenPositions", "encode_marks", "parse_marks"]
+
+POSITION = "X-Hub-Position"
+READ_AFTER = "X-Hub-Read-After"
+MAX_MARKS = 4096
+
+
+def encode_marks(marks: dict[TopicPartition, int]) -> str:
+    return ",".join(f"{tp.topic}:{tp.partition}:{offset}" for tp, offset in marks.items())
+
+
+def parse_marks(value: str) -> dict[TopicPartition, int]:
+    """``X-Hub-Read-After``: ``topic:partition:offset`` items, comma-separated."""
+    marks: dict[TopicPartition, int] = {}
+    try:
+        for item in value.split(","):
+            topic, partition, offset = item.strip().rsplit(":", 2)
+            tp = TopicPartition(topic, int(partition))
+            marks[tp] = max(marks.get(tp, -1), int(offset))
+    except ValueError:
+        raise InputError(
+            f"{READ_AFTER}: expected topic:partition:offset items", field=READ_AFTER
+        ) from None
+    if len(marks) > MAX_MARKS:
+        raise InputError(f"{READ_AFTER}: at most {MAX_MARKS} partitions", field=READ_AFTER)
+    return marks
+
+
+class WrittenPositions:
+    """Adds ``X-Hub-Position`` to a successful write's answer: the partitions this server
+    wrote to while it ran, at their new ends (other requests' writes may be included,
+    which only makes a read wait a little longer)."""
+
+    def __init__(self, app: ASGIApp, producer: Callable[[], EventProducer]) -> None:
+        self.app = app
+        self.producer = producer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in WRITES:
+            await self.app(scope, receive, send)
+            return
+        producer = self.producer()
+        before = dict(producer.high_water)
+
+        async def send_with_position(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] < 300:
+                moved = {tp: o for tp, o in producer.high_water.items() if o > before.get(tp, -1)}
+                if moved:
+                    header = (POSITION.lower().encode(), encode_marks(moved).encode())
+                    message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_position)
