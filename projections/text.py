@@ -30,6 +30,7 @@ __all__ = [
 
 ESC = "\ue000"
 ESC_BYTES = ESC.encode()
+_LONG_NUMBER = re.compile(rb"\d{19}")
 _UNESCAPE = re.compile("\ue000([\ue000\ue001])")
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
@@ -78,12 +79,14 @@ def json_text(value: Any) -> JsonText:
 
 
 def load_json(text: str | bytes) -> Any:
-    """The inverse of :func:`json_text` (orjson, compiled, for what it can read: all but
-    integers beyond 64 bits, which the standard parser takes)."""
-    try:
+    """The inverse of :func:`json_text` (orjson, compiled, unless a number has 19 digits
+    or more: orjson reads integers beyond 64 bits as floats; the standard parser does not)."""
+    if type(text) not in (bytes, str):  # orjson takes exact types only (JsonText is a str)
+        text = bytes(text) if isinstance(text, bytes) else str.__str__(text)
+    if _LONG_NUMBER.search(text if isinstance(text, bytes) else text.encode()):
+        value = json.loads(text)  # orjson would round integers beyond 64 bits to floats
+    else:
         value = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        value = json.loads(text)
     escaped = ESC_BYTES in text if isinstance(text, bytes) else ESC in text
     if escaped:
         value = _map_strings(value, load_text)

@@ -20,7 +20,7 @@ from hub.remote.api import quote_segment as _q
 from hub.remote.context import RemoteContext
 from hub.runs.client import RunsClient
 from hub.runs.models import AggregateRow, ArtifactInfo, RunDetail, RunInfo
-from hub.runs.run import CHUNK_SIZE, ArtifactData, Run, _artifact_name
+from hub.runs.run import CHUNK_SIZE, Run
 from schemas.errors import ConflictError, InputError, NotFoundError
 
 __all__ = ["RemoteRun", "RemoteRuns"]
@@ -45,26 +45,20 @@ class RemoteRun(Run):
             self._started = time.monotonic()
         return self
 
-    async def store_artifact(
-        self,
-        name: str,
-        data: ArtifactData | AsyncIterable[bytes],
-        *,
-        content_type: str | None = None,
-        meta: Mapping[str, Any] | None = None,
+    async def _put_artifact(
+        self, source: AsyncIterable[bytes] | Path, fields: dict[str, Any]
     ) -> ArtifactInfo:
-        name = _artifact_name(name)
-        if self.status is not None:
-            raise InputError(f"run {self.run_id!r} already finished ({self.status})")
-        source, guessed = self._source(name, data)
-        kind = content_type or guessed or "application/octet-stream"
         ctx = _context(self)
         await self.flush()  # the metrics recorded before it go first
         await ctx.outbox.flush()
-        params = {"name": name, "metadata": json.dumps(dict(meta)) if meta else None}
+        metadata = fields["metadata"]
+        params = {"name": fields["name"], "metadata": json.dumps(metadata) if metadata else None}
         body = _file_chunks(source) if isinstance(source, Path) else source
         stored = await ctx.api.upload(
-            f"/v1/runs/{_q(self.run_id)}/artifacts", body, params=params, content_type=kind
+            f"/v1/runs/{_q(self.run_id)}/artifacts",
+            body,
+            params=params,
+            content_type=fields["content_type"],
         )
         return ArtifactInfo.model_validate(stored)
 

@@ -4,7 +4,6 @@ blobs through the hub's API and appends batched by the outbox."""
 from __future__ import annotations
 
 import builtins
-import hashlib
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -25,7 +24,6 @@ from hub.sessions.models import (
     TreeNode,
 )
 from schemas.errors import InputError, NotFoundError
-from schemas.events import BlobPart
 
 __all__ = ["RemoteSessions", "at_param"]
 
@@ -71,24 +69,13 @@ class RemoteSessions(SessionsClient):
     async def _send_messages(self, records: builtins.list[ProducerRecord]) -> None:
         await self._outbox.put(records)  # sent within the linger, with others
 
-    async def _store_blob(self, item: Mapping[str, Any], where: str) -> BlobPart:
-        data = item["data"]
-        if not isinstance(data, bytes | bytearray | memoryview):
-            raise InputError(f"{where}.data: must be bytes", field=f"{where}.data")
-        data = bytes(data)
-        digest = hashlib.sha256(data).hexdigest()
-        content_type = item.get("content_type") or "application/octet-stream"
-        params = {"sha256": digest, "content_type": content_type, "name": item.get("name")}
+    async def _put_blob(self, data: bytes, digest: str, content_type: str, name: str | None) -> str:
+        params = {"sha256": digest, "content_type": content_type, "name": name}
         stored = await self._api.upload(
             "/v1/blobs", data, params=params, content_type="application/octet-stream"
         )
-        return BlobPart(
-            uri=stored["uri"],
-            content_type=content_type,
-            size=len(data),
-            sha256=digest,
-            name=item.get("name"),
-        )
+        uri: str = stored["uri"]
+        return uri
 
     # ── reads ───────────────────────────────────────────────────────────────────────────
 

@@ -359,6 +359,14 @@ class Run:
             "metadata": dict(meta or {}),
         }
         build_event(ArtifactStored, **fields, uri="-", size=0, sha256="-")  # checks meta first
+        return await self._put_artifact(source, fields)
+
+    async def _put_artifact(
+        self, source: AsyncIterable[bytes] | Path, fields: dict[str, Any]
+    ) -> ArtifactInfo:
+        """Store an artifact's bytes, then announce them (remote mode uploads instead)."""
+        artifact_id, name, key = fields["artifact_id"], fields["name"], fields["key"]
+        content_type = fields["content_type"]
         store = await self._ctx.blob_store()
         where = artifact_store_key(self._ctx.tenant, key)
         if isinstance(source, Path):

@@ -96,16 +96,18 @@ class SessionsClient(SessionReader):
         data = bytes(data)
         digest = hashlib.sha256(data).hexdigest()
         content_type = item.get("content_type") or "application/octet-stream"
-        store = await self._ctx.blob_store()
-        key = f"blobs/{self._ctx.tenant}/{digest[:2]}/{digest}"
-        uri = (
-            store.uri(key)
-            if await store.exists(key)
-            else await store.put(key, data, content_type=content_type)
-        )
+        uri = await self._put_blob(data, digest, content_type, item.get("name"))
         return BlobPart(
             uri=uri, content_type=content_type, size=len(data), sha256=digest, name=item.get("name")
         )
+
+    async def _put_blob(self, data: bytes, digest: str, content_type: str, name: str | None) -> str:
+        """Store a message blob under its digest (once per tenant); its URI."""
+        store = await self._ctx.blob_store()
+        key = f"blobs/{self._ctx.tenant}/{digest[:2]}/{digest}"
+        if await store.exists(key):
+            return store.uri(key)
+        return await store.put(key, data, content_type=content_type)
 
     def _record(self, event: MessageAppended) -> ProducerRecord:
         """The log record of a message, refused if it is over the message size limit."""

@@ -124,7 +124,7 @@ async def _health(hub: Hub) -> dict[str, object]:
     from hub.http.app import create_app
 
     transport = ASGITransport(app=create_app(hub))
-    async with AsyncClient(transport=transport, base_url="http://hub") as http:
+    async with AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
         response = await http.get("/healthz")
     assert response.status_code == (200 if response.json()["status"] == "ok" else 503)
     body: dict[str, object] = response.json()
