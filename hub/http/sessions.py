@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -91,7 +92,11 @@ def add_thread_routes(app: FastAPI, access: Access) -> None:
             "next_cursor": messages.next_cursor,
             "before": older,  # deprecated, for one release: the seq `before` takes
         }
-        body = orjson.dumps(page, default=str, option=orjson.OPT_UTC_Z)
+        try:
+            body = orjson.dumps(page, default=str, option=orjson.OPT_UTC_Z)
+        except TypeError:  # an integer beyond 64 bits in metadata: the standard encoder
+            page["messages"] = [m.model_dump(mode="json") for m in messages]
+            body = json.dumps(page, ensure_ascii=False, separators=(",", ":")).encode()
         return Response(body, media_type="application/json")
 
     @app.get("/v1/threads/{thread_id:path}/messages/{message_id}")

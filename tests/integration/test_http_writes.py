@@ -251,3 +251,19 @@ async def test_browser_guards_and_the_rate_limit(served: Served, hub_settings: H
             headers={"origin": "https://app.example", "access-control-request-method": "GET"},
         )
         assert preflight.headers["access-control-allow-origin"] == "https://app.example"
+
+
+async def test_messages_with_integers_beyond_64_bits_read_back_exactly(served: Served) -> None:
+    """Regression: the fast JSON path (orjson) cannot write integers beyond 64 bits; the
+    messages read falls back to the standard encoder for them."""
+    big = {"huge": 2**70, "negative": -(2**64) - 1, "ok": 1}
+    async with api_client(served.hub, served.app, role="writer") as http:
+        await http.post("/v1/threads", json={"agent_id": "bot", "thread_id": "t"})
+        written = await http.post(
+            "/v1/threads/t/messages",
+            json={"messages": [{"role": "user", "content": "big", "metadata": big}]},
+        )
+        assert written.status_code == 201, written.text
+        read = await http.get("/v1/threads/t/messages")
+        assert read.status_code == 200, read.text
+        assert read.json()["messages"][0]["metadata"] == big
