@@ -87,6 +87,12 @@ async def _with_shutdown(body: Callable[[_Shutdown], Awaitable[int]]) -> int:
     return code
 
 
+def _direct(settings: HubSettings) -> HubSettings:
+    """A server is the hub itself: it never runs in remote mode, whatever ``HUB_URL``
+    says (a client's setting, perhaps in the same ``.env``)."""
+    return settings.model_copy(update={"url": None})
+
+
 # ── serving ─────────────────────────────────────────────────────────────────────────────
 
 
@@ -102,7 +108,7 @@ async def cmd_up(settings: HubSettings, args: argparse.Namespace) -> int:
     if not lock.acquire({"url": f"http://{host}:{port}"}):
         raise ConfigError(f"another `agent-hub up` is already serving {settings.home.resolve()}")
     try:
-        settings = settings.model_copy(update={"run_projectors": "always"})
+        settings = _direct(settings).model_copy(update={"run_projectors": "always"})
         return await _serve(settings, host, port, archive=True, workers=args.workers)
     finally:
         lock.release()
@@ -114,7 +120,7 @@ async def cmd_api(settings: HubSettings, args: argparse.Namespace) -> int:
         args.host or settings.api_host,
         args.port if args.port is not None else settings.api_port,
     )
-    settings = settings.model_copy(update={"run_projectors": "never"})
+    settings = _direct(settings).model_copy(update={"run_projectors": "never"})
     return await _serve(settings, host, port, workers=args.workers)
 
 
@@ -240,7 +246,7 @@ async def cmd_project(settings: HubSettings, args: argparse.Namespace) -> int:
     from hub.client import Hub
 
     async def body(shutdown: _Shutdown) -> int:
-        async with Hub(settings.model_copy(update={"run_projectors": "always"})) as hub:
+        async with Hub(_direct(settings).model_copy(update={"run_projectors": "always"})) as hub:
             shutdown.running(hub.stop_projectors)
             names = ", ".join(p.name for p in hub.projectors)
             print(f"agent-hub: projecting {names}; SIGTERM to stop", file=sys.stderr, flush=True)
@@ -256,7 +262,7 @@ async def cmd_archive(settings: HubSettings, args: argparse.Namespace) -> int:
 
     async def body(shutdown: _Shutdown) -> int:
         async with Hub(
-            settings.model_copy(update={"run_projectors": "never"}), archive=True
+            _direct(settings).model_copy(update={"run_projectors": "never"}), archive=True
         ) as hub:
             shutdown.running(hub.stop_projectors)
             print(

@@ -21,7 +21,7 @@ async def serve(sock: socket.socket) -> None:
     from hub.http.app import create_app
     from hub.settings import load_settings
 
-    settings = load_settings()
+    settings = load_settings(url=None)  # a server is direct, whatever a .env says
     async with Hub(settings) as hub:
         config = uvicorn.Config(
             create_app(hub), log_level="warning", lifespan="off", access_log=False

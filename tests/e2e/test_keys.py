@@ -113,7 +113,9 @@ def test_api_workers_share_the_port_and_read_your_writes_across_them(tmp_path: P
     """``up --api-workers 2``: two API processes; a write's ``X-Hub-Position`` passed back
     as ``X-Hub-Read-After`` makes whichever worker answers the read wait for it."""
     port = free_port()
-    proc = start_up(tmp_path, port, "--api-workers", "2")
+    # HUB_URL (a client's setting, here pointing nowhere) does not make a server remote
+    (tmp_path / ".env").write_text("HUB_URL=http://127.0.0.1:9\n")
+    proc = start_up(tmp_path, port, "--api-workers", "2", env={"HUB_URL": "http://127.0.0.1:9"})
     try:
         api = local_api(f"http://127.0.0.1:{port}", tmp_path)
         assert api.post("/v1/threads", json={"agent_id": "a", "thread_id": "t"}).status_code == 201
