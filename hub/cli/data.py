@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hub.cli.args import positive_int
+from hub.core.inputs import parse_time
 from schemas.errors import HubError, InputError, NotFoundError
 
 if TYPE_CHECKING:
@@ -19,15 +20,7 @@ __all__ = ["register"]
 
 
 def _since(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        at = datetime.fromisoformat(value)
-    except ValueError:
-        raise InputError(f"--since: {value!r} is not an ISO date or time", field="since") from None
-    if at.tzinfo is None:
-        raise InputError("--since: add a timezone, such as 2025-01-01T00:00+00:00", field="since")
-    return at
+    return None if value is None else parse_time(value, "since", shown="--since")
 
 
 async def cmd_runs(settings: HubSettings, args: argparse.Namespace) -> int:

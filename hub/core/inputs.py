@@ -14,7 +14,7 @@ from schemas.codec import pydantic_error_field
 from schemas.errors import InputError
 from schemas.types import MAX_ID_LENGTH
 
-__all__ = ["as_of_point", "build_event", "check_id", "reject_unknown"]
+__all__ = ["as_of_point", "build_event", "check_id", "parse_time", "reject_unknown"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -59,3 +59,16 @@ def as_of_point(at: Any) -> tuple[datetime | None, int | None]:
     if isinstance(offset, int):
         return None, offset
     raise InputError("at: give a timezone-aware datetime or a log offset", field="at")
+
+
+def parse_time(value: str, field: str, *, shown: str | None = None) -> datetime:
+    """An ISO 8601 time with a timezone, as a caller typed it; :class:`InputError`
+    naming ``field`` (shown as ``shown``, such as a CLI option) otherwise."""
+    name = shown or field
+    try:
+        at = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise InputError(f"{name}: {value!r} is not an ISO date or time", field=field) from None
+    if at.tzinfo is None:
+        raise InputError(f"{name}: add a timezone, such as 2025-01-01T00:00:00+00:00", field=field)
+    return at

@@ -8,37 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from hub.core.marks import POSITION, READ_AFTER, encode_marks, parse_marks
 from hub.http.idempotency import WRITES, ASGIApp, Message, Receive, Scope, Send
-from hub.infra.ports import TopicPartition
 from hub.infra.producer import EventProducer
-from schemas.errors import InputError
 
 __all__ = ["POSITION", "READ_AFTER", "WrittenPositions", "encode_marks", "parse_marks"]
-
-POSITION = "X-Hub-Position"
-READ_AFTER = "X-Hub-Read-After"
-MAX_MARKS = 4096
-
-
-def encode_marks(marks: dict[TopicPartition, int]) -> str:
-    return ",".join(f"{tp.topic}:{tp.partition}:{offset}" for tp, offset in marks.items())
-
-
-def parse_marks(value: str) -> dict[TopicPartition, int]:
-    """``X-Hub-Read-After``: ``topic:partition:offset`` items, comma-separated."""
-    marks: dict[TopicPartition, int] = {}
-    try:
-        for item in value.split(","):
-            topic, partition, offset = item.strip().rsplit(":", 2)
-            tp = TopicPartition(topic, int(partition))
-            marks[tp] = max(marks.get(tp, -1), int(offset))
-    except ValueError:
-        raise InputError(
-            f"{READ_AFTER}: expected topic:partition:offset items", field=READ_AFTER
-        ) from None
-    if len(marks) > MAX_MARKS:
-        raise InputError(f"{READ_AFTER}: at most {MAX_MARKS} partitions", field=READ_AFTER)
-    return marks
 
 
 class WrittenPositions:

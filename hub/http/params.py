@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from hub.core.inputs import parse_time
 from hub.infra.ports import Position
-from schemas.errors import InputError
 
 __all__ = ["AT_DESCRIPTION", "parse_at"]
 
@@ -23,10 +23,4 @@ def parse_at(value: str) -> datetime | int | Position:
         topic, partition, offset = text.rsplit(":", 2)
         if offset.isdigit() and topic.startswith("agenthub."):
             return Position(topic, int(partition), int(offset))
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        raise InputError(f"at: {AT_DESCRIPTION.lower()}, not {value!r}", field="at") from None
-    if at.tzinfo is None:
-        raise InputError("at: add a timezone, such as 2025-01-01T00:00:00+00:00", field="at")
-    return at
+    return parse_time(text, "at")

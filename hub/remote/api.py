@@ -12,6 +12,7 @@ from urllib.parse import quote
 import anyio
 import httpx
 
+from hub.core.marks import POSITION, READ_AFTER, encode_marks, parse_marks
 from hub.infra.ports import Position, TopicPartition
 from schemas.errors import (
     AuthError,
@@ -26,7 +27,6 @@ from schemas.errors import (
 
 __all__ = ["HubApi", "quote_segment"]
 
-READ_AFTER = "X-Hub-Read-After"
 MAX_RATE_WAITS = 5
 _SIMPLE: dict[str, type[HubError]] = {
     "NotFoundError": NotFoundError,
@@ -84,19 +84,14 @@ class HubApi:
 
     def _remember_header(self, value: str | None) -> None:
         """The positions a REST write's answer names (``X-Hub-Position``)."""
-        if not value:
-            return
-        for item in value.split(","):
-            topic, _, rest = item.strip().rpartition(":")
-            topic, _, partition = topic.rpartition(":")
-            if topic and partition.isdigit() and rest.isdigit():
-                self.remember([Position(topic, int(partition), int(rest))])
+        if value:
+            marks = parse_marks(value, POSITION)
+            self.remember([Position(tp.topic, tp.partition, o) for tp, o in marks.items()])
 
     def _read_after(self) -> dict[str, str]:
         if not self.marks:
             return {}
-        value = ",".join(f"{tp.topic}:{tp.partition}:{o}" for tp, o in self.marks.items())
-        return {READ_AFTER: value}
+        return {READ_AFTER: encode_marks(self.marks)}
 
     async def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         """A read (after this client's writes); the answer's JSON."""
@@ -148,7 +143,7 @@ class HubApi:
             except httpx.TransportError as exc:
                 raise LogError(f"the hub at {self.url} cannot be reached: {exc!r}") from exc
             if response.status_code < 400:
-                self._remember_header(response.headers.get("x-hub-position"))
+                self._remember_header(response.headers.get(POSITION))
                 return response
             error = _error(response)
             streamed = not isinstance(kwargs.get("content", b""), bytes)
