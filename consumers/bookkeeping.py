@@ -11,6 +11,7 @@ Each table is written by the one module that owns it:
 - ``dlq_replays``: :mod:`hub.ops.dead_letters`
 - ``key_usage``: :mod:`hub.access.usage`
 - ``idempotency``: :mod:`hub.http.idempotency`
+- ``ops_jobs``: :mod:`hub.ops.jobs`
 """
 
 from __future__ import annotations
@@ -116,6 +117,26 @@ CREATE TABLE IF NOT EXISTS hub.idempotency (
     PRIMARY KEY (tenant_id, idem_key)
 );
 CREATE INDEX IF NOT EXISTS idempotency_created ON hub.idempotency (created_at);
+CREATE TABLE IF NOT EXISTS hub.ops_jobs (
+    job_id        text PRIMARY KEY,
+    kind          text NOT NULL,
+    projection    text NOT NULL,
+    params        jsonb NOT NULL,
+    state         text NOT NULL
+                  CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'lost')),
+    progress      jsonb,
+    result        jsonb,
+    error         text,
+    requested_by  text NOT NULL,
+    pid           int,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    updated_at    timestamptz NOT NULL DEFAULT now(),
+    finished_at   timestamptz
+);
+-- one operation per projection at a time (a verify drops the schema a rebuild fills)
+CREATE UNIQUE INDEX IF NOT EXISTS ops_jobs_one_active ON hub.ops_jobs (projection)
+    WHERE state IN ('queued', 'running');
+CREATE INDEX IF NOT EXISTS ops_jobs_created ON hub.ops_jobs (created_at);
 """
 
 

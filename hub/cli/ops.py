@@ -1,11 +1,11 @@
-"""``agent-hub replay``: operating on history from the shell."""
+"""``agent-hub replay|rebuild|dlq|verify``: operating on history from the shell (direct,
+or through the hub's API in remote mode: :mod:`hub.cli.ops_remote`)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -19,27 +19,20 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 
-def parse_start(value: str) -> str | int | datetime:
-    """``earliest``, an offset, or an ISO time with a timezone."""
-    if value == "earliest":
-        return value
-    if value.isdigit():
-        return int(value)
-    try:
-        at = datetime.fromisoformat(value)
-    except ValueError:
-        raise InputError(f"--from: use earliest, an offset or an ISO time, not {value!r}") from None
-    if at.tzinfo is None:
-        raise InputError("--from: add a timezone, such as 2025-01-01T00:00+00:00")
-    return at
-
-
 async def cmd_replay(settings: HubSettings, args: argparse.Namespace) -> int:
     """Replay a projection from a point (archive first, then the log)."""
-    from hub.ops.replay import Progress, replay
+    from hub.ops.replay import Progress, parse_start, replay
     from hub.runtime import Runtime
 
     start = parse_start(args.start)
+    if settings.url:  # remote mode: a job on that hub
+        from hub.cli.ops_remote import remote_job
+
+        spec = {"kind": "replay", "projection": args.projection, "start": args.start}
+        spec |= {"reset": True} if args.reset else {}
+        result = await remote_job(settings, spec, f"replay {args.projection}")
+        print(f"{args.projection}: replayed {result['events']:,} events, caught up")
+        return 0
 
     def report(p: Progress) -> None:
         print(p.line(f"replay {args.projection}"), file=sys.stderr, flush=True)
@@ -55,6 +48,18 @@ async def cmd_rebuild(settings: HubSettings, args: argparse.Namespace) -> int:
     from hub.ops.rebuild import drop_retired, rebuild
     from hub.ops.replay import Progress
     from hub.runtime import Runtime
+
+    if settings.url:  # remote mode: a job on that hub; its projector drops the old tables
+        from hub.cli.ops_remote import remote_job
+
+        if args.wait:
+            raise InputError("--wait: not in remote mode (the hub drops the old tables itself)")
+
+        spec = {"kind": "rebuild", "projection": args.name, "grace_s": args.grace}
+        spec["workers"] = args.workers
+        result = await remote_job(settings, spec, f"rebuild {args.name}")
+        print(f"{args.name}: rebuilt from {result['events']:,} events and swapped in")
+        return 0
 
     def report(p: Progress) -> None:
         print(p.line(f"rebuild {args.name}"), file=sys.stderr, flush=True)
@@ -83,6 +88,11 @@ async def cmd_dlq(settings: HubSettings, args: argparse.Namespace) -> int:
     """Dead letters: list, show one, replay into their projection."""
     from hub.ops.dead_letters import dead_letters, get_dead_letter, replay_dead_letter
     from hub.runtime import Runtime
+
+    if settings.url:  # remote mode: that hub's /v1/dead-letters
+        from hub.cli.ops_remote import remote_dlq
+
+        return await remote_dlq(settings, args)
 
     async with Runtime(settings) as runtime:
         if args.action == "list":
@@ -115,14 +125,23 @@ async def cmd_dlq(settings: HubSettings, args: argparse.Namespace) -> int:
 async def cmd_verify(settings: HubSettings, args: argparse.Namespace) -> int:
     """Rebuild a projection into a scratch schema and compare every table's checksum."""
     from hub.ops.replay import Progress
-    from hub.ops.verify import verify
+    from hub.ops.verify import TableCheck, verify
     from hub.runtime import Runtime
 
     def report(p: Progress) -> None:
         print(p.line(f"verify {args.name}"), file=sys.stderr, flush=True)
 
-    async with Runtime(settings) as runtime:
-        checks = await verify(runtime, args.name, report=report)
+    if settings.url:  # remote mode: a job on that hub
+        from hub.cli.ops_remote import remote_job
+
+        spec = {"kind": "verify", "projection": args.name}
+        result = await remote_job(settings, spec, f"verify {args.name}")
+        checks = [
+            TableCheck(t["table"], t["live"], t["rebuilt"], t["rows"]) for t in result["tables"]
+        ]
+    else:
+        async with Runtime(settings) as runtime:
+            checks = await verify(runtime, args.name, report=report)
     for c in checks:
         print(f"{c.table}\t{c.rows}\t{'same' if c.same else 'DIFFERENT'}\t{c.live[:12]}")
     return 0 if all(c.same for c in checks) else 1

@@ -25,6 +25,7 @@ from hub.http.events import add_event_routes
 from hub.http.guards import HostCheck, JsonWrites, allowed_hosts, split_list
 from hub.http.idempotency import Idempotency, Scope
 from hub.http.keys import add_key_routes
+from hub.http.ops import add_ops_routes
 from hub.http.prompts import add_prompt_routes
 from hub.http.run_writes import add_run_write_routes
 from hub.http.runs import add_run_routes
@@ -105,8 +106,9 @@ def create_app(hub: Hub) -> FastAPI:
 
     @app.get("/v1/projections")
     async def projections(
-        _: Principal = Depends(access.admin_principal),  # noqa: B008
+        _: Principal = Depends(access.operator_principal),  # noqa: B008
     ) -> dict[str, Any]:
+        """Every projection's state, lag and errors (operators)."""
         statuses: list[ProjectionStatus] = await projection_status(hub.runtime)
         return {
             "log": hub.runtime.log.name,
@@ -123,6 +125,7 @@ def create_app(hub: Hub) -> FastAPI:
     add_prompt_routes(app, access)
     add_key_routes(app, access)
     add_event_routes(app, access)
+    add_ops_routes(app, access)
     _bare_path_routes_last(app)
     return app
 

@@ -1,7 +1,9 @@
 """Who is calling, and what they may do: every route but ``/healthz`` needs an API key
 (``Authorization: Bearer ahk_...``). The key gives the request its tenant and actor, its
-role decides reads (reader), writes (writer) and keys and operations (admin), and each
-key has a request rate limit (429 with ``Retry-After`` beyond it)."""
+role decides reads (reader), writes (writer) and keys and dead letters (admin), and each
+key has a request rate limit (429 with ``Retry-After`` beyond it). Operations on every
+tenant's data (replay, rebuild, verify, projection status) need an operator: an admin key
+of the hub's own tenant."""
 
 from __future__ import annotations
 
@@ -63,6 +65,7 @@ class Access:
         self.reader_principal = self._principal_for(ApiKeyRole.READER)
         self.writer_principal = self._principal_for(ApiKeyRole.WRITER)
         self.admin_principal = self._principal_for(ApiKeyRole.ADMIN)
+        self.operator_principal = self._operator()
         self.reader = self._scope_for(self.reader_principal)
         self.writer = self._scope_for(self.writer_principal)
 
@@ -92,6 +95,24 @@ class Access:
             return found
 
         return principal
+
+    def is_operator(self, principal: Principal) -> bool:
+        """Operators are the admin keys of the hub's own tenant (``HUB_TENANT`` of the
+        server): operations act on every tenant's data."""
+        return principal.may(ApiKeyRole.ADMIN) and principal.tenant == self.hub.settings.tenant
+
+    def _operator(self) -> Callable[..., Awaitable[Principal]]:
+        async def operator(
+            principal: Principal = Depends(self.admin_principal),  # noqa: B008
+        ) -> Principal:
+            if not self.is_operator(principal):
+                raise ForbiddenError(
+                    "operations act on every tenant: they need an admin key of the hub's "
+                    f"own tenant ({self.hub.settings.tenant!r})"
+                )
+            return principal
+
+        return operator
 
     def _scope_for(
         self, principal_of: Callable[..., Awaitable[Principal]]

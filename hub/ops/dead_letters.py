@@ -78,19 +78,24 @@ async def _replayed(runtime: Runtime) -> set[tuple[int, int]]:
     return {(r[0], r[1]) for r in await runtime.pool.fetch(REPLAYED)}
 
 
-async def dead_letters(runtime: Runtime, consumer: str | None = None) -> AsyncIterator[DeadLetter]:
-    """Every dead letter in log order (optionally of one consumer), streamed."""
+async def dead_letters(
+    runtime: Runtime, consumer: str | None = None, *, after: str | None = None
+) -> AsyncIterator[DeadLetter]:
+    """Every dead letter in log order (optionally of one consumer, and only those after
+    the dead letter ``after``), streamed."""
     done = await _replayed(runtime)
     parts = await runtime.log.partitions_for(DLQ)
     tps = [TopicPartition(DLQ, p) for p in range(parts)]
     begins = await runtime.log.beginning_offsets(tps)
     ends = await runtime.log.end_offsets(tps)
+    resume = _parse_id(after) if after is not None else (-1, -1)
     for tp in tps:
-        if ends[tp] <= begins[tp]:
+        first = begins[tp] if tp.partition != resume[0] else max(begins[tp], resume[1] + 1)
+        if ends[tp] <= first or tp.partition < resume[0]:
             continue
         async with runtime.log.consumer(group_id=None, partitions=[tp]) as reader:
-            await reader.seek(tp, begins[tp])
-            position = begins[tp]
+            await reader.seek(tp, first)
+            position = first
             while position < ends[tp]:
                 records = await reader.fetch(500, 5.0)
                 if not records:

@@ -24,12 +24,20 @@ import asyncpg
 
 from consumers.positions import partitions_of
 from consumers.projector import Projector
+from hub.core.inputs import parse_time
 from hub.infra.ports import TopicPartition
 from hub.runtime import Runtime
 from projections.base import Projection
 from schemas.errors import InputError, NotFoundError, first_error
 
-__all__ = ["Progress", "find_projection", "offsets_for_time", "replay", "run_until_caught_up"]
+__all__ = [
+    "Progress",
+    "find_projection",
+    "offsets_for_time",
+    "parse_start",
+    "replay",
+    "run_until_caught_up",
+]
 
 SEGMENT_AT = """
 SELECT first_offset, last_offset, key FROM hub.archive_segments
@@ -50,6 +58,15 @@ class Progress:
     def line(self, what: str) -> str:
         eta = f"{self.eta_s:,.0f}s" if self.eta_s is not None else "-"
         return f"{what}: {self.done:,}/{self.total:,} events, {self.rate:,.0f} ev/s, ETA {eta}"
+
+
+def parse_start(value: str | int) -> str | int | datetime:
+    """Where a replay starts: ``earliest``, an offset, or an ISO time with a timezone."""
+    if isinstance(value, int) or value.isdigit():
+        return int(value)
+    if value == "earliest":
+        return value
+    return parse_time(value, "start", shown="--from")
 
 
 def find_projection(runtime: Runtime, name: str) -> Projection[Any]:

@@ -135,3 +135,43 @@ def test_remote_writes_while_the_server_is_down_are_synced_exactly_once(
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+def test_operators_run_operations_on_a_remote_hub(
+    up: tuple[str, subprocess.Popen[str], Path], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """``agent-hub verify|replay|rebuild|dlq`` with ``HUB_URL``: jobs on the server, run
+    with an admin key of its own tenant; another tenant's admin key is refused."""
+    url, _, home = up
+    laptop = tmp_path_factory.mktemp("operator-laptop")
+    writer = _remote_env(url, home, "default")
+    wrote = python(
+        "from hub.registry import AgentRegistry\n"
+        "r = AgentRegistry()\n"
+        "for n in range(5): r.register(f'ops-{n}', description='x')\n",
+        cwd=laptop,
+        env=writer,
+        timeout=300,
+    )
+    assert wrote.returncode == 0, wrote.stderr[-3000:]
+    operator = _remote_env(url, home, "default", role="admin")  # the hub's own tenant
+
+    verified = agent_hub("verify", "registry", cwd=laptop, env=operator, timeout=300)
+    assert verified.returncode == 0, verified.stderr
+    rows = dict(line.split("\t")[:3:2] for line in verified.stdout.splitlines())
+    assert rows["agents"] == "same", verified.stdout
+    replayed = agent_hub(
+        "replay", "--projection", "registry", "--reset", cwd=laptop, env=operator, timeout=300
+    )
+    assert replayed.returncode == 0 and "caught up" in replayed.stdout, replayed.stderr
+    rebuilt = agent_hub(
+        "rebuild", "registry", "--grace", "0", cwd=laptop, env=operator, timeout=300
+    )
+    assert rebuilt.returncode == 0 and "swapped in" in rebuilt.stdout, rebuilt.stderr
+    assert agent_hub("dlq", "list", cwd=laptop, env=operator).returncode == 0
+    listed = agent_hub("agents", "list", cwd=laptop, env=writer)
+    assert all(f"ops-{n}" in listed.stdout for n in range(5)), listed.stdout
+
+    tenant_admin = _remote_env(url, home, "another-team", role="admin")
+    refused = agent_hub("verify", "registry", cwd=laptop, env=tenant_admin)
+    assert refused.returncode != 0 and "own tenant" in refused.stderr, refused.stderr

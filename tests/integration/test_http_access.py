@@ -15,10 +15,11 @@ import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 
+from consumers.dead_letters import dead_letter_record
 from hub import Hub
 from hub.http.app import create_app
 from hub.http.events import EVENTS_MEDIA_TYPE
-from hub.infra.ports import ProducerRecord
+from hub.infra.ports import ConsumerRecord, ProducerRecord, TopicPartition
 from hub.infra.spool import encode_batch
 from hub.settings import HubSettings
 from schemas.codec import Codec
@@ -29,11 +30,19 @@ pytestmark = pytest.mark.anyio
 
 PUBLIC = {("get", "/healthz")}  # liveness probes; it shows ok/error per check, no data
 WRITES = {"post", "put", "patch", "delete"}
-ADMIN_ONLY = {
+OPERATOR_ONLY = {  # admin keys of the hub's own tenant: these act on every tenant
     ("get", "/v1/projections"),
+    ("post", "/v1/ops/jobs"),
+    ("get", "/v1/ops/jobs"),
+    ("get", "/v1/ops/jobs/{job_id}"),
+}
+ADMIN_ONLY = OPERATOR_ONLY | {
     ("post", "/v1/keys"),
     ("get", "/v1/keys"),
     ("post", "/v1/keys/{key_id}/revoke"),
+    ("get", "/v1/dead-letters"),
+    ("get", "/v1/dead-letters/{dead_letter_id}"),
+    ("post", "/v1/dead-letters/{dead_letter_id}/replay"),
 }
 
 
@@ -54,6 +63,8 @@ async def tenant_a(hub_settings: HubSettings) -> AsyncIterator[TenantA]:
             ids = await _seed(http)
         revoked = await key_of(hub, "acme", "admin")
         ids["key_id"] = (await hub.keys.create(tenant="acme", role="reader")).key.key_id
+        ids["dead_letter_id"] = await _dead_letter_of_acme(hub, app)
+        ids["job_id"] = "0190a000-0000-7000-8000-000000000000"
         await hub.keys.revoke(revoked.split("_")[1])
         yield TenantA(hub, app, ids, revoked)
 
@@ -114,14 +125,40 @@ async def _seed(http: AsyncClient) -> dict[str, str]:
     }
 
 
+async def _dead_letter_of_acme(hub: Hub, app: FastAPI) -> str:
+    """A dead letter whose original event is acme's, as a projector sends one."""
+    codec = hub.runtime.codec
+    event = AgentRegistered(tenant_id="acme", actor="key:x", agent_id="agent-a")
+    tp = TopicPartition(str(event.topic), 0)
+    original = ConsumerRecord(tp.topic, 0, 0, event.partition_key(), codec.encode(event), (), 0, tp)
+    letter = dead_letter_record(
+        codec,
+        original,
+        consumer="proj_registry_v1",
+        error=ValueError("acme poison"),
+        event_type="AgentRegistered",
+    )
+    await hub.runtime.producer.send([letter])
+    async with api_client(hub, app, role="admin") as operator:
+        listed = (await operator.get("/v1/dead-letters")).json()["dead_letters"]
+    return str(next(d["id"] for d in listed if d["tenant_id"] == "acme"))
+
+
 LATER = "2100-01-01T00:00:00+00:00"
 
 
 # How to call each operation: query, body, and what another tenant's key gets: "404"
-# (it names this tenant's data), "own" (it creates in the caller's own namespace) or
-# "list" (it lists the caller's own data). Bodies are valid, so 404 comes from the tenant.
+# (it names this tenant's data), "own" (it creates in the caller's own namespace),
+# "list" (it lists the caller's own data) or "operator" (403: it acts on every tenant).
+# Bodies are valid, so 404 comes from the tenant.
 CALLS: dict[tuple[str, str], tuple[dict[str, Any], Any, str]] = {
-    ("get", "/v1/projections"): ({}, None, "list"),
+    ("get", "/v1/projections"): ({}, None, "operator"),
+    ("post", "/v1/ops/jobs"): ({}, {"kind": "verify", "projection": "registry"}, "operator"),
+    ("get", "/v1/ops/jobs"): ({}, None, "operator"),
+    ("get", "/v1/ops/jobs/{job_id}"): ({}, None, "operator"),
+    ("get", "/v1/dead-letters"): ({}, None, "list"),
+    ("get", "/v1/dead-letters/{dead_letter_id}"): ({}, None, "404"),
+    ("post", "/v1/dead-letters/{dead_letter_id}/replay"): ({}, {}, "404"),
     ("get", "/v1/agents"): ({}, None, "list"),
     ("get", "/v1/agents/{agent_id}"): ({}, None, "404"),
     ("put", "/v1/agents/{agent_id}"): ({}, {"description": "other"}, "own"),
@@ -260,8 +297,16 @@ async def test_every_route_is_guarded_by_key_role_and_tenant(tenant_a: TenantA) 
         for method, path in ops:
             if (method, path) in ADMIN_ONLY:
                 assert_error(await _call(writer, method, path, ids), 403)
+    async with api_client(hub, app, tenant="acme", role="admin") as tenant_admin:
+        for method, path in OPERATOR_ONLY:
+            assert_error(await _call(tenant_admin, method, path, ids), 403)
 
-    content = ("acme", ids["message_id"], ids["artifact_id"])  # acme's text, acme's ids
+    content = (
+        "acme",
+        ids["message_id"],
+        ids["artifact_id"],
+        ids["dead_letter_id"],
+    )  # acme's text, acme's ids
     secrets = (*content, "thread-a", "run-a", "prompt-a")
     async with api_client(hub, app, tenant="globex", role="admin") as other:
         for method, path in ops:
@@ -269,6 +314,8 @@ async def test_every_route_is_guarded_by_key_role_and_tenant(tenant_a: TenantA) 
             expected = CALLS[(method, path)][2]
             if expected == "404":
                 assert_error(response, 404)
+            elif expected == "operator":
+                assert_error(response, 403)
             else:
                 assert response.status_code < 300, (method, path, response.text)
                 # what an "own" route is called with (prompt-a) is the caller's own name
