@@ -15,16 +15,15 @@ import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 
-from consumers.dead_letters import dead_letter_record
 from hub import Hub
 from hub.http.app import create_app
 from hub.http.events import EVENTS_MEDIA_TYPE
-from hub.infra.ports import ConsumerRecord, ProducerRecord, TopicPartition
+from hub.infra.ports import ProducerRecord
 from hub.infra.spool import encode_batch
 from hub.settings import HubSettings
 from schemas.codec import Codec
 from schemas.events import AgentRegistered
-from tests.support.api import KEY_TENANTS, api_client, key_of
+from tests.support.api import KEY_TENANTS, api_client, key_of, send_dead_letter
 
 pytestmark = pytest.mark.anyio
 
@@ -127,18 +126,7 @@ async def _seed(http: AsyncClient) -> dict[str, str]:
 
 async def _dead_letter_of_acme(hub: Hub, app: FastAPI) -> str:
     """A dead letter whose original event is acme's, as a projector sends one."""
-    codec = hub.runtime.codec
-    event = AgentRegistered(tenant_id="acme", actor="key:x", agent_id="agent-a")
-    tp = TopicPartition(str(event.topic), 0)
-    original = ConsumerRecord(tp.topic, 0, 0, event.partition_key(), codec.encode(event), (), 0, tp)
-    letter = dead_letter_record(
-        codec,
-        original,
-        consumer="proj_registry_v1",
-        error=ValueError("acme poison"),
-        event_type="AgentRegistered",
-    )
-    await hub.runtime.producer.send([letter])
+    await send_dead_letter(hub, "acme", "agent-a")
     async with api_client(hub, app, role="admin") as operator:
         listed = (await operator.get("/v1/dead-letters")).json()["dead_letters"]
     return str(next(d["id"] for d in listed if d["tenant_id"] == "acme"))

@@ -12,13 +12,10 @@ import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 
-from consumers.dead_letters import dead_letter_record
 from hub import Hub
 from hub.http.app import create_app
-from hub.infra.ports import ConsumerRecord, TopicPartition
 from hub.settings import HubSettings
-from schemas.events import AgentRegistered
-from tests.support.api import api_client
+from tests.support.api import api_client, send_dead_letter
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("backend", ["postgres"])]
 
@@ -132,27 +129,12 @@ async def test_a_job_whose_process_vanished_is_lost_and_frees_the_projection(
         await _run(operator, {"kind": "verify", "projection": "registry"})
 
 
-async def _dead_letter(hub: Hub, tenant: str, agent_id: str) -> None:
-    codec = hub.runtime.codec
-    event = AgentRegistered(tenant_id=tenant, actor="key:x", agent_id=agent_id)
-    tp = TopicPartition(str(event.topic), 0)
-    original = ConsumerRecord(tp.topic, 0, 0, event.partition_key(), codec.encode(event), (), 0, tp)
-    letter = dead_letter_record(
-        codec,
-        original,
-        consumer="proj_registry_v1",
-        error=ValueError(f"{tenant} poison"),
-        event_type="AgentRegistered",
-    )
-    await hub.runtime.producer.send([letter])
-
-
 async def test_admins_see_and_replay_only_their_tenants_dead_letters(
     served: tuple[Hub, FastAPI],
 ) -> None:
     hub, app = served
-    await _dead_letter(hub, "acme", "acme-agent")
-    await _dead_letter(hub, "globex", "globex-agent")
+    await send_dead_letter(hub, "acme", "acme-agent")
+    await send_dead_letter(hub, "globex", "globex-agent")
     async with (
         api_client(hub, app, tenant="acme", role="admin") as acme,
         api_client(hub, app, role="admin") as operator,

@@ -13,7 +13,14 @@ from httpx import ASGITransport, AsyncClient
 
 from hub import Hub
 
-__all__ = ["KEY_TENANTS", "api_client", "events_of", "key_of", "served_api"]
+__all__ = [
+    "KEY_TENANTS",
+    "api_client",
+    "events_of",
+    "key_of",
+    "send_dead_letter",
+    "served_api",
+]
 
 KEY_TENANTS: dict[str, str] = {}
 """Key id -> tenant of the keys clients here were made with."""
@@ -66,6 +73,27 @@ async def events_of(hub: Hub, topic: str) -> list[Any]:
             seen += len(records)
             events += [hub.runtime.codec.decode(r.value) for r in records]
     return events
+
+
+async def send_dead_letter(hub: Hub, tenant: str, agent_id: str) -> None:
+    """A dead letter of the registry projection whose original event (registering
+    ``agent_id``) is ``tenant``'s, sent as a projector sends one."""
+    from consumers.dead_letters import dead_letter_record
+    from hub.infra.ports import ConsumerRecord, TopicPartition
+    from schemas.events import AgentRegistered
+
+    codec = hub.runtime.codec
+    event = AgentRegistered(tenant_id=tenant, actor="key:x", agent_id=agent_id)
+    tp = TopicPartition(str(event.topic), 0)
+    original = ConsumerRecord(tp.topic, 0, 0, event.partition_key(), codec.encode(event), (), 0, tp)
+    letter = dead_letter_record(
+        codec,
+        original,
+        consumer="proj_registry_v1",
+        error=ValueError(f"{tenant} poison"),
+        event_type="AgentRegistered",
+    )
+    await hub.runtime.producer.send([letter])
 
 
 @asynccontextmanager
