@@ -35,10 +35,14 @@ def _server(config: Any) -> Any:
     return Server(config)
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, *, shared: bool = False) -> socket.socket:
+    """A listening socket; ``shared`` ones (SO_REUSEPORT) may be bound again to the same
+    address, and the kernel spreads new connections evenly across them."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if shared:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
@@ -129,7 +133,7 @@ async def _serve(
 ) -> int:
     from hub.client import Hub
 
-    sock = _bind(host, port)
+    sock = _bind(host, port, shared=workers > 1)
 
     async def body(shutdown: _Shutdown) -> int:
         async with Hub(settings, archive=archive) as hub:
@@ -171,23 +175,31 @@ async def _serve_here(hub: Any, sock: socket.socket, shutdown: _Shutdown, banner
 async def _serve_in_workers(
     hub: Any, sock: socket.socket, workers: int, shutdown: _Shutdown, banner: str
 ) -> None:
-    """The API in ``workers`` processes sharing ``sock``; this one projects. A worker that
-    dies while serving stops the server with an error (never silently)."""
+    """The API in ``workers`` processes, each on its own socket bound to ``sock``'s address
+    (SO_REUSEPORT: the kernel spreads connections evenly; on one shared socket, the first
+    worker to wake takes a whole burst of them); this one projects. A worker that dies
+    while serving stops the server with an error (never silently)."""
     env = hub.settings.child_env() | {
         "HUB_RUN_PROJECTORS": "never",
         "HUB_DATABASE_URL": hub.runtime.database_url or "",  # the embedded one too
     }
-    procs = [
-        await anyio.open_process(
-            [sys.executable, "-m", "hub.http.worker", str(sock.fileno())],
-            env=env,
-            pass_fds=[sock.fileno()],
-            stdin=None,
-            stdout=None,
-            stderr=None,
-        )
-        for _ in range(workers)
-    ]
+    host, port = sock.getsockname()[:2]
+    socks = [sock, *(_bind(host, port, shared=True) for _ in range(workers - 1))]
+    try:
+        procs = [
+            await anyio.open_process(
+                [sys.executable, "-m", "hub.http.worker", str(own.fileno())],
+                env=env,
+                pass_fds=[own.fileno()],
+                stdin=None,
+                stdout=None,
+                stderr=None,
+            )
+            for own in socks
+        ]
+    finally:
+        for own in socks[1:]:
+            own.close()  # the workers hold them now
     shutdown.running(hub.stop_projectors)
     print(banner, file=sys.stderr, flush=True)
     try:

@@ -47,6 +47,7 @@ from schemas.events import (
 )
 from schemas.ids import uuid7
 from schemas.parts import part_from_json
+from schemas.text_messages import TextMessages
 
 if TYPE_CHECKING:
     pass
@@ -218,17 +219,31 @@ class SessionsClient(SessionReader):
     ) -> builtins.list[UUID]:
         """Append several messages in order, all or none (each a dict like ``append``'s)."""
         root = await self._root_of(thread_id)
-        built = []
+        ids: builtins.list[UUID] = []
+        records: builtins.list[ProducerRecord] = []
+        texts: TextMessages | None = None  # after the first: plain texts in one pass
+        first: MessageAppended | None = None
+        limit = min(self._ctx.settings.max_message_bytes, self._ctx.producer.max_event_bytes)
         for i, spec in enumerate(messages):
+            fast = texts.encode(spec) if texts is not None else None
+            if fast is not None and len(fast[1]) <= limit:
+                assert first is not None
+                ids.append(fast[0])
+                records.append(self._ctx.producer.record_of(first, fast[1]))
+                continue
             try:
-                built.append(await self._message(thread_id, root, spec))
+                event, record = await self._message(thread_id, root, spec)
             except InputError as exc:  # name the failing message: nothing was sent
                 if len(messages) == 1:
                     raise
                 field = f"messages.{i}.{exc.field}" if exc.field else f"messages.{i}"
                 raise InputError(f"messages.{i}: {exc.message}", field=field) from None
-        await self._send_messages([record for _, record in built])
-        return [event.message_id for event, _ in built]
+            ids.append(event.message_id)
+            records.append(record)
+            if texts is None and len(messages) > 1:
+                first, texts = event, TextMessages(self._ctx.producer.codec, event)
+        await self._send_messages(records)
+        return ids
 
     async def _send_messages(self, records: builtins.list[ProducerRecord]) -> None:
         await self._ctx.producer.send(records)

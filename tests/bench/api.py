@@ -198,6 +198,7 @@ async def main_async(args: argparse.Namespace) -> None:
         remote = load_settings(url=url, api_key=token, home=home / "remote-client")
         direct = load_settings(home=home / ".agent_hub", log_level="warning")
         async with Hub(direct) as hub:
+            await hub.catch_up(timeout=600)  # the POST rows are projected first
             direct_ack, direct_read = await appends(hub, args.messages)
         async with Hub(remote) as hub:
             remote_ack, remote_read = await appends(hub, args.messages)

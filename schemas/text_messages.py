@@ -1,0 +1,129 @@
+"""Plain text messages encoded in one pass, without building a model per message.
+
+Most messages an agent appends are one text and nothing else. In a batch they share
+their envelope (tenant, actor, correlation, thread), so :class:`TextMessages` takes it
+from the batch's first event, built and checked the usual way, and writes each further
+message's Avro bytes directly: the same bytes :meth:`Codec.encode` gives for the same
+event (a test holds the two to that), with the same checks (the role, the text's
+characters, the message id). A message of any other shape, or one that fails a check,
+gets ``None``: the caller builds it the usual way, which names what is wrong.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+from uuid import UUID
+
+from schemas.codec import Codec
+from schemas.events import MessageAppended
+from schemas.fingerprint import header_for
+from schemas.ids import uuid7
+
+__all__ = ["TextMessages", "avro_long", "avro_string"]
+
+ROLE_INDEX = {"user": 0, "assistant": 1, "system": 2, "tool": 3}  # the Role enum's symbols
+SIMPLE_KEYS = frozenset({"role", "content", "message_id", "model", "usage", "metadata"})
+_BAD_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]").search  # schemas.types.Text
+_UUID_STRING = b"\x48"  # the length (36) of a UUID's text, as an Avro long
+
+
+def avro_long(value: int) -> bytes:
+    """An Avro ``long`` (zig-zag, then variable length)."""
+    n = (value << 1) ^ (value >> 63)
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def avro_string(value: str) -> bytes:
+    """An Avro ``string``: its UTF-8 length, then the bytes."""
+    data = value.encode()
+    return avro_long(len(data)) + data
+
+
+def _optional_string(value: str | None) -> bytes:
+    return b"\x00" if value is None else b"\x02" + avro_string(value)
+
+
+class TextMessages:
+    """Encoder of the text messages of one batch, given its first (checked) event."""
+
+    def __init__(self, codec: Codec, first: MessageAppended) -> None:
+        current = codec.registry.current(MessageAppended.type_name())
+        self.header = header_for(current.fingerprint)
+        self.envelope = b"".join(
+            (
+                avro_string(first.tenant_id),
+                avro_string(first.actor),
+                _optional_string(first.correlation_id),
+                avro_string(first.root_thread_id),
+                avro_string(first.thread_id),
+            )
+        )
+        # model: null, usage: null, metadata: "{}"
+        self.tail = b"\x00\x00" + avro_string("{}")
+
+    def encode(self, spec: Mapping[str, Any]) -> tuple[UUID, bytes] | None:
+        """``(message_id, value)`` of a plain text message (``role``, ``content`` a
+        string, optionally ``message_id``, and empty ``model``, ``usage``, ``metadata``);
+        ``None`` for anything else."""
+        if not SIMPLE_KEYS.issuperset(spec):
+            return None
+        role, text = spec.get("role"), spec.get("content")
+        if type(role) is not str or role not in ROLE_INDEX or type(text) is not str:
+            return None
+        if spec.get("model") is not None or spec.get("usage") is not None:
+            return None
+        metadata = spec.get("metadata")
+        if (metadata is not None and metadata != {}) or _BAD_TEXT(text):
+            return None
+        try:
+            text_bytes = avro_string(text)
+        except UnicodeEncodeError:  # lone surrogates: the usual path names the field
+            return None
+        message_id = _message_id(spec.get("message_id"))
+        if message_id is None:
+            return None
+        return message_id, self.value(
+            message_id, uuid7(), time.time_ns() // 1000, ROLE_INDEX[role], text_bytes
+        )
+
+    def value(
+        self, message_id: UUID, event_id: UUID, occurred_us: int, role: int, text: bytes
+    ) -> bytes:
+        """The encoded event (``text`` already an Avro string)."""
+        return b"".join(
+            (
+                self.header,
+                _UUID_STRING,
+                str(event_id).encode(),
+                avro_long(occurred_us),
+                self.envelope,
+                _UUID_STRING,
+                str(message_id).encode(),
+                avro_long(role),
+                b"\x02\x00",  # parts: a block of one item, the TextPart branch
+                text,
+                b"\x00",  # end of the parts array
+                self.tail,
+            )
+        )
+
+
+def _message_id(given: Any) -> UUID | None:
+    if given is None:
+        return uuid7()
+    if isinstance(given, UUID):
+        return given
+    if isinstance(given, str):
+        try:
+            return UUID(given)
+        except ValueError:
+            return None
+    return None

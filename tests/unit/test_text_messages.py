@@ -1,0 +1,117 @@
+"""Plain text messages encoded in one pass (``schemas.text_messages``) give exactly the
+bytes the codec gives for the same event, and everything else is left to the usual path."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas.codec import Codec
+from schemas.events import MessageAppended, TextPart
+from schemas.ids import uuid7
+from schemas.text_messages import ROLE_INDEX, TextMessages, avro_long, avro_string
+
+CODEC = Codec()
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+ids = st.text(st.characters(categories=["L", "N", "Pd", "So"]), min_size=1, max_size=40)
+texts = st.text(
+    st.characters(codec="utf-8", exclude_characters="".join(map(chr, [*range(9), 11, 12])))
+).filter(lambda t: not any(0x0E <= ord(c) <= 0x1F or ord(c) == 0x7F for c in t))
+
+
+def _first(tenant: str, actor: str, correlation: str | None, thread: str, **more: Any) -> Any:
+    fields: dict[str, Any] = {
+        "message_id": uuid7(),
+        "role": "user",
+        "parts": (TextPart(text="first"),),
+    }
+    return MessageAppended(
+        tenant_id=tenant,
+        actor=actor,
+        correlation_id=correlation,
+        root_thread_id=f"root-{thread}",
+        thread_id=thread,
+        **(fields | more),
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    tenant=ids,
+    actor=ids,
+    correlation=st.none() | ids,
+    thread=ids,
+    role=st.sampled_from(sorted(ROLE_INDEX)),
+    text=texts,
+    micros=st.integers(0, 2**50),
+)
+def test_the_same_bytes_as_the_codec(
+    tenant: str, actor: str, correlation: str | None, thread: str, role: str, text: str, micros: int
+) -> None:
+    first = _first(tenant, actor, correlation, thread)
+    event = _first(
+        tenant,
+        actor,
+        correlation,
+        thread,
+        event_id=uuid7(),
+        occurred_at=EPOCH + timedelta(microseconds=micros),
+        role=role,
+        parts=(TextPart(text=text),),
+    )
+    ours = TextMessages(CODEC, first).value(
+        event.message_id, event.event_id, micros, ROLE_INDEX[role], avro_string(text)
+    )
+    assert ours == CODEC.encode(event)
+
+
+def test_a_spec_decodes_to_the_event_it_describes() -> None:
+    first = _first("acme", "key:1", "run-1", "t/1")
+    given_id = uuid7()
+    fast = TextMessages(CODEC, first).encode(
+        {"role": "tool", "content": "héllo\n\tworld", "message_id": str(given_id), "metadata": {}}
+    )
+    assert fast is not None and fast[0] == given_id
+    event = CODEC.decode(fast[1])
+    assert isinstance(event, MessageAppended)
+    assert (event.tenant_id, event.actor, event.correlation_id) == ("acme", "key:1", "run-1")
+    assert (event.thread_id, event.root_thread_id, event.role) == ("t/1", "root-t/1", "tool")
+    assert event.parts == (TextPart(text="héllo\n\tworld"),) and event.message_id == given_id
+    assert event.metadata == {} and event.model is None and event.usage is None
+    assert abs(event.occurred_at - datetime.now(UTC)) < timedelta(seconds=5)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"role": "user", "content": [{"type": "text", "text": "parts"}]},
+        {"role": "user", "content": "x", "model": "gpt"},
+        {"role": "user", "content": "x", "usage": {"input_tokens": 1}},
+        {"role": "user", "content": "x", "metadata": {"k": 1}},
+        {"role": "user", "content": "x", "extra": 1},
+        {"role": "robot", "content": "x"},
+        {"role": "user", "content": "bell \x07"},
+        {"role": "user", "content": "nul \x00"},
+        {"role": "user", "content": "lone \ud800"},
+        {"role": "user", "content": "x", "message_id": "not-a-uuid"},
+        {"role": "user", "content": "x", "message_id": 12},
+        {"role": "user", "content": b"bytes"},
+        {"content": "no role"},
+    ],
+)
+def test_anything_else_is_left_to_the_usual_path(spec: dict[str, Any]) -> None:
+    assert TextMessages(CODEC, _first("acme", "a", None, "t")).encode(spec) is None
+
+
+@pytest.mark.parametrize("value", [0, 1, -1, 63, 64, -65, 2**31, 2**62, -(2**63), 2**63 - 1])
+def test_avro_longs(value: int) -> None:
+    from io import BytesIO
+
+    from fastavro import schemaless_reader
+
+    assert schemaless_reader(BytesIO(avro_long(value)), "long", None) == value
