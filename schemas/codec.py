@@ -22,6 +22,7 @@ from fastavro.validation import validate as avro_validate
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
+from schemas.avro_reader import Read, compile_reader
 from schemas.envelope import NAMESPACE
 from schemas.errors import SchemaError
 from schemas.events import EVENT_TYPES, Event
@@ -140,11 +141,14 @@ def _union_encoder() -> _Convert:
 def _union_decoder(models: list[type[BaseModel]]) -> _Convert:
     by_name = {f"{NAMESPACE}.{m.__name__}": m for m in models}
 
+    plans: dict[str, _ModelPlan] = {}  # filled on first use (plans refer to each other)
+
     def dec(value: Any) -> Any:
         if isinstance(value, tuple):
             name, datum = value
             cls = by_name[name]
-            return cls.model_validate(_plan(cls).decode(datum))
+            plan = plans.get(name) or plans.setdefault(name, _plan(cls))
+            return cls.model_validate(plan.decode(datum))
         return value
 
     return dec
@@ -179,6 +183,7 @@ class _Reader:
     named_unions: bool  # the schema has unions of records (decoded with their names)
     upcasters: tuple[Upcaster, ...]
     plan: _ModelPlan
+    fast: Read | None  # the compiled reader of the current schema (None: fastavro)
 
 
 def _has_record_unions(schema: Any) -> bool:
@@ -277,17 +282,21 @@ class Codec:
         if cls is None:
             raise SchemaError(f"{name}: no event model for this schema", event=name)
         current = self.registry.current(name)
+        is_current = writer.fingerprint == current.fingerprint
+        named_unions = _has_record_unions(writer.schema)
         reader = _Reader(
             writer=writer,
             cls=cls,
-            reader_schema=None if writer.fingerprint == current.fingerprint else current.parsed,
-            named_unions=_has_record_unions(writer.schema),
+            reader_schema=None if is_current else current.parsed,
+            named_unions=named_unions,
             upcasters=tuple(
                 up
                 for version in range(writer.version, current.version)
                 if (up := self.upcasters.get((name, version))) is not None
             ),
             plan=_plan(cls),
+            # older versions are resolved to the current schema by fastavro
+            fast=compile_reader(writer.parsed, record_names=named_unions) if is_current else None,
         )
         self._readers[header] = reader
         return reader
@@ -296,6 +305,34 @@ class Codec:
         """Decode one single-object datum into its event model (validated)."""
         reader = self._reader(data)
         name = reader.writer.name
+        if reader.fast is not None:
+            try:
+                datum, end = reader.fast(data, 10)
+            except Exception as exc:  # corrupt input: IndexError, UnicodeDecodeError...
+                raise self._decode_error(reader.writer, data, exc) from exc
+            if end > len(data):
+                raise self._decode_error(reader.writer, data, EOFError("truncated"))
+        else:
+            datum, end = self._read_with_fastavro(reader, data)
+        if end != len(data):
+            extra = len(data) - end
+            raise SchemaError(f"{name}: {extra} unexpected trailing bytes", event=name)
+        if not isinstance(datum, dict):
+            raise SchemaError(
+                f"{name}: decoded to {type(datum).__name__}, not a record", event=name
+            )
+        for upcaster in reader.upcasters:
+            datum = upcaster(datum)
+        try:
+            return reader.cls.model_validate(reader.plan.decode(datum))
+        except PydanticValidationError as exc:
+            field, msg = pydantic_error_field(exc)
+            raise SchemaError(f"{name}.{field}: {msg}", event=name, field=field) from exc
+        except (ValueError, TypeError) as exc:  # e.g. a JSON field that is not JSON
+            raise SchemaError(f"{name}: {exc}", event=name) from exc
+
+    def _read_with_fastavro(self, reader: _Reader, data: bytes) -> tuple[Any, int]:
+        """The datum, read (and resolved to the current schema) by fastavro; its end."""
         body = io.BytesIO(data)
         body.seek(10)
         try:
@@ -311,22 +348,7 @@ class Codec:
                 datum = schemaless_reader(body, reader.writer.parsed, reader.reader_schema)
         except Exception as exc:  # fastavro raises many types on corrupt input
             raise self._decode_error(reader.writer, data, exc) from exc
-        if body.tell() != len(data):
-            extra = len(data) - body.tell()
-            raise SchemaError(f"{name}: {extra} unexpected trailing bytes", event=name)
-        if not isinstance(datum, dict):
-            raise SchemaError(
-                f"{name}: decoded to {type(datum).__name__}, not a record", event=name
-            )
-        for upcaster in reader.upcasters:
-            datum = upcaster(datum)
-        try:
-            return reader.cls.model_validate(reader.plan.decode(datum))
-        except PydanticValidationError as exc:
-            field, msg = pydantic_error_field(exc)
-            raise SchemaError(f"{name}.{field}: {msg}", event=name, field=field) from exc
-        except (ValueError, TypeError) as exc:  # e.g. a JSON field that is not JSON
-            raise SchemaError(f"{name}: {exc}", event=name) from exc
+        return datum, body.tell()
 
     @staticmethod
     def _decode_error(writer: SchemaVersion, data: bytes, exc: Exception) -> SchemaError:
