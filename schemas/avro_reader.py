@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from schemas.avro_bytes import read_long
 from schemas.ids import uuid_of_text
 
 __all__ = ["Read", "compile_reader"]
@@ -33,20 +34,6 @@ _AVRO_TYPES |= {"request", "error_union"}  # fastavro's AVRO_TYPES
 
 class _Unsupported(Exception):
     """A schema this reader does not compile (fastavro reads it instead)."""
-
-
-def read_long(data: bytes, pos: int) -> tuple[int, int]:
-    """An Avro ``int`` or ``long`` at ``pos`` (zig-zag, variable length)."""
-    b = data[pos]
-    pos += 1
-    n = b & 0x7F
-    shift = 7
-    while b & 0x80:
-        b = data[pos]
-        pos += 1
-        n |= (b & 0x7F) << shift
-        shift += 7
-    return (n >> 1) ^ -(n & 1), pos
 
 
 def compile_reader(parsed: Any, *, record_names: bool = False) -> Read | None:

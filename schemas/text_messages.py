@@ -17,34 +17,18 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
+from schemas.avro_bytes import avro_long, avro_string
 from schemas.codec import Codec
 from schemas.events import MessageAppended
 from schemas.fingerprint import header_for
 from schemas.ids import uuid7
 
-__all__ = ["TextMessages", "avro_long", "avro_string"]
+__all__ = ["TextMessages"]
 
 ROLE_INDEX = {"user": 0, "assistant": 1, "system": 2, "tool": 3}  # the Role enum's symbols
 SIMPLE_KEYS = frozenset({"role", "content", "message_id", "model", "usage", "metadata"})
 _BAD_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]").search  # schemas.types.Text
 _UUID_STRING = b"\x48"  # the length (36) of a UUID's text, as an Avro long
-
-
-def avro_long(value: int) -> bytes:
-    """An Avro ``long`` (zig-zag, then variable length)."""
-    n = (value << 1) ^ (value >> 63)
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def avro_string(value: str) -> bytes:
-    """An Avro ``string``: its UTF-8 length, then the bytes."""
-    data = value.encode()
-    return avro_long(len(data)) + data
 
 
 def _optional_string(value: str | None) -> bytes:

@@ -16,20 +16,18 @@ deletes stray overlapping ones, so the archive never has a gap or a duplicate.
 
 from __future__ import annotations
 
-import io
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
 
 import anyio
 import asyncpg
 import structlog
 from anyio.abc import TaskStatus
-from fastavro import parse_schema, reader, writer
 
+from consumers.archive.segments import encode_segment, read_segment
 from consumers.bookkeeping import ensure_bookkeeping
 from consumers.positions import PostgresPositionStore
 from consumers.retry import RateLimitedWarnings
@@ -37,49 +35,11 @@ from consumers.worker import Worker
 from hub.infra.ports import BlobStore, ConsumerRecord, EventLog, LogConsumer, TopicPartition
 from schemas.errors import HubError
 
-__all__ = [
-    "ARCHIVED_RECORD",
-    "Archiver",
-    "ArchiverSettings",
-    "encode_segment",
-    "iter_segment",
-    "read_segment",
-    "segment_key",
-]
+__all__ = ["Archiver", "ArchiverSettings", "segment_key"]
 
 logger = structlog.get_logger(__name__)
 
 CONSUMER = "archiver"
-
-ARCHIVED_RECORD = parse_schema(
-    {
-        "type": "record",
-        "name": "ArchivedRecord",
-        "namespace": "agenthub.archive.v1",
-        "doc": "One log record, as it was: the event stays single-object encoded.",
-        "fields": [
-            {"name": "offset", "type": "long"},
-            {"name": "timestamp_ms", "type": "long"},
-            {"name": "key", "type": ["null", "bytes"], "default": None},
-            {
-                "name": "headers",
-                "type": {
-                    "type": "array",
-                    "items": {
-                        "type": "record",
-                        "name": "ArchivedHeader",
-                        "fields": [
-                            {"name": "key", "type": "string"},
-                            {"name": "value", "type": "bytes"},
-                        ],
-                    },
-                },
-                "default": [],
-            },
-            {"name": "value", "type": "bytes"},
-        ],
-    }
-)
 
 RECORD_SEGMENT = """
 INSERT INTO hub.archive_segments
@@ -95,46 +55,6 @@ def segment_key(prefix: str, tp: TopicPartition, first: int, last: int) -> str:
     """The deterministic key of the segment holding offsets ``first``..``last``."""
     head = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
     return f"{head}{tp.topic}/{tp.partition:04d}/{first:020d}-{last:020d}.avro"
-
-
-def encode_segment(tp: TopicPartition, records: Sequence[ConsumerRecord]) -> bytes:
-    """An Avro object container file (deflate) of ``records``."""
-    out = io.BytesIO()
-    writer(
-        out,
-        ARCHIVED_RECORD,
-        (
-            {
-                "offset": r.offset,
-                "timestamp_ms": r.timestamp_ms,
-                "key": r.key,
-                "headers": [{"key": k, "value": v} for k, v in r.headers],
-                "value": r.value,
-            }
-            for r in records
-        ),
-        codec="deflate",
-        metadata={
-            "agenthub.topic": tp.topic,
-            "agenthub.partition": str(tp.partition),
-            "agenthub.first_offset": str(records[0].offset),
-            "agenthub.last_offset": str(records[-1].offset),
-        },
-    )
-    return out.getvalue()
-
-
-def iter_segment(data: bytes) -> Iterator[dict[str, Any]]:
-    """The entries of a segment written by :func:`encode_segment`, in offset order,
-    decompressed and decoded one block at a time."""
-    for entry in reader(io.BytesIO(data)):
-        assert isinstance(entry, dict)
-        yield entry
-
-
-def read_segment(data: bytes) -> list[dict[str, Any]]:
-    """All the entries of a segment (see :func:`iter_segment`)."""
-    return list(iter_segment(data))
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from typing import Self
 import anyio
 import asyncpg
 
-from consumers.archive.archiver import iter_segment
+from consumers.archive.segments import iter_segment
 from hub.infra.ports import BlobStore, ConsumerRecord, EventLog, LogConsumer, RebalanceListener
 from hub.infra.ports import TopicPartition as TP
 from schemas.errors import LogError

@@ -8,14 +8,8 @@ from collections.abc import AsyncIterator
 import anyio
 import pytest
 
-from consumers.archive.archiver import (
-    CONSUMER,
-    Archiver,
-    ArchiverSettings,
-    encode_segment,
-    read_segment,
-    segment_key,
-)
+from consumers.archive.archiver import CONSUMER, Archiver, ArchiverSettings, segment_key
+from consumers.archive.segments import encode_segment, read_segment
 from hub.infra.blob import open_blob_store
 from hub.infra.ports import BlobStore, ConsumerRecord, ProducerRecord, TopicPartition
 from hub.runtime import Runtime

@@ -14,7 +14,7 @@ import anyio
 import pytest
 from anyio.abc import TaskGroup
 
-from consumers.archive.archiver import read_segment
+from consumers.archive.segments import read_segment
 from hub.infra.blob import open_blob_store
 from hub.infra.ports import TopicPartition
 from hub.runtime import Runtime

@@ -11,8 +11,8 @@ import anyio.lowlevel
 import asyncpg
 import pytest
 
-from consumers.archive.archiver import encode_segment
 from consumers.archive.reader import ArchiveThenLog, Segment
+from consumers.archive.segments import encode_segment
 from consumers.migrations import migrate
 from hub import Hub, LogError
 from hub.infra.blob import open_blob_store

@@ -10,10 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from schemas.avro_bytes import avro_long, avro_string
 from schemas.codec import Codec
 from schemas.events import MessageAppended, TextPart
 from schemas.ids import uuid7
-from schemas.text_messages import ROLE_INDEX, TextMessages, avro_long, avro_string
+from schemas.text_messages import ROLE_INDEX, TextMessages
 
 CODEC = Codec()
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -1,0 +1,43 @@
+"""Avro's binary encoding of its primitives, for the paths that write or read bytes
+directly (``schemas.text_messages``, ``schemas.avro_reader``, the archive's segments)."""
+
+from __future__ import annotations
+
+__all__ = ["avro_bytes", "avro_long", "avro_string", "read_long"]
+
+
+def avro_long(value: int) -> bytes:
+    """An Avro ``long`` (or ``int``): zig-zag, then 7 bits a byte."""
+    n = (value << 1) ^ (value >> 63)
+    if n < 0x80:
+        return bytes((n,))
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def avro_bytes(value: bytes) -> bytes:
+    """An Avro ``bytes``: its length, then the bytes."""
+    return avro_long(len(value)) + value
+
+
+def avro_string(value: str) -> bytes:
+    """An Avro ``string``: its UTF-8 length, then the bytes."""
+    return avro_bytes(value.encode())
+
+
+def read_long(data: bytes, pos: int) -> tuple[int, int]:
+    """The Avro ``long`` at ``pos`` and the position after it."""
+    b = data[pos]
+    pos += 1
+    n = b & 0x7F
+    shift = 7
+    while b & 0x80:
+        b = data[pos]
+        pos += 1
+        n |= (b & 0x7F) << shift
+        shift += 7
+    return (n >> 1) ^ -(n & 1), pos

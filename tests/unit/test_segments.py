@@ -1,0 +1,79 @@
+"""The archive's segments, written from the records' bytes, are Avro container files any
+reader reads back to the same entries as fastavro's own writer would have written."""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Any
+
+from fastavro import reader, writer
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from consumers.archive.segments import ARCHIVED_RECORD, BLOCK_BYTES, encode_segment, read_segment
+from hub.infra.ports import ConsumerRecord, TopicPartition
+
+TP = TopicPartition("agenthub.sessions", 3)
+
+headers = st.lists(st.tuples(st.text(max_size=20), st.binary(max_size=30)), max_size=4).map(tuple)
+records = st.lists(
+    st.tuples(
+        st.none() | st.binary(max_size=40), headers, st.binary(max_size=300), st.integers(0, 2**45)
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+def _records(
+    specs: list[tuple[bytes | None, tuple[tuple[str, bytes], ...], bytes, int]],
+) -> list[ConsumerRecord]:
+    return [
+        ConsumerRecord(TP.topic, TP.partition, 1000 + i, key, value, hs, ts, TP)
+        for i, (key, hs, value, ts) in enumerate(specs)
+    ]
+
+
+def _fastavro_segment(recs: list[ConsumerRecord]) -> bytes:
+    out = io.BytesIO()
+    entries = (
+        {
+            "offset": r.offset,
+            "timestamp_ms": r.timestamp_ms,
+            "key": r.key,
+            "headers": [{"key": k, "value": v} for k, v in r.headers],
+            "value": r.value,
+        }
+        for r in recs
+    )
+    writer(out, ARCHIVED_RECORD, entries, codec="deflate")
+    return out.getvalue()
+
+
+@settings(max_examples=200, deadline=None)
+@given(records)
+def test_entries_as_fastavro_writes_them(
+    specs: list[tuple[bytes | None, tuple[tuple[str, bytes], ...], bytes, int]],
+) -> None:
+    recs = _records(specs)
+    assert read_segment(encode_segment(TP, recs)) == read_segment(_fastavro_segment(recs))
+
+
+def test_metadata_and_many_blocks() -> None:
+    value = os.urandom(200)
+    recs = _records([(b"k", (("hub-type", b"MessageAppended"),), value, 7)] * 2000)
+    data = encode_segment(TP, recs)
+    with io.BytesIO(data) as f:
+        avro = reader(f)
+        meta = avro.metadata
+        entries: list[Any] = list(avro)
+    assert meta["agenthub.topic"] == TP.topic and meta["agenthub.partition"] == "3"
+    assert (meta["agenthub.first_offset"], meta["agenthub.last_offset"]) == ("1000", "2999")
+    assert meta["avro.codec"] == "deflate"
+    assert [e["offset"] for e in entries] == list(range(1000, 3000))
+    assert all(
+        e["value"] == value and e["headers"] == [{"key": "hub-type", "value": b"MessageAppended"}]
+        for e in entries
+    )
+    assert len(data) < 2000 * 200 and BLOCK_BYTES * 2 < 2000 * 230  # compressed, several blocks
