@@ -119,9 +119,21 @@ def _content(content: str | list[Any], where: str) -> str | list[Any]:
     return parts
 
 
+_OPTIONAL = ("model", "usage", "metadata", "message_id")
+if set(MessageIn.model_fields) != {"role", "content", *_OPTIONAL}:  # _spec passes each on
+    raise RuntimeError("MessageIn's fields changed: update _OPTIONAL in hub/http/thread_writes.py")
+
+
 def _spec(message: MessageIn, where: str) -> dict[str, Any]:
-    spec = message.model_dump(exclude_none=True)
-    spec["content"] = _content(message.content, f"{where}.content")
+    """The message as ``append_many`` takes it (the fields given; no dump per message)."""
+    spec: dict[str, Any] = {
+        "role": message.role,
+        "content": _content(message.content, f"{where}.content"),
+    }
+    for name in _OPTIONAL:
+        value = getattr(message, name)
+        if value is not None:
+            spec[name] = value
     return spec
 
 
