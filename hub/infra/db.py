@@ -103,6 +103,8 @@ def _jsonb_out(value: Any) -> bytes:
 
 
 def _jsonb_in(data: bytes) -> Any:
+    if data == b"\x01{}":  # the common case (no tags, no metadata)
+        return {}
     return load_json(data[1:])
 
 
