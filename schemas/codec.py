@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from schemas.avro_reader import Read, compile_reader
+from schemas.avro_writer import Write, compile_writer
 from schemas.envelope import NAMESPACE
 from schemas.errors import SchemaError
 from schemas.events import EVENT_TYPES, Event
@@ -173,6 +174,7 @@ class _Writer:
     header: bytes
     schema: SchemaVersion
     plan: _ModelPlan
+    fast: Write | None  # the compiled writer (None: fastavro)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +218,8 @@ class Codec:
         self._readers: dict[bytes, _Reader] = {}
         for name, cls in event_types.items():
             current = self.registry.current(name)
-            self._writers[cls] = _Writer(header_for(current.fingerprint), current, _plan(cls))
+            fast = compile_writer(current.parsed)
+            self._writers[cls] = _Writer(header_for(current.fingerprint), current, _plan(cls), fast)
 
     # ── encode ──────────────────────────────────────────────────────────────────────────
 
@@ -226,6 +229,11 @@ class Codec:
         if writer is None:
             raise SchemaError(f"{type(event).__name__}: not a known event type")
         datum = writer.plan.encode(event)
+        if writer.fast is not None:
+            try:
+                return writer.header + writer.fast(datum)
+            except Exception:  # not the expected shape: fastavro encodes it or names the field
+                pass
         buf = io.BytesIO()
         buf.write(writer.header)
         try:

@@ -116,3 +116,31 @@ def test_corrupt_bytes_are_schema_errors_naming_the_field() -> None:
     bad_union = bytearray(data)
     with pytest.raises(SchemaError):
         CODEC.decode(bytes(bad_union[:-1]) + b"\x7f\x7f")
+
+
+@settings(max_examples=400, deadline=None)
+@given(events())
+def test_every_event_writes_as_fastavro_writes_it(event: Event) -> None:
+    from schemas.avro_writer import compile_writer
+    from schemas.codec import _plan
+
+    parsed = CODEC.registry.current(type(event).__name__).parsed
+    write = compile_writer(parsed)
+    assert write is not None
+    datum = _plan(type(event)).encode(event)
+    expected = io.BytesIO()
+    schemaless_writer(expected, parsed, datum)
+    assert write(datum) == expected.getvalue()
+    assert CODEC.decode(CODEC.encode(event)) == event
+
+
+def test_a_datum_of_the_wrong_shape_falls_back_to_fastavro_and_its_errors() -> None:
+    from schemas.avro_writer import compile_writer
+
+    parsed = CODEC.registry.current("AgentRegistered").parsed
+    write = compile_writer(parsed)
+    assert write is not None
+    with pytest.raises(KeyError):
+        write({"event_id": "x"})
+    with pytest.raises(SchemaError):
+        CODEC.encode_dict("AgentRegistered", {"event_id": "x"})

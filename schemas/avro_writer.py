@@ -1,0 +1,214 @@
+"""A writer compiled from one schema: the values of a datum to the bytes fastavro writes.
+
+``compile_writer(parsed)`` writes one Python function, ``write(datum) -> bytes``, that
+encodes the fields in order with no call per field and none of fastavro's per-call
+set-up or branch guessing. It takes the datum as the codec's plans make it from a checked
+event (unions are ``None`` or a value of their one other branch, or ``(name, record)``
+for unions of records) and gives the bytes ``fastavro.schemaless_writer`` gives for it,
+which a property test holds it to. Anything else raises (a ``TypeError``,
+``ValueError``, ``KeyError``...): the caller then encodes with fastavro, which names the
+field. Schemas with a type or union it does not know compile to ``None``.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from schemas.avro_bytes import avro_long
+
+__all__ = ["Write", "compile_writer"]
+
+Write = Callable[[Any], bytes]
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+MILLISECOND = timedelta(milliseconds=1)
+_PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
+
+
+class _Unsupported(Exception):
+    """A schema this writer does not compile (fastavro writes it instead)."""
+
+
+def _micros(value: Any) -> int:
+    if type(value) is int:
+        return value
+    if value.tzinfo is None:
+        raise TypeError("a naive datetime")  # fastavro's own rule applies then
+    micros: int = (value - EPOCH) // MICROSECOND
+    return micros
+
+
+def _millis(value: Any) -> int:
+    if type(value) is int:
+        return value
+    if value.tzinfo is None:
+        raise TypeError("a naive datetime")
+    millis: int = (value - EPOCH) // MILLISECOND
+    return millis
+
+
+def _uuid_text(value: Any) -> bytes:
+    text = value if type(value) is str else str(value)
+    return avro_long(len(text)) + text.encode()  # a UUID's text is ASCII
+
+
+def compile_writer(parsed: Any) -> Write | None:
+    """The writer of ``parsed`` (a fastavro-parsed schema), or ``None``."""
+    try:
+        return _Generator().function(parsed)
+    except _Unsupported:
+        return None
+
+
+class _Generator:
+    def __init__(self) -> None:
+        self.named: dict[str, Any] = {}
+        self.expanding: set[str] = set()
+        self.lines: list[str] = []
+        self.constants: dict[str, Any] = {}
+        self.count = 0
+
+    def function(self, schema: Any) -> Write:
+        self.lines = ["def write(datum):", "    out = bytearray()"]
+        self.node(schema, "datum", 1)
+        self.lines.append("    return bytes(out)")
+        namespace: dict[str, Any] = {
+            "long": avro_long,
+            "micros": _micros,
+            "millis": _millis,
+            "uuid_text": _uuid_text,
+            "DOUBLE": struct.Struct("<d").pack,
+            "FLOAT": struct.Struct("<f").pack,
+            **self.constants,
+        }
+        exec(compile("\n".join(self.lines), "<avro writer>", "exec"), namespace)
+        write: Write = namespace["write"]
+        return write
+
+    def var(self) -> str:
+        self.count += 1
+        return f"v{self.count}"
+
+    def emit(self, depth: int, line: str) -> None:
+        self.lines.append("    " * depth + line)
+
+    def constant(self, value: Any) -> str:
+        name = f"C{len(self.constants)}"
+        self.constants[name] = value
+        return name
+
+    def node(self, schema: Any, value: str, depth: int) -> None:
+        if isinstance(schema, str):
+            if schema in _PRIMITIVES:
+                return self.primitive(schema, value, depth)
+            if schema not in self.named:
+                raise _Unsupported(schema)
+            return self.node(self.named[schema], value, depth)
+        if isinstance(schema, list):
+            return self.union(schema, value, depth)
+        kind = schema["type"]
+        logical = schema.get("logicalType")
+        if logical is not None:
+            return self.logical(kind, logical, value, depth)
+        if kind in _PRIMITIVES:
+            return self.primitive(kind, value, depth)
+        if kind == "record":
+            return self.record(schema, value, depth)
+        if kind == "enum":
+            self.named[schema["name"]] = schema
+            symbols = self.constant(tuple(schema["symbols"]))
+            return self.emit(depth, f"out += long({symbols}.index({value}))")
+        if kind == "array":
+            item = self.var()
+            self.emit(depth, f"if {value}:")
+            self.emit(depth + 1, f"out += long(len({value}))")
+            self.emit(depth + 1, f"for {item} in {value}:")
+            self.node(schema["items"], item, depth + 2)
+            return self.emit(depth, "out += b'\\x00'")
+        if kind == "map":
+            key, item = self.var(), self.var()
+            self.emit(depth, f"if {value}:")
+            self.emit(depth + 1, f"out += long(len({value}))")
+            self.emit(depth + 1, f"for {key}, {item} in {value}.items():")
+            self.primitive("string", key, depth + 2)
+            self.node(schema["values"], item, depth + 2)
+            return self.emit(depth, "out += b'\\x00'")
+        if kind == "fixed":
+            self.named[schema["name"]] = schema
+            size = int(schema["size"])
+            self.emit(depth, f"if len({value}) != {size}:")
+            self.emit(depth + 1, "raise ValueError('fixed of the wrong size')")
+            return self.emit(depth, f"out += {value}")
+        raise _Unsupported(str(kind))
+
+    def primitive(self, kind: str, value: str, depth: int) -> None:
+        if kind == "null":
+            self.emit(depth, f"if {value} is not None:")
+            self.emit(depth + 1, "raise TypeError('not null')")
+        elif kind == "boolean":
+            self.emit(depth, f"out += b'\\x01' if {value} else b'\\x00'")
+        elif kind in ("int", "long"):
+            self.emit(depth, f"out += long({value})")
+        elif kind in ("float", "double"):
+            self.emit(depth, f"out += {'FLOAT' if kind == 'float' else 'DOUBLE'}({value})")
+        elif kind == "string":
+            held = self.var()
+            self.emit(depth, f"{held} = {value}.encode()")
+            self.emit(depth, f"out += long(len({held}))")
+            self.emit(depth, f"out += {held}")
+        else:  # bytes
+            self.emit(depth, f"out += long(len({value}))")
+            self.emit(depth, f"out += {value}")
+
+    def logical(self, kind: str, logical: str, value: str, depth: int) -> None:
+        if (kind, logical) == ("string", "uuid"):
+            self.emit(depth, f"out += uuid_text({value})")
+        elif (kind, logical) == ("long", "timestamp-micros"):
+            self.emit(depth, f"out += long(micros({value}))")
+        elif (kind, logical) == ("long", "timestamp-millis"):
+            self.emit(depth, f"out += long(millis({value}))")
+        else:
+            raise _Unsupported(f"{kind}/{logical}")
+
+    def record(self, schema: dict[str, Any], value: str, depth: int) -> None:
+        name = schema["name"]
+        if name in self.expanding:
+            raise _Unsupported(f"{name} refers to itself")
+        self.named[name] = schema
+        self.expanding.add(name)
+        for field in schema["fields"]:
+            held = self.var()
+            self.emit(depth, f"{held} = {value}[{field['name']!r}]")
+            self.node(field["type"], held, depth)
+        self.expanding.discard(name)
+
+    def union(self, branches: list[Any], value: str, depth: int) -> None:
+        kinds = [b if isinstance(b, str) else b.get("type") for b in branches]
+        if len(branches) == 2 and kinds[0] == "null":
+            self.emit(depth, f"if {value} is None:")
+            self.emit(depth + 1, "out += b'\\x00'")
+            self.emit(depth, "else:")
+            self.emit(depth + 1, "out += b'\\x02'")
+            return self.node(branches[1], value, depth + 1)
+        names = [self.record_name(b) for b in branches]
+        if None in names:
+            raise _Unsupported("a union other than [null, T] or of records")
+        name, item = self.var(), self.var()
+        self.emit(depth, f"{name}, {item} = {value}")  # (name, record): the branch named
+        for i, full in enumerate(names):
+            self.emit(depth, f"{'if' if i == 0 else 'elif'} {name} == {full!r}:")
+            self.emit(depth + 1, f"out += {avro_long(i)!r}")
+            self.node(branches[i], item, depth + 1)
+        self.emit(depth, "else:")
+        self.emit(depth + 1, f"raise ValueError('no branch %r' % ({name},))")
+
+    def record_name(self, schema: Any) -> str | None:
+        if isinstance(schema, dict) and schema.get("type") == "record":
+            return str(schema["name"])
+        if isinstance(schema, str) and self.named.get(schema, {}).get("type") == "record":
+            return schema
+        return None
