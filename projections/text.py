@@ -19,6 +19,8 @@ from typing import Any
 import orjson
 
 __all__ = [
+    "ESC",
+    "ESC_BYTES",
     "JsonText",
     "TextSafeConnection",
     "json_text",
@@ -94,9 +96,22 @@ def load_json(text: str | bytes) -> Any:
 
 
 def _safe(value: Any) -> Any:
-    if type(value) is list and any(type(v) is str and ("\x00" in v or ESC in v) for v in value):
-        return [store_text(v) if type(v) is str else v for v in value]
-    return value
+    if type(value) is not list:
+        return value
+    try:  # one scan in C when the list holds only strings (the usual case)
+        joined = "".join(value)
+    except TypeError:
+        clean = not any(type(v) is str and ("\x00" in v or ESC in v) for v in value)
+    else:
+        clean = "\x00" not in joined and ESC not in joined
+    return value if clean else [store_text(v) if type(v) is str else v for v in value]
+
+
+def _safe_row(row: Sequence[Any]) -> Sequence[Any]:
+    for v in row:
+        if type(v) is list:
+            return tuple(map(_safe, row))
+    return row
 
 
 class TextSafeConnection:
@@ -124,5 +139,5 @@ class TextSafeConnection:
     async def copy_records_to_table(
         self, table_name: str, *, records: Iterable[Sequence[Any]], **kw: Any
     ) -> Any:
-        rows = (tuple(map(_safe, r)) if any(type(v) is list for v in r) else r for r in records)
+        rows = map(_safe_row, records)
         return await self._conn.copy_records_to_table(table_name, records=rows, **kw)

@@ -12,8 +12,9 @@ from contextlib import AbstractContextManager, asynccontextmanager, contextmanag
 from typing import Any
 
 import asyncpg
+import orjson
 
-from projections.text import json_text, load_json, load_text, store_text
+from projections.text import ESC_BYTES, json_text, load_json, load_text, store_text
 from schemas.errors import HubError, LogError, StoreError
 
 __all__ = [
@@ -99,7 +100,13 @@ _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 def _jsonb_out(value: Any) -> bytes:
     if not value and isinstance(value, dict):
         return b"\x01{}"  # the common case (no tags, no metadata): no encoder call
-    return b"\x01" + json_text(value).encode()
+    try:  # compiled; Postgres keeps jsonb in its own form, so the spelling does not matter
+        data = orjson.dumps(value)
+    except TypeError:  # an integer beyond 64 bits, a key that is not a string...
+        return b"\x01" + json_text(value).encode()
+    if b"\\u0000" in data or ESC_BYTES in data:  # NUL or our escape: json_text escapes them
+        return b"\x01" + json_text(value).encode()
+    return b"\x01" + data
 
 
 def _jsonb_in(data: bytes) -> Any:
