@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from schemas.avro_bytes import read_long
+from schemas.codegen import FunctionWriter, Unsupported
 from schemas.ids import uuid_of_text
 
 __all__ = ["Read", "compile_reader"]
@@ -32,20 +33,16 @@ _AVRO_TYPES = _PRIMITIVES | {"fixed", "enum", "record", "error", "array", "map",
 _AVRO_TYPES |= {"request", "error_union"}  # fastavro's AVRO_TYPES
 
 
-class _Unsupported(Exception):
-    """A schema this reader does not compile (fastavro reads it instead)."""
-
-
 def compile_reader(parsed: Any, *, record_names: bool = False) -> Read | None:
     """The reader of ``parsed`` (a fastavro-parsed schema), or ``None`` if it has a type
     this module does not read."""
     try:
         return _Generator(record_names).function(parsed)
-    except _Unsupported:
+    except Unsupported:
         return None
 
 
-class _Generator:
+class _Generator(FunctionWriter):
     """Writes one Python function that reads a datum of the schema, field after field.
 
     Every value lands in a local variable (``v1``, ``v2``...); a varint of one byte (the
@@ -53,36 +50,23 @@ class _Generator:
     """
 
     def __init__(self, record_names: bool) -> None:
+        super().__init__()
         self.record_names = record_names
-        self.named: dict[str, Any] = {}  # full name -> its schema
-        self.expanding: set[str] = set()  # records being written (recursion: unsupported)
-        self.lines: list[str] = []
-        self.constants: dict[str, Any] = {}
-        self.count = 0
 
     def function(self, schema: Any) -> Read:
         self.lines = ["def read(data, pos):"]
         result = self.node(schema, 1)
         self.emit(1, f"return {result}, pos")
-        namespace: dict[str, Any] = {
+        helpers: dict[str, Any] = {
             "read_long": read_long,
             "uuid_of_text": uuid_of_text,
             "EPOCH": EPOCH,
             "timedelta": timedelta,
             "FLOAT": _FLOAT,
             "DOUBLE": _DOUBLE,
-            **self.constants,
         }
-        exec(compile("\n".join(self.lines), "<avro reader>", "exec"), namespace)
-        read: Read = namespace["read"]
+        read: Read = self.build("read", helpers, "<avro reader>")
         return read
-
-    def var(self) -> str:
-        self.count += 1
-        return f"v{self.count}"
-
-    def emit(self, depth: int, line: str) -> None:
-        self.lines.append("    " * depth + line)
 
     def long(self, depth: int) -> str:
         v = self.var()
@@ -109,7 +93,7 @@ class _Generator:
             if schema in _PRIMITIVES:
                 return self.primitive(schema, depth)
             if schema not in self.named:
-                raise _Unsupported(schema)
+                raise Unsupported(schema)
             return self.node(self.named[schema], depth)  # a named type, again in full
         if isinstance(schema, list):
             return self.union(schema, depth)
@@ -136,12 +120,7 @@ class _Generator:
             self.emit(depth, f"{v} = data[pos:pos + {int(schema['size'])}]")
             self.emit(depth, f"pos += {int(schema['size'])}")
             return v
-        raise _Unsupported(str(kind))
-
-    def constant(self, value: Any) -> str:
-        name = f"C{len(self.constants)}"
-        self.constants[name] = value
-        return name
+        raise Unsupported(str(kind))
 
     def primitive(self, kind: str, depth: int) -> str:
         if kind == "null":
@@ -169,12 +148,12 @@ class _Generator:
             return f"EPOCH + timedelta(microseconds={self.long(depth)})"
         if (kind, logical) == ("long", "timestamp-millis"):
             return f"EPOCH + timedelta(microseconds={self.long(depth)} * 1000)"
-        raise _Unsupported(f"{kind}/{logical}")
+        raise Unsupported(f"{kind}/{logical}")
 
     def record(self, schema: dict[str, Any], depth: int) -> str:
         name = schema["name"]
         if name in self.expanding:
-            raise _Unsupported(f"{name} refers to itself")
+            raise Unsupported(f"{name} refers to itself")
         self.named[name] = schema
         self.expanding.add(name)
         values = []

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from schemas.avro_bytes import avro_long
+from schemas.codegen import FunctionWriter, Unsupported
 
 __all__ = ["Write", "compile_writer"]
 
@@ -27,10 +28,6 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 MILLISECOND = timedelta(milliseconds=1)
 _PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
-
-
-class _Unsupported(Exception):
-    """A schema this writer does not compile (fastavro writes it instead)."""
 
 
 def _micros(value: Any) -> int:
@@ -60,53 +57,32 @@ def compile_writer(parsed: Any) -> Write | None:
     """The writer of ``parsed`` (a fastavro-parsed schema), or ``None``."""
     try:
         return _Generator().function(parsed)
-    except _Unsupported:
+    except Unsupported:
         return None
 
 
-class _Generator:
-    def __init__(self) -> None:
-        self.named: dict[str, Any] = {}
-        self.expanding: set[str] = set()
-        self.lines: list[str] = []
-        self.constants: dict[str, Any] = {}
-        self.count = 0
-
+class _Generator(FunctionWriter):
     def function(self, schema: Any) -> Write:
         self.lines = ["def write(datum):", "    out = bytearray()"]
         self.node(schema, "datum", 1)
         self.lines.append("    return bytes(out)")
-        namespace: dict[str, Any] = {
+        helpers: dict[str, Any] = {
             "long": avro_long,
             "micros": _micros,
             "millis": _millis,
             "uuid_text": _uuid_text,
             "DOUBLE": struct.Struct("<d").pack,
             "FLOAT": struct.Struct("<f").pack,
-            **self.constants,
         }
-        exec(compile("\n".join(self.lines), "<avro writer>", "exec"), namespace)
-        write: Write = namespace["write"]
+        write: Write = self.build("write", helpers, "<avro writer>")
         return write
-
-    def var(self) -> str:
-        self.count += 1
-        return f"v{self.count}"
-
-    def emit(self, depth: int, line: str) -> None:
-        self.lines.append("    " * depth + line)
-
-    def constant(self, value: Any) -> str:
-        name = f"C{len(self.constants)}"
-        self.constants[name] = value
-        return name
 
     def node(self, schema: Any, value: str, depth: int) -> None:
         if isinstance(schema, str):
             if schema in _PRIMITIVES:
                 return self.primitive(schema, value, depth)
             if schema not in self.named:
-                raise _Unsupported(schema)
+                raise Unsupported(schema)
             return self.node(self.named[schema], value, depth)
         if isinstance(schema, list):
             return self.union(schema, value, depth)
@@ -143,7 +119,7 @@ class _Generator:
             self.emit(depth, f"if len({value}) != {size}:")
             self.emit(depth + 1, "raise ValueError('fixed of the wrong size')")
             return self.emit(depth, f"out += {value}")
-        raise _Unsupported(str(kind))
+        raise Unsupported(str(kind))
 
     def primitive(self, kind: str, value: str, depth: int) -> None:
         if kind == "null":
@@ -172,12 +148,12 @@ class _Generator:
         elif (kind, logical) == ("long", "timestamp-millis"):
             self.emit(depth, f"out += long(millis({value}))")
         else:
-            raise _Unsupported(f"{kind}/{logical}")
+            raise Unsupported(f"{kind}/{logical}")
 
     def record(self, schema: dict[str, Any], value: str, depth: int) -> None:
         name = schema["name"]
         if name in self.expanding:
-            raise _Unsupported(f"{name} refers to itself")
+            raise Unsupported(f"{name} refers to itself")
         self.named[name] = schema
         self.expanding.add(name)
         for field in schema["fields"]:
@@ -196,7 +172,7 @@ class _Generator:
             return self.node(branches[1], value, depth + 1)
         names = [self.record_name(b) for b in branches]
         if None in names:
-            raise _Unsupported("a union other than [null, T] or of records")
+            raise Unsupported("a union other than [null, T] or of records")
         name, item = self.var(), self.var()
         self.emit(depth, f"{name}, {item} = {value}")  # (name, record): the branch named
         for i, full in enumerate(names):
