@@ -17,7 +17,7 @@ from hub.http.app import create_app
 from hub.settings import HubSettings
 from tests.support.api import api_client, send_dead_letter
 
-pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("backend", ["postgres"])]
+pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("backend", ["postgres", "kafka"])]
 
 JOB_TIMEOUT_S = 120.0
 
