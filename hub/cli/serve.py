@@ -9,12 +9,14 @@ import contextlib
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from anyio.abc import Process
 
 from hub.cli.args import positive_int
+from hub.cli.args import workers as process_count
 from schemas.errors import ConfigError, HubError
 
 if TYPE_CHECKING:
@@ -113,7 +115,9 @@ async def cmd_up(settings: HubSettings, args: argparse.Namespace) -> int:
         raise ConfigError(f"another `agent-hub up` is already serving {settings.home.resolve()}")
     try:
         settings = _direct(settings).model_copy(update={"run_projectors": "always"})
-        return await _serve(settings, host, port, archive=True, workers=args.workers)
+        return await _serve(
+            settings, host, port, archive=True, workers=args.workers, projectors=args.projectors
+        )
     finally:
         lock.release()
 
@@ -129,7 +133,13 @@ async def cmd_api(settings: HubSettings, args: argparse.Namespace) -> int:
 
 
 async def _serve(
-    settings: HubSettings, host: str, port: int, *, archive: bool = False, workers: int = 1
+    settings: HubSettings,
+    host: str,
+    port: int,
+    *,
+    archive: bool = False,
+    workers: int = 1,
+    projectors: int = 1,
 ) -> int:
     from hub.client import Hub
 
@@ -139,11 +149,12 @@ async def _serve(
         async with Hub(settings, archive=archive) as hub:
             url = f"http://{host}:{sock.getsockname()[1]}"
             keys = await _keys_in_force(hub, host)
-            if workers > 1:
-                banner = _banner(hub, url, workers) + "\n" + keys
-                await _serve_in_workers(hub, sock, workers, shutdown, banner)
-            else:
-                await _serve_here(hub, sock, shutdown, _banner(hub, url, 1) + "\n" + keys)
+            banner = _banner(hub, url, workers, projectors) + "\n" + keys
+            async with _projector_processes(hub, projectors - 1) as helpers:
+                if workers > 1:
+                    await _serve_in_workers(hub, sock, workers, shutdown, banner, helpers)
+                else:
+                    await _serve_here(hub, sock, shutdown, banner, helpers)
         return 0
 
     try:
@@ -154,8 +165,63 @@ async def _serve(
     return code
 
 
-async def _serve_here(hub: Any, sock: socket.socket, shutdown: _Shutdown, banner: str) -> None:
-    """The API in this process, next to the projectors."""
+def _helper_env(hub: Any) -> dict[str, str]:
+    """The environment of a helper process: this server's settings, its database."""
+    env: dict[str, str] = hub.settings.child_env() | {
+        "HUB_RUN_PROJECTORS": "never",
+        "HUB_DATABASE_URL": hub.runtime.database_url or "",  # the embedded one too
+    }
+    return env
+
+
+@contextlib.asynccontextmanager
+async def _projector_processes(hub: Any, count: int) -> AsyncIterator[list[Process]]:
+    """``count`` ``agent-hub project`` processes beside this one's projectors: they join
+    every projection's consumer group, so the partitions are shared out among them all.
+    On exit they get SIGTERM (each finishes its batch in hand)."""
+    procs: list[Process] = []
+    try:
+        for _ in range(count):
+            procs.append(
+                await anyio.open_process(
+                    [sys.executable, "-m", "hub.cli", "project"],
+                    env=_helper_env(hub),
+                    stdin=None,
+                    stdout=None,
+                    stderr=None,
+                )
+            )
+        yield procs
+    finally:
+        await _stop_processes(procs)
+
+
+async def _stop_processes(procs: list[Process]) -> None:
+    with anyio.CancelScope(shield=True):
+        for p in procs:
+            if p.returncode is None:
+                p.terminate()
+        for p in procs:
+            await p.wait()
+
+
+async def _watch(procs: list[Process], shutdown: _Shutdown, what: str = "a helper") -> None:
+    """Return when shutdown is asked for; raise if one of ``procs`` exits before that."""
+    while not shutdown.requested.is_set():
+        dead = [p for p in procs if p.returncode is not None]
+        if dead:
+            raise HubError(
+                f"{what} process (pid {dead[0].pid}) exited with {dead[0].returncode}; "
+                "stopping the server"
+            )
+        with anyio.move_on_after(0.5):
+            await shutdown.requested.wait()
+
+
+async def _serve_here(
+    hub: Any, sock: socket.socket, shutdown: _Shutdown, banner: str, helpers: list[Process]
+) -> None:
+    """The API in this process, next to the projectors (and their helper processes)."""
     import uvicorn
 
     from hub.http.app import create_app
@@ -169,56 +235,53 @@ async def _serve_here(hub: Any, sock: socket.socket, shutdown: _Shutdown, banner
 
     shutdown.running(stop)
     print(banner, file=sys.stderr, flush=True)
-    await server.serve(sockets=[sock])
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_watch, helpers, shutdown, "a projector")
+        await server.serve(sockets=[sock])
+        tg.cancel_scope.cancel()
 
 
 async def _serve_in_workers(
-    hub: Any, sock: socket.socket, workers: int, shutdown: _Shutdown, banner: str
+    hub: Any,
+    sock: socket.socket,
+    workers: int,
+    shutdown: _Shutdown,
+    banner: str,
+    helpers: list[Process],
 ) -> None:
     """The API in ``workers`` processes, each on its own socket bound to ``sock``'s address
     (SO_REUSEPORT: the kernel spreads connections evenly; on one shared socket, the first
-    worker to wake takes a whole burst of them); this one projects. A worker that dies
-    while serving stops the server with an error (never silently)."""
-    env = hub.settings.child_env() | {
-        "HUB_RUN_PROJECTORS": "never",
-        "HUB_DATABASE_URL": hub.runtime.database_url or "",  # the embedded one too
-    }
+    worker to wake takes a whole burst of them); this one projects. A worker (or projector
+    process) that dies while serving stops the server with an error (never silently)."""
     host, port = sock.getsockname()[:2]
     socks = [sock, *(_bind(host, port, shared=True) for _ in range(workers - 1))]
+    procs: list[Process] = []
     try:
-        procs = [
-            await anyio.open_process(
-                [sys.executable, "-m", "hub.http.worker", str(own.fileno())],
-                env=env,
-                pass_fds=[own.fileno()],
-                stdin=None,
-                stdout=None,
-                stderr=None,
+        for own in socks:
+            procs.append(
+                await anyio.open_process(
+                    [sys.executable, "-m", "hub.http.worker", str(own.fileno())],
+                    env=_helper_env(hub),
+                    pass_fds=[own.fileno()],
+                    stdin=None,
+                    stdout=None,
+                    stderr=None,
+                )
             )
-            for own in socks
-        ]
+    except BaseException:
+        await _stop_processes(procs)
+        raise
     finally:
         for own in socks[1:]:
             own.close()  # the workers hold them now
     shutdown.running(hub.stop_projectors)
     print(banner, file=sys.stderr, flush=True)
     try:
-        while not shutdown.requested.is_set():
-            dead = [p for p in procs if p.returncode is not None]
-            if dead:
-                raise HubError(
-                    f"an API worker (pid {dead[0].pid}) exited with {dead[0].returncode}; "
-                    "stopping the server"
-                )
-            with anyio.move_on_after(0.5):
-                await shutdown.requested.wait()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_watch, helpers, shutdown, "a projector")
+            await _watch(procs, shutdown, "an API worker")
     finally:
-        with anyio.CancelScope(shield=True):
-            for p in procs:
-                if p.returncode is None:
-                    p.terminate()
-            for p in procs:
-                await p.wait()
+        await _stop_processes(procs)
 
 
 async def _keys_in_force(hub: Any, host: str) -> str:
@@ -241,15 +304,17 @@ async def _keys_in_force(hub: Any, host: str) -> str:
     return f"agent-hub: API keys required; Host names answered: {hosts} (HUB_API_ALLOWED_HOSTS)"
 
 
-def _banner(hub: Any, url: str, workers: int) -> str:
+def _banner(hub: Any, url: str, workers: int, projectors: int = 1) -> str:
     s = hub.settings
     database = f"embedded in {(s.home / 'pg').resolve()}" if s.embedded_database else "external"
     log_kind = hub.runtime.log.name
     archive = f", archive: {s.archive}" if hub.archiver is not None else ""
+    processes = f" in {projectors} processes" if projectors > 1 else ""
     return (
         f"agent-hub: serving {url} (health: {url}/healthz, projections: {url}/v1/projections)\n"
         f"agent-hub: log: {log_kind}, database: {database}{archive}, "
-        f"projectors: {len(hub.projectors)}, API workers: {workers}; Ctrl-C or SIGTERM to stop"
+        f"projectors: {len(hub.projectors)}{processes}, API workers: {workers}; "
+        "Ctrl-C or SIGTERM to stop"
     )
 
 
@@ -306,6 +371,15 @@ def register(sub: Any) -> None:
             "more use more cores, and clients then read their own writes by sending "
             "X-Hub-Read-After, as the SDK does)",
         )
+        if name == "up":
+            p.add_argument(
+                "--workers",
+                dest="projectors",
+                type=process_count,
+                default=1,
+                help="processes running the projectors, sharing every projection's "
+                "partitions: a number, or 'auto' for one per CPU core (default 1: this one)",
+            )
         p.set_defaults(fn=fn)
 
     p = sub.add_parser("project", help="run only the projectors")

@@ -6,6 +6,7 @@ local directory is owner-only."""
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -142,3 +143,52 @@ def test_api_workers_share_the_port_and_read_your_writes_across_them(tmp_path: P
         proc.terminate()
         proc.wait(timeout=60)
     assert proc.returncode == 0
+
+
+def _children(parent: int, marker: str) -> list[int]:
+    """Child processes of ``parent`` whose command line holds ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if int(fields.rsplit(")", 1)[1].split()[1]) == parent and marker in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def test_projector_processes_share_the_partitions_and_a_dead_one_stops_the_server(
+    tmp_path: Path,
+) -> None:
+    """``up --workers 2``: a second process runs the projectors too, every write is
+    projected once between them, and when that process dies the server stops with an
+    error naming it (never silently projecting half the partitions)."""
+    port = free_port()
+    proc = start_up(tmp_path, port, "--workers", "2", "--api-workers", "2")
+    try:
+        helpers = _children(proc.pid, "hub.cli project")
+        assert len(helpers) == 1
+        api = local_api(f"http://127.0.0.1:{port}", tmp_path)
+        for i in range(60):
+            put = api.put(f"/v1/agents/agent-{i:02d}", json={"description": f"d{i}"})
+            assert put.status_code in (200, 201), put.text
+        deadline = time.monotonic() + 60
+        while True:
+            agents = api.get("/v1/agents", params={"limit": 1000}).json()["agents"]
+            if len(agents) == 60 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert sorted(a["agent_id"] for a in agents) == [f"agent-{i:02d}" for i in range(60)]
+        assert {a["revision"] for a in agents} == {1}
+        os.kill(helpers[0], signal.SIGKILL)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0
+    assert f"a projector process (pid {helpers[0]}) exited with -9" in out
