@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import agent_hub, free_port, local_api, start_up, user_env
+from tests.support.procs import children
 
 pytestmark = pytest.mark.slow
 
@@ -145,22 +146,6 @@ def test_api_workers_share_the_port_and_read_your_writes_across_them(tmp_path: P
     assert proc.returncode == 0
 
 
-def _children(parent: int, marker: str) -> list[int]:
-    """Child processes of ``parent`` whose command line holds ``marker``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if int(fields.rsplit(")", 1)[1].split()[1]) == parent and marker in cmdline:
-            found.append(int(entry.name))
-    return found
-
-
 def test_projector_processes_share_the_partitions_and_a_dead_one_stops_the_server(
     tmp_path: Path,
 ) -> None:
@@ -170,7 +155,7 @@ def test_projector_processes_share_the_partitions_and_a_dead_one_stops_the_serve
     port = free_port()
     proc = start_up(tmp_path, port, "--workers", "2", "--api-workers", "2")
     try:
-        helpers = _children(proc.pid, "hub.cli project")
+        helpers = children(proc.pid, "hub.cli project")
         assert len(helpers) == 1
         api = local_api(f"http://127.0.0.1:{port}", tmp_path)
         for i in range(60):

@@ -21,7 +21,7 @@ from hub.runtime import Runtime
 from hub.settings import HubSettings
 from schemas.events import AgentRegistered, Topic
 from tests.conftest import TEST_PARTITIONS, hub_env, settings_for
-from tests.support.procs import HubProcess
+from tests.support.procs import HubProcess, children
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -160,23 +160,6 @@ async def test_rebuild_killed_midway_resumes_and_swaps_in_exactly(
         assert [r[0] for r in schemas] == ["proj_registry_v1"]
 
 
-def _children(pid: int, marker: str) -> list[int]:
-    """Child processes of ``pid`` whose command line contains ``marker``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        if parent == pid and marker in cmdline:
-            found.append(int(entry.name))
-    return found
-
-
 async def test_a_rebuild_worker_killed_midway_leaves_its_partitions_to_the_others(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -202,7 +185,7 @@ async def test_a_rebuild_worker_killed_midway_leaves_its_partitions_to_the_other
                 while await runtime.pool.fetchval(members) < 2:  # both share the work
                     assert proc.returncode is None, "the rebuild ended before it was killed"
                     await anyio.sleep(0.01)
-            (worker,) = _children(proc.pid, "hub.ops.rebuild_worker")
+            (worker,) = children(proc.pid, "hub.ops.rebuild_worker")
             done = await runtime.pool.fetchval(
                 "SELECT coalesce(sum(next_offset), 0) FROM hub.positions "
                 "WHERE consumer = 'proj_registry_v1_next'"

@@ -8,12 +8,13 @@ import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import anyio
 from anyio.abc import Process, TaskGroup
 
-__all__ = ["HubProcess"]
+__all__ = ["HubProcess", "children"]
 
 
 class HubProcess:
@@ -88,3 +89,20 @@ class HubProcess:
 
     def tail(self, n: int = 30) -> str:
         return "\n".join(self.lines[-n:])
+
+
+def children(pid: int, marker: str) -> list[int]:
+    """Child processes of ``pid`` whose command line contains ``marker`` (Linux)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        parent = int(fields.rsplit(")", 1)[1].split()[1])
+        if parent == pid and marker in cmdline:
+            found.append(int(entry.name))
+    return found
