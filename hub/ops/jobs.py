@@ -186,7 +186,3 @@ class JobLauncher:
     def reap(self) -> None:
         """Collect the exit status of job processes that have ended."""
         self._running = {p for p in self._running if p.poll() is None}
-
-    async def stop(self) -> None:
-        """Leave running jobs to finish: they record their own outcome."""
-        self.reap()
