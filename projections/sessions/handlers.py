@@ -35,7 +35,7 @@ from schemas.events import (
     ThreadUnarchived,
     Topic,
 )
-from schemas.parts import part_to_json, parts_bytes, parts_text
+from schemas.parts import json_size, parts_json, parts_text
 
 __all__ = [
     "SessionsProjection",
@@ -106,8 +106,9 @@ async def on_appended(batch: SessionsBatch, ev: MessageAppended, meta: EventMeta
     if await batch.find(tenant, ev.message_id) is not None:
         raise ProjectionError(f"message {ev.message_id} was appended before")
     usage = ev.usage
+    content = parts_json(ev.parts)
     own = (
-        parts_bytes(ev.parts),
+        json_size(content),
         usage.input_tokens if usage else 0,
         usage.output_tokens if usage else 0,
         usage.total_tokens if usage else 0,
@@ -120,7 +121,7 @@ async def on_appended(batch: SessionsBatch, ev: MessageAppended, meta: EventMeta
         seq,
         ev.message_id,
         str(ev.role),
-        [part_to_json(p) for p in ev.parts],
+        content,
         parts_text(ev.parts),
         ev.model,
         own[1],
@@ -180,7 +181,7 @@ async def on_redacted(batch: SessionsBatch, ev: MessageRedacted, meta: EventMeta
     tenant = ev.tenant_id
     state = await batch.require(tenant, ev.thread_id, ev)
     owner_id, seq = await batch.visible(tenant, state, ev.message_id)
-    parts = [part_to_json(p) for p in ev.replacement]
+    parts = parts_json(ev.replacement)
     text = parts_text(ev.replacement)
     pending = batch.by_message_id.get((tenant, ev.message_id))
     if pending is not None:  # appended in this batch: the row is written redacted

@@ -284,6 +284,21 @@ class PendingMessage:
     totals: Totals
 
 
+_REFERENCES: dict[type[Event], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+
+def _references(cls: type[Event]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The fields of an event type that name threads, and those that name messages."""
+    refs = _REFERENCES.get(cls)
+    if refs is None:
+        fields = cls.model_fields
+        refs = _REFERENCES[cls] = (
+            tuple(n for n in ("thread_id", "source_thread_id") if n in fields),
+            tuple(n for n in ("message_id", "at_message_id") if n in fields),
+        )
+    return refs
+
+
 @dataclass
 class SessionsBatch(Batch):
     conn: asyncpg.Connection
@@ -301,12 +316,13 @@ class SessionsBatch(Batch):
         messages: dict[str, set[UUID]] = {}
         for ev in events:
             tenant = ev.tenant_id
-            for name in ("thread_id", "source_thread_id"):
-                value = getattr(ev, name, None)
+            thread_refs, message_refs = _references(type(ev))
+            for name in thread_refs:
+                value = getattr(ev, name)
                 if value is not None and (tenant, value) not in self.threads:
                     threads.setdefault(tenant, set()).add(value)
-            for name in ("message_id", "at_message_id"):
-                value = getattr(ev, name, None)
+            for name in message_refs:
+                value = getattr(ev, name)
                 if value is not None:
                     messages.setdefault(tenant, set()).add(value)
         for tenant, ids in threads.items():

@@ -1,0 +1,91 @@
+"""Trusted decoding (``Codec.decode(data, trusted=True)``, the projectors' path) builds
+exactly the event that validation builds: equal values of identical types at every
+depth (tuples, enum members, nested and union models, parsed JSON), for every event type;
+and the bytes are still checked against the schema."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from hypothesis import given, settings
+from pydantic import BaseModel
+
+from schemas.codec import Codec
+from schemas.construct import builder_for
+from schemas.errors import SchemaError
+from schemas.events import EVENT_TYPES, Event, MessageAppended, Role, TextPart, ToolCallPart
+from tests.support.strategies import events
+
+CODEC = Codec()
+
+
+def assert_identical(ours: Any, validated: Any, where: str = "event") -> None:
+    """Equal, and of the same type, all the way down (``==`` alone lets "user" pass for
+    ``Role.USER`` and a list for a tuple)."""
+    assert type(ours) is type(validated), f"{where}: {type(ours)} is not {type(validated)}"
+    if isinstance(validated, BaseModel):
+        assert list(ours.__dict__) == list(validated.__dict__), where
+        assert ours.model_fields_set == validated.model_fields_set, where
+        for name, value in validated.__dict__.items():
+            assert_identical(ours.__dict__[name], value, f"{where}.{name}")
+    elif isinstance(validated, dict):
+        assert list(ours) == list(validated), where
+        for key, value in validated.items():
+            assert_identical(ours[key], value, f"{where}[{key!r}]")
+    elif isinstance(validated, list | tuple):
+        assert len(ours) == len(validated), where
+        for i, (a, b) in enumerate(zip(ours, validated, strict=True)):
+            assert_identical(a, b, f"{where}[{i}]")
+    else:
+        assert ours == validated, where
+
+
+@settings(max_examples=500, deadline=None)
+@given(events())
+def test_trusted_decoding_builds_what_validation_builds(event: Event) -> None:
+    data = CODEC.encode(event)
+    trusted = CODEC.decode(data, trusted=True)
+    assert_identical(trusted, CODEC.decode(data))
+    assert trusted == event
+    assert trusted.model_dump() == event.model_dump()
+    assert CODEC.encode(trusted) == data
+
+
+@pytest.mark.parametrize("name", sorted(EVENT_TYPES))
+def test_every_event_type_has_a_builder(name: str) -> None:
+    data_cls = EVENT_TYPES[name]
+    assert callable(builder_for(data_cls))
+
+
+def message(**fields: Any) -> MessageAppended:
+    return MessageAppended(
+        tenant_id="acme",
+        actor="agent",
+        root_thread_id="t",
+        thread_id="t",
+        message_id=uuid4(),
+        **fields,
+    )
+
+
+def test_a_built_event_is_a_normal_frozen_model() -> None:
+    event = message(
+        role=Role.ASSISTANT,
+        parts=(TextPart(text="hi"), ToolCallPart(tool_call_id="c", name="f", input={"a": 1})),
+    )
+    built = CODEC.decode(CODEC.encode(event), trusted=True)
+    assert isinstance(built, MessageAppended) and built.role is Role.ASSISTANT
+    assert isinstance(built.parts, tuple | list) and built.parts[1].input == {"a": 1}
+    with pytest.raises(ValueError, match="frozen"):
+        built.thread_id = "other"  # type: ignore[misc]
+    assert built.model_copy(update={"thread_id": "u"}).thread_id == "u"
+
+
+def test_trusted_bytes_are_still_checked() -> None:
+    data = CODEC.encode(message(role=Role.USER, parts=()))
+    with pytest.raises(SchemaError, match="MessageAppended"):
+        CODEC.decode(data[:-3], trusted=True)
+    with pytest.raises(SchemaError, match="trailing"):
+        CODEC.decode(data + b"\x00", trusted=True)
