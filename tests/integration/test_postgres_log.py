@@ -4,6 +4,7 @@ no skipped late commits under concurrent writers, and tailing by LISTEN/NOTIFY."
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -147,3 +148,48 @@ async def test_truncation_moves_the_start_and_readers_skip_ahead(pglog: Postgres
     async with pglog.consumer(group_id=None, partitions=[tp]) as consumer:
         got = await consumer.fetch(100, 1.0)
     assert [r.offset for r in got] == [6, 7, 8, 9]
+
+
+def _odd_records(rng: random.Random) -> list[ProducerRecord]:
+    """Records at the edges: no key or an empty one, empty values, NUL and high bytes,
+    no headers, non-ASCII header names, a value of 1 MiB."""
+    names = ["hub-type", "hub-tenant", "é-ñame", "x" * 40, "", "日本"]
+    records = [
+        ProducerRecord("multi", b"", b""),
+        ProducerRecord("multi", b"\x00", b"\x00\xff" * 3, (("", b""),)),
+        ProducerRecord("multi", b"big", bytes(rng.getrandbits(8) for _ in range(1 << 20))),
+    ]
+    for _ in range(300):
+        headers = tuple(
+            (rng.choice(names), rng.randbytes(rng.randrange(20))) for _ in range(rng.randrange(4))
+        )
+        records.append(
+            ProducerRecord(
+                "multi",
+                rng.randbytes(rng.randrange(30)),
+                rng.randbytes(rng.randrange(300)),
+                headers,
+            )
+        )
+    return records
+
+
+async def test_appended_records_read_back_byte_for_byte(pglog: PostgresLog) -> None:
+    """The binary COPY payload (hub/infra/log/copy_rows.py) stores every key, value and
+    header exactly as given."""
+    records = _odd_records(random.Random(7))
+    before_ms = time.time() * 1000
+    positions = await pglog.append(records)
+    after_ms = time.time() * 1000
+    assert len(positions) == len(records)
+    read: dict[tuple[TopicPartition, int], ConsumerRecord] = {}
+    partitions = sorted({p.tp for p in positions})
+    async with pglog.consumer(group_id=None, partitions=partitions) as consumer:
+        with anyio.fail_after(30):
+            while len(read) < len(records):
+                for rec in await consumer.fetch(500, 1):
+                    read[(rec.tp, rec.offset)] = rec
+    for record, pos in zip(records, positions, strict=True):
+        got = read[(pos.tp, pos.offset)]
+        assert (got.key, got.value, got.headers) == (record.key, record.value, record.headers)
+        assert before_ms - 1 <= got.timestamp_ms <= after_ms + 1

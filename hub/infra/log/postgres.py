@@ -24,6 +24,8 @@ import structlog
 
 from hub.infra.db import create_pool, redact, translate_log_errors
 from hub.infra.lifecycle import Lifecycle
+from hub.infra.log.copy_rows import COLUMNS as COPY_COLUMNS
+from hub.infra.log.copy_rows import RecordRow, copy_payload
 from hub.infra.log.partitioner import partition_for
 from hub.infra.log.postgres_group import CHANNEL, PostgresConsumer
 from hub.infra.ports import (
@@ -143,17 +145,6 @@ SELECT $1, * FROM unnest($2::text[], $3::int[], $4::bigint[])
 ON CONFLICT (group_id, topic, partition)
 DO UPDATE SET "offset" = EXCLUDED."offset", updated_at = now()
 """
-
-_RECORD_COLUMNS = (
-    "topic",
-    "partition",
-    "offset",
-    "key",
-    "value",
-    "header_keys",
-    "header_values",
-    "ts",
-)
 
 
 @dataclass
@@ -328,28 +319,21 @@ class PostgresLog(Lifecycle):
             groups.setdefault(tp, []).append(i)
         bases = await self._allocate(conn, {tp: len(ix) for tp, ix in groups.items()})
         positions: list[Position | None] = [None] * len(records)
-        rows = []
-        ts = datetime.now(UTC)
+        rows: list[RecordRow] = []
         for tp, indexes in groups.items():
             offset = bases[tp]
             for i in indexes:
                 rec = records[i]
-                rows.append(
-                    (
-                        tp.topic,
-                        tp.partition,
-                        offset,
-                        rec.key,
-                        rec.value,
-                        [k for k, _ in rec.headers],
-                        [v for _, v in rec.headers],
-                        ts,
-                    )
-                )
+                rows.append((tp.topic, tp.partition, offset, rec.key, rec.value, rec.headers))
                 positions[i] = Position(tp.topic, tp.partition, offset)
                 offset += 1
-        await conn.copy_records_to_table(
-            "records", schema_name=self.schema, columns=_RECORD_COLUMNS, records=rows
+        await conn.copy_to_table(
+            "records",
+            # a memoryview: asyncpg would take bytes for a file path
+            source=memoryview(copy_payload(rows, datetime.now(UTC))),
+            schema_name=self.schema,
+            columns=COPY_COLUMNS,
+            format="binary",
         )
         topics: dict[str, list[str]] = {}
         for tp in groups:
