@@ -46,20 +46,25 @@ def repeatable_ids(seed: bytes, ms: int) -> Iterator[None]:
         _repeatable.reset(token)
 
 
+_VERSION_AND_VARIANT = (0x7 << 76) | (0b10 << 62)
+_MS_MASK = 0xFFFF_FFFF_FFFF
+
+
 def _compose(ms: int, counter: int, rand: int) -> uuid.UUID:
-    value = (ms & 0xFFFF_FFFF_FFFF) << 80
-    value |= 0x7 << 76  # version
-    value |= counter << 64
-    value |= 0b10 << 62  # variant
-    value |= rand
-    return uuid_of_int(value)
+    return uuid_of_int(((ms & _MS_MASK) << 80) | (counter << 64) | rand | _VERSION_AND_VARIANT)
+
+
+_new = object.__new__
+_set = object.__setattr__
+_UUID = uuid.UUID
+_UNKNOWN = uuid.SafeUUID.unknown
 
 
 def uuid_of_int(value: int) -> uuid.UUID:
     """``uuid.UUID(int=value)`` for a value known to fit 128 bits, without its checks."""
-    u = object.__new__(uuid.UUID)
-    object.__setattr__(u, "int", value)
-    object.__setattr__(u, "is_safe", uuid.SafeUUID.unknown)
+    u = _new(_UUID)
+    _set(u, "int", value)
+    _set(u, "is_safe", _UNKNOWN)
     return u
 
 
@@ -72,6 +77,8 @@ def uuid_of_text(text: str) -> uuid.UUID:
 
 
 _lock = threading.Lock()
+_time_ns = time.time_ns
+_getrandbits = random.getrandbits  # the shared generator's method: re-seeded after fork()
 _last_ms = 0
 _counter = 0
 
@@ -87,7 +94,7 @@ def uuid7() -> uuid.UUID:
     if repeatable is not None:
         return repeatable.next()
     with _lock:
-        ms = time.time_ns() // 1_000_000
+        ms = _time_ns() // 1_000_000
         if ms <= _last_ms:
             _counter += 1
             if _counter > 0xFFF:  # counter exhausted: borrow the next millisecond
@@ -99,7 +106,7 @@ def uuid7() -> uuid.UUID:
             _counter = 0
         counter = _counter
     # The module-level generator is seeded from os.urandom and re-seeded after fork().
-    return _compose(ms, counter, random.getrandbits(62))
+    return _compose(ms, counter, _getrandbits(62))
 
 
 def uuid7_time_ms(value: uuid.UUID) -> int:

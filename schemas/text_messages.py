@@ -12,8 +12,8 @@ gets ``None``: the caller builds it the usual way, which names what is wrong.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -29,6 +29,8 @@ ROLE_INDEX = {"user": 0, "assistant": 1, "system": 2, "tool": 3}  # the Role enu
 SIMPLE_KEYS = frozenset({"role", "content", "message_id", "model", "usage", "metadata"})
 _BAD_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]").search  # schemas.types.Text
 _UUID_STRING = b"\x48"  # the length (36) of a UUID's text, as an Avro long
+_ROLES = [avro_long(i) for i in range(len(ROLE_INDEX))]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _optional_string(value: str | None) -> bytes:
@@ -52,6 +54,11 @@ class TextMessages:
         )
         # model: null, usage: null, metadata: "{}"
         self.tail = b"\x00\x00" + avro_string("{}")
+        # the batch's messages occurred when its first did (they are appended together)
+        since_epoch = first.occurred_at - _EPOCH
+        self.occurred = avro_long(
+            (since_epoch.days * 86_400 + since_epoch.seconds) * 1_000_000 + since_epoch.microseconds
+        )
 
     def encode(self, spec: Mapping[str, Any]) -> tuple[UUID, bytes] | None:
         """``(message_id, value)`` of a plain text message (``role``, ``content`` a
@@ -74,24 +81,20 @@ class TextMessages:
         message_id = _message_id(spec.get("message_id"))
         if message_id is None:
             return None
-        return message_id, self.value(
-            message_id, uuid7(), time.time_ns() // 1000, ROLE_INDEX[role], text_bytes
-        )
+        return message_id, self.value(message_id, uuid7(), ROLE_INDEX[role], text_bytes)
 
-    def value(
-        self, message_id: UUID, event_id: UUID, occurred_us: int, role: int, text: bytes
-    ) -> bytes:
+    def value(self, message_id: UUID, event_id: UUID, role: int, text: bytes) -> bytes:
         """The encoded event (``text`` already an Avro string)."""
         return b"".join(
             (
                 self.header,
                 _UUID_STRING,
                 str(event_id).encode(),
-                avro_long(occurred_us),
+                self.occurred,
                 self.envelope,
                 _UUID_STRING,
                 str(message_id).encode(),
-                avro_long(role),
+                _ROLES[role],
                 b"\x02\x00",  # parts: a block of one item, the TextPart branch
                 text,
                 b"\x00",  # end of the parts array

@@ -222,14 +222,16 @@ class SessionsClient(SessionReader):
         ids: builtins.list[UUID] = []
         records: builtins.list[ProducerRecord] = []
         texts: TextMessages | None = None  # after the first: plain texts in one pass
-        first: MessageAppended | None = None
+        like_first: ProducerRecord | None = None  # their topic, key and headers
         limit = min(self._ctx.settings.max_message_bytes, self._ctx.producer.max_event_bytes)
         for i, spec in enumerate(messages):
             fast = texts.encode(spec) if texts is not None else None
             if fast is not None and len(fast[1]) <= limit:
-                assert first is not None
+                assert like_first is not None
                 ids.append(fast[0])
-                records.append(self._ctx.producer.record_of(first, fast[1]))
+                records.append(
+                    ProducerRecord(like_first.topic, like_first.key, fast[1], like_first.headers)
+                )
                 continue
             try:
                 event, record = await self._message(thread_id, root, spec)
@@ -241,7 +243,7 @@ class SessionsClient(SessionReader):
             ids.append(event.message_id)
             records.append(record)
             if texts is None and len(messages) > 1:
-                first, texts = event, TextMessages(self._ctx.producer.codec, event)
+                like_first, texts = record, TextMessages(self._ctx.producer.codec, event)
         await self._send_messages(records)
         return ids
 
