@@ -150,14 +150,14 @@ async def test_truncation_moves_the_start_and_readers_skip_ahead(pglog: Postgres
     assert [r.offset for r in got] == [6, 7, 8, 9]
 
 
-def _odd_records(rng: random.Random) -> list[ProducerRecord]:
+def _odd_records(rng: random.Random, topic: str) -> list[ProducerRecord]:
     """Records at the edges: no key or an empty one, empty values, NUL and high bytes,
     no headers, non-ASCII header names, a value of 1 MiB."""
     names = ["hub-type", "hub-tenant", "é-ñame", "x" * 40, "", "日本"]
     records = [
-        ProducerRecord("multi", b"", b""),
-        ProducerRecord("multi", b"\x00", b"\x00\xff" * 3, (("", b""),)),
-        ProducerRecord("multi", b"big", bytes(rng.getrandbits(8) for _ in range(1 << 20))),
+        ProducerRecord(topic, b"", b""),
+        ProducerRecord(topic, b"\x00", b"\x00\xff" * 3, (("", b""),)),
+        ProducerRecord(topic, b"big", bytes(rng.getrandbits(8) for _ in range(1 << 20))),
     ]
     for _ in range(300):
         headers = tuple(
@@ -165,7 +165,7 @@ def _odd_records(rng: random.Random) -> list[ProducerRecord]:
         )
         records.append(
             ProducerRecord(
-                "multi",
+                topic,
                 rng.randbytes(rng.randrange(30)),
                 rng.randbytes(rng.randrange(300)),
                 headers,
@@ -174,10 +174,12 @@ def _odd_records(rng: random.Random) -> list[ProducerRecord]:
     return records
 
 
-async def test_appended_records_read_back_byte_for_byte(pglog: PostgresLog) -> None:
-    """The binary COPY payload (hub/infra/log/copy_rows.py) stores every key, value and
-    header exactly as given."""
-    records = _odd_records(random.Random(7))
+@pytest.mark.parametrize("topic", [TOPIC, "multi"])
+async def test_appended_records_read_back_byte_for_byte(pglog: PostgresLog, topic: str) -> None:
+    """Every key, value and header is stored exactly as given, whether the append went to
+    one partition (one statement) or to several (one transaction, a binary COPY built by
+    hub/infra/log/copy_rows.py)."""
+    records = _odd_records(random.Random(7), topic)
     before_ms = time.time() * 1000
     positions = await pglog.append(records)
     after_ms = time.time() * 1000

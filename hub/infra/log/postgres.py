@@ -29,6 +29,7 @@ from hub.infra.log.copy_rows import RecordRow, copy_payload
 from hub.infra.log.partitioner import partition_for
 from hub.infra.log.postgres_group import CHANNEL, PostgresConsumer
 from hub.infra.ports import (
+    Headers,
     LogConsumer,
     Position,
     ProducerRecord,
@@ -114,6 +115,22 @@ WHERE p.topic = u.topic AND p.partition = u.partition
 RETURNING p.topic, p.partition, p.next_offset - u.n
 """
 NOTIFY = "SELECT pg_notify($1, $2)"
+APPEND_TO_PARTITION = """
+WITH allocated AS (
+    UPDATE {s}.partitions SET next_offset = next_offset + $3
+    WHERE topic = $1 AND partition = $2
+    RETURNING next_offset - $3 AS base
+), stored AS (
+    INSERT INTO {s}.records
+        (topic, partition, "offset", key, value, header_keys, header_values, ts)
+    SELECT $1, $2, a.base + r.i - 1, r.key, r.value,
+           ($6::text[])[r.first:r.last], ($7::bytea[])[r.first:r.last], $10
+    FROM allocated a,
+         unnest($4::bytea[], $5::bytea[], $8::int[], $9::int[])
+             WITH ORDINALITY AS r (key, value, first, last, i)
+)
+SELECT a.base, pg_notify($11, $1 || '|' || $2::text) FROM allocated a
+"""
 END_OFFSETS = """
 SELECT topic, partition, next_offset, start_offset FROM {s}.partitions
 WHERE (topic, partition) IN (SELECT * FROM unnest($1::text[], $2::int[]))
@@ -186,6 +203,7 @@ class PostgresLog(Lifecycle):
                 "insert_partitions": INSERT_PARTITIONS,
                 "select_topics": SELECT_TOPICS,
                 "allocate_one": ALLOCATE_ONE,
+                "append_to_partition": APPEND_TO_PARTITION,
                 "lock_many": LOCK_MANY,
                 "allocate_many": ALLOCATE_MANY,
                 "end_offsets": END_OFFSETS,
@@ -289,6 +307,79 @@ class PostgresLog(Lifecycle):
         return request.positions
 
     async def _write(self, batch: list[_Append]) -> None:
+        """Each partition's appends in one statement of its own, when every caller's
+        records go to one partition (an autocommitted statement is all or none); a caller
+        writing to several partitions makes it one transaction for the whole batch."""
+        by_partition: dict[TopicPartition, list[_Append]] = {}
+        for request in batch:
+            tps = {self._partition_of(rec) for rec in request.records}
+            if len(tps) != 1:
+                await self._write_in_transaction(batch)
+                return
+            by_partition.setdefault(tps.pop(), []).append(request)
+        try:
+            with translate_log_errors("cannot append to the Postgres log"):
+                async with self.pool.acquire() as conn:
+                    for tp, requests in by_partition.items():
+                        await self._write_partition(conn, tp, requests)
+        except BaseException as exc:  # no connection: whatever is not done failed
+            for request in batch:
+                if not request.done:
+                    request.error, request.done = exc, True
+
+    def _partition_of(self, rec: ProducerRecord) -> TopicPartition:
+        return TopicPartition(rec.topic, partition_for(rec.key, self._partitions[rec.topic]))
+
+    async def _write_partition(
+        self, conn: asyncpg.Connection, tp: TopicPartition, requests: list[_Append]
+    ) -> None:
+        records = [rec for request in requests for rec in request.records]
+        header_keys: list[str] = []
+        header_values: list[bytes] = []
+        spans: dict[Headers, tuple[int, int]] = {}
+        firsts, lasts = [], []
+        for rec in records:
+            span = spans.get(rec.headers)
+            if span is None:  # each distinct header set once; a record names its slice
+                span = spans[rec.headers] = (
+                    len(header_keys) + 1,
+                    len(header_keys) + len(rec.headers),
+                )
+                header_keys += [k for k, _ in rec.headers]
+                header_values += [v for _, v in rec.headers]
+            firsts.append(span[0])
+            lasts.append(span[1])
+        try:
+            with translate_log_errors("cannot append to the Postgres log"):
+                base = await conn.fetchval(
+                    self._sql["append_to_partition"],
+                    tp.topic,
+                    tp.partition,
+                    len(records),
+                    [rec.key for rec in records],
+                    [rec.value for rec in records],
+                    header_keys,
+                    header_values,
+                    firsts,
+                    lasts,
+                    datetime.now(UTC),
+                    CHANNEL,
+                )
+                if base is None:
+                    raise LogError(f"unknown partition {tp}", retriable=False)
+        except BaseException as exc:
+            for request in requests:
+                request.error, request.done = exc, True
+            return
+        for request in requests:
+            request.positions = [
+                Position(tp.topic, tp.partition, offset)
+                for offset in range(base, base + len(request.records))
+            ]
+            request.done = True
+            base += len(request.records)
+
+    async def _write_in_transaction(self, batch: list[_Append]) -> None:
         flat = [rec for request in batch for rec in request.records]
         try:
             with translate_log_errors("cannot append to the Postgres log"):
