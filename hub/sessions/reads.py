@@ -22,6 +22,7 @@ from hub.sessions.models import (
 )
 from hub.sessions.windows import Tokenizer, estimate_tokens, merge_first_last, take_within_budget
 from projections.sessions import queries
+from schemas.construct import construct
 from schemas.errors import InputError, NotFoundError
 from schemas.events import (
     Topic,
@@ -37,6 +38,10 @@ MAX_SEQ = 2**63 - 1
 FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
 SESSIONS = str(Topic.SESSIONS)
 ROLES = ("user", "assistant", "system", "tool")
+
+_MESSAGE_COLUMNS = [c.strip() for c in queries.MESSAGE_COLUMNS.split(",")]
+if list(Message.model_fields) != _MESSAGE_COLUMNS:  # messages() builds a Message from a row
+    raise RuntimeError("MESSAGE_COLUMNS and Message's fields differ: keep them in one order")
 
 
 def _next(thread_id: str, direction: str, seq: int) -> str:
@@ -155,7 +160,7 @@ class SessionReader:
             query, self._ctx.tenant, thread_id, low, high, limit, MAX_SEQ, FAR_FUTURE
         )
         # rows of our own table, already of the fields' types: no validation per message
-        found = [Message.model_construct(**r) for r in rows]
+        found = [construct(Message, dict(r)) for r in rows]
         if query is queries.MESSAGES_ASC:
             more = len(found) == limit
             return CursorList(found, _next(thread_id, "after", found[-1].seq) if more else None)

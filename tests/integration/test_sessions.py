@@ -14,10 +14,12 @@ import pytest
 
 from hub import Hub, InputError, NotFoundError
 from hub.infra.ports import TopicPartition
+from hub.sessions.models import Message
 from hub.settings import HubSettings
 from schemas.events import DeadLettered, MessageAppended, Role, TextPart, Topic
 from schemas.ids import uuid7
 from tests.conftest import TEST_PARTITIONS
+from tests.support.identical import assert_identical
 
 pytestmark = pytest.mark.anyio
 
@@ -310,3 +312,21 @@ async def test_reading_a_thread_of_depth_d_is_d_plus_1_range_scans(hub: Hub) -> 
     walk(plan[0]["Plan"] if isinstance(plan, list) else json.loads(plan)[0]["Plan"])
     assert len(scans) == 1 and scans[0]["Node Type"].startswith("Index")
     assert scans[0]["Actual Loops"] == info.depth + 1  # one range scan per thread in the lineage
+
+
+async def test_messages_read_are_the_models_validation_would_build(hub: Hub) -> None:
+    """Reads build each Message from its row without validating it: the same values, of
+    the same types, as validating the row gives."""
+    thread = await hub.sessions.start_thread(agent_id="a")
+    await thread.append("user", "plain", metadata={"k": [1, {"x": None}]})
+    await thread.append(
+        "assistant",
+        [{"type": "text", "text": "é"}, {"type": "tool_call", "tool_call_id": "c", "name": "f"}],
+        model="m",
+        usage={"input_tokens": 3, "output_tokens": 4, "total_tokens": 7},
+    )
+    await hub.flush()
+    messages = await thread.messages()
+    assert len(messages) == 2
+    for message in messages:
+        assert_identical(message, Message.model_validate(dict(message.__dict__)))
