@@ -91,6 +91,15 @@ class HubContext:
         }
         await self._wait_for_marks(marks, timeout)
 
+    async def wait_for_key(self, topic: str, key: bytes, timeout: float = 30.0) -> None:
+        """Wait until every projection has applied this client's events of one entity (the
+        events of ``topic`` keyed ``key``), whatever else it wrote since."""
+        marks = self.runtime.producer.marks_of_key(topic, key)
+        if marks is None:  # not remembered: everything this client wrote to the topic
+            await self.wait_for_projections(timeout, topics=[topic])
+        elif marks:
+            await self._wait_for_marks(marks, timeout)
+
     async def catch_up(self, timeout: float = 60.0) -> None:
         """Wait until every projection has applied everything in the log now."""
         topics = sorted({str(t) for p in self.runtime.projections for t in p.topics})

@@ -25,6 +25,10 @@ __all__ = ["EventProducer"]
 log = structlog.get_logger(__name__)
 
 
+KEYS_REMEMBERED = 100_000
+"""How many keys' last positions a producer keeps for read-your-writes per entity."""
+
+
 class EventProducer:
     """Appends events to a log."""
 
@@ -43,6 +47,8 @@ class EventProducer:
         self.codec = codec
         self.max_event_bytes = max_event_bytes
         self.high_water: dict[TopicPartition, int] = {}
+        self._last_of_key: dict[tuple[str, bytes], Position] = {}
+        self._forgot_keys = False
         self._type_headers = {
             name: (("hub-type", name.encode()), ("hub-schema", sv.fingerprint_hex.encode()))
             for name in codec.event_types
@@ -104,7 +110,7 @@ class EventProducer:
             self.spooled += len(records)
             log.warning("producer.spooled", records=len(records), error=str(exc))
             return []
-        return self._remember(positions)
+        return self._remember(records, positions)
 
     async def forward_spool(self, *, max_records: int = 1000) -> int:
         """Send what the spool holds to the log, in order; returns the records sent."""
@@ -116,11 +122,29 @@ class EventProducer:
         return sent
 
     async def _append_direct(self, records: Sequence[ProducerRecord]) -> None:
-        self._remember(await self.log.append(records))
+        self._remember(records, await self.log.append(records))
 
-    def _remember(self, positions: list[Position]) -> list[Position]:
+    def _remember(
+        self, records: Sequence[ProducerRecord], positions: list[Position]
+    ) -> list[Position]:
+        last_of_key = self._last_of_key
+        for rec, pos in zip(records, positions, strict=True):
+            known = last_of_key.get((rec.topic, rec.key))
+            if known is None or known.offset < pos.offset:
+                last_of_key[(rec.topic, rec.key)] = pos
+        if len(last_of_key) > KEYS_REMEMBERED:
+            last_of_key.clear()  # from now on, keys not seen since wait for the whole topic
+            self._forgot_keys = True
         for pos in positions:
             tp = pos.tp
             if pos.offset > self.high_water.get(tp, -1):
                 self.high_water[tp] = pos.offset
         return positions
+
+    def marks_of_key(self, topic: str, key: bytes) -> dict[TopicPartition, int] | None:
+        """Where this producer last wrote records of ``topic`` keyed ``key`` (read your
+        writes for one entity): ``{}`` if it never did, ``None`` if it no longer knows."""
+        known = self._last_of_key.get((topic, key))
+        if known is not None:
+            return {known.tp: known.offset}
+        return None if self._forgot_keys else {}

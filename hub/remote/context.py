@@ -139,6 +139,9 @@ class RemoteContext(HubContext):
         """Send what is queued; the hub waits for the projections on every read."""
         await self.outbox.flush()
 
+    async def wait_for_key(self, topic: str, key: bytes, timeout: float = 30.0) -> None:
+        await self.outbox.flush()
+
     async def catch_up(self, timeout: float = 60.0) -> None:
         await self.outbox.flush()
 

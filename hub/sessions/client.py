@@ -361,7 +361,7 @@ class SessionsClient(SessionReader):
         except ValueError:
             raise InputError("message_id: not a UUID", field="message_id") from None
         await self._root_of(thread_id)
-        await self._settled()
+        await self._settled_for(thread_id)
         found = await self._ctx.pool.fetchrow(queries.FIND_MESSAGE, self._ctx.tenant, target)
         if found is not None:
             window = await self.messages(thread_id, after=found["seq"] - 1, limit=1)

@@ -58,7 +58,17 @@ class SessionReader:
     # ── helpers ─────────────────────────────────────────────────────────────────────────
 
     async def _settled(self) -> None:
+        """Read your writes: wait until this client's session events are all applied."""
         await self._ctx.wait_for_projections(topics=[SESSIONS])
+
+    async def _settled_for(self, thread_id: str) -> None:
+        """Read your writes for one thread: wait until this client's writes to its family
+        (the events keyed by its root) are applied, not for its writes elsewhere."""
+        root = self._roots.get(thread_id)
+        if root is None:
+            await self._settled()
+        else:
+            await self._ctx.wait_for_key(SESSIONS, root.encode())
 
     async def _root_of(self, thread_id: str) -> str:
         """The root of an existing thread; :class:`NotFoundError` if there is none."""
@@ -83,7 +93,7 @@ class SessionReader:
 
     async def get(self, thread_id: str) -> ThreadInfo | None:
         """The thread, or None."""
-        await self._settled()
+        await self._settled_for(thread_id)
         row = await self._ctx.pool.fetchrow(queries.GET_THREAD, self._ctx.tenant, thread_id)
         if row is None:
             return None
@@ -150,7 +160,7 @@ class SessionReader:
                 raise InputError("cursor: not a cursor of this thread's messages", field="cursor")
             before, after = (seq, None) if direction == "before" else (None, seq)
         await self._root_of(thread_id)
-        await self._settled()
+        await self._settled_for(thread_id)
         low = after if after is not None else 0
         high = before - 1 if before is not None else MAX_SEQ
         query = (
@@ -169,7 +179,7 @@ class SessionReader:
         return CursorList(found, _next(thread_id, "before", found[0].seq) if more else None)
 
     async def stats(self, thread_id: str) -> ThreadStats:
-        await self._settled()
+        await self._settled_for(thread_id)
         row = await self._ctx.pool.fetchrow(queries.STATS, self._ctx.tenant, thread_id)
         if row is None:
             raise NotFoundError(f"no thread {thread_id!r}")
@@ -178,7 +188,7 @@ class SessionReader:
     async def tree(self, thread_id: str) -> TreeNode:
         """The fork tree of the thread's family, from its root."""
         root = await self._root_of(thread_id)
-        await self._settled()
+        await self._settled_for(thread_id)
         rows = await self._ctx.pool.fetch(queries.FAMILY, self._ctx.tenant, root)
         children: dict[str | None, list[dict[str, Any]]] = {}
         for r in rows:
@@ -210,7 +220,7 @@ class SessionReader:
 
     async def agent_state(self, thread_id: str) -> dict[str, Any] | None:
         """The latest agent state saved with the thread."""
-        await self._settled()
+        await self._settled_for(thread_id)
         row = await self._ctx.pool.fetchrow(queries.GET_THREAD, self._ctx.tenant, thread_id)
         if row is None:
             raise NotFoundError(f"no thread {thread_id!r}")
@@ -226,7 +236,7 @@ class SessionReader:
                 "at: give a timezone-aware datetime, a log offset or a Position", field="at"
             )
         await self._root_of(thread_id)
-        await self._settled()
+        await self._settled_for(thread_id)
         pool = self._ctx.pool
         row = await pool.fetchrow(queries.GET_THREAD, self._ctx.tenant, thread_id)
         assert row is not None
