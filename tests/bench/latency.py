@@ -31,6 +31,7 @@ from hub.client import Hub
 from hub.infra.logs import configure_logging
 from hub.sessions import Thread
 from schemas.events import Topic
+from tests.bench import parser_with_backends
 from tests.bench.spine import PARTITIONS, fresh_database, settings
 from tests.support.kafka_broker import kafka_for
 from tests.support.pg import drop_database
@@ -131,13 +132,9 @@ async def main_async(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = parser_with_backends(__doc__, "/tmp/agent-hub-bench-latency")
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--backend", choices=["kafka", "postgres", "both"], default="both")
-    parser.add_argument("--home", default="/tmp/agent-hub-bench-latency")
     args: Any = parser.parse_args()
     configure_logging("warning")
     anyio.run(main_async, args)

@@ -40,6 +40,7 @@ from hub.infra.ports import TopicPartition
 from hub.settings import HubSettings
 from projections.registry import RegistryProjection
 from schemas.events import AgentRegistered, Topic
+from tests.bench import parser_with_backends
 from tests.support.kafka_broker import kafka_for
 from tests.support.pg import create_database, drop_database
 
@@ -313,13 +314,9 @@ async def main_async(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = parser_with_backends(__doc__, "/tmp/agent-hub-bench")
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--backend", choices=["kafka", "postgres", "both"], default="both")
-    parser.add_argument("--home", default="/tmp/agent-hub-bench")
     args = parser.parse_args()
     configure_logging("warning")
     runner: Callable[[], Coroutine[Any, Any, None]] = lambda: main_async(args)  # noqa: E731
