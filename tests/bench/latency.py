@@ -30,10 +30,8 @@ import anyio
 from hub.client import Hub
 from hub.infra.logs import configure_logging
 from hub.sessions import Thread
-from schemas.events import Topic
 from tests.bench import parser_with_backends
-from tests.bench.spine import PARTITIONS, fresh_database, settings
-from tests.support.kafka_broker import kafka_for
+from tests.bench.spine import fresh_database, kafka_if, settings
 from tests.support.pg import drop_database
 
 THREADS = 50
@@ -88,11 +86,7 @@ def start_projectors(hub: Hub) -> subprocess.Popen[bytes]:
 async def one_backend(backend: str, args: argparse.Namespace, home: Path) -> str:
     name, database_url = await fresh_database()
     with ExitStack() as stack:
-        cluster = (
-            stack.enter_context(kafka_for({str(t): PARTITIONS for t in Topic}))
-            if backend == "kafka"
-            else None
-        )
+        cluster = kafka_if(stack, backend)
         log_url = cluster.url if cluster is not None else None
         projectors: subprocess.Popen[bytes] | None = None
         try:

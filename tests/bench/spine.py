@@ -41,7 +41,7 @@ from hub.settings import HubSettings
 from projections.registry import RegistryProjection
 from schemas.events import AgentRegistered, Topic
 from tests.bench import parser_with_backends
-from tests.support.kafka_broker import kafka_for
+from tests.support.kafka_broker import KafkaUnderTest, kafka_for
 from tests.support.pg import create_database, drop_database
 
 CHUNK = 500
@@ -264,15 +264,19 @@ async def project_raw_copy(database_url: str, rows: list[dict[str, Any]]) -> flo
 # ── driver ──────────────────────────────────────────────────────────────────────────────
 
 
+def kafka_if(stack: ExitStack, backend: str) -> KafkaUnderTest | None:
+    """The Kafka a ``kafka`` run uses, with every topic (closed by ``stack``); ``None``
+    for the Postgres log."""
+    if backend != "kafka":
+        return None
+    return stack.enter_context(kafka_for({str(t): PARTITIONS for t in Topic}))
+
+
 async def one_run(backend: str, n: int, home: Path) -> tuple[float, float, float, float]:
     rows = fields(n)
     name, database_url = await fresh_database()
     with ExitStack() as stack:
-        cluster = (
-            stack.enter_context(kafka_for({str(t): PARTITIONS for t in Topic}))
-            if backend == "kafka"
-            else None
-        )
+        cluster = kafka_if(stack, backend)
         if cluster is not None:
             KAFKA_USED.add(cluster.description)
         try:
