@@ -1,0 +1,263 @@
+"""Appending to the Postgres log: group commit, one statement per partition, the outbox.
+
+Concurrent appends queue; whoever holds the write lock writes everything queued
+meanwhile. When each caller's records go to one partition (every batch of one thread's
+messages does), each partition is appended with one autocommitted statement (allocate
+the offsets, insert, notify). A caller writing to several partitions makes the batch
+one transaction: the partitions' rows are locked in a fixed order, the records go in as
+one binary COPY (:mod:`hub.infra.log.copy_rows`), then NOTIFY.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import anyio
+import asyncpg
+
+from hub.infra.db import translate_log_errors
+from hub.infra.log.copy_rows import COLUMNS as COPY_COLUMNS
+from hub.infra.log.copy_rows import RecordRow, copy_payload
+from hub.infra.log.partitioner import partition_for
+from hub.infra.log.postgres_group import CHANNEL
+from hub.infra.ports import Headers, Position, ProducerRecord, TopicPartition
+from schemas.errors import LogError
+
+__all__ = ["Appender"]
+
+ALLOCATE_ONE = """
+UPDATE {s}.partitions SET next_offset = next_offset + $3
+WHERE topic = $1 AND partition = $2
+RETURNING next_offset - $3
+"""
+LOCK_MANY = """
+SELECT topic, partition FROM {s}.partitions
+WHERE (topic, partition) IN (SELECT * FROM unnest($1::text[], $2::int[]))
+ORDER BY topic, partition
+FOR UPDATE
+"""
+ALLOCATE_MANY = """
+UPDATE {s}.partitions p SET next_offset = p.next_offset + u.n
+FROM unnest($1::text[], $2::int[], $3::bigint[]) AS u (topic, partition, n)
+WHERE p.topic = u.topic AND p.partition = u.partition
+RETURNING p.topic, p.partition, p.next_offset - u.n
+"""
+NOTIFY = "SELECT pg_notify($1, $2)"
+APPEND_TO_PARTITION = """
+WITH allocated AS (
+    UPDATE {s}.partitions SET next_offset = next_offset + $3
+    WHERE topic = $1 AND partition = $2
+    RETURNING next_offset - $3 AS base
+), stored AS (
+    INSERT INTO {s}.records
+        (topic, partition, "offset", key, value, header_keys, header_values, ts)
+    SELECT $1, $2, a.base + r.i - 1, r.key, r.value,
+           ($6::text[])[r.first:r.last], ($7::bytea[])[r.first:r.last], $10
+    FROM allocated a,
+         unnest($4::bytea[], $5::bytea[], $8::int[], $9::int[])
+             WITH ORDINALITY AS r (key, value, first, last, i)
+)
+SELECT a.base, pg_notify($11, $1 || '|' || $2::text) FROM allocated a
+"""
+
+
+@dataclass
+class _Append:
+    """One caller's records, waiting for (or done by) a group commit."""
+
+    records: Sequence[ProducerRecord]
+    done: bool = False
+    positions: list[Position] | None = None
+    error: BaseException | None = None
+
+
+class Appender:
+    """Appends records to the log's tables (schema ``schema``)."""
+
+    def __init__(
+        self,
+        schema: str,
+        pool: Callable[[], asyncpg.Pool],
+        partitions: Callable[[str], int],
+    ) -> None:
+        self._schema = schema
+        self._pool = pool
+        self._partitions = partitions  # a known topic's partition count
+        self._queue: list[_Append] = []
+        self._write_lock = anyio.Lock()
+        self._sql = {
+            name: sql.format(s=schema)
+            for name, sql in {
+                "allocate_one": ALLOCATE_ONE,
+                "append_to_partition": APPEND_TO_PARTITION,
+                "lock_many": LOCK_MANY,
+                "allocate_many": ALLOCATE_MANY,
+            }.items()
+        }
+
+    async def append(self, records: Sequence[ProducerRecord]) -> list[Position]:
+        """Append records; concurrent appends share one transaction (group commit).
+
+        Whoever holds the write lock writes everything queued meanwhile, so many small
+        concurrent appends cost one round of statements, not one each. The write is
+        shielded: a cancelled caller cannot roll back the others' records.
+        """
+        if not records:
+            return []
+        request = _Append(records)
+        self._queue.append(request)
+        async with self._write_lock:
+            if not request.done:
+                batch, self._queue = self._queue, []
+                with anyio.CancelScope(shield=True):
+                    await self._write(batch)
+        if request.error is not None:
+            raise request.error
+        assert request.positions is not None
+        return request.positions
+
+    async def _write(self, batch: list[_Append]) -> None:
+        """Each partition's appends in one statement of its own, when every caller's
+        records go to one partition (an autocommitted statement is all or none); a caller
+        writing to several partitions makes it one transaction for the whole batch."""
+        by_partition: dict[TopicPartition, list[_Append]] = {}
+        for request in batch:
+            tps = {self._partition_of(rec) for rec in request.records}
+            if len(tps) != 1:
+                await self._write_in_transaction(batch)
+                return
+            by_partition.setdefault(tps.pop(), []).append(request)
+        try:
+            with translate_log_errors("cannot append to the Postgres log"):
+                async with self._pool().acquire() as conn:
+                    for tp, requests in by_partition.items():
+                        await self._write_partition(conn, tp, requests)
+        except BaseException as exc:  # no connection: whatever is not done failed
+            for request in batch:
+                if not request.done:
+                    request.error, request.done = exc, True
+
+    def _partition_of(self, rec: ProducerRecord) -> TopicPartition:
+        return TopicPartition(rec.topic, partition_for(rec.key, self._partitions(rec.topic)))
+
+    async def _write_partition(
+        self, conn: asyncpg.Connection, tp: TopicPartition, requests: list[_Append]
+    ) -> None:
+        records = [rec for request in requests for rec in request.records]
+        header_keys: list[str] = []
+        header_values: list[bytes] = []
+        spans: dict[Headers, tuple[int, int]] = {}
+        firsts, lasts = [], []
+        for rec in records:
+            span = spans.get(rec.headers)
+            if span is None:  # each distinct header set once; a record names its slice
+                span = spans[rec.headers] = (
+                    len(header_keys) + 1,
+                    len(header_keys) + len(rec.headers),
+                )
+                header_keys += [k for k, _ in rec.headers]
+                header_values += [v for _, v in rec.headers]
+            firsts.append(span[0])
+            lasts.append(span[1])
+        try:
+            with translate_log_errors("cannot append to the Postgres log"):
+                base = await conn.fetchval(
+                    self._sql["append_to_partition"],
+                    tp.topic,
+                    tp.partition,
+                    len(records),
+                    [rec.key for rec in records],
+                    [rec.value for rec in records],
+                    header_keys,
+                    header_values,
+                    firsts,
+                    lasts,
+                    datetime.now(UTC),
+                    CHANNEL,
+                )
+                if base is None:
+                    raise LogError(f"unknown partition {tp}", retriable=False)
+        except BaseException as exc:
+            for request in requests:
+                request.error, request.done = exc, True
+            return
+        for request in requests:
+            request.positions = [
+                Position(tp.topic, tp.partition, offset)
+                for offset in range(base, base + len(request.records))
+            ]
+            request.done = True
+            base += len(request.records)
+
+    async def _write_in_transaction(self, batch: list[_Append]) -> None:
+        flat = [rec for request in batch for rec in request.records]
+        try:
+            with translate_log_errors("cannot append to the Postgres log"):
+                async with self._pool().acquire() as conn, conn.transaction():
+                    positions = await self.append_in(conn, flat)
+        except BaseException as exc:
+            for request in batch:
+                request.error, request.done = exc, True
+            return
+        start = 0
+        for request in batch:
+            request.positions = positions[start : start + len(request.records)]
+            request.done = True
+            start += len(request.records)
+
+    async def append_in(
+        self, conn: asyncpg.Connection, records: Sequence[ProducerRecord]
+    ) -> list[Position]:
+        """Append inside the caller's transaction (the partitions stay locked until it ends)."""
+        groups: dict[TopicPartition, list[int]] = {}
+        for i, rec in enumerate(records):
+            tp = TopicPartition(rec.topic, partition_for(rec.key, self._partitions(rec.topic)))
+            groups.setdefault(tp, []).append(i)
+        bases = await self._allocate(conn, {tp: len(ix) for tp, ix in groups.items()})
+        positions: list[Position | None] = [None] * len(records)
+        rows: list[RecordRow] = []
+        for tp, indexes in groups.items():
+            offset = bases[tp]
+            for i in indexes:
+                rec = records[i]
+                rows.append((tp.topic, tp.partition, offset, rec.key, rec.value, rec.headers))
+                positions[i] = Position(tp.topic, tp.partition, offset)
+                offset += 1
+        await conn.copy_to_table(
+            "records",
+            # a memoryview: asyncpg would take bytes for a file path
+            source=memoryview(copy_payload(rows, datetime.now(UTC))),
+            schema_name=self._schema,
+            columns=COPY_COLUMNS,
+            format="binary",
+        )
+        topics: dict[str, list[str]] = {}
+        for tp in groups:
+            topics.setdefault(tp.topic, []).append(str(tp.partition))
+        for topic, parts in topics.items():
+            await conn.execute(NOTIFY, CHANNEL, f"{topic}|{','.join(parts)}")
+        return [p for p in positions if p is not None]
+
+    async def _allocate(
+        self, conn: asyncpg.Connection, counts: Mapping[TopicPartition, int]
+    ) -> dict[TopicPartition, int]:
+        if len(counts) == 1:
+            ((tp, n),) = counts.items()
+            base = await conn.fetchval(self._sql["allocate_one"], tp.topic, tp.partition, n)
+            if base is None:
+                raise LogError(f"unknown partition {tp}", retriable=False)
+            return {tp: base}
+        tps = sorted(counts)
+        topics = [tp.topic for tp in tps]
+        parts = [tp.partition for tp in tps]
+        await conn.fetch(self._sql["lock_many"], topics, parts)  # row locks in a fixed order
+        rows = await conn.fetch(
+            self._sql["allocate_many"], topics, parts, [counts[tp] for tp in tps]
+        )
+        bases = {TopicPartition(r[0], r[1]): r[2] for r in rows}
+        missing = set(tps) - set(bases)
+        if missing:
+            raise LogError(f"unknown partitions {sorted(map(str, missing))}", retriable=False)
+        return bases
