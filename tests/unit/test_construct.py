@@ -5,14 +5,16 @@ and the bytes are still checked against the schema."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from uuid import uuid4
 
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas.codec import Codec
-from schemas.construct import builder_for
+from schemas.construct import builder_for, loads_json
 from schemas.errors import SchemaError
 from schemas.events import EVENT_TYPES, Event, MessageAppended, Role, TextPart, ToolCallPart
 from tests.support.identical import assert_identical
@@ -68,3 +70,28 @@ def test_trusted_bytes_are_still_checked() -> None:
         CODEC.decode(data[:-3], trusted=True)
     with pytest.raises(SchemaError, match="trailing"):
         CODEC.decode(data + b"\x00", trusted=True)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+        max_leaves=12,
+    )
+)
+def test_loads_json_is_json_loads(value: Any) -> None:
+    for text in (json.dumps(value), json.dumps(value, ensure_ascii=False)):
+        ours, theirs = loads_json(text), json.loads(text)
+        if "NaN" in text:  # NaN is never equal, even to itself: compare the spelling
+            assert json.dumps(ours) == json.dumps(theirs)
+        else:
+            assert_identical(ours, theirs)
+
+
+@pytest.mark.parametrize(
+    "text", ["12345678901234567890", "-99999999999999999999.5", "NaN", '"\\ud800"', "1e400"]
+)
+def test_loads_json_falls_back_where_orjson_differs(text: str) -> None:
+    ours, theirs = loads_json(text), json.loads(text)
+    assert type(ours) is type(theirs) and repr(ours) == repr(theirs)
