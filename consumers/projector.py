@@ -3,8 +3,7 @@
 Each batch goes through these steps:
 
 1. fetch up to ``batch_size`` records, lingering briefly to fill the batch;
-2. decode them into events, trusted: every record was validated when it was produced, so
-   no model is validated again (bytes that do not fit their schema are poison);
+2. decode them, trusted (not validated again; bytes that do not fit their schema are poison);
 3. in one transaction: claim the positions (the batch must start at the stored position,
    else it is dropped and re-read), skip events already applied (``event_id``), run each
    event's handler, flush the projection, dead-letter any poison, store the new positions;
@@ -42,6 +41,7 @@ from consumers.projector_types import (
     Poison,
     ProjectorSettings,
     ProjectorStats,
+    not_in,
 )
 from consumers.promotion import VersionKeeper
 from consumers.retry import Backoff, RateLimitedWarnings
@@ -201,7 +201,7 @@ class Projector(Worker):
                     more = await self._consumer.fetch(s.batch_size - len(records), remaining)
                     if not more:
                         break
-                    records += more
+                    records += not_in(records, more)
             except HubError as exc:
                 if not exc.retriable:
                     raise

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from hub.infra.ports import ConsumerRecord, TopicPartition
 from schemas.events import Event
 
-__all__ = ["Decoded", "FlushFailed", "Item", "Key", "Poison", "ProjectorSettings", "ProjectorStats"]
+__all__ = [
+    "Decoded",
+    "FlushFailed",
+    "Item",
+    "Key",
+    "Poison",
+    "ProjectorSettings",
+    "ProjectorStats",
+    "not_in",
+]
 
 Key = tuple[TopicPartition, int]
 
@@ -50,3 +60,13 @@ class FlushFailed(Exception):
 
 Item = tuple[ConsumerRecord, Event | None]
 Decoded = tuple[list[Item], dict[Key, "Poison"]]
+
+
+def not_in(batch: Sequence[ConsumerRecord], more: Sequence[ConsumerRecord]) -> list[ConsumerRecord]:
+    """``more`` without the records ``batch`` holds already: a rebalance while the batch
+    lingers re-reads a partition from its stored position, and the batch must not hold
+    one record twice (its events would be applied twice, or left to the event-id dedupe)."""
+    last: dict[TopicPartition, int] = {}
+    for rec in batch:
+        last[rec.tp] = rec.offset
+    return [rec for rec in more if rec.offset > last.get(rec.tp, -1)]
