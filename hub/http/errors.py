@@ -152,6 +152,10 @@ def install_openapi(app: FastAPI) -> None:
             ref_template="#/components/schemas/{model}"
         )
         components.update(components["ErrorBody"].pop("$defs", {}))
+        for methods in schema.get("paths", {}).values():  # bodies routes read themselves
+            for operation in methods.values():
+                for media in operation.get("requestBody", {}).get("content", {}).values():
+                    components.update(media.get("schema", {}).pop("$defs", {}))
         for methods in schema.get("paths", {}).values():
             for method, operation in methods.items():
                 responses = operation.setdefault("responses", {})

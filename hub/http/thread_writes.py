@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 from uuid import UUID
 
-from fastapi import Depends, FastAPI, Response
+import orjson
+from fastapi import Depends, FastAPI, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub.http.json_body import json_request_body, read_json, read_json_fast, validate
 from hub.sessions.models import ThreadInfo
 from schemas.errors import InputError, NotFoundError
 
@@ -137,6 +140,36 @@ def _spec(message: MessageIn, where: str) -> dict[str, Any]:
     return spec
 
 
+_PLAIN_KEYS = frozenset({"role", "content", "message_id"})
+_CANONICAL_UUID = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+).fullmatch
+
+
+def _plain_texts(data: Any) -> list[dict[str, Any]] | None:
+    """The batch's messages as they came, when each is a plain text message that
+    :class:`AppendMessages` takes unchanged (a role, a string, perhaps a canonical
+    ``message_id``): ``append_many`` checks the rest as it does for any caller. Anything
+    else (``None``) is validated into the models first, which names a wrong field."""
+    if type(data) is not dict or data.keys() != {"messages"}:
+        return None
+    messages = data["messages"]
+    if type(messages) is not list or not 1 <= len(messages) <= MAX_BATCH:
+        return None
+    for m in messages:
+        if (
+            type(m) is not dict
+            or not _PLAIN_KEYS.issuperset(m)
+            or type(m.get("role")) is not str
+            or type(m.get("content")) is not str
+        ):
+            return None
+        given = m.get("message_id")
+        if given is not None and (type(given) is not str or not _CANONICAL_UUID(given)):
+            return None
+    return messages
+
+
 async def _info(hub: HubScope, thread_id: str) -> ThreadInfo:
     info = await hub.sessions.get(thread_id)
     if info is None:  # written but not readable: the projection refused it
@@ -155,13 +188,23 @@ def add_thread_write_routes(app: FastAPI, access: Access) -> None:
         response.headers["Location"] = f"/v1/threads/{quote(thread.thread_id, safe='')}"
         return ThreadRef(thread_id=thread.thread_id)
 
-    @app.post("/v1/threads/{thread_id:path}/messages", status_code=201)
-    async def append_messages(
-        thread_id: str, body: AppendMessages, hub: HubScope = writer
-    ) -> Appended:
-        specs = [_spec(m, f"messages.{i}") for i, m in enumerate(body.messages)]
+    @app.post(
+        "/v1/threads/{thread_id:path}/messages",
+        status_code=201,
+        response_model=Appended,
+        openapi_extra={"requestBody": json_request_body(AppendMessages)},
+    )
+    async def append_messages(thread_id: str, request: Request, hub: HubScope = writer) -> Response:
+        # the agents' hot write: its body (an AppendMessages) is read without a model per
+        # message where every message is plain text
+        specs = _plain_texts(await read_json_fast(request))
+        if specs is None:
+            body = validate(AppendMessages, await read_json(request))
+            specs = [_spec(m, f"messages.{i}") for i, m in enumerate(body.messages)]
         ids = await hub.sessions.append_many(thread_id, specs)
-        return Appended(message_ids=ids)
+        return Response(
+            orjson.dumps({"message_ids": ids}), status_code=201, media_type="application/json"
+        )
 
     @app.post("/v1/threads/{thread_id:path}/fork", status_code=201)
     async def fork_thread(
