@@ -47,6 +47,9 @@ from tests.support.pg import create_database, drop_database
 CHUNK = 500
 PARTITIONS = 4
 REGISTRY = str(Topic.REGISTRY)
+# raw aiokafka's copy goes to a topic of its own: sent to ours, the projector would have
+# had twice the events to apply (so did every Kafka "project" figure before 2026-11-30)
+RAW_TOPIC = "bench.raw"
 KAFKA_USED: set[str] = set()  # which Kafka the figures come from
 
 
@@ -269,7 +272,8 @@ def kafka_if(stack: ExitStack, backend: str) -> KafkaUnderTest | None:
     for the Postgres log."""
     if backend != "kafka":
         return None
-    return stack.enter_context(kafka_for({str(t): PARTITIONS for t in Topic}))
+    topics = {str(t): PARTITIONS for t in Topic} | {RAW_TOPIC: PARTITIONS}
+    return stack.enter_context(kafka_for(topics))
 
 
 async def one_run(backend: str, n: int, home: Path) -> tuple[float, float, float, float]:
@@ -286,7 +290,7 @@ async def one_run(backend: str, n: int, home: Path) -> tuple[float, float, float
                 records = encoded(hub, rows)
                 if cluster is not None:
                     base_produce = await produce_raw_kafka(
-                        cluster.bootstrap_servers, records, cluster.namespace + REGISTRY
+                        cluster.bootstrap_servers, records, cluster.namespace + RAW_TOPIC
                     )
                 else:
                     base_produce = await produce_raw_copy(database_url, records)
