@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import asyncpg
 
-from projections.text import TextSafeConnection
+from projections.connection import TextSafeConnection
 from schemas.events import Event, Topic
 
 __all__ = ["Batch", "EventMeta", "Handler", "Projection", "call_handler"]
@@ -45,8 +45,7 @@ class Batch:
     """Per-transaction state handed to every handler of one batch."""
 
     def __init__(self, conn: asyncpg.Connection, schema: str) -> None:
-        # text arrays escaped as scalar text is (see projections.text): a NUL in content
-        # is stored and read back, never a failed batch
+        # text arrays escaped as scalar text is, rows copied in binary (projections.connection)
         self.conn: asyncpg.Connection = TextSafeConnection(conn)
         self.schema = schema
 

@@ -5,15 +5,16 @@ where ESC is the private-use U+E000. Anything else is stored as it is.
 
 Scalar ``text``, ``json`` and ``jsonb`` values are escaped by the database codecs of every
 connection (:mod:`hub.infra.db`). Arrays of text bypass those codecs in the driver, so a
-projection's batch writes through :class:`TextSafeConnection`, which escapes the strings
-of every list argument, and readers of ``text[]`` columns call :func:`load_texts`.
+projection's batch writes through :class:`projections.connection.TextSafeConnection`,
+which escapes the strings of every list argument, and readers of ``text[]`` columns call
+:func:`load_texts`.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -22,8 +23,8 @@ __all__ = [
     "ESC",
     "ESC_BYTES",
     "JsonText",
-    "TextSafeConnection",
     "json_text",
+    "jsonb_bytes",
     "load_json",
     "load_text",
     "load_texts",
@@ -80,6 +81,20 @@ def json_text(value: Any) -> JsonText:
     return JsonText(text)
 
 
+def jsonb_bytes(value: Any) -> bytes:
+    """``value`` as JSON that Postgres ``jsonb`` accepts (orjson, compiled; Postgres keeps
+    jsonb in its own form, so the spelling does not matter)."""
+    if not value and isinstance(value, dict):
+        return b"{}"  # the common case (no tags, no metadata): no encoder call
+    try:
+        data = orjson.dumps(value)
+    except TypeError:  # an integer beyond 64 bits, a key that is not a string...
+        return json_text(value).encode()
+    if b"\\u0000" in data or ESC_BYTES in data:  # NUL or our escape: json_text escapes them
+        return json_text(value).encode()
+    return data
+
+
 def load_json(text: str | bytes) -> Any:
     """The inverse of :func:`json_text` (orjson, compiled, unless a number has 19 digits
     or more: orjson reads integers beyond 64 bits as floats; the standard parser does not)."""
@@ -93,51 +108,3 @@ def load_json(text: str | bytes) -> Any:
     if escaped:
         value = _map_strings(value, load_text)
     return value
-
-
-def _safe(value: Any) -> Any:
-    if type(value) is not list:
-        return value
-    try:  # one scan in C when the list holds only strings (the usual case)
-        joined = "".join(value)
-    except TypeError:
-        clean = not any(type(v) is str and ("\x00" in v or ESC in v) for v in value)
-    else:
-        clean = "\x00" not in joined and ESC not in joined
-    return value if clean else [store_text(v) if type(v) is str else v for v in value]
-
-
-def _safe_row(row: Sequence[Any]) -> Sequence[Any]:
-    for v in row:
-        if type(v) is list:
-            return tuple(map(_safe, row))
-    return row
-
-
-class TextSafeConnection:
-    """A connection whose list (array) arguments have their strings escaped; everything
-    else passes through to the wrapped connection."""
-
-    def __init__(self, conn: Any) -> None:
-        self._conn = conn
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn, name)
-
-    async def execute(self, query: str, *args: Any, **kw: Any) -> Any:
-        return await self._conn.execute(query, *map(_safe, args), **kw)
-
-    async def fetch(self, query: str, *args: Any, **kw: Any) -> Any:
-        return await self._conn.fetch(query, *map(_safe, args), **kw)
-
-    async def fetchrow(self, query: str, *args: Any, **kw: Any) -> Any:
-        return await self._conn.fetchrow(query, *map(_safe, args), **kw)
-
-    async def fetchval(self, query: str, *args: Any, **kw: Any) -> Any:
-        return await self._conn.fetchval(query, *map(_safe, args), **kw)
-
-    async def copy_records_to_table(
-        self, table_name: str, *, records: Iterable[Sequence[Any]], **kw: Any
-    ) -> Any:
-        rows = map(_safe_row, records)
-        return await self._conn.copy_records_to_table(table_name, records=rows, **kw)

@@ -6,15 +6,13 @@ later can help: a lost connection, a serialization failure, a server starting up
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from typing import Any
 
 import asyncpg
-import orjson
 
-from projections.text import ESC_BYTES, json_text, load_json, load_text, store_text
+from projections.text import json_text, jsonb_bytes, load_json, load_text, store_text
 from schemas.errors import HubError, LogError, StoreError
 
 __all__ = [
@@ -94,19 +92,8 @@ def translate_log_errors(what: str) -> AbstractContextManager[None]:
     return translate_errors(what, LogError)
 
 
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
-
 def _jsonb_out(value: Any) -> bytes:
-    if not value and isinstance(value, dict):
-        return b"\x01{}"  # the common case (no tags, no metadata): no encoder call
-    try:  # compiled; Postgres keeps jsonb in its own form, so the spelling does not matter
-        data = orjson.dumps(value)
-    except TypeError:  # an integer beyond 64 bits, a key that is not a string...
-        return b"\x01" + json_text(value).encode()
-    if b"\\u0000" in data or ESC_BYTES in data:  # NUL or our escape: json_text escapes them
-        return b"\x01" + json_text(value).encode()
-    return b"\x01" + data
+    return b"\x01" + jsonb_bytes(value)
 
 
 def _jsonb_in(data: bytes) -> Any:

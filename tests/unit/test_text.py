@@ -52,7 +52,7 @@ def test_json_round_trips_without_nul_escapes(value: Any) -> None:
 
 
 def test_json_text_in_a_text_array_is_not_escaped_twice() -> None:
-    from projections.text import _safe
+    from projections.connection import _safe
 
     escaped = json_text({"k": "\ue000\ue001\x00"})
     assert _safe([escaped, "a\x00"]) == [escaped, store_text("a\x00")]
