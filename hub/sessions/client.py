@@ -46,7 +46,7 @@ from schemas.events import (
     TokenUsage,
 )
 from schemas.ids import uuid7
-from schemas.parts import part_from_json
+from schemas.parts import part_from_json, text_parts
 from schemas.text_messages import TextMessages
 
 if TYPE_CHECKING:
@@ -325,15 +325,12 @@ class SessionsClient(SessionReader):
         message_id: UUID | str,
         *,
         reason: str | None = None,
-        replacement: str | None = None,
+        replacement: str | Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
-        """Remove a message's content from the read models (optionally show ``replacement``)."""
+        """Remove a message's content from the read models (optionally show
+        ``replacement``: a text, or text parts such as ``{"type": "text", "text": ...}``)."""
+        parts = text_parts(replacement, where="replacement")
         target = await self._check_in_thread(thread_id, message_id)
-        parts = (
-            (part_from_json({"type": "text", "text": replacement}, where="replacement"),)
-            if replacement
-            else ()
-        )
         await self._simple(
             MessageRedacted, thread_id, message_id=target, reason=reason, replacement=parts
         )

@@ -1,0 +1,369 @@
+"""Strands' ``SessionRepository`` over ``hub.sessions``, behaving as Strands' own
+``FileSessionManager`` does for every method: the same ids refused, the same
+``SessionException``\\s, Strands' own timestamps kept, and multi-agent state (Swarm,
+Graph).
+
+Layout: a session is a root thread named by its id; each agent is a thread forked from
+it, ``{session_id}/{agent_id}``; a Swarm's or Graph's state is a thread
+``{session_id}/multi_agents/{id}``. Ids are checked as Strands checks them (no path
+separators), so these names never collide. A Strands message index is its thread's seq
+minus one. Agent and multi-agent state go in ``AgentStateSaved`` events; a message
+update becomes ``MessageRedacted`` showing the new content (the old one is gone from the
+read models, as a redaction must make it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from strands._identifier import Identifier, validate
+from strands.session.session_repository import SessionRepository
+from strands.types.exceptions import SessionException
+from strands.types.session import (
+    Session,
+    SessionAgent,
+    SessionMessage,
+    SessionType,
+    decode_bytes_values,
+    encode_bytes_values,
+)
+
+from hub.bridge import SyncHub, sync_hub
+from hub.integrations.strands.content import from_parts, to_parts
+from hub.sessions.models import Message
+from hub.settings import HubSettings
+from schemas.errors import NotFoundError
+
+if TYPE_CHECKING:
+    from strands.multiagent.base import MultiAgentBase
+
+    from hub.client import Hub
+
+__all__ = ["HubSessionRepository"]
+
+SESSION_AGENT = "strands"  # the agent_id of a session's root thread
+MULTI_AGENTS = "multi_agents"
+PAGE = 10_000  # the most messages one read returns
+
+
+def session_thread(session_id: str) -> str:
+    return validate(session_id, Identifier.SESSION)
+
+
+def agent_thread(session_id: str, agent_id: str) -> str:
+    return f"{session_thread(session_id)}/{validate(agent_id, Identifier.AGENT)}"
+
+
+def multi_agent_thread(session_id: str, multi_agent_id: str) -> str:
+    multi = validate(multi_agent_id, Identifier.AGENT)
+    return f"{session_thread(session_id)}/{MULTI_AGENTS}/{multi}"
+
+
+def _index(message_id: Any) -> int:
+    if not isinstance(message_id, int) or isinstance(message_id, bool):
+        raise ValueError(f"message_id=<{message_id}> | message id must be an integer")
+    return message_id
+
+
+class HubSessionRepository(SessionRepository):
+    """Strands' ``SessionRepository`` over ``hub.sessions``."""
+
+    def __init__(self, hub: SyncHub | None = None, *, settings: HubSettings | None = None) -> None:
+        self.hub = hub or sync_hub(settings)
+
+    # ── sessions ────────────────────────────────────────────────────────────────────────
+
+    def create_session(self, session: Session, **kwargs: Any) -> Session:
+        thread_id = session_thread(session.session_id)
+
+        async def create(hub: Hub) -> None:
+            if await hub.sessions.get(thread_id) is not None:
+                raise SessionException(f"Session {session.session_id} already exists")
+            await hub.sessions.start_thread(
+                thread_id=thread_id,
+                agent_id=SESSION_AGENT,
+                title=session.session_id,
+                metadata={"strands": {"session": session.to_dict()}},
+            )
+
+        self.hub.call(create)
+        return session
+
+    def read_session(self, session_id: str, **kwargs: Any) -> Session | None:
+        thread_id = session_thread(session_id)
+        info = self.hub.call(lambda hub: hub.sessions.get(thread_id))
+        strands = info.metadata.get("strands") if info is not None else None
+        if info is None or info.parent_id is not None or not isinstance(strands, dict):
+            return None  # not a Strands session (an agent's thread is never one)
+        if "session" in strands:
+            return Session.from_dict(strands["session"])
+        return Session(  # written before Strands' own fields were kept
+            session_id=session_id,
+            session_type=SessionType(strands.get("session_type", "AGENT")),
+            created_at=info.created_at.isoformat(),
+            updated_at=info.updated_at.isoformat(),
+        )
+
+    def fork_session(self, session_id: str, new_session_id: str) -> Session:
+        """A copy-on-write fork of a whole session (every agent's thread at its head, and
+        the multi-agent states)."""
+        source_id, new_id = session_thread(session_id), session_thread(new_session_id)
+        source_session = self.read_session(session_id)
+        if source_session is None:
+            raise SessionException(f"Session {session_id} does not exist")
+        forked = Session.from_dict({**source_session.to_dict(), "session_id": new_session_id})
+
+        async def fork(hub: Hub) -> None:
+            s = hub.sessions
+            source = await s.get(source_id)
+            assert source is not None
+            if await s.get(new_id) is not None:
+                raise SessionException(f"Session {new_session_id} already exists")
+            strands = {**source.metadata.get("strands", {}), "session": forked.to_dict()}
+            await s.start_thread(
+                thread_id=new_id,
+                agent_id=SESSION_AGENT,
+                title=new_session_id,
+                metadata={**source.metadata, "strands": strands, "forked_from_session": session_id},
+            )
+            for child in (await s.tree(source_id)).children:
+                new_child = new_id + child.thread_id.removeprefix(source_id)
+                await s.fork(child.thread_id, new_thread_id=new_child)
+                state = await s.agent_state(child.thread_id)
+                if state is not None:
+                    await s.save_agent_state(new_child, state["agent_id"], state["state"])
+
+        self.hub.call(fork)
+        return forked
+
+    # ── agents and multi-agent state ────────────────────────────────────────────────────
+
+    async def _save_state(
+        self, hub: Hub, session_id: str, thread_id: str, owner: str, state: Mapping[str, Any]
+    ) -> None:
+        """``state`` as the latest of ``thread_id`` (a thread forked from the session,
+        made if it is new)."""
+        if await hub.sessions.get(thread_id) is None:
+            if await hub.sessions.get(session_thread(session_id)) is None:
+                raise SessionException(f"Session {session_id} does not exist")
+            await hub.sessions.fork(session_id, new_thread_id=thread_id, title=owner)
+        await hub.sessions.save_agent_state(thread_id, owner, encode_bytes_values(dict(state)))
+
+    async def _state(self, hub: Hub, thread_id: str) -> dict[str, Any] | None:
+        if await hub.sessions.get(thread_id) is None:
+            return None
+        saved = await hub.sessions.agent_state(thread_id)
+        return decode_bytes_values(saved["state"]) if saved is not None else None
+
+    def create_agent(self, session_id: str, session_agent: SessionAgent, **kwargs: Any) -> None:
+        thread_id = agent_thread(session_id, session_agent.agent_id)
+        state = session_agent.to_dict()
+        self.hub.call(
+            lambda hub: self._save_state(hub, session_id, thread_id, session_agent.agent_id, state)
+        )
+
+    def read_agent(self, session_id: str, agent_id: str, **kwargs: Any) -> SessionAgent | None:
+        thread_id = agent_thread(session_id, agent_id)
+        state = self.hub.call(lambda hub: self._state(hub, thread_id))
+        return SessionAgent.from_dict(state) if state is not None else None
+
+    def update_agent(self, session_id: str, session_agent: SessionAgent, **kwargs: Any) -> None:
+        previous = self.read_agent(session_id, session_agent.agent_id)
+        if previous is None:
+            raise SessionException(
+                f"Agent {session_agent.agent_id} in session {session_id} does not exist"
+            )
+        session_agent.created_at = previous.created_at
+        self.create_agent(session_id, session_agent)
+
+    def create_multi_agent(
+        self, session_id: str, multi_agent: MultiAgentBase, **kwargs: Any
+    ) -> None:
+        thread_id = multi_agent_thread(session_id, multi_agent.id)
+        state = multi_agent.serialize_state()
+        self.hub.call(
+            lambda hub: self._save_state(hub, session_id, thread_id, multi_agent.id, state)
+        )
+
+    def read_multi_agent(
+        self, session_id: str, multi_agent_id: str, **kwargs: Any
+    ) -> dict[str, Any] | None:
+        thread_id = multi_agent_thread(session_id, multi_agent_id)
+        return self.hub.call(lambda hub: self._state(hub, thread_id))
+
+    def update_multi_agent(
+        self, session_id: str, multi_agent: MultiAgentBase, **kwargs: Any
+    ) -> None:
+        if self.read_multi_agent(session_id, multi_agent.id) is None:
+            raise SessionException(
+                f"MultiAgent state {multi_agent.id} in session {session_id} does not exist"
+            )
+        self.create_multi_agent(session_id, multi_agent)
+
+    # ── messages ────────────────────────────────────────────────────────────────────────
+
+    def create_message(
+        self, session_id: str, agent_id: str, session_message: SessionMessage, **kwargs: Any
+    ) -> None:
+        """Append the message at its index; a message already at that index is replaced,
+        as Strands' file store overwrites it. An index past the end is refused (the hub
+        keeps a conversation without gaps)."""
+        thread_id = agent_thread(session_id, agent_id)
+        index = _index(session_message.message_id)
+
+        async def create(hub: Hub) -> None:
+            info = await hub.sessions.get(thread_id)
+            if info is None:
+                raise SessionException(f"Agent {agent_id} in session {session_id} does not exist")
+            if index < info.message_count:
+                await self._update(hub, session_id, agent_id, session_message, keep_created=False)
+                return
+            if index > info.message_count:
+                raise SessionException(
+                    f"Message {index} of agent {agent_id} would leave a gap: the agent has "
+                    f"{info.message_count} messages"
+                )
+            message = session_message.message
+            await hub.sessions.append(
+                thread_id,
+                message["role"],
+                to_parts(message),
+                metadata=_metadata(session_message, _extras(message)),
+            )
+            if session_message.redact_message is not None:
+                await self._update(hub, session_id, agent_id, session_message, keep_created=True)
+
+        self.hub.call(create)
+
+    async def _at(self, hub: Hub, thread_id: str, index: int) -> Message | None:
+        if index < 0:
+            return None
+        found = await hub.sessions.messages(thread_id, after=index, limit=1)
+        return found[0] if found and found[0].seq == index + 1 else None
+
+    async def _session_message(self, hub: Hub, m: Message) -> SessionMessage:
+        content: Any = {"role": m.role, "content": await from_parts(hub, m.parts)}
+        content.update(decode_bytes_values(m.metadata.get("strands_extras", {})))
+        strands = m.metadata.get("strands", {})
+        created = strands.get("created_at") or m.created_at.isoformat()
+        updated = strands.get("updated_at") or created
+        redacted = content if m.redacted else None  # the original is gone: show its replacement
+        return SessionMessage(
+            content, m.seq - 1, redact_message=redacted, created_at=created, updated_at=updated
+        )
+
+    def read_message(
+        self, session_id: str, agent_id: str, message_id: int, **kwargs: Any
+    ) -> SessionMessage | None:
+        thread_id = agent_thread(session_id, agent_id)
+        index = _index(message_id)
+
+        async def read(hub: Hub) -> SessionMessage | None:
+            if await hub.sessions.get(thread_id) is None:
+                return None
+            found = await self._at(hub, thread_id, index)
+            return await self._session_message(hub, found) if found is not None else None
+
+        return self.hub.call(read)
+
+    def update_message(
+        self, session_id: str, agent_id: str, session_message: SessionMessage, **kwargs: Any
+    ) -> None:
+        """The message at its index now shows ``session_message.to_message()`` (a
+        redaction's content, or an alias record Strands rewrites after one)."""
+        self.hub.call(
+            lambda hub: self._update(hub, session_id, agent_id, session_message, keep_created=True)
+        )
+
+    async def _update(
+        self,
+        hub: Hub,
+        session_id: str,
+        agent_id: str,
+        session_message: SessionMessage,
+        *,
+        keep_created: bool,
+    ) -> None:
+        thread_id = agent_thread(session_id, agent_id)
+        index = _index(session_message.message_id)
+        exists = await hub.sessions.get(thread_id) is not None
+        stored = await self._at(hub, thread_id, index) if exists else None
+        if stored is None:
+            raise SessionException(f"Message {index} does not exist")
+        previous = await self._session_message(hub, stored)
+        if keep_created:
+            session_message.created_at = previous.created_at
+        shown = session_message.to_message()
+        if shown == previous.to_message():
+            return  # nothing the hub shows changes
+        extras = {k: v for k, v in shown.items() if k not in ("role", "content")}
+        old_extras = {
+            k: v for k, v in previous.to_message().items() if k not in ("role", "content")
+        }
+        parts = to_parts(shown)
+        if (
+            extras != old_extras
+            or shown.get("role") != stored.role
+            or any(p["type"] != "text" for p in parts)
+        ):
+            raise SessionException(
+                f"Message {index}: Agent Hub can change a stored message only to text "
+                "blocks of the same role (a redaction); this update has other content"
+            )
+        try:
+            await hub.sessions.redact(
+                thread_id,
+                stored.message_id,
+                reason="updated by Strands",
+                replacement=[{"type": "text", "text": p["text"]} for p in parts],
+            )
+        except NotFoundError as exc:
+            raise SessionException(f"Message {index} does not exist") from exc
+
+    def list_messages(
+        self,
+        session_id: str,
+        agent_id: str,
+        limit: int | None = None,
+        offset: int = 0,
+        **kwargs: Any,
+    ) -> list[SessionMessage]:
+        """Every message from ``offset`` (``limit`` of them, or all), however many."""
+        thread_id = agent_thread(session_id, agent_id)
+
+        async def read(hub: Hub) -> list[SessionMessage]:
+            if await hub.sessions.get(thread_id) is None:
+                raise SessionException(
+                    f"Messages directory missing from agent: {agent_id} in session {session_id}"
+                )
+            out: list[SessionMessage] = []
+            after, wanted = max(offset, 0), limit
+            while wanted is None or len(out) < wanted:
+                page_size = PAGE if wanted is None else min(PAGE, wanted - len(out))
+                page = await hub.sessions.messages(thread_id, after=after, limit=page_size)
+                out += [await self._session_message(hub, m) for m in page]
+                if len(page) < page_size:
+                    break
+                after = page[-1].seq
+            return out
+
+        return self.hub.call(read)
+
+
+def _metadata(session_message: SessionMessage, extras: Mapping[str, Any]) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "strands_index": session_message.message_id,
+        "strands": {
+            "created_at": session_message.created_at,
+            "updated_at": session_message.updated_at,
+        },
+    }
+    if extras:
+        metadata["strands_extras"] = encode_bytes_values(dict(extras))
+    return metadata
+
+
+def _extras(message: Mapping[str, Any]) -> dict[str, Any]:
+    """A Strands message's keys besides its role and content."""
+    return {k: v for k, v in message.items() if k not in ("role", "content")}
