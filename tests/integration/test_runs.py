@@ -19,7 +19,7 @@ from hub.runs import track_request
 from hub.settings import HubSettings
 from schemas.events import Topic
 from tests.conftest import TEST_PARTITIONS
-from tests.integration.test_strands import ScriptedModel
+from tests.support.scripted_model import ScriptedModel
 
 pytestmark = pytest.mark.anyio
 

@@ -5,49 +5,17 @@ continues without touching the original."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from strands import Agent
-from strands.models import Model
 from strands.types.session import Session, SessionAgent, SessionMessage, SessionType
 
 from hub.bridge import SyncHub
 from hub.integrations.strands import HubSessionManager, HubSessionRepository
 from hub.settings import HubSettings
-
-
-class ScriptedModel(Model):
-    """Answers from a script, and remembers what it was shown."""
-
-    def __init__(self, *replies: str) -> None:
-        self.replies = list(replies)
-        self.seen: list[list[dict[str, Any]]] = []
-
-    def update_config(self, **model_config: Any) -> None:
-        return None
-
-    def get_config(self) -> Any:
-        return {}
-
-    def structured_output(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError
-
-    async def stream(self, messages: Any, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-        self.seen.append([dict(m) for m in messages])
-        text = self.replies.pop(0)
-        yield {"messageStart": {"role": "assistant"}}
-        yield {"contentBlockStart": {"start": {}}}
-        yield {"contentBlockDelta": {"delta": {"text": text}}}
-        yield {"contentBlockStop": {}}
-        yield {"messageStop": {"stopReason": "end_turn"}}
-        yield {
-            "metadata": {
-                "usage": {"inputTokens": 3, "outputTokens": 2, "totalTokens": 5},
-                "metrics": {"latencyMs": 1},
-            }
-        }
+from tests.support.scripted_model import ScriptedModel
 
 
 @pytest.fixture

@@ -206,7 +206,7 @@ def test_a_swarm_keeps_its_state_in_the_hub_and_restores_it(sync: SyncHub) -> No
     from strands.multiagent import Swarm
 
     from hub.integrations.strands import HubSessionManager
-    from tests.integration.test_strands import ScriptedModel
+    from tests.support.scripted_model import ScriptedModel
 
     def team() -> list[Agent]:
         return [

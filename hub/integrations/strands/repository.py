@@ -10,10 +10,16 @@ separators), so these names never collide. A Strands message index is its thread
 minus one. Agent and multi-agent state go in ``AgentStateSaved`` events; a message
 update becomes ``MessageRedacted`` showing the new content (the old one is gone from the
 read models, as a redaction must make it).
+
+What this repository wrote it also remembers (sessions, the latest agent and multi-agent
+states, each agent's message count), so Strands' reads after its own writes and its
+appends do not wait for the projection. Like Strands' own stores, it expects one writer
+per session at a time.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +77,9 @@ class HubSessionRepository(SessionRepository):
 
     def __init__(self, hub: SyncHub | None = None, *, settings: HubSettings | None = None) -> None:
         self.hub = hub or sync_hub(settings)
+        self._sessions: dict[str, dict[str, Any]] = {}  # session thread -> Session.to_dict()
+        self._states: dict[str, dict[str, Any]] = {}  # thread -> its latest state
+        self._counts: dict[str, int] = {}  # agent thread -> its number of messages
 
     # ── sessions ────────────────────────────────────────────────────────────────────────
 
@@ -78,7 +87,7 @@ class HubSessionRepository(SessionRepository):
         thread_id = session_thread(session.session_id)
 
         async def create(hub: Hub) -> None:
-            if await hub.sessions.get(thread_id) is not None:
+            if thread_id in self._sessions or await hub.sessions.get(thread_id) is not None:
                 raise SessionException(f"Session {session.session_id} already exists")
             await hub.sessions.start_thread(
                 thread_id=thread_id,
@@ -88,15 +97,19 @@ class HubSessionRepository(SessionRepository):
             )
 
         self.hub.call(create)
+        self._sessions[thread_id] = session.to_dict()
         return session
 
     def read_session(self, session_id: str, **kwargs: Any) -> Session | None:
         thread_id = session_thread(session_id)
+        if thread_id in self._sessions:
+            return Session.from_dict(self._sessions[thread_id])
         info = self.hub.call(lambda hub: hub.sessions.get(thread_id))
         strands = info.metadata.get("strands") if info is not None else None
         if info is None or info.parent_id is not None or not isinstance(strands, dict):
             return None  # not a Strands session (an agent's thread is never one)
         if "session" in strands:
+            self._sessions[thread_id] = strands["session"]
             return Session.from_dict(strands["session"])
         return Session(  # written before Strands' own fields were kept
             session_id=session_id,
@@ -135,6 +148,7 @@ class HubSessionRepository(SessionRepository):
                     await s.save_agent_state(new_child, state["agent_id"], state["state"])
 
         self.hub.call(fork)
+        self._sessions[new_id] = forked.to_dict()
         return forked
 
     # ── agents and multi-agent state ────────────────────────────────────────────────────
@@ -144,17 +158,25 @@ class HubSessionRepository(SessionRepository):
     ) -> None:
         """``state`` as the latest of ``thread_id`` (a thread forked from the session,
         made if it is new)."""
-        if await hub.sessions.get(thread_id) is None:
-            if await hub.sessions.get(session_thread(session_id)) is None:
+        if thread_id not in self._states and await hub.sessions.get(thread_id) is None:
+            session = session_thread(session_id)
+            if session not in self._sessions and await hub.sessions.get(session) is None:
                 raise SessionException(f"Session {session_id} does not exist")
             await hub.sessions.fork(session_id, new_thread_id=thread_id, title=owner)
+            self._counts[thread_id] = 0
         await hub.sessions.save_agent_state(thread_id, owner, encode_bytes_values(dict(state)))
+        self._states[thread_id] = dict(state)
 
     async def _state(self, hub: Hub, thread_id: str) -> dict[str, Any] | None:
+        if thread_id in self._states:
+            return copy.deepcopy(self._states[thread_id])
         if await hub.sessions.get(thread_id) is None:
             return None
         saved = await hub.sessions.agent_state(thread_id)
-        return decode_bytes_values(saved["state"]) if saved is not None else None
+        if saved is None:
+            return None
+        self._states[thread_id] = decode_bytes_values(saved["state"])
+        return copy.deepcopy(self._states[thread_id])
 
     def create_agent(self, session_id: str, session_agent: SessionAgent, **kwargs: Any) -> None:
         thread_id = agent_thread(session_id, session_agent.agent_id)
@@ -213,16 +235,21 @@ class HubSessionRepository(SessionRepository):
         index = _index(session_message.message_id)
 
         async def create(hub: Hub) -> None:
-            info = await hub.sessions.get(thread_id)
-            if info is None:
-                raise SessionException(f"Agent {agent_id} in session {session_id} does not exist")
-            if index < info.message_count:
+            count = self._counts.get(thread_id)
+            if count is None:
+                info = await hub.sessions.get(thread_id)
+                if info is None:
+                    raise SessionException(
+                        f"Agent {agent_id} in session {session_id} does not exist"
+                    )
+                count = self._counts[thread_id] = info.message_count
+            if index < count:
                 await self._update(hub, session_id, agent_id, session_message, keep_created=False)
                 return
-            if index > info.message_count:
+            if index > count:
                 raise SessionException(
                     f"Message {index} of agent {agent_id} would leave a gap: the agent has "
-                    f"{info.message_count} messages"
+                    f"{count} messages"
                 )
             message = session_message.message
             await hub.sessions.append(
@@ -231,6 +258,7 @@ class HubSessionRepository(SessionRepository):
                 to_parts(message),
                 metadata=_metadata(session_message, _extras(message)),
             )
+            self._counts[thread_id] = count + 1
             if session_message.redact_message is not None:
                 await self._update(hub, session_id, agent_id, session_message, keep_created=True)
 

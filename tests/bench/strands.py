@@ -1,0 +1,102 @@
+"""Strands session benchmark (issue 14), all in one run.
+
+    python -m tests.bench.strands [--sessions 200] [--turns 2]
+
+``--sessions`` real ``strands.Agent``\\s (a scripted model: no network, no LLM), each in
+a session of its own, each answering ``--turns`` prompts: Strands calls its session
+manager to create the session and the agent, append every message and sync the agent
+after each turn. Timed with ``HubSessionManager`` on embedded defaults (the Postgres log,
+the projectors in this process, as ``agent-hub`` runs with nothing configured) against
+Strands' own ``FileSessionManager`` on the same disk. Then a restore: a new Agent per
+session reads it back; the restored conversations must equal the stored ones.
+Ratio = file store's time / the hub's (above 1: the hub is faster). Goal: >= 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from strands import Agent
+from strands.session.file_session_manager import FileSessionManager
+
+from hub.bridge import SyncHub
+from hub.infra.logs import configure_logging
+from hub.integrations.strands import HubSessionManager
+from hub.settings import HubSettings
+from tests.support.scripted_model import ScriptedModel
+
+Manager = Callable[[str], Any]
+
+
+def conversations(sessions: int, turns: int, manager: Manager) -> float:
+    started = time.perf_counter()
+    for n in range(sessions):
+        agent = Agent(
+            model=ScriptedModel(*(f"answer {t}" for t in range(turns))),
+            agent_id="assistant",
+            session_manager=manager(f"session-{n}"),
+            callback_handler=None,
+        )
+        for t in range(turns):
+            agent(f"question {t} of session {n}")
+    return time.perf_counter() - started
+
+
+def restores(sessions: int, manager: Manager) -> tuple[float, list[Any]]:
+    started = time.perf_counter()
+    restored = []
+    for n in range(sessions):
+        agent = Agent(
+            model=ScriptedModel(),
+            agent_id="assistant",
+            session_manager=manager(f"session-{n}"),
+            callback_handler=None,
+        )
+        # every run draws its own tracking ids: the rest must be equal
+        restored.append(
+            [{k: v for k, v in m.items() if k != "tracking_id"} for m in agent.messages]
+        )
+    return time.perf_counter() - started, restored
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sessions", type=int, default=200)
+    parser.add_argument("--turns", type=int, default=2)
+    args = parser.parse_args()
+    configure_logging("warning")
+    home = Path(tempfile.mkdtemp(prefix="hub-bench-strands-"))
+    hub = SyncHub(HubSettings(home=home / "hub", run_projectors="always")).start()
+    try:  # embedded defaults: the Postgres under home, for the log and the read models
+        ours = conversations(args.sessions, args.turns, lambda s: HubSessionManager(s, hub=hub))
+        ours_restore, ours_seen = restores(args.sessions, lambda s: HubSessionManager(s, hub=hub))
+    finally:
+        hub.stop()
+    files = str(home / "strands")
+    theirs = conversations(
+        args.sessions, args.turns, lambda s: FileSessionManager(s, storage_dir=files)
+    )
+    theirs_restore, theirs_seen = restores(
+        args.sessions, lambda s: FileSessionManager(s, storage_dir=files)
+    )
+    assert ours_seen == theirs_seen, "the hub restored other conversations than the file store"
+    n = args.sessions
+    print(f"Strands sessions: {n} agents x {args.turns} turns, then a restore of each")
+    for label, a, b in (
+        ("conversations", ours, theirs),
+        ("restores", ours_restore, theirs_restore),
+    ):
+        print(
+            f"  {label:14} HubSessionManager {a:6.2f}s ({1000 * a / n:5.1f} ms/session)   "
+            f"FileSessionManager {b:6.2f}s ({1000 * b / n:5.1f} ms/session)   "
+            f"ratio {b / a:5.2f}   goal >= 1"
+        )
+
+
+if __name__ == "__main__":
+    main()
