@@ -228,3 +228,32 @@ def test_a_swarm_keeps_its_state_in_the_hub_and_restores_it(sync: SyncHub) -> No
     assert again._resume_from_session  # restored from the hub, to resume at the editor
     assert [n.node_id for n in again.state.node_history] == ["writer"]
     assert again.state.current_node is not None and again.state.current_node.node_id == "editor"
+
+
+def test_strands_redaction_of_a_real_agents_message(sync: SyncHub) -> None:  # noqa: F811
+    """Strands' own redaction path (``redact_latest_message``, as a guardrail calls it) on
+    an Agent's messages, which carry keys besides role and content (tracking ids)."""
+    from strands import Agent
+
+    from hub.integrations.strands import HubSessionManager
+    from tests.support.scripted_model import ScriptedModel
+
+    manager = HubSessionManager("guarded", hub=sync)
+    agent = Agent(
+        model=ScriptedModel("noted"), agent_id="a", session_manager=manager, callback_handler=None
+    )
+    agent("my card is 4111 1111 1111 1111")
+    hidden = {"role": "assistant", "content": [{"text": "[redacted]"}]}
+    manager.redact_latest_message(hidden, agent)  # type: ignore[arg-type]
+    texts = [m.text for m in sync.call(lambda hub: hub.sessions.messages("guarded/a"))]
+    assert texts == ["my card is 4111 1111 1111 1111", "[redacted]"]
+    restored = Agent(
+        model=ScriptedModel(),
+        agent_id="a",
+        session_manager=HubSessionManager("guarded", hub=sync),
+        callback_handler=None,
+    )
+    assert [m["content"] for m in restored.messages] == [
+        [{"text": "my card is 4111 1111 1111 1111"}],
+        [{"text": "[redacted]"}],
+    ]

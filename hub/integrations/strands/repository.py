@@ -322,19 +322,13 @@ class HubSessionRepository(SessionRepository):
         previous = await self._session_message(hub, stored)
         if keep_created:
             session_message.created_at = previous.created_at
-        shown = session_message.to_message()
-        if shown == previous.to_message():
+        # a message's role and content can change (a redaction); its other keys are kept
+        # with the message as it was appended (Strands' tracking ids, usage)
+        shown, before = session_message.to_message(), previous.to_message()
+        if shown.get("content") == before.get("content") and shown.get("role") == stored.role:
             return  # nothing the hub shows changes
-        extras = {k: v for k, v in shown.items() if k not in ("role", "content")}
-        old_extras = {
-            k: v for k, v in previous.to_message().items() if k not in ("role", "content")
-        }
         parts = to_parts(shown)
-        if (
-            extras != old_extras
-            or shown.get("role") != stored.role
-            or any(p["type"] != "text" for p in parts)
-        ):
+        if shown.get("role") != stored.role or any(p["type"] != "text" for p in parts):
             raise SessionException(
                 f"Message {index}: Agent Hub can change a stored message only to text "
                 "blocks of the same role (a redaction); this update has other content"
