@@ -7,9 +7,11 @@ a session of its own, each answering ``--turns`` prompts: Strands calls its sess
 manager to create the session and the agent, append every message and sync the agent
 after each turn. Timed with ``HubSessionManager`` on embedded defaults (the Postgres log,
 the projectors in this process, as ``agent-hub`` runs with nothing configured) against
-Strands' own ``FileSessionManager`` on the same disk. Then a restore: a new Agent per
-session reads it back; the restored conversations must equal the stored ones.
-Ratio = file store's time / the hub's (above 1: the hub is faster). Goal: >= 1.
+Strands' own ``FileSessionManager`` on the same disk and ``S3SessionManager`` on moto's S3
+server (a real HTTP endpoint on 127.0.0.1). Then a restore: a new Agent per session reads
+it back; the restored conversations must be the same for all three.
+Ratio = the other store's time / the hub's (above 1: the hub is faster). Goals: >= 1
+against the file store, >= 3 against S3.
 """
 
 from __future__ import annotations
@@ -78,24 +80,53 @@ def main() -> None:
     finally:
         hub.stop()
     files = str(home / "strands")
-    theirs = conversations(
-        args.sessions, args.turns, lambda s: FileSessionManager(s, storage_dir=files)
-    )
-    theirs_restore, theirs_seen = restores(
-        args.sessions, lambda s: FileSessionManager(s, storage_dir=files)
-    )
+    file_manager: Manager = lambda s: FileSessionManager(s, storage_dir=files)  # noqa: E731
+    theirs = conversations(args.sessions, args.turns, file_manager)
+    theirs_restore, theirs_seen = restores(args.sessions, file_manager)
     assert ours_seen == theirs_seen, "the hub restored other conversations than the file store"
+    s3, s3_restore = s3_runs(args.sessions, args.turns, theirs_seen)
     n = args.sessions
     print(f"Strands sessions: {n} agents x {args.turns} turns, then a restore of each")
-    for label, a, b in (
-        ("conversations", ours, theirs),
-        ("restores", ours_restore, theirs_restore),
+    for label, a, b, c in (
+        ("conversations", ours, theirs, s3),
+        ("restores", ours_restore, theirs_restore, s3_restore),
     ):
         print(
             f"  {label:14} HubSessionManager {a:6.2f}s ({1000 * a / n:5.1f} ms/session)   "
-            f"FileSessionManager {b:6.2f}s ({1000 * b / n:5.1f} ms/session)   "
-            f"ratio {b / a:5.2f}   goal >= 1"
+            f"FileSessionManager {b:6.2f}s: ratio {b / a:5.2f} (goal >= 1)   "
+            f"S3SessionManager {c:6.2f}s: ratio {c / a:5.2f} (goal >= 3)"
         )
+
+
+def s3_runs(sessions: int, turns: int, expected: list[Any]) -> tuple[float, float]:
+    """Strands' ``S3SessionManager`` on moto's S3 server."""
+    import os
+
+    import boto3  # type: ignore[import-untyped]
+    from strands.session.s3_session_manager import S3SessionManager
+
+    from tests.support.moto import start_moto
+
+    server, url = start_moto()
+    try:
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            os.environ.setdefault(name, "bench")
+        boto3.client("s3", endpoint_url=url, region_name="us-east-1").create_bucket(
+            Bucket="strands"
+        )
+
+        def manager(session_id: str) -> Any:
+            return S3SessionManager(
+                session_id, bucket="strands", endpoint_url=url, region_name="us-east-1"
+            )
+
+        written = conversations(sessions, turns, manager)
+        restore, seen = restores(sessions, manager)
+        assert seen == expected, "S3SessionManager restored other conversations"
+        return written, restore
+    finally:
+        server.kill()
+        server.wait()
 
 
 if __name__ == "__main__":
