@@ -177,6 +177,9 @@ class MessageRedacted(_SessionEvent):
     message_id: UUID
     reason: Text | None = None
     replacement: FrozenList[TextPart] = ()
+    # v2: a replacement of any parts (tool calls, data, blobs); when given, it is what
+    # shows instead and ``replacement`` is empty (v1 readers show nothing instead)
+    replacement_parts: FrozenList[Part] = ()
 
 
 # ── agenthub.runs (key: run id) ─────────────────────────────────────────────────────────

@@ -29,7 +29,6 @@ __all__ = [
     "parts_bytes",
     "parts_json",
     "parts_text",
-    "text_parts",
 ]
 
 PART_TYPES: Mapping[str, type[Part]] = {
@@ -107,22 +106,3 @@ def json_size(parts_json: Sequence[Mapping[str, Any]]) -> int:
         else:
             size += len(json.dumps(part, ensure_ascii=False).encode())
     return size
-
-
-def text_parts(
-    value: str | Sequence[Mapping[str, Any]] | None, *, where: str
-) -> tuple[TextPart, ...]:
-    """Text parts from a text or from the parts' JSON forms; anything but text parts
-    raises :class:`InputError` naming the item (what a redaction shows instead)."""
-    if not value:
-        return ()
-    if isinstance(value, str):
-        value = [{"type": "text", "text": value}]
-    parts: list[TextPart] = []
-    for i, data in enumerate(value):
-        field = f"{where}.{i}"
-        part = part_from_json(data, where=field) if isinstance(data, Mapping) else None
-        if not isinstance(part, TextPart):
-            raise InputError(f"{field}: text parts only", field=field)
-        parts.append(part)
-    return tuple(parts)

@@ -94,7 +94,9 @@ class ThreadChange(_Body):
 
 class RedactRequest(_Body):
     reason: str | None = None
-    replacement: str | None = None
+    replacement: str | list[Any] | None = Field(
+        None, description="What shows instead: a text, or parts as a message's content"
+    )
 
 
 class SaveAgentState(_Body):
@@ -250,8 +252,11 @@ def add_thread_write_routes(app: FastAPI, access: Access) -> None:
         thread_id: str, message_id: UUID, body: RedactRequest | None = None, hub: HubScope = writer
     ) -> None:
         body = body or RedactRequest()
+        replacement = body.replacement
+        if replacement is not None:
+            replacement = _content(replacement, "replacement")
         await hub.sessions.redact(
-            thread_id, message_id, reason=body.reason, replacement=body.replacement
+            thread_id, message_id, reason=body.reason, replacement=replacement
         )
 
     @app.put("/v1/threads/{thread_id:path}/agent-state", status_code=204)

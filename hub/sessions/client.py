@@ -38,6 +38,7 @@ from schemas.events import (
     MessageAppended,
     MessageRedacted,
     Part,
+    TextPart,
     ThreadArchived,
     ThreadForked,
     ThreadRenamed,
@@ -46,7 +47,7 @@ from schemas.events import (
     TokenUsage,
 )
 from schemas.ids import uuid7
-from schemas.parts import part_from_json, text_parts
+from schemas.parts import part_from_json
 from schemas.text_messages import TextMessages
 
 if TYPE_CHECKING:
@@ -65,18 +66,18 @@ class SessionsClient(SessionReader):
     async def _emit(self, *events: Event) -> builtins.list[Position]:
         return await self._ctx.emit(*events)
 
-    async def _parts(self, content: Any) -> tuple[Part, ...]:
+    async def _parts(self, content: Any, field: str = "content") -> tuple[Part, ...]:
         if isinstance(content, str):
-            return (part_from_json({"type": "text", "text": content}, where="content"),)
+            return (part_from_json({"type": "text", "text": content}, where=field),)
         if isinstance(content, Part.__args__):
             return (content,)
         if not isinstance(content, Sequence) or isinstance(content, bytes):
             raise InputError(
-                "content: a string, or a list of parts ({'type': 'text', ...})", field="content"
+                f"{field}: a string, or a list of parts ({{'type': 'text', ...}})", field=field
             )
         parts: builtins.list[Part] = []
         for i, item in enumerate(content):
-            where = f"content.{i}"
+            where = f"{field}.{i}"
             if isinstance(item, Part.__args__):
                 parts.append(item)
             elif isinstance(item, str):
@@ -325,15 +326,18 @@ class SessionsClient(SessionReader):
         message_id: UUID | str,
         *,
         reason: str | None = None,
-        replacement: str | Sequence[Mapping[str, Any]] | None = None,
+        replacement: str | Sequence[Any] | None = None,
     ) -> None:
         """Remove a message's content from the read models (optionally show
-        ``replacement``: a text, or text parts such as ``{"type": "text", "text": ...}``)."""
-        parts = text_parts(replacement, where="replacement")
+        ``replacement`` instead: a text, or parts as ``append`` takes them)."""
         target = await self._check_in_thread(thread_id, message_id)
-        await self._simple(
-            MessageRedacted, thread_id, message_id=target, reason=reason, replacement=parts
+        parts = await self._parts(replacement, "replacement") if replacement else ()
+        shown = (  # text only: the v1 field, which every reader shows
+            {"replacement": parts}
+            if all(isinstance(p, TextPart) for p in parts)
+            else {"replacement_parts": parts}
         )
+        await self._simple(MessageRedacted, thread_id, message_id=target, reason=reason, **shown)
 
     async def _simple(self, cls: type[Event], thread_id: str, **fields: Any) -> None:
         root = await self._root_of(thread_id)

@@ -181,8 +181,9 @@ async def on_redacted(batch: SessionsBatch, ev: MessageRedacted, meta: EventMeta
     tenant = ev.tenant_id
     state = await batch.require(tenant, ev.thread_id, ev)
     owner_id, seq = await batch.visible(tenant, state, ev.message_id)
-    parts = parts_json(ev.replacement)
-    text = parts_text(ev.replacement)
+    shown = ev.replacement_parts or ev.replacement  # v2's parts, else v1's text parts
+    parts = parts_json(shown)
+    text = parts_text(shown)
     pending = batch.by_message_id.get((tenant, ev.message_id))
     if pending is not None:  # appended in this batch: the row is written redacted
         pending.row[5], pending.row[6] = parts, text

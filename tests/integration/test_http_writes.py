@@ -267,3 +267,33 @@ async def test_messages_with_integers_beyond_64_bits_read_back_exactly(served: S
         read = await http.get("/v1/threads/t/messages")
         assert read.status_code == 200, read.text
         assert read.json()["messages"][0]["metadata"] == big
+
+
+async def test_a_redaction_over_http_may_show_parts(served: Served) -> None:
+    async with api_client(served.hub, served.app, role="writer") as http:
+        await http.post("/v1/threads", json={"agent_id": "bot", "thread_id": "r"})
+        written = await http.post(
+            "/v1/threads/r/messages",
+            json={"messages": [{"role": "assistant", "content": "card 4111 1111 1111 1111"}]},
+        )
+        (message_id,) = written.json()["message_ids"]
+        shown = [
+            {"type": "text", "text": "[removed]"},
+            {"type": "blob", "data_base64": "JVBERi0=", "content_type": "application/pdf"},
+        ]
+        redacted = await http.post(
+            f"/v1/threads/r/messages/{message_id}/redact",
+            json={"reason": "pii", "replacement": shown},
+        )
+        assert redacted.status_code == 204, redacted.text
+        (message,) = (await http.get("/v1/threads/r/messages")).json()["messages"]
+        assert message["redacted"] and message["text"] == "[removed]"
+        assert [p["type"] for p in message["parts"]] == ["text", "blob"]
+        assert message["parts"][1]["size"] == 5
+        bad = await http.post(
+            f"/v1/threads/r/messages/{message_id}/redact",
+            json={"replacement": [{"type": "blob", "data_base64": "%%%"}]},
+        )
+        assert (
+            bad.status_code == 400 and bad.json()["error"]["field"] == "replacement.0.data_base64"
+        )

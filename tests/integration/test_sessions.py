@@ -128,6 +128,28 @@ async def test_redaction_reaches_every_thread_that_shows_the_message(hub: Hub) -
     assert await s.search("4111") == []
 
 
+async def test_a_redaction_may_show_parts_of_any_kind(hub: Hub) -> None:
+    """MessageRedacted v2: the replacement may hold tool calls, data and blobs; text-only
+    replacements keep v1's field, which every reader shows."""
+    s = hub.sessions
+    t = await s.start_thread(agent_id="bot")
+    secret = await t.append("assistant", "calling the bank with 4111 1111 1111 1111")
+    shown = [
+        {"type": "text", "text": "[call removed]"},
+        {"type": "tool_call", "tool_call_id": "c1", "name": "bank", "input": {"card": "****"}},
+        {"type": "blob", "data": b"%PDF-", "content_type": "application/pdf", "name": "r.pdf"},
+    ]
+    await s.redact(t.thread_id, secret, reason="pii", replacement=shown)
+    (first,) = await t.messages()
+    assert first.redacted and first.text == "[call removed]"
+    assert [p["type"] for p in first.parts] == ["text", "tool_call", "blob"]
+    assert first.parts[1]["input"] == {"card": "****"}
+    assert first.parts[2]["size"] == 5 and first.parts[2]["name"] == "r.pdf"
+    assert await s.search("4111") == []
+    with pytest.raises(InputError, match=r"replacement\.0"):
+        await s.redact(t.thread_id, secret, replacement=[{"type": "nope"}])
+
+
 async def test_archive_list_cursor_and_search(hub: Hub) -> None:
     s = hub.sessions
     threads = [await s.start_thread(agent_id="bot", user_id="bo", title=f"t{i}") for i in range(5)]

@@ -113,6 +113,17 @@ def scenario(repo: SessionRepository) -> list[Any]:
     alias = _message(3, "[redacted]", "assistant")  # an alias record rewritten, no redact_message
     answer("rewrite message 3", lambda: repo.update_message("s1", "planner", alias))
     answer("read the rewrite", lambda: repo.read_message("s1", "planner", 3))
+    tool_use = {"toolUse": {"toolUseId": "u1", "name": "lookup", "input": {"q": "x"}}}
+    rewritten = SessionMessage(
+        {"role": "user", "content": [{"text": "see"}, tool_use]},  # type: ignore[list-item]
+        4,
+        created_at=CREATED,
+        updated_at=CREATED,
+    )
+    answer(
+        "rewrite message 4 with a tool use", lambda: repo.update_message("s1", "planner", rewritten)
+    )
+    answer("read it", lambda: repo.read_message("s1", "planner", 4))
     answer("read missing multi-agent", lambda: repo.read_multi_agent("s1", "swarm"))
     answer("update missing multi-agent", lambda: repo.update_multi_agent("s1", Multi("swarm", {})))
     answer("create multi-agent", lambda: repo.create_multi_agent("s1", Multi("swarm", {"n": 1})))

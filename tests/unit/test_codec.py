@@ -187,3 +187,32 @@ def test_upcaster_runs_for_old_versions_only(tmp_path: Path) -> None:
     assert old.tags == ("legacy",) and old.metadata == {"upcast_from": 1}  # type: ignore[attr-defined]
     new = codec.decode(codec.encode(agent()))
     assert new.tags == ()  # type: ignore[attr-defined]
+
+
+def test_a_released_v1_redaction_reads_as_one_with_no_parts_replacement() -> None:
+    """MessageRedacted v2 added ``replacement_parts``: redactions already on the log (v1)
+    decode with it empty, and v1's text replacement kept, trusted or not."""
+    from schemas.events import MessageRedacted, TextPart
+
+    registry = SchemaRegistry()
+    v1 = registry.history("MessageRedacted")[0]
+    datum = {
+        "event_id": "0190b2a0-0000-7000-8000-000000000002",
+        "occurred_at": 1_700_000_000_000_000,
+        "tenant_id": "t1",
+        "actor": "old-producer",
+        "correlation_id": None,
+        "root_thread_id": "t",
+        "thread_id": "t",
+        "message_id": "0190b2a0-0000-7000-8000-000000000003",
+        "reason": "pii",
+        "replacement": [{"text": "[redacted]"}],
+    }
+    buf = io.BytesIO()
+    buf.write(header_for(v1.fingerprint))
+    schemaless_writer(buf, v1.parsed, datum)
+    for trusted in (False, True):
+        event = Codec(registry).decode(buf.getvalue(), trusted=trusted)
+        assert isinstance(event, MessageRedacted)
+        assert event.replacement == (TextPart(text="[redacted]"),)
+        assert event.replacement_parts == ()

@@ -8,8 +8,8 @@ it, ``{session_id}/{agent_id}``; a Swarm's or Graph's state is a thread
 ``{session_id}/multi_agents/{id}``. Ids are checked as Strands checks them (no path
 separators), so these names never collide. A Strands message index is its thread's seq
 minus one. Agent and multi-agent state go in ``AgentStateSaved`` events; a message
-update becomes ``MessageRedacted`` showing the new content (the old one is gone from the
-read models, as a redaction must make it).
+update becomes ``MessageRedacted`` showing the new content, whatever its blocks (the old
+content is gone from the read models, as a redaction must make it).
 
 What this repository wrote it also remembers (sessions, the latest agent and multi-agent
 states, each agent's message count), so Strands' reads after its own writes and its
@@ -327,18 +327,17 @@ class HubSessionRepository(SessionRepository):
         shown, before = session_message.to_message(), previous.to_message()
         if shown.get("content") == before.get("content") and shown.get("role") == stored.role:
             return  # nothing the hub shows changes
-        parts = to_parts(shown)
-        if shown.get("role") != stored.role or any(p["type"] != "text" for p in parts):
+        if shown.get("role") != stored.role:
             raise SessionException(
-                f"Message {index}: Agent Hub can change a stored message only to text "
-                "blocks of the same role (a redaction); this update has other content"
+                f"Message {index}: Agent Hub keeps a message's role ({stored.role}); this "
+                f"update makes it {shown.get('role')}"
             )
         try:
             await hub.sessions.redact(
                 thread_id,
                 stored.message_id,
                 reason="updated by Strands",
-                replacement=[{"type": "text", "text": p["text"]} for p in parts],
+                replacement=to_parts(shown),
             )
         except NotFoundError as exc:
             raise SessionException(f"Message {index} does not exist") from exc
