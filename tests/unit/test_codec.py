@@ -147,21 +147,27 @@ def _registry_with_old_version(tmp_path: Path) -> SchemaRegistry:
     return SchemaRegistry(directory)
 
 
-def _encode_v1(registry: SchemaRegistry) -> bytes:
-    v1 = registry.history("AgentRegistered")[0]
-    datum = {
-        "event_id": "0190b2a0-0000-7000-8000-000000000001",
-        "occurred_at": 1_700_000_000_000_000,
-        "tenant_id": "t1",
-        "actor": "old-producer",
-        "correlation_id": None,
-        "agent_id": "legacy",
-        "description": "from v1",
-    }
+OLD_ENVELOPE = {
+    "event_id": "0190b2a0-0000-7000-8000-000000000001",
+    "occurred_at": 1_700_000_000_000_000,
+    "tenant_id": "t1",
+    "actor": "old-producer",
+    "correlation_id": None,
+}
+
+
+def _encode_old(registry: SchemaRegistry, name: str, fields: dict[str, Any]) -> bytes:
+    """An event as version 1 of its schema wrote it."""
+    v1 = registry.history(name)[0]
     buf = io.BytesIO()
     buf.write(header_for(v1.fingerprint))
-    schemaless_writer(buf, v1.parsed, datum)
+    schemaless_writer(buf, v1.parsed, OLD_ENVELOPE | fields)
     return buf.getvalue()
+
+
+def _encode_v1(registry: SchemaRegistry) -> bytes:
+    fields = {"agent_id": "legacy", "description": "from v1"}
+    return _encode_old(registry, "AgentRegistered", fields)
 
 
 def test_old_writer_version_resolves_to_current(tmp_path: Path) -> None:
@@ -195,24 +201,16 @@ def test_a_released_v1_redaction_reads_as_one_with_no_parts_replacement() -> Non
     from schemas.events import MessageRedacted, TextPart
 
     registry = SchemaRegistry()
-    v1 = registry.history("MessageRedacted")[0]
-    datum = {
-        "event_id": "0190b2a0-0000-7000-8000-000000000002",
-        "occurred_at": 1_700_000_000_000_000,
-        "tenant_id": "t1",
-        "actor": "old-producer",
-        "correlation_id": None,
+    fields = {
         "root_thread_id": "t",
         "thread_id": "t",
         "message_id": "0190b2a0-0000-7000-8000-000000000003",
         "reason": "pii",
         "replacement": [{"text": "[redacted]"}],
     }
-    buf = io.BytesIO()
-    buf.write(header_for(v1.fingerprint))
-    schemaless_writer(buf, v1.parsed, datum)
+    data = _encode_old(registry, "MessageRedacted", fields)
     for trusted in (False, True):
-        event = Codec(registry).decode(buf.getvalue(), trusted=trusted)
+        event = Codec(registry).decode(data, trusted=trusted)
         assert isinstance(event, MessageRedacted)
         assert event.replacement == (TextPart(text="[redacted]"),)
         assert event.replacement_parts == ()
