@@ -310,6 +310,12 @@ class SessionsBatch(Batch):
     events: list[tuple[Any, ...]] = field(default_factory=list)
     known: dict[tuple[str, UUID], tuple[str, int] | None] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # the dataclass's own __init__ skips Batch's, which makes the connection text-safe
+        # (array arguments escaped, rows copied in binary): without it a title holding the
+        # escape's characters was stored unescaped by a rename and read back changed
+        Batch.__init__(self, self.conn, self.schema)
+
     async def prefetch(self, events: Sequence[Event]) -> None:
         """Load every thread and message the batch refers to, in two queries per tenant."""
         threads: dict[str, set[str]] = {}

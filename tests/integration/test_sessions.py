@@ -150,6 +150,28 @@ async def test_a_redaction_may_show_parts_of_any_kind(hub: Hub) -> None:
         await s.redact(t.thread_id, secret, replacement=[{"type": "nope"}])
 
 
+async def test_a_renamed_title_reads_back_exactly(hub: Hub) -> None:
+    """Regression: the sessions batch wrote its array arguments (a rename and a redaction
+    go in them) past the text escaping: a title or a redaction holding the escape's own
+    characters read back changed."""
+    t = await hub.sessions.start_thread(agent_id="bot", title="first")
+    assert (await t.info()).title == "first"  # applied: the rename updates a stored row
+    odd = "a\ue000\ue001b\ue000"
+    await hub.sessions.rename(t.thread_id, odd)
+    info = await t.info()
+    assert info.title == odd
+    secret = await t.append("user", "to redact")
+    assert (await t.messages())[-1].text == "to redact"  # applied before the redaction
+    shown = "shown: " + odd  # a redaction's text goes in an array argument too
+    await hub.sessions.redact(t.thread_id, secret, reason=odd, replacement=shown)
+    (last,) = await t.messages()
+    assert (last.text, last.parts, last.redaction_reason) == (
+        shown,
+        [{"type": "text", "text": shown}],
+        odd,
+    )
+
+
 async def test_archive_list_cursor_and_search(hub: Hub) -> None:
     s = hub.sessions
     threads = [await s.start_thread(agent_id="bot", user_id="bo", title=f"t{i}") for i in range(5)]
