@@ -21,7 +21,7 @@ from schemas.avro_bytes import avro_long, avro_string
 from schemas.codec import Codec
 from schemas.events import MessageAppended
 from schemas.fingerprint import header_for
-from schemas.ids import uuid7
+from schemas.ids import uuid7, uuid7_many
 
 __all__ = ["TextMessages"]
 
@@ -40,7 +40,10 @@ def _optional_string(value: str | None) -> bytes:
 class TextMessages:
     """Encoder of the text messages of one batch, given its first (checked) event."""
 
-    def __init__(self, codec: Codec, first: MessageAppended) -> None:
+    def __init__(self, codec: Codec, first: MessageAppended, expected: int = 0) -> None:
+        """``expected``: how many messages will follow (their ids are made at once)."""
+        self._ids = uuid7_many(2 * expected)
+        self._ids.reverse()  # popped from the end: in the order they were made
         current = codec.registry.current(MessageAppended.type_name())
         self.header = header_for(current.fingerprint)
         self.envelope = b"".join(
@@ -78,10 +81,14 @@ class TextMessages:
             text_bytes = avro_string(text)
         except UnicodeEncodeError:  # lone surrogates: the usual path names the field
             return None
-        message_id = _message_id(spec.get("message_id"))
+        given = spec.get("message_id")
+        message_id = self._new_id() if given is None else _message_id(given)
         if message_id is None:
             return None
-        return message_id, self.value(message_id, uuid7(), ROLE_INDEX[role], text_bytes)
+        return message_id, self.value(message_id, self._new_id(), ROLE_INDEX[role], text_bytes)
+
+    def _new_id(self) -> UUID:
+        return self._ids.pop() if self._ids else uuid7()
 
     def value(self, message_id: UUID, event_id: UUID, role: int, text: bytes) -> bytes:
         """The encoded event (``text`` already an Avro string)."""
@@ -104,8 +111,6 @@ class TextMessages:
 
 
 def _message_id(given: Any) -> UUID | None:
-    if given is None:
-        return uuid7()
     if isinstance(given, UUID):
         return given
     if isinstance(given, str):

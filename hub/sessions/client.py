@@ -244,7 +244,8 @@ class SessionsClient(SessionReader):
             ids.append(event.message_id)
             records.append(record)
             if texts is None and len(messages) > 1:
-                like_first, texts = record, TextMessages(self._ctx.producer.codec, event)
+                codec, expected = self._ctx.producer.codec, len(messages) - i - 1
+                like_first, texts = record, TextMessages(codec, event, expected)
         await self._send_messages(records)
         return ids
 
