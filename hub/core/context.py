@@ -23,6 +23,8 @@ __all__ = ["HubContext"]
 
 APPLIED_FRESH_S = 1.0
 """How long positions read for read-your-writes are trusted without reading them again."""
+THREADS_REMEMBERED = 100_000
+"""How many threads a client remembers writing to (past that: it no longer knows)."""
 
 
 class HubContext:
@@ -35,6 +37,8 @@ class HubContext:
         self._tenant = tenant or runtime.settings.tenant
         self._actor = actor or runtime.settings.actor
         self._scoped = actor is not None
+        self._written_threads: dict[str, str] = {}  # thread id -> its root
+        self._forgot_threads = False
 
     def scoped(self, tenant: str, actor: str) -> HubContext:
         """The same hub acting for another tenant and actor (the HTTP API gives each
@@ -76,7 +80,28 @@ class HubContext:
 
     async def emit(self, *events: Event) -> list[Position]:
         """Append events to the log (validated, all or nothing); returns their positions."""
+        for event in events:  # a thread's events: remember its family (read your writes)
+            thread, root = getattr(event, "thread_id", None), getattr(event, "root_thread_id", None)
+            if isinstance(thread, str) and isinstance(root, str):
+                self.note_thread(thread, root)
         return await self.runtime.producer.emit(events)
+
+    def note_thread(self, thread_id: str, root: str) -> None:
+        """Remember that this client wrote to ``thread_id``, of the family ``root``."""
+        if len(self._written_threads) >= THREADS_REMEMBERED:
+            self._written_threads.clear()
+            self._forgot_threads = True
+        self._written_threads[thread_id] = root
+
+    def written_root(self, thread_id: str) -> str | None:
+        """The root of ``thread_id`` if this client wrote to it; ``None`` if it did not,
+        or (see :attr:`forgot_threads`) no longer knows."""
+        return self._written_threads.get(thread_id)
+
+    @property
+    def forgot_threads(self) -> bool:
+        """Whether this client wrote to more threads than it remembers."""
+        return self._forgot_threads
 
     # ── read your writes ────────────────────────────────────────────────────────────────
 

@@ -63,12 +63,14 @@ class SessionReader:
 
     async def _settled_for(self, thread_id: str) -> None:
         """Read your writes for one thread: wait until this client's writes to its family
-        (the events keyed by its root) are applied, not for its writes elsewhere."""
-        root = self._roots.get(thread_id)
-        if root is None:
+        (the events keyed by its root) are applied, not for its writes elsewhere. A thread
+        this client never wrote to waits for nothing it wrote (but a thread of that name
+        started by raw records, keyed by itself)."""
+        root = self._roots.get(thread_id) or self._ctx.written_root(thread_id)
+        if root is None and self._ctx.forgot_threads:
             await self._settled()
         else:
-            await self._ctx.wait_for_key(SESSIONS, root.encode())
+            await self._ctx.wait_for_key(SESSIONS, (root or thread_id).encode())
 
     async def _root_of(self, thread_id: str) -> str:
         """The root of an existing thread; :class:`NotFoundError` if there is none."""
@@ -76,7 +78,7 @@ class SessionReader:
             raise InputError("thread_id: must be a non-empty string", field="thread_id")
         root = self._roots.get(thread_id)
         if root is None:
-            await self._settled()
+            await self._settled_for(thread_id)
             root = await self._ctx.pool.fetchval(queries.ROOT_OF, self._ctx.tenant, thread_id)
             if root is None:
                 raise NotFoundError(f"no thread {thread_id!r}")

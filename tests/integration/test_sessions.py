@@ -16,7 +16,7 @@ from hub import Hub, InputError, NotFoundError
 from hub.infra.ports import TopicPartition
 from hub.sessions.models import Message
 from hub.settings import HubSettings
-from schemas.events import DeadLettered, MessageAppended, Role, TextPart, Topic
+from schemas.events import DeadLettered, MessageAppended, Role, TextPart, ThreadForked, Topic
 from schemas.ids import uuid7
 from tests.conftest import TEST_PARTITIONS
 from tests.support.identical import assert_identical
@@ -170,6 +170,34 @@ async def test_a_renamed_title_reads_back_exactly(hub: Hub) -> None:
         [{"type": "text", "text": shown}],
         odd,
     )
+
+
+@pytest.mark.parametrize("remembered", [100_000, 1])
+async def test_a_thread_written_by_raw_events_is_read_at_once(
+    hub: Hub, remembered: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read your writes keys on the thread's family: a fork emitted as a raw event (not
+    through hub.sessions) is readable at once, also once the client has written to more
+    threads than it remembers (it then waits for all its writes, as before)."""
+    from hub.core import context
+
+    monkeypatch.setattr(context, "THREADS_REMEMBERED", remembered)
+    t = await hub.sessions.start_thread(agent_id="bot")
+    await t.append("user", "hi")
+    for n in range(3):
+        fork_id = f"raw-fork-{remembered}-{n}"
+        await hub.emit(
+            ThreadForked(
+                **hub.context.envelope(),
+                root_thread_id=t.thread_id,
+                thread_id=fork_id,
+                source_thread_id=t.thread_id,
+            )
+        )
+        info = await hub.sessions.get(fork_id)
+        assert info is not None and info.root_id == t.thread_id and info.message_count == 1
+    assert await hub.sessions.get("never-written") is None
+    assert hub.context.forgot_threads is (remembered == 1)
 
 
 async def test_archive_list_cursor_and_search(hub: Hub) -> None:
