@@ -261,19 +261,20 @@ class SessionsClient(SessionReader):
         metadata: Mapping[str, Any] | None = None,
         new_thread_id: str | None = None,
         inclusive: bool = True,
+        agent_state: tuple[str, Mapping[str, Any]] | None = None,
     ) -> Thread:
         """A new thread holding ``thread_id``'s messages up to and including
         ``at_message_id`` (``None``: all of them), then its own. O(1) whatever the length.
 
-        ``inclusive=False`` ends the fork just before ``at_message_id``."""
+        ``inclusive=False`` ends the fork just before ``at_message_id``. ``agent_state``
+        (an agent id and its state) is saved with the fork, in the same write."""
         root = await self._root_of(thread_id)
         at = await self._check_in_thread(thread_id, at_message_id) if at_message_id else None
         new_id = new_thread_id or str(uuid7())
-        event = build_event(
+        event = self._build(
             ThreadForked,
-            **self._ctx.envelope(),
-            root_thread_id=root,
-            thread_id=new_id,
+            new_id,
+            root,
             source_thread_id=thread_id,
             at_message_id=at,
             inclusive=inclusive,
@@ -284,7 +285,13 @@ class SessionsClient(SessionReader):
             raise InputError(
                 f"new_thread_id: thread {new_thread_id!r} exists already", field="new_thread_id"
             )
-        await self._emit(event)
+        events = [event]
+        if agent_state is not None:
+            agent_id, state = agent_state[0], dict(agent_state[1])
+            events.append(
+                self._build(AgentStateSaved, new_id, root, agent_id=agent_id, state=state)
+            )
+        await self._emit(*events)
         self._roots[new_id] = root
         return Thread(self, new_id)
 
@@ -341,12 +348,11 @@ class SessionsClient(SessionReader):
         await self._simple(MessageRedacted, thread_id, message_id=target, reason=reason, **shown)
 
     async def _simple(self, cls: type[Event], thread_id: str, **fields: Any) -> None:
-        root = await self._root_of(thread_id)
-        await self._emit(
-            build_event(
-                cls, **self._ctx.envelope(), root_thread_id=root, thread_id=thread_id, **fields
-            )
-        )
+        await self._emit(self._build(cls, thread_id, await self._root_of(thread_id), **fields))
+
+    def _build(self, cls: type[Event], thread_id: str, root: str, **fields: Any) -> Event:
+        envelope = self._ctx.envelope()
+        return build_event(cls, **envelope, root_thread_id=root, thread_id=thread_id, **fields)
 
     async def _check_in_thread(self, thread_id: str, message_id: UUID | str) -> UUID:
         """``message_id`` as a UUID, if ``thread_id`` shows it; else an error."""

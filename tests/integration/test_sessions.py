@@ -200,6 +200,22 @@ async def test_a_thread_written_by_raw_events_is_read_at_once(
     assert hub.context.forgot_threads is (remembered == 1)
 
 
+async def test_a_fork_may_carry_its_first_agent_state(hub: Hub) -> None:
+    t = await hub.sessions.start_thread(agent_id="bot")
+    await t.append("user", "hi")
+    fork = await hub.sessions.fork(
+        t.thread_id, new_thread_id="with-state", agent_state=("planner", {"step": 1})
+    )
+    assert await hub.sessions.agent_state(fork.thread_id) == {
+        "agent_id": "planner",
+        "state": {"step": 1},
+    }
+    assert [m.text for m in await fork.messages()] == ["hi"]
+    with pytest.raises(InputError, match="state"):
+        await hub.sessions.fork(t.thread_id, agent_state=("planner", {"bad": float("nan")}))
+    assert await hub.sessions.get("with-state") is not None
+
+
 async def test_archive_list_cursor_and_search(hub: Hub) -> None:
     s = hub.sessions
     threads = [await s.start_thread(agent_id="bot", user_id="bo", title=f"t{i}") for i in range(5)]

@@ -162,9 +162,13 @@ class HubSessionRepository(SessionRepository):
             session = session_thread(session_id)
             if session not in self._sessions and await hub.sessions.get(session) is None:
                 raise SessionException(f"Session {session_id} does not exist")
-            await hub.sessions.fork(session_id, new_thread_id=thread_id, title=owner)
+            encoded = encode_bytes_values(dict(state))
+            await hub.sessions.fork(  # the thread and its first state in one write
+                session_id, new_thread_id=thread_id, title=owner, agent_state=(owner, encoded)
+            )
             self._counts[thread_id] = 0
-        await hub.sessions.save_agent_state(thread_id, owner, encode_bytes_values(dict(state)))
+        else:
+            await hub.sessions.save_agent_state(thread_id, owner, encode_bytes_values(dict(state)))
         self._states[thread_id] = dict(state)
 
     async def _state(self, hub: Hub, thread_id: str) -> dict[str, Any] | None:
