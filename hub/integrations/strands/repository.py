@@ -20,10 +20,10 @@ per session at a time.
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from strands._identifier import Identifier, validate
 from strands.session.session_repository import SessionRepository
 from strands.types.exceptions import SessionException
 from strands.types.session import (
@@ -53,16 +53,24 @@ MULTI_AGENTS = "multi_agents"
 PAGE = 10_000  # the most messages one read returns
 
 
+def checked(id_: str, kind: str) -> str:
+    """An id as Strands checks it (``strands._identifier.validate``): no path separators,
+    or ``ValueError``."""
+    if os.path.basename(id_) != id_:
+        raise ValueError(f"{kind}_id={id_} | id cannot contain path separators")
+    return id_
+
+
 def session_thread(session_id: str) -> str:
-    return validate(session_id, Identifier.SESSION)
+    return checked(session_id, "session")
 
 
 def agent_thread(session_id: str, agent_id: str) -> str:
-    return f"{session_thread(session_id)}/{validate(agent_id, Identifier.AGENT)}"
+    return f"{session_thread(session_id)}/{checked(agent_id, 'agent')}"
 
 
 def multi_agent_thread(session_id: str, multi_agent_id: str) -> str:
-    multi = validate(multi_agent_id, Identifier.AGENT)
+    multi = checked(multi_agent_id, "agent")
     return f"{session_thread(session_id)}/{MULTI_AGENTS}/{multi}"
 
 
