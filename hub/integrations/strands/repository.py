@@ -150,10 +150,12 @@ class HubSessionRepository(SessionRepository):
             )
             for child in (await s.tree(source_id)).children:
                 new_child = new_id + child.thread_id.removeprefix(source_id)
-                await s.fork(child.thread_id, new_thread_id=new_child)
                 state = await s.agent_state(child.thread_id)
-                if state is not None:
-                    await s.save_agent_state(new_child, state["agent_id"], state["state"])
+                await s.fork(  # the thread and its state in one write
+                    child.thread_id,
+                    new_thread_id=new_child,
+                    agent_state=(state["agent_id"], state["state"]) if state else None,
+                )
 
         self.hub.call(fork)
         self._sessions[new_id] = forked.to_dict()
