@@ -80,18 +80,20 @@ class HubContext:
 
     async def emit(self, *events: Event) -> list[Position]:
         """Append events to the log (validated, all or nothing); returns their positions."""
-        for event in events:  # a thread's events: remember its family (read your writes)
-            thread, root = getattr(event, "thread_id", None), getattr(event, "root_thread_id", None)
-            if isinstance(thread, str) and isinstance(root, str):
-                self.note_thread(thread, root)
+        self.note_written(events)
         return await self.runtime.producer.emit(events)
 
-    def note_thread(self, thread_id: str, root: str) -> None:
-        """Remember that this client wrote to ``thread_id``, of the family ``root``."""
-        if len(self._written_threads) >= THREADS_REMEMBERED:
-            self._written_threads.clear()
-            self._forgot_threads = True
-        self._written_threads[thread_id] = root
+    def note_written(self, events: Sequence[Event]) -> None:
+        """Remember the threads ``events`` write to, and their families, for read your
+        writes (called before they are sent; the HTTP API calls it for records it is sent)."""
+        for event in events:
+            thread, root = getattr(event, "thread_id", None), getattr(event, "root_thread_id", None)
+            if not isinstance(thread, str) or not isinstance(root, str):
+                continue
+            if len(self._written_threads) >= THREADS_REMEMBERED:
+                self._written_threads.clear()
+                self._forgot_threads = True
+            self._written_threads[thread] = root
 
     def written_root(self, thread_id: str) -> str | None:
         """The root of ``thread_id`` if this client wrote to it; ``None`` if it did not,

@@ -173,4 +173,5 @@ def _check(
                 blob_key(caller.tenant, part.sha256)
             ):
                 raise ForbiddenError(f"{where}: blob {part.uri} is not one of this tenant's")
+    hub.scope(caller).context.note_written([event])  # the caller's reads wait for it
     return hub.runtime.producer.record_of(event, record.value)
