@@ -8,14 +8,22 @@ its migrations, the same for every database this code meets)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from projections.copy_binary import COLUMN_TYPES, Encode, encode_rows, encoders_for
 from projections.text import ESC, store_text
 
 __all__ = ["TextSafeConnection"]
 
-_ENCODERS: dict[tuple[str | None, str, tuple[str, ...]], tuple[Encode, ...] | None] = {}
+
+class _Table(NamedTuple):
+    """How rows are copied into some columns of a table."""
+
+    encoders: tuple[Encode, ...] | None  # None: a column's type has no encoder here
+    text_arrays: frozenset[int]  # the columns of type text[]
+
+
+_TABLES: dict[tuple[str | None, str, tuple[str, ...]], _Table] = {}
 
 
 def _ident(name: str) -> str:
@@ -68,25 +76,30 @@ class TextSafeConnection:
     ) -> Any:
         """As asyncpg's, its rows encoded by :mod:`projections.copy_binary` where it can."""
         rows = records if isinstance(records, list) else list(records)
-        payload = await self._binary_payload(table_name, rows, kw)
+        table = await self._table(table_name, kw)
+        payload = encode_rows(table.encoders, rows) if table and table.encoders else None
         if payload is not None:
             return await self._conn.copy_to_table(
                 table_name, source=memoryview(payload), format="binary", **kw
             )
-        return await self._conn.copy_records_to_table(
-            table_name, records=map(_safe_row, rows), **kw
-        )
+        if table is None:  # column types unknown: every list is taken for a text array
+            safe_rows: Iterable[Sequence[Any]] = map(_safe_row, rows)
+        else:  # only the text arrays bypass the text codec (a jsonb list does not)
+            arrays = table.text_arrays
+            safe_rows = [
+                tuple(_safe(v) if i in arrays else v for i, v in enumerate(r)) for r in rows
+            ]
+        return await self._conn.copy_records_to_table(table_name, records=safe_rows, **kw)
 
-    async def _binary_payload(
-        self, table: str, rows: Sequence[Sequence[Any]], kw: Mapping[str, Any]
-    ) -> bytes | None:
+    async def _table(self, table: str, kw: Mapping[str, Any]) -> _Table | None:
+        """How to copy into ``table`` the columns ``kw`` names (``None``: none named)."""
         columns, schema = kw.get("columns"), kw.get("schema_name")
         if not columns or set(kw) - {"columns", "schema_name"}:
             return None
         key = (schema, table, tuple(columns))
-        if key not in _ENCODERS:
+        if key not in _TABLES:
             name = f"{_ident(schema)}.{_ident(table)}" if schema else _ident(table)
             types = {r[0]: r[1] for r in await self._conn.fetch(COLUMN_TYPES, name)}
-            _ENCODERS[key] = encoders_for(types, columns)
-        encoders = _ENCODERS[key]
-        return None if encoders is None else encode_rows(encoders, rows)
+            arrays = frozenset(i for i, c in enumerate(columns) if types.get(c) == "_text")
+            _TABLES[key] = _Table(encoders_for(types, columns), arrays)
+        return _TABLES[key]

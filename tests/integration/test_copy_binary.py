@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hub.infra.db import connect
-from projections.connection import _ENCODERS, TextSafeConnection, _safe
+from projections.connection import _TABLES, TextSafeConnection, _safe
 from projections.copy_binary import ENCODERS, encode_rows, encoders_for
 from projections.text import load_text
 
@@ -79,7 +79,7 @@ def _escaped_arrays(row: tuple[Any, ...]) -> tuple[Any, ...]:
 
 @pytest.fixture
 async def conn(database_url: str) -> Any:
-    _ENCODERS.clear()
+    _TABLES.clear()
     async with connect(database_url) as c:
         for name in ("ours", "theirs"):
             await c.execute(TABLE.format(name=name))
@@ -102,7 +102,7 @@ def test_every_column_type_of_the_table_has_an_encoder() -> None:
 )
 @given(records=st.lists(rows, min_size=1, max_size=12))
 async def test_the_same_rows_as_asyncpg(conn: Any, records: list[tuple[Any, ...]]) -> None:
-    _ENCODERS.clear()
+    _TABLES.clear()
     await conn.execute("TRUNCATE ours; TRUNCATE theirs")
     await _copy_both(conn, records)
     ours, theirs = await _stored(conn, "ours"), await _stored(conn, "theirs")
@@ -172,3 +172,18 @@ async def test_out_of_range_and_not_null_are_refused_as_asyncpg_refuses_them(con
             await safe.copy_records_to_table("ours", columns=(column,), records=[(value,)])
     with pytest.raises(Exception, match=r"not-null|null value"):
         await safe.copy_records_to_table("ours", columns=("n",), records=[(None,)])
+
+
+async def test_asyncpgs_way_escapes_text_arrays_only(conn: Any) -> None:
+    """Regression: when a value sends a COPY asyncpg's way, only the text[] columns are
+    escaped by the wrapper; a jsonb list holding NUL is escaped by the jsonb codec alone
+    (it was escaped twice, and read back changed)."""
+    as_text = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"  # a UUID as text: asyncpg's way
+    doc = ["\x00", "a\ue000", {"k": "\ue000\ue001"}]
+    row = ("t\x00", as_text, doc, ["\x00", "\ue000"], 1)
+    await TextSafeConnection(conn).copy_records_to_table(
+        "ours", columns=("t", "u", "j", "tags", "n"), records=[row]
+    )
+    t, u, j, tags = await conn.fetchrow("SELECT t, u, j, tags FROM ours")
+    assert (t, str(u), j) == ("t\x00", as_text, doc)
+    assert [load_text(v) for v in tags] == ["\x00", "\ue000"]
