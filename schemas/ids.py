@@ -90,42 +90,9 @@ _last_ms = 0
 _counter = 0
 
 
-def uuid7() -> uuid.UUID:
-    """A new UUIDv7: 48-bit Unix milliseconds, then a 12-bit counter and 62 random bits.
-
-    Within one process the ids are strictly increasing, even within one millisecond
-    (inside :func:`repeatable_ids`, they are that block's repeatable ids instead).
-    """
+def _stamps(n: int) -> list[int]:
+    """The time, counter, version and variant bits of the next ``n`` ids, in order."""
     global _last_ms, _counter
-    repeatable = _repeatable.get()
-    if repeatable is not None:
-        return repeatable.next()
-    with _lock:
-        ms = _time_ns() // 1_000_000
-        if ms <= _last_ms:
-            _counter += 1
-            if _counter > 0xFFF:  # counter exhausted: borrow the next millisecond
-                _last_ms += 1
-                _counter = 0
-            ms = _last_ms
-        else:
-            _last_ms = ms
-            _counter = 0
-        counter = _counter
-    # The module-level generator is seeded from os.urandom and re-seeded after fork().
-    return _compose(ms, counter, _getrandbits(62))
-
-
-_RAND_MASK = (1 << 62) - 1
-
-
-def uuid7_many(n: int) -> list[uuid.UUID]:
-    """``n`` new UUIDv7s, the ids ``n`` calls of :func:`uuid7` would make, in order, for
-    one lock and one draw of random bits (a batch's ids)."""
-    global _last_ms, _counter
-    repeatable = _repeatable.get()
-    if repeatable is not None:
-        return [repeatable.next() for _ in range(n)]
     stamps: list[int] = []
     with _lock:
         ms = _time_ns() // 1_000_000
@@ -137,6 +104,33 @@ def uuid7_many(n: int) -> list[uuid.UUID]:
                 _last_ms += 1
                 _counter = 0
             stamps.append(((_last_ms & _MS_MASK) << 80) | (_counter << 64) | _VERSION_AND_VARIANT)
+    return stamps
+
+
+def uuid7() -> uuid.UUID:
+    """A new UUIDv7: 48-bit Unix milliseconds, then a 12-bit counter and 62 random bits.
+
+    Within one process the ids are strictly increasing, even within one millisecond
+    (inside :func:`repeatable_ids`, they are that block's repeatable ids instead).
+    """
+    repeatable = _repeatable.get()
+    if repeatable is not None:
+        return repeatable.next()
+    (stamp,) = _stamps(1)
+    # The module-level generator is seeded from os.urandom and re-seeded after fork().
+    return uuid_of_int(stamp | _getrandbits(62))
+
+
+_RAND_MASK = (1 << 62) - 1
+
+
+def uuid7_many(n: int) -> list[uuid.UUID]:
+    """``n`` new UUIDv7s, the ids ``n`` calls of :func:`uuid7` would make, in order, for
+    one lock and one draw of random bits (a batch's ids)."""
+    repeatable = _repeatable.get()
+    if repeatable is not None:
+        return [repeatable.next() for _ in range(n)]
+    stamps = _stamps(n)
     rand = _getrandbits(62 * n) if n else 0
     out = []
     for stamp in stamps:

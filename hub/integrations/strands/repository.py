@@ -279,7 +279,8 @@ class HubSessionRepository(SessionRepository):
         self.hub.call(create)
 
     async def _at(self, hub: Hub, thread_id: str, index: int) -> Message | None:
-        if index < 0:
+        """The message at a Strands index; ``None`` if it, or the agent's thread, is missing."""
+        if index < 0 or await hub.sessions.get(thread_id) is None:
             return None
         found = await hub.sessions.messages(thread_id, after=index, limit=1)
         return found[0] if found and found[0].seq == index + 1 else None
@@ -302,8 +303,6 @@ class HubSessionRepository(SessionRepository):
         index = _index(message_id)
 
         async def read(hub: Hub) -> SessionMessage | None:
-            if await hub.sessions.get(thread_id) is None:
-                return None
             found = await self._at(hub, thread_id, index)
             return await self._session_message(hub, found) if found is not None else None
 
@@ -329,8 +328,7 @@ class HubSessionRepository(SessionRepository):
     ) -> None:
         thread_id = agent_thread(session_id, agent_id)
         index = _index(session_message.message_id)
-        exists = await hub.sessions.get(thread_id) is not None
-        stored = await self._at(hub, thread_id, index) if exists else None
+        stored = await self._at(hub, thread_id, index)
         if stored is None:
             raise SessionException(f"Message {index} does not exist")
         previous = await self._session_message(hub, stored)
