@@ -80,6 +80,20 @@ class SyncHub:
 
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout)
 
+    async def acall(self, fn: Callable[[Hub], Awaitable[T]]) -> T:
+        """``call`` for a caller on another event loop: awaits without blocking it."""
+        self.start()
+        if self._loop is None or self._hub is None:
+            raise HubError("the hub is stopped")
+        hub = self._hub
+
+        async def run() -> T:
+            return await fn(hub)
+
+        if asyncio.get_running_loop() is self._loop:
+            return await run()
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(run(), self._loop))
+
     @property
     def hub(self) -> Hub:
         """The started hub (for reads that need no round trip, such as the prompt cache)."""

@@ -18,6 +18,7 @@ from consumers.archive.archiver import Archiver
 from consumers.projector import Projector
 from hub.access.keys import KeysClient, Principal
 from hub.agents.client import RegistryClient
+from hub.checkpoints.client import CheckpointsClient
 from hub.core.context import HubContext
 from hub.infra.embedded import EmbeddedPostgres, ServerLock
 from hub.infra.lifecycle import Lifecycle
@@ -53,6 +54,7 @@ class HubScope:
         self.sessions = SessionsClient(context)
         self.runs = RunsClient(context)
         self.prompts = PromptsClient(context)
+        self.checkpoints = CheckpointsClient(context)
 
 
 class Hub(Lifecycle):
@@ -69,6 +71,7 @@ class Hub(Lifecycle):
         self.runs: RunsClient
         self.prompts: PromptsClient
         self.keys: KeysClient
+        self.checkpoints: CheckpointsClient
         if self.remote:
             remote = RemoteContext(self.runtime)
             self.context = remote
@@ -77,6 +80,7 @@ class Hub(Lifecycle):
             self.runs = RemoteRuns(remote)
             self.prompts = RemotePrompts(remote)
             self.keys = RemoteKeys(remote)
+            self.checkpoints = CheckpointsClient(remote)  # reads: direct mode only, for now
         else:
             self.context = HubContext(self.runtime)
             self.registry = RegistryClient(self.context)
@@ -84,6 +88,7 @@ class Hub(Lifecycle):
             self.runs = RunsClient(self.context)
             self.prompts = PromptsClient(self.context)
             self.keys = KeysClient(self.context, cache_s=settings.api_key_cache_s)
+            self.checkpoints = CheckpointsClient(self.context)
         self._scopes: dict[tuple[str, str], HubScope] = {}
         self.projectors: list[Projector] = []
         self.archiver: Archiver | None = None

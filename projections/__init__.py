@@ -6,6 +6,7 @@ from typing import Any
 
 from projections.access import AccessProjection
 from projections.base import Projection
+from projections.checkpoints import CheckpointsProjection
 from projections.prompts import PromptsProjection
 from projections.registry import RegistryProjection
 from projections.runs import RunsProjection
@@ -19,6 +20,7 @@ CATALOGUE: tuple[type[Projection[Any]], ...] = (
     RunsProjection,
     PromptsProjection,
     AccessProjection,
+    CheckpointsProjection,
 )
 
 

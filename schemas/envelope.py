@@ -27,6 +27,7 @@ class Topic(StrEnum):
     PROMPTS = "agenthub.prompts"
     REGISTRY = "agenthub.registry"
     ACCESS = "agenthub.access"
+    CHECKPOINTS = "agenthub.checkpoints"
     DLQ = "agenthub.dlq"
 
 

@@ -14,6 +14,17 @@ from uuid import UUID
 
 from pydantic import AllowInfNan, Field, Strict, model_validator
 
+from schemas.checkpoints import (
+    ChannelValue,
+    CheckpointRunsDeleted,
+    CheckpointSaved,
+    CheckpointsPruned,
+    CheckpointThreadCopied,
+    CheckpointThreadDeleted,
+    CheckpointWritesSaved,
+    PendingWrite,
+    StoredValue,
+)
 from schemas.envelope import TOPICS, Event, Record, Topic
 from schemas.types import (
     AvroInt,
@@ -40,6 +51,13 @@ __all__ = [
     "ApiKeyRole",
     "ArtifactStored",
     "BlobPart",
+    "ChannelValue",
+    "CheckpointRunsDeleted",
+    "CheckpointSaved",
+    "CheckpointThreadCopied",
+    "CheckpointThreadDeleted",
+    "CheckpointWritesSaved",
+    "CheckpointsPruned",
     "DataPart",
     "DeadLettered",
     "Event",
@@ -50,6 +68,7 @@ __all__ = [
     "MetricRecorded",
     "MetricsRecorded",
     "Part",
+    "PendingWrite",
     "PromptLabelMoved",
     "PromptVersionCreated",
     "Provenance",
@@ -58,6 +77,7 @@ __all__ = [
     "RunFinished",
     "RunStarted",
     "RunStatus",
+    "StoredValue",
     "TextPart",
     "ThreadArchived",
     "ThreadForked",
@@ -405,6 +425,12 @@ EVENT_TYPES: Mapping[str, type[Event]] = {
         AgentRetired,
         ApiKeyCreated,
         ApiKeyRevoked,
+        CheckpointSaved,
+        CheckpointWritesSaved,
+        CheckpointThreadDeleted,
+        CheckpointThreadCopied,
+        CheckpointsPruned,
+        CheckpointRunsDeleted,
         DeadLettered,
     )
 }

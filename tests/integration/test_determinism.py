@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hub import Hub
+from hub.checkpoints.client import Serialized
 from hub.ops.verify import verify
 from hub.settings import HubSettings
 from tests.integration.test_sessions_property import ops as session_ops
@@ -33,6 +34,14 @@ registry_ops = st.lists(
     max_size=6,
 )
 prompt_ops = st.lists(st.tuples(st.sampled_from(["v1", "v2", "v3"]), st.booleans()), max_size=4)
+checkpoint_ops = st.lists(
+    st.tuples(
+        st.sampled_from(["put", "put", "writes", "copy", "prune", "delete", "runs"]),
+        st.integers(0, 3),
+        st.integers(0, 3),
+    ),
+    max_size=12,
+)
 
 
 @pytest.fixture
@@ -40,6 +49,39 @@ async def hub(hub_settings: HubSettings) -> AsyncIterator[Hub]:
     settings_ = hub_settings.model_copy(update={"run_projectors": "always"})
     async with Hub.connect(settings_) as h:
         yield h
+
+
+async def apply_checkpoints(hub: Hub, operations: list[tuple[str, int, int]], n: int) -> None:
+    """Checkpoints of four threads: saved, written to, copied (copies of copies too),
+    pruned, deleted, and runs deleted, interleaved."""
+    c = hub.checkpoints
+    latest: dict[int, str] = {}
+    for i, (op, a, b) in enumerate(operations):
+        thread = f"cp-{n}-{a}"
+        if op == "put":
+            value = Serialized("json", f"{i}".encode())
+            await c.save(
+                thread,
+                checkpoint_id=f"{i:04}",
+                parent_checkpoint_id=latest.get(a),
+                checkpoint=value,
+                metadata=value,
+                metadata_json={"step": i},
+                run_id=f"run-{b}",
+                values={"ch": (str(i), value)},
+            )
+            latest[a] = f"{i:04}"
+        elif op == "writes" and a in latest:
+            write = (b - 2, "ch", Serialized("json", b"1"))
+            await c.save_writes(thread, checkpoint_id=latest[a], task_id=f"t{b}", writes=[write])
+        elif op == "copy":
+            await c.copy_thread(thread, f"cp-{n}-{b}")
+        elif op == "prune":
+            await c.prune([thread], strategy="delete" if b == 0 else "keep_latest")
+        elif op == "delete":
+            await c.delete_thread(thread)
+        elif op == "runs":
+            await c.delete_for_runs([f"run-{b}"])
 
 
 async def apply_sessions(hub: Hub, operations: list[tuple[object, ...]], user: str) -> None:
@@ -73,13 +115,20 @@ async def apply_sessions(hub: Hub, operations: list[tuple[object, ...]], user: s
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(sessions=session_ops, runs=run_ops, registry=registry_ops, prompts=prompt_ops)
+@given(
+    sessions=session_ops,
+    runs=run_ops,
+    registry=registry_ops,
+    prompts=prompt_ops,
+    checkpoints=checkpoint_ops,
+)
 async def test_a_rebuild_from_scratch_matches_the_live_read_models(
     hub: Hub,
     sessions: list[tuple[object, ...]],
     runs: list[tuple[str, list[float], str]],
     registry: list[tuple[str, str]],
     prompts: list[tuple[str, bool]],
+    checkpoints: list[tuple[str, int, int]],
 ) -> None:
     n = next(_example)
     await apply_sessions(hub, sessions, f"user-{n}")
@@ -97,9 +146,10 @@ async def test_a_rebuild_from_scratch_matches_the_live_read_models(
         content = f"prompt {version} of {n}"
         if await hub.prompts.get_version(f"p{n}", version) is None:
             await hub.prompts.set(f"p{n}", content, version, make_current=current)
+    await apply_checkpoints(hub, checkpoints, n)
     await hub.wait_for_projections()
 
-    for name in ("sessions", "runs", "registry", "prompts"):
+    for name in ("sessions", "runs", "registry", "prompts", "checkpoints"):
         checks = await verify(hub.runtime, name)
         assert checks, name
         different = [c.table for c in checks if not c.same]

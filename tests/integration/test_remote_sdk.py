@@ -16,6 +16,7 @@ import pytest
 from hub import Hub
 from hub.access.keys import KeysClient
 from hub.agents.client import RegistryClient
+from hub.checkpoints.client import CheckpointsClient, Serialized
 from hub.prompts.client import PromptsClient
 from hub.runs.client import RunsClient
 from hub.runs.run import Run
@@ -59,8 +60,11 @@ async def _seed(hub: Hub) -> dict[str, Any]:
     artifact = await run.store_artifact("a.txt", b"acme bytes")
     await run.flush()
     await hub.prompts.set("prompt-a", "acme prompt", "v1")
+    await _checkpoint(hub, "thread-a", "c1")
     return {"message_id": first, "artifact_id": artifact.artifact_id}
 
+
+A = "thread-a"
 
 # What a call on tenant A's data does with tenant B's key: "404" raises NotFoundError,
 # "none" answers None or nothing, "own" acts in B's own namespace, "local" needs no
@@ -149,7 +153,34 @@ CALLS: dict[tuple[str, str], tuple[str, Call]] = {
     ("hub", "catch_up"): ("local", lambda h, i: h.catch_up()),
     ("hub", "scope"): ("direct", lambda h, i: _sync(h.scope, None)),
     ("hub", "stop_projectors"): ("local", lambda h, i: _sync(h.stop_projectors)),
+    # checkpoints: writes are events (B's own tenant); reads need direct mode for now
+    ("checkpoints", "save"): ("own", lambda h, i: _checkpoint(h, "thread-a", "c9")),
+    ("checkpoints", "save_writes"): (
+        "own",
+        lambda h, i: h.checkpoints.save_writes(
+            "thread-a", checkpoint_id="c1", task_id="t", writes=[(0, "ch", BYTES)]
+        ),
+    ),
+    ("checkpoints", "copy_thread"): ("own", lambda h, i: h.checkpoints.copy_thread(A, "b")),
+    ("checkpoints", "prune"): ("own", lambda h, i: h.checkpoints.prune([A])),
+    ("checkpoints", "delete_thread"): ("own", lambda h, i: h.checkpoints.delete_thread(A)),
+    ("checkpoints", "delete_for_runs"): ("direct", lambda h, i: h.checkpoints.delete_for_runs([A])),
+    ("checkpoints", "get"): ("direct", lambda h, i: h.checkpoints.get("thread-a")),
+    ("checkpoints", "list"): ("direct", lambda h, i: _drain(h.checkpoints.list("thread-a"))),
 }
+BYTES = Serialized("json", b"1")
+
+
+async def _checkpoint(hub: Hub, thread: str, checkpoint_id: str) -> None:
+    await hub.checkpoints.save(
+        thread, checkpoint_id=checkpoint_id, checkpoint=BYTES, metadata=BYTES, run_id="r"
+    )
+
+
+async def _drain(items: AsyncIterator[Any]) -> list[Any]:
+    return [item async for item in items]
+
+
 RUN_METHODS = {
     "begin",
     "finish",
@@ -168,6 +199,7 @@ CLIENTS = {
     "prompts": PromptsClient,
     "keys": KeysClient,
     "hub": Hub,
+    "checkpoints": CheckpointsClient,
 }
 
 
@@ -263,3 +295,6 @@ async def test_every_public_method_is_scoped_to_the_keys_tenant(remote: Remote) 
         assert [v.version for v in await a.prompts.list_versions("prompt-a")] == ["v1"]
         assert (await a.prompts.get_version("prompt-a", "v1")).content == "acme prompt"  # type: ignore[union-attr]
         assert (await a.keys.get(ids["key_id"])).revoked_at is None  # type: ignore[union-attr]
+    acme = CheckpointsClient(remote.server.context.scoped("acme", "check"))  # direct
+    kept = await acme.get("thread-a")
+    assert kept is not None and kept.checkpoint_id == "c1" and kept.writes == []

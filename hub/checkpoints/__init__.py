@@ -1,0 +1,1 @@
+"""``hub.checkpoints``: framework checkpoints (LangGraph) as events on the log."""

@@ -1,0 +1,342 @@
+"""``hub.checkpoints``: a framework's checkpoints (LangGraph's), as events on the log.
+
+Values are opaque: the framework serializes them and gets them back byte for byte with
+their type tags (:class:`Serialized`). A value too large to travel inline goes to the blob
+store, named by its SHA-256, and its event carries the name. Reads wait until the
+projection holds this client's writes to the thread (read your writes).
+
+Thread copies are O(1) (a lineage entry, see :mod:`projections.checkpoints.tables`);
+deleting, pruning and deleting runs are events too, so a rebuild does them again.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from hub.core.inputs import build_event, check_id
+from projections.checkpoints import queries
+from schemas.errors import InputError
+from schemas.events import (
+    ChannelValue,
+    CheckpointRunsDeleted,
+    CheckpointSaved,
+    CheckpointsPruned,
+    CheckpointThreadCopied,
+    CheckpointThreadDeleted,
+    CheckpointWritesSaved,
+    PendingWrite,
+    StoredValue,
+    Topic,
+)
+
+if TYPE_CHECKING:
+    from hub.core.context import HubContext
+
+__all__ = ["PAGE", "CheckpointsClient", "Serialized", "StoredCheckpoint", "StoredWrite"]
+
+CHECKPOINTS = str(Topic.CHECKPOINTS)
+PAGE = 200
+"""Checkpoints read per query while listing (memory stays flat on long threads)."""
+STRATEGIES = ("keep_latest", "delete")
+_SCALARS = (str, int, float, bool, type(None))
+
+
+@dataclass(frozen=True)
+class Serialized:
+    """A value as its serializer wrote it: the type tag and the bytes."""
+
+    type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class StoredWrite:
+    task_id: str
+    task_path: str
+    idx: int
+    channel: str
+    value: Serialized
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    """A checkpoint as stored: its values by channel and its pending writes, in the order
+    a framework applies them (task path, task id, index)."""
+
+    thread_id: str
+    checkpoint_ns: str
+    checkpoint_id: str
+    parent_checkpoint_id: str | None
+    checkpoint: Serialized
+    metadata: Serialized
+    metadata_json: dict[str, Any]
+    values: dict[str, Serialized] = field(default_factory=dict)
+    writes: list[StoredWrite] = field(default_factory=list)
+
+
+class CheckpointsClient:
+    """Checkpoints of framework threads, as ``hub.checkpoints``."""
+
+    def __init__(self, ctx: HubContext) -> None:
+        self._ctx = ctx
+
+    # ── writing ─────────────────────────────────────────────────────────────────────────
+
+    async def save(
+        self,
+        thread_id: str,
+        *,
+        checkpoint_id: str,
+        checkpoint: Serialized,
+        metadata: Serialized,
+        checkpoint_ns: str = "",
+        parent_checkpoint_id: str | None = None,
+        metadata_json: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+        channel_versions: Mapping[str, str] | None = None,
+        values: Mapping[str, tuple[str, Serialized]] | None = None,
+    ) -> None:
+        """Store a checkpoint; ``values``: the channels it changed, ``{channel: (version,
+        value)}``; ``channel_versions``: every channel's version in it."""
+        new = dict(values or {})
+        limit = self._inline_limit()
+        stored = {ch: await self._stored(v, limit) for ch, (_, v) in new.items()}
+        event = build_event(
+            CheckpointSaved,
+            **self._ctx.envelope(),
+            thread_id=thread_id,
+            checkpoint_ns=checkpoint_ns,
+            checkpoint_id=checkpoint_id,
+            parent_checkpoint_id=parent_checkpoint_id,
+            run_id=run_id,
+            checkpoint=await self._stored(checkpoint, limit),
+            metadata=await self._stored(metadata, limit),
+            metadata_json=dict(metadata_json or {}),
+            channel_versions=dict(channel_versions or {ch: v for ch, (v, _) in new.items()}),
+            values=[
+                ChannelValue(channel=ch, version=version, value=stored[ch])
+                for ch, (version, _) in new.items()
+            ],
+        )
+        await self._ctx.emit(event)
+
+    async def save_writes(
+        self,
+        thread_id: str,
+        *,
+        checkpoint_id: str,
+        task_id: str,
+        writes: Sequence[tuple[int, str, Serialized]],
+        checkpoint_ns: str = "",
+        task_path: str = "",
+        overwrite: bool = False,
+    ) -> None:
+        """Store a task's pending writes ``(index, channel, value)``. Per task and index
+        the first write stored counts; negative indexes (special channels) are replaced."""
+        if not writes:
+            return
+        limit = self._inline_limit()
+        event = build_event(
+            CheckpointWritesSaved,
+            **self._ctx.envelope(),
+            thread_id=thread_id,
+            checkpoint_ns=checkpoint_ns,
+            checkpoint_id=checkpoint_id,
+            task_id=task_id,
+            task_path=task_path,
+            writes=[
+                PendingWrite(idx=idx, channel=ch, value=await self._stored(v, limit))
+                for idx, ch, v in writes
+            ],
+            overwrite=overwrite,
+        )
+        await self._ctx.emit(event)
+
+    async def delete_thread(self, thread_id: str) -> None:
+        """Delete every checkpoint and write of a thread (copies made before keep theirs)."""
+        await self._ctx.emit(self._event(CheckpointThreadDeleted, thread_id))
+
+    async def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy a thread's checkpoints and writes, as they are now, to another thread: one
+        event, whatever the thread's length (the copy shares the rows until either
+        changes them)."""
+        event = self._event(
+            CheckpointThreadCopied, source_thread_id, target_thread_id=target_thread_id
+        )
+        await self._ctx.emit(event)
+        # the copy event is keyed by the source: reads of the target wait for it here
+        await self._ctx.wait_for_key(CHECKPOINTS, source_thread_id.encode())
+
+    async def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """Keep each thread's latest checkpoint per namespace (``keep_latest``) or none
+        (``delete``)."""
+        if strategy not in STRATEGIES:
+            raise InputError(
+                f"strategy: expected one of {', '.join(STRATEGIES)}, got {strategy!r}",
+                field="strategy",
+            )
+        events = [self._event(CheckpointsPruned, t, strategy=strategy) for t in thread_ids]
+        if events:
+            await self._ctx.emit(*events)
+
+    async def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints (and their writes) of these runs, in every thread that
+        holds or sees them."""
+        runs = [check_id(r, "run_ids") for r in run_ids]
+        if not runs:
+            return
+        await self._ctx.wait_for_projections(topics=[CHECKPOINTS])
+        rows = await self._ctx.pool.fetch(queries.THREADS_OF_RUNS, self._ctx.tenant, runs)
+        events = [self._event(CheckpointRunsDeleted, r[0], run_ids=runs) for r in rows]
+        if events:
+            await self._ctx.emit(*events)
+
+    def _event(self, cls: type[Any], thread_id: str, **fields: Any) -> Any:
+        return build_event(cls, **self._ctx.envelope(), thread_id=thread_id, **fields)
+
+    def _inline_limit(self) -> int:
+        return max(1024, self._ctx.settings.max_event_bytes // 16)
+
+    async def _stored(self, value: Serialized, limit: int) -> StoredValue:
+        if not isinstance(value, Serialized):
+            raise InputError(f"expected a Serialized value, got {type(value).__name__}")
+        if len(value.data) <= limit:
+            return StoredValue(type=value.type, data=value.data)
+        digest = hashlib.sha256(value.data).hexdigest()
+        key = f"checkpoints/{self._ctx.tenant}/{digest}"
+        store = await self._ctx.blob_store()
+        await store.put(key, value.data, content_type="application/octet-stream")
+        return StoredValue(type=value.type, blob_key=key)
+
+    # ── reading ─────────────────────────────────────────────────────────────────────────
+
+    async def get(
+        self, thread_id: str, *, checkpoint_ns: str = "", checkpoint_id: str | None = None
+    ) -> StoredCheckpoint | None:
+        """A checkpoint (the thread's latest in the namespace if no id is given)."""
+        async for found in self.list(
+            thread_id, checkpoint_ns=checkpoint_ns, checkpoint_id=checkpoint_id, limit=1
+        ):
+            return found
+        return None
+
+    async def list(
+        self,
+        thread_id: str | None,
+        *,
+        checkpoint_ns: str | None = None,
+        checkpoint_id: str | None = None,
+        before: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[StoredCheckpoint]:
+        """Checkpoints newest first: of one thread (every thread if ``None``), one
+        namespace (all if ``None``), older than ``before``, whose metadata holds every
+        key of ``metadata`` with an equal value; at most ``limit``."""
+        if limit is not None and limit <= 0:
+            return
+        if thread_id is None:
+            await self._ctx.wait_for_projections(topics=[CHECKPOINTS])
+            threads = [r[0] for r in await self._ctx.pool.fetch(queries.THREADS, self._ctx.tenant)]
+        else:
+            await self._ctx.wait_for_key(CHECKPOINTS, thread_id.encode())
+            threads = [thread_id]
+        wanted = dict(metadata or {})
+        left = limit
+        for thread in threads:
+            async for found in self._list_thread(
+                thread, checkpoint_ns, checkpoint_id, before, wanted, left
+            ):
+                yield found
+                if left is not None:
+                    left -= 1
+                    if left == 0:
+                        return
+
+    async def _list_thread(
+        self,
+        thread: str,
+        ns: str | None,
+        checkpoint_id: str | None,
+        before: str | None,
+        wanted: dict[str, Any],
+        limit: int | None,
+    ) -> AsyncIterator[StoredCheckpoint]:
+        exact = all(isinstance(v, _SCALARS) for v in wanted.values())  # jsonb @> is equality
+        contains = wanted if wanted and exact else None
+        cursor: tuple[str, str] | None = None
+        while True:
+            page = PAGE if limit is None or not exact else min(PAGE, limit)
+            rows = await self._ctx.pool.fetch(
+                queries.CHECKPOINTS,
+                self._ctx.tenant,
+                thread,
+                ns,
+                checkpoint_id,
+                before,
+                contains,
+                page,
+                *(cursor or (None, None)),
+            )
+            found = [
+                r for r in rows if all(_equal(r["metadata_json"], k, v) for k, v in wanted.items())
+            ]
+            for checkpoint in await self._complete(thread, found):
+                yield checkpoint
+            if len(rows) < page:
+                return
+            cursor = (rows[-1]["checkpoint_id"], rows[-1]["checkpoint_ns"])
+
+    async def _complete(
+        self, thread: str, rows: builtins.list[Any]
+    ) -> builtins.list[StoredCheckpoint]:
+        if not rows:
+            return []
+        tenant, pool = self._ctx.tenant, self._ctx.pool
+        nss, ids = [r["checkpoint_ns"] for r in rows], [r["checkpoint_id"] for r in rows]
+        versions = [r["channel_versions"] for r in rows]
+        values: dict[tuple[str, str], dict[str, Serialized]] = {}
+        for v in await pool.fetch(queries.VALUES, tenant, thread, nss, ids, versions):
+            value = await self._loaded(v["type"], v["data"], v["blob_key"])
+            values.setdefault((v["ns"], v["id"]), {})[v["channel"]] = value
+        writes: dict[tuple[str, str], builtins.list[StoredWrite]] = {}
+        for w in await pool.fetch(queries.WRITES, tenant, thread, nss, ids):
+            value = await self._loaded(w["type"], w["data"], w["blob_key"])
+            writes.setdefault((w["checkpoint_ns"], w["checkpoint_id"]), []).append(
+                StoredWrite(w["task_id"], w["task_path"], w["idx"], w["channel"], value)
+            )
+        out = []
+        for r in rows:
+            key = (r["checkpoint_ns"], r["checkpoint_id"])
+            ordered = sorted(writes.get(key, []), key=lambda w: (w.task_path, w.task_id, w.idx))
+            out.append(
+                StoredCheckpoint(
+                    thread_id=thread,
+                    checkpoint_ns=key[0],
+                    checkpoint_id=key[1],
+                    parent_checkpoint_id=r["parent_checkpoint_id"],
+                    checkpoint=await self._loaded(
+                        r["checkpoint_type"], r["checkpoint"], r["checkpoint_key"]
+                    ),
+                    metadata=await self._loaded(
+                        r["metadata_type"], r["metadata"], r["metadata_key"]
+                    ),
+                    metadata_json=r["metadata_json"],
+                    values=values.get(key, {}),
+                    writes=ordered,
+                )
+            )
+        return out
+
+    async def _loaded(self, type_: str, data: bytes | None, blob_key: str | None) -> Serialized:
+        if data is None and blob_key is not None:
+            data = await (await self._ctx.blob_store()).get(blob_key)
+        return Serialized(type_, data or b"")
+
+
+def _equal(metadata: Mapping[str, Any], key: str, value: Any) -> bool:
+    return bool(metadata.get(key) == value)

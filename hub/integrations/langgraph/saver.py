@@ -1,0 +1,350 @@
+"""LangGraph's checkpointer on the hub: ``HubCheckpointSaver``.
+
+Every ``put`` and ``put_writes`` is an event on the log (``hub.checkpoints``), so a
+thread's checkpoints survive the process, replay and rebuild like everything else.
+Channel values are stored per version, as LangGraph's own savers store them; large ones
+go to the blob store by reference. ``copy_thread`` is O(1), whatever the thread's length.
+
+    from hub.integrations.langgraph import HubCheckpointSaver
+    graph = builder.compile(checkpointer=HubCheckpointSaver())
+
+With no hub given it uses the process's shared hub (``HUB_*`` settings, embedded
+defaults). Async methods run on the caller's loop when given a started :class:`Hub` on
+it; sync methods need a :class:`SyncHub` (the default) or a call from another thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
+from typing import Any, TypeVar
+
+import orjson
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    get_checkpoint_id,
+    get_checkpoint_metadata,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from hub.bridge import SyncHub, sync_hub
+from hub.checkpoints.client import CheckpointsClient, Serialized, StoredCheckpoint
+from hub.client import Hub
+from schemas.errors import HubError
+
+__all__ = ["HubCheckpointSaver"]
+
+T = TypeVar("T")
+OnHub = Callable[[CheckpointsClient], Coroutine[Any, Any, T]]
+EMPTY = "empty"  # a channel given a new version but no value (LangGraph's own tag)
+
+
+class HubCheckpointSaver(BaseCheckpointSaver[str]):
+    """LangGraph checkpoints as events on the hub (``BaseCheckpointSaver``, async and
+    sync, with ``copy_thread``, ``prune`` and ``delete_for_runs``)."""
+
+    def __init__(
+        self, hub: Hub | SyncHub | None = None, *, serde: SerializerProtocol | None = None
+    ) -> None:
+        super().__init__(serde=serde)
+        self._sync: SyncHub | None = None
+        self._hub: Hub | None = None
+        if isinstance(hub, Hub):
+            self._hub = hub
+            self._loop: asyncio.AbstractEventLoop | None = None  # the first async call's
+        else:
+            self._sync = hub or sync_hub()
+
+    # ── running on the hub ──────────────────────────────────────────────────────────────
+
+    async def _on_hub(self, fn: OnHub[T]) -> T:
+        if self._sync is not None:
+            return await self._sync.acall(lambda hub: fn(hub.checkpoints))
+        assert self._hub is not None
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        if loop is self._loop:
+            return await fn(self._hub.checkpoints)
+        future = asyncio.run_coroutine_threadsafe(fn(self._hub.checkpoints), self._loop)
+        return await asyncio.wrap_future(future)
+
+    def _blocking(self, fn: OnHub[T]) -> T:
+        if self._sync is not None:
+            return self._sync.call(lambda hub: fn(hub.checkpoints))
+        loop = self._loop
+        if loop is None:
+            raise HubError(
+                "HubCheckpointSaver(hub): sync methods need the hub's loop running; await "
+                "an async method first, or give a SyncHub (the default when no hub is given)"
+            )
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            raise HubError(
+                "HubCheckpointSaver: a sync method was called on the hub's own event loop; "
+                "use the async one (ainvoke, aget_tuple...)"
+            )
+        assert self._hub is not None
+        hub = self._hub
+        return asyncio.run_coroutine_threadsafe(fn(hub.checkpoints), loop).result()
+
+    # ── async API ───────────────────────────────────────────────────────────────────────
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        conf = config["configurable"]
+        found = await self._on_hub(
+            lambda c: c.get(
+                conf["thread_id"],
+                checkpoint_ns=conf.get("checkpoint_ns", ""),
+                checkpoint_id=get_checkpoint_id(config),
+            )
+        )
+        return None if found is None else self._tuple(found)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        if self._hub is not None and self._loop in (None, asyncio.get_running_loop()):
+            self._loop = asyncio.get_running_loop()  # on the hub's loop: streamed
+            async for found in _listing(self._hub.checkpoints, config, filter, before, limit):
+                yield self._tuple(found)
+            return
+        for found in await self._on_hub(lambda c: _collect(c, config, filter, before, limit)):
+            yield self._tuple(found)
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        conf = config["configurable"]
+        thread_id, ns = conf["thread_id"], conf.get("checkpoint_ns", "")
+        saved: dict[str, Any] = dict(checkpoint)
+        values: dict[str, Any] = saved.pop("channel_values", {})
+        md = get_checkpoint_metadata(config, metadata)
+        dumps = self.serde.dumps_typed
+        new = {
+            ch: (str(v), _typed(dumps(values[ch])) if ch in values else Serialized(EMPTY, b""))
+            for ch, v in new_versions.items()
+        }
+        await self._on_hub(
+            lambda c: c.save(
+                thread_id,
+                checkpoint_ns=ns,
+                checkpoint_id=checkpoint["id"],
+                parent_checkpoint_id=conf.get("checkpoint_id"),
+                checkpoint=_typed(dumps(saved)),
+                metadata=_typed(dumps(md)),
+                metadata_json=_json_safe(md),
+                run_id=_run_id(md),
+                channel_versions={k: str(v) for k, v in checkpoint["channel_versions"].items()},
+                values=new,
+            )
+        )
+        return {
+            "configurable": {
+                "thread_id": thread_id,
+                "checkpoint_ns": ns,
+                "checkpoint_id": checkpoint["id"],
+            }
+        }
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        conf = config["configurable"]
+        rows = [
+            (WRITES_IDX_MAP.get(ch, idx), ch, _typed(self.serde.dumps_typed(value)))
+            for idx, (ch, value) in enumerate(writes)
+        ]
+        await self._on_hub(
+            lambda c: c.save_writes(
+                conf["thread_id"],
+                checkpoint_ns=conf.get("checkpoint_ns", ""),
+                checkpoint_id=conf["checkpoint_id"],
+                task_id=task_id,
+                task_path=task_path,
+                writes=rows,
+                overwrite=all(ch in WRITES_IDX_MAP for ch, _ in writes),
+            )
+        )
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await self._on_hub(lambda c: c.delete_thread(str(thread_id)))
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        await self._on_hub(lambda c: c.copy_thread(str(source_thread_id), str(target_thread_id)))
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        await self._on_hub(lambda c: c.prune([str(t) for t in thread_ids], strategy=strategy))
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        await self._on_hub(lambda c: c.delete_for_runs([str(r) for r in run_ids]))
+
+    # ── sync API (the same calls, waited for) ───────────────────────────────────────────
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        found = self._blocking(
+            lambda c: c.get(
+                config["configurable"]["thread_id"],
+                checkpoint_ns=config["configurable"].get("checkpoint_ns", ""),
+                checkpoint_id=get_checkpoint_id(config),
+            )
+        )
+        return None if found is None else self._tuple(found)
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        for found in self._blocking(lambda c: _collect(c, config, filter, before, limit)):
+            yield self._tuple(found)
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return self._run(self.aput(config, checkpoint, metadata, new_versions))
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        self._run(self.aput_writes(config, writes, task_id, task_path))
+
+    def delete_thread(self, thread_id: str) -> None:
+        self._run(self.adelete_thread(thread_id))
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        self._run(self.acopy_thread(source_thread_id, target_thread_id))
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        self._run(self.aprune(thread_ids, strategy=strategy))
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        self._run(self.adelete_for_runs(run_ids))
+
+    def _run(self, coro: Awaitable[T]) -> T:
+        async def wrapped(_: CheckpointsClient) -> T:
+            return await coro
+
+        return self._blocking(wrapped)
+
+    def get_next_version(self, current: str | None, channel: None = None) -> str:
+        """As LangGraph's own savers: a zero-padded counter and a random tail."""
+        if current is None:
+            number = 0
+        elif isinstance(current, int):
+            number = current
+        else:
+            number = int(str(current).split(".")[0])
+        return f"{number + 1:032}.{random.random():016}"
+
+    # ── reading back ────────────────────────────────────────────────────────────────────
+
+    def _tuple(self, found: StoredCheckpoint) -> CheckpointTuple:
+        loads = self.serde.loads_typed
+        checkpoint = loads((found.checkpoint.type, found.checkpoint.data))
+        checkpoint["channel_values"] = {
+            ch: loads((v.type, v.data)) for ch, v in found.values.items() if v.type != EMPTY
+        }
+        config: RunnableConfig = {
+            "configurable": {
+                "thread_id": found.thread_id,
+                "checkpoint_ns": found.checkpoint_ns,
+                "checkpoint_id": found.checkpoint_id,
+            }
+        }
+        parent: RunnableConfig | None = None
+        if found.parent_checkpoint_id:
+            parent = {
+                "configurable": {
+                    "thread_id": found.thread_id,
+                    "checkpoint_ns": found.checkpoint_ns,
+                    "checkpoint_id": found.parent_checkpoint_id,
+                }
+            }
+        return CheckpointTuple(
+            config=config,
+            checkpoint=checkpoint,
+            metadata=loads((found.metadata.type, found.metadata.data)),
+            parent_config=parent,
+            pending_writes=[
+                (w.task_id, w.channel, loads((w.value.type, w.value.data))) for w in found.writes
+            ],
+        )
+
+
+def _listing(
+    client: CheckpointsClient,
+    config: RunnableConfig | None,
+    filter: dict[str, Any] | None,
+    before: RunnableConfig | None,
+    limit: int | None,
+) -> AsyncIterator[StoredCheckpoint]:
+    conf = (config or {}).get("configurable", {})
+    return client.list(
+        conf.get("thread_id"),
+        checkpoint_ns=conf.get("checkpoint_ns"),
+        checkpoint_id=conf.get("checkpoint_id"),
+        before=get_checkpoint_id(before) if before else None,
+        metadata=filter,
+        limit=limit,
+    )
+
+
+async def _collect(
+    client: CheckpointsClient,
+    config: RunnableConfig | None,
+    filter: dict[str, Any] | None,
+    before: RunnableConfig | None,
+    limit: int | None,
+) -> list[StoredCheckpoint]:
+    return [c async for c in _listing(client, config, filter, before, limit)]
+
+
+def _typed(value: tuple[str, bytes]) -> Serialized:
+    return Serialized(value[0], value[1])
+
+
+def _run_id(metadata: CheckpointMetadata) -> str | None:
+    run_id = metadata.get("run_id")
+    return None if run_id is None else str(run_id)
+
+
+def _json_safe(metadata: CheckpointMetadata) -> dict[str, Any]:
+    """The metadata as JSON (what ``alist``'s filter is matched against)."""
+    data = orjson.dumps(metadata, default=repr, option=orjson.OPT_NON_STR_KEYS)
+    found: dict[str, Any] = orjson.loads(data)
+    return found

@@ -1,0 +1,88 @@
+"""SQL of ``hub.checkpoints`` (reads go through the ``checkpoints`` views).
+
+A thread's rows are its own (above its ``hidden_before``) and those its lineage entries
+see; one row per checkpoint id is kept, its own first (see :mod:`.tables`).
+$1 is the tenant in every query, and $2 the thread in those reading one.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CHECKPOINTS", "THREADS", "THREADS_OF_RUNS", "VALUES", "WRITES"]
+
+_SOURCES = """
+WITH src AS (
+    SELECT $2::text AS thread_id,
+           COALESCE((SELECT hidden_before FROM checkpoints.threads
+                     WHERE tenant_id = $1 AND thread_id = $2), -2) AS low,
+           9223372036854775807::bigint AS high
+    UNION ALL
+    SELECT source_thread_id, low, high FROM checkpoints.lineage
+    WHERE tenant_id = $1 AND thread_id = $2
+)
+"""
+_SEEN = "JOIN src s ON {r}.thread_id = s.thread_id AND {r}.pos > s.low AND {r}.pos < s.high"
+
+CHECKPOINTS = f"""
+{_SOURCES}
+SELECT DISTINCT ON (c.checkpoint_id, c.checkpoint_ns)
+       c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id,
+       c.checkpoint_type, c.checkpoint, c.checkpoint_key,
+       c.metadata_type, c.metadata, c.metadata_key, c.metadata_json, c.channel_versions
+FROM checkpoints.checkpoints c {_SEEN.format(r="c")}
+WHERE c.tenant_id = $1
+  AND ($3::text IS NULL OR c.checkpoint_ns = $3)
+  AND ($4::text IS NULL OR c.checkpoint_id = $4)
+  AND ($5::text IS NULL OR c.checkpoint_id < $5)
+  AND ($6::jsonb IS NULL OR c.metadata_json @> $6)
+  AND ($8::text IS NULL OR (c.checkpoint_id, c.checkpoint_ns) < ($8, $9::text))
+ORDER BY c.checkpoint_id DESC, c.checkpoint_ns DESC, s.thread_id = $2 DESC, c.pos DESC
+LIMIT $7
+"""
+"""$3 namespace (NULL: all), $4 checkpoint id, $5 before this id, $6 metadata containing,
+$7 limit (NULL: all), ($8, $9) after this page's last (id, namespace); newest first."""
+
+VALUES = f"""
+{_SOURCES}
+SELECT DISTINCT ON (k.ns, k.id, v.channel)
+       k.ns, k.id, v.channel, v.type, v.data, v.blob_key
+FROM unnest($3::text[], $4::text[], $5::jsonb[]) AS k (ns, id, versions)
+CROSS JOIN LATERAL jsonb_each_text(k.versions) AS cv (channel, version)
+JOIN checkpoints.channel_values v ON v.tenant_id = $1 AND v.checkpoint_ns = k.ns
+     AND v.channel = cv.channel AND v.version = cv.version
+{_SEEN.format(r="v")}
+ORDER BY k.ns, k.id, v.channel, s.thread_id = $2 DESC, v.pos DESC
+"""
+"""The channel values of checkpoints ($3 namespaces, $4 ids, $5 their channel versions)."""
+
+WRITES = f"""
+{_SOURCES}
+SELECT DISTINCT ON (w.checkpoint_ns, w.checkpoint_id, w.task_id, w.idx)
+       w.checkpoint_ns, w.checkpoint_id, w.task_id, w.task_path, w.idx, w.channel,
+       w.type, w.data, w.blob_key
+FROM checkpoints.writes w {_SEEN.format(r="w")}
+WHERE w.tenant_id = $1
+  AND (w.checkpoint_ns, w.checkpoint_id) IN (SELECT * FROM unnest($3::text[], $4::text[]))
+ORDER BY w.checkpoint_ns, w.checkpoint_id, w.task_id, w.idx, s.thread_id = $2 DESC,
+         CASE WHEN w.idx < 0 THEN -w.pos ELSE w.pos END
+"""
+"""The pending writes of checkpoints ($3 namespaces, $4 ids): per task and index the first
+stored, except the special channels' (negative index), where the last one counts."""
+
+THREADS = """
+SELECT thread_id FROM (
+    SELECT thread_id FROM checkpoints.checkpoints WHERE tenant_id = $1
+    UNION SELECT thread_id FROM checkpoints.lineage WHERE tenant_id = $1
+) t ORDER BY thread_id
+"""
+"""Every thread of a tenant that may hold checkpoints."""
+
+THREADS_OF_RUNS = """
+SELECT DISTINCT thread_id FROM checkpoints.checkpoints
+WHERE tenant_id = $1 AND run_id = ANY($2::text[])
+UNION
+SELECT DISTINCT l.thread_id FROM checkpoints.lineage l
+JOIN checkpoints.checkpoints c ON c.tenant_id = l.tenant_id
+     AND c.thread_id = l.source_thread_id AND c.pos > l.low AND c.pos < l.high
+WHERE l.tenant_id = $1 AND c.run_id = ANY($2::text[])
+"""
+"""The threads holding or seeing checkpoints of some runs."""
