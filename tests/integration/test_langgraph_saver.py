@@ -11,6 +11,7 @@ from uuid import uuid4
 import anyio
 import pytest
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import ChannelVersions
 from langgraph.checkpoint.conformance.test_utils import (
     generate_checkpoint,
     generate_config,
@@ -46,7 +47,7 @@ async def _put(
     if parent is not None:
         config["configurable"]["checkpoint_id"] = parent["configurable"]["checkpoint_id"]
     values = values if values is not None else {"step": f"value {step}"}
-    versions = {k: step + 1 for k in values}
+    versions: ChannelVersions = {k: step + 1 for k in values}
     checkpoint = generate_checkpoint(channel_values=values, channel_versions=versions)
     extra = {"run_id": run_id} if run_id else {}
     md = generate_metadata(step=step, **extra, **metadata)

@@ -65,6 +65,7 @@ async def _seed(hub: Hub) -> dict[str, Any]:
 
 
 A = "thread-a"
+BYTES = Serialized("json", b"1")
 
 # What a call on tenant A's data does with tenant B's key: "404" raises NotFoundError,
 # "none" answers None or nothing, "own" acts in B's own namespace, "local" needs no
@@ -168,9 +169,6 @@ CALLS: dict[tuple[str, str], tuple[str, Call]] = {
     ("checkpoints", "get"): ("direct", lambda h, i: h.checkpoints.get("thread-a")),
     ("checkpoints", "list"): ("direct", lambda h, i: _drain(h.checkpoints.list("thread-a"))),
 }
-BYTES = Serialized("json", b"1")
-
-
 async def _checkpoint(hub: Hub, thread: str, checkpoint_id: str) -> None:
     await hub.checkpoints.save(
         thread, checkpoint_id=checkpoint_id, checkpoint=BYTES, metadata=BYTES, run_id="r"
