@@ -169,6 +169,8 @@ CALLS: dict[tuple[str, str], tuple[str, Call]] = {
     ("checkpoints", "get"): ("direct", lambda h, i: h.checkpoints.get("thread-a")),
     ("checkpoints", "list"): ("direct", lambda h, i: _drain(h.checkpoints.list("thread-a"))),
 }
+
+
 async def _checkpoint(hub: Hub, thread: str, checkpoint_id: str) -> None:
     await hub.checkpoints.save(
         thread, checkpoint_id=checkpoint_id, checkpoint=BYTES, metadata=BYTES, run_id="r"

@@ -37,12 +37,13 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from hub.bridge import SyncHub, sync_hub
 from hub.checkpoints.client import CheckpointsClient, Serialized, StoredCheckpoint
 from hub.client import Hub
+from hub.integrations.langgraph.messages import CHANNEL, MessageMirror
 from schemas.errors import HubError
 
 __all__ = ["HubCheckpointSaver"]
 
 T = TypeVar("T")
-OnHub = Callable[[CheckpointsClient], Coroutine[Any, Any, T]]
+OnHub = Callable[[Hub], Coroutine[Any, Any, T]]
 EMPTY = "empty"  # a channel given a new version but no value (LangGraph's own tag)
 
 
@@ -51,9 +52,17 @@ class HubCheckpointSaver(BaseCheckpointSaver[str]):
     sync, with ``copy_thread``, ``prune`` and ``delete_for_runs``)."""
 
     def __init__(
-        self, hub: Hub | SyncHub | None = None, *, serde: SerializerProtocol | None = None
+        self,
+        hub: Hub | SyncHub | None = None,
+        *,
+        serde: SerializerProtocol | None = None,
+        messages_to_sessions: bool = True,
+        agent_id: str = "langgraph",
     ) -> None:
+        """``messages_to_sessions``: mirror a thread's ``messages`` channel into
+        ``hub.sessions`` (the hub thread of the same id, started as ``agent_id``'s)."""
         super().__init__(serde=serde)
+        self._mirror = MessageMirror(agent_id) if messages_to_sessions else None
         self._sync: SyncHub | None = None
         self._hub: Hub | None = None
         if isinstance(hub, Hub):
@@ -66,19 +75,19 @@ class HubCheckpointSaver(BaseCheckpointSaver[str]):
 
     async def _on_hub(self, fn: OnHub[T]) -> T:
         if self._sync is not None:
-            return await self._sync.acall(lambda hub: fn(hub.checkpoints))
+            return await self._sync.acall(fn)
         assert self._hub is not None
         loop = asyncio.get_running_loop()
         if self._loop is None:
             self._loop = loop
         if loop is self._loop:
-            return await fn(self._hub.checkpoints)
-        future = asyncio.run_coroutine_threadsafe(fn(self._hub.checkpoints), self._loop)
+            return await fn(self._hub)
+        future = asyncio.run_coroutine_threadsafe(fn(self._hub), self._loop)
         return await asyncio.wrap_future(future)
 
     def _blocking(self, fn: OnHub[T]) -> T:
         if self._sync is not None:
-            return self._sync.call(lambda hub: fn(hub.checkpoints))
+            return self._sync.call(fn)
         loop = self._loop
         if loop is None:
             raise HubError(
@@ -95,15 +104,14 @@ class HubCheckpointSaver(BaseCheckpointSaver[str]):
                 "use the async one (ainvoke, aget_tuple...)"
             )
         assert self._hub is not None
-        hub = self._hub
-        return asyncio.run_coroutine_threadsafe(fn(hub.checkpoints), loop).result()
+        return asyncio.run_coroutine_threadsafe(fn(self._hub), loop).result()
 
     # ── async API ───────────────────────────────────────────────────────────────────────
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         conf = config["configurable"]
         found = await self._on_hub(
-            lambda c: c.get(
+            lambda h: h.checkpoints.get(
                 conf["thread_id"],
                 checkpoint_ns=conf.get("checkpoint_ns", ""),
                 checkpoint_id=get_checkpoint_id(config),
@@ -124,7 +132,9 @@ class HubCheckpointSaver(BaseCheckpointSaver[str]):
             async for found in _listing(self._hub.checkpoints, config, filter, before, limit):
                 yield self._tuple(found)
             return
-        for found in await self._on_hub(lambda c: _collect(c, config, filter, before, limit)):
+        for found in await self._on_hub(
+            lambda h: _collect(h.checkpoints, config, filter, before, limit)
+        ):
             yield self._tuple(found)
 
     async def aput(
@@ -144,8 +154,12 @@ class HubCheckpointSaver(BaseCheckpointSaver[str]):
             ch: (str(v), _typed(dumps(values[ch])) if ch in values else Serialized(EMPTY, b""))
             for ch, v in new_versions.items()
         }
-        await self._on_hub(
-            lambda c: c.save(
+        mirrored = values.get(CHANNEL) if ns == "" and CHANNEL in new_versions else None
+
+        async def save(hub: Hub) -> None:
+            if self._mirror is not None and mirrored is not None:
+                await self._mirror.mirror(hub, thread_id, mirrored)
+            await hub.checkpoints.save(
                 thread_id,
                 checkpoint_ns=ns,
                 checkpoint_id=checkpoint["id"],
@@ -157,7 +171,8 @@ class HubCheckpointSaver(BaseCheckpointSaver[str]):
                 channel_versions={k: str(v) for k, v in checkpoint["channel_versions"].items()},
                 values=new,
             )
-        )
+
+        await self._on_hub(save)
         return {
             "configurable": {
                 "thread_id": thread_id,
@@ -179,7 +194,7 @@ class HubCheckpointSaver(BaseCheckpointSaver[str]):
             for idx, (ch, value) in enumerate(writes)
         ]
         await self._on_hub(
-            lambda c: c.save_writes(
+            lambda h: h.checkpoints.save_writes(
                 conf["thread_id"],
                 checkpoint_ns=conf.get("checkpoint_ns", ""),
                 checkpoint_id=conf["checkpoint_id"],
@@ -191,22 +206,26 @@ class HubCheckpointSaver(BaseCheckpointSaver[str]):
         )
 
     async def adelete_thread(self, thread_id: str) -> None:
-        await self._on_hub(lambda c: c.delete_thread(str(thread_id)))
+        await self._on_hub(lambda h: h.checkpoints.delete_thread(str(thread_id)))
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        await self._on_hub(lambda c: c.copy_thread(str(source_thread_id), str(target_thread_id)))
+        await self._on_hub(
+            lambda h: h.checkpoints.copy_thread(str(source_thread_id), str(target_thread_id))
+        )
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        await self._on_hub(lambda c: c.prune([str(t) for t in thread_ids], strategy=strategy))
+        await self._on_hub(
+            lambda h: h.checkpoints.prune([str(t) for t in thread_ids], strategy=strategy)
+        )
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
-        await self._on_hub(lambda c: c.delete_for_runs([str(r) for r in run_ids]))
+        await self._on_hub(lambda h: h.checkpoints.delete_for_runs([str(r) for r in run_ids]))
 
     # ── sync API (the same calls, waited for) ───────────────────────────────────────────
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         found = self._blocking(
-            lambda c: c.get(
+            lambda h: h.checkpoints.get(
                 config["configurable"]["thread_id"],
                 checkpoint_ns=config["configurable"].get("checkpoint_ns", ""),
                 checkpoint_id=get_checkpoint_id(config),
@@ -222,7 +241,9 @@ class HubCheckpointSaver(BaseCheckpointSaver[str]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
-        for found in self._blocking(lambda c: _collect(c, config, filter, before, limit)):
+        for found in self._blocking(
+            lambda h: _collect(h.checkpoints, config, filter, before, limit)
+        ):
             yield self._tuple(found)
 
     def put(
@@ -256,7 +277,7 @@ class HubCheckpointSaver(BaseCheckpointSaver[str]):
         self._run(self.adelete_for_runs(run_ids))
 
     def _run(self, coro: Awaitable[T]) -> T:
-        async def wrapped(_: CheckpointsClient) -> T:
+        async def wrapped(_: Hub) -> T:
             return await coro
 
         return self._blocking(wrapped)
