@@ -1,0 +1,191 @@
+"""LangGraph checkpointer benchmark (issue 14), all in one run on the same Postgres.
+
+    python -m tests.bench.langgraph [--threads 1000] [--steps 10] [--copies 10,1000,100000]
+
+1. The same ``StateGraph`` chat agent (``MessagesState``, a fake chat model: no network)
+   runs ``--steps`` turns (``ainvoke``) in each of ``--threads`` threads, 16 threads at a
+   time, with LangGraph's ``AsyncPostgresSaver`` and with ``HubCheckpointSaver`` (the
+   Postgres log, projectors in this process; with and without the ``messages`` mirror
+   into ``hub.sessions``), each on a fresh database of the same server. Both
+   acknowledge a checkpoint once it is committed. Ratio = their time / ours (goal >= 2).
+   The final states of every thread must be the same for all.
+2. ``copy_thread`` of a thread with 10, 1,000 and 100,000 checkpoints: median of 5
+   copies, each until the copy is readable. Goal: time at 100,000 / time at 10 <= 1.5.
+   (``AsyncPostgresSaver`` has no ``copy_thread`` to compare with.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import START, MessagesState, StateGraph
+
+from hub.checkpoints.client import Serialized
+from hub.client import Hub
+from hub.infra.logs import configure_logging
+from hub.integrations.langgraph import HubCheckpointSaver
+from hub.settings import HubSettings
+from schemas.events import CheckpointSaved, StoredValue
+from tests.support.pg import create_database, drop_database
+
+CONCURRENCY = 16
+
+
+def build(saver: BaseCheckpointSaver[Any], steps: int) -> Any:
+    def agent(state: MessagesState) -> dict[str, Any]:
+        turn = len(state["messages"]) // 2
+        model = GenericFakeChatModel(messages=iter([AIMessage(f"answer {turn}")]))
+        return {"messages": [model.invoke(state["messages"])]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("agent", agent)
+    builder.add_edge(START, "agent")
+    return builder.compile(checkpointer=saver)
+
+
+async def conversations(
+    saver: BaseCheckpointSaver[Any], threads: int, steps: int
+) -> tuple[float, list[Any]]:
+    app = build(saver, steps)
+    limiter = anyio.Semaphore(CONCURRENCY)
+    finals: list[Any] = [None] * threads
+
+    async def thread(n: int) -> None:
+        async with limiter:
+            config = {"configurable": {"thread_id": f"thread-{n}"}}
+            for step in range(steps):
+                await app.ainvoke({"messages": [HumanMessage(f"question {step}")]}, config)
+            state = await app.aget_state(config)
+            finals[n] = [(m.type, m.content) for m in state.values["messages"]]
+
+    started = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for n in range(threads):
+            tg.start_soon(thread, n)
+    return time.perf_counter() - started, finals
+
+
+def settings(url: str) -> HubSettings:
+    return HubSettings(
+        database_url=url, home=Path(tempfile.mkdtemp(prefix="hub-bench-")), run_projectors="always"
+    )
+
+
+async def on_fresh_database(run: Callable[[str], Awaitable[Any]]) -> Any:
+    name = f"hubbench_{uuid.uuid4().hex[:8]}"
+    url = await create_database(name)
+    try:
+        return await run(url)
+    finally:
+        await drop_database(name)
+
+
+async def postgres_saver(url: str, threads: int, steps: int) -> tuple[float, list[Any]]:
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from psycopg_pool import AsyncConnectionPool
+
+    async with AsyncConnectionPool(
+        url, max_size=CONCURRENCY, kwargs={"autocommit": True}, open=False
+    ) as pool:
+        saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
+        await saver.setup()
+        return await conversations(saver, threads, steps)
+
+
+async def hub_saver(url: str, threads: int, steps: int, mirror: bool) -> tuple[float, list[Any]]:
+    async with Hub(settings(url)) as hub:
+        return await conversations(
+            HubCheckpointSaver(hub, messages_to_sessions=mirror), threads, steps
+        )
+
+
+async def copies(url: str, sizes: list[int]) -> dict[int, float]:
+    """Median time of a copy_thread (until readable) per source length."""
+    value = Serialized("json", b"{}")
+    out: dict[int, float] = {}
+    async with Hub(settings(url)) as hub:
+        for size in sizes:
+            source = f"long-{size}"
+            ctx = hub.context
+            for start in range(0, size, 1000):
+                events = [
+                    CheckpointSaved(
+                        **ctx.envelope(),
+                        thread_id=source,
+                        checkpoint_id=f"{i:08}",
+                        parent_checkpoint_id=f"{i - 1:08}" if i else None,
+                        checkpoint=StoredValue(type="json", data=b"{}"),
+                        metadata=StoredValue(type="json", data=b"{}"),
+                        channel_versions={"messages": str(i)},
+                    )
+                    for i in range(start, min(size, start + 1000))
+                ]
+                await hub.emit(*events)
+            await hub.checkpoints.save(
+                source, checkpoint_id=f"{size:08}", checkpoint=value, metadata=value
+            )
+            await hub.wait_for_projections()
+            times = []
+            for k in range(5):
+                started = time.perf_counter()
+                await hub.checkpoints.copy_thread(source, f"copy-{size}-{k}")
+                found = await hub.checkpoints.get(f"copy-{size}-{k}")
+                times.append(time.perf_counter() - started)
+                assert found is not None and found.checkpoint_id == f"{size:08}"
+            out[size] = statistics.median(times)
+    return out
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    threads, steps = args.threads, args.steps
+    print(f"LangGraph benchmark: {threads:,} threads x {steps} turns, {CONCURRENCY} at a time\n")
+    theirs, expected = await on_fresh_database(lambda u: postgres_saver(u, threads, steps))
+    ours, found = await on_fresh_database(lambda u: hub_saver(u, threads, steps, True))
+    bare, found_bare = await on_fresh_database(lambda u: hub_saver(u, threads, steps, False))
+    assert found == expected and found_bare == expected, "the final states differ"
+    turns = threads * steps
+    print(
+        f"AsyncPostgresSaver                       {turns / theirs:8,.0f} turns/s ({theirs:6.2f} s)"
+    )
+    for label, took in (("with the messages mirror", ours), ("checkpoints only", bare)):
+        ratio = theirs / took
+        verdict = "meets" if ratio >= 2 else "BELOW"
+        print(
+            f"HubCheckpointSaver, {label:<22}{turns / took:8,.0f} turns/s ({took:6.2f} s)"
+            f"  ratio {ratio:4.2f} (goal >= 2) {verdict}"
+        )
+    sizes = [int(s) for s in args.copies.split(",")]
+    timings = await on_fresh_database(lambda u: copies(u, sizes))
+    print()
+    for size, took in timings.items():
+        print(f"copy_thread of {size:>9,} checkpoints: {took * 1000:7.1f} ms (median of 5)")
+    ratio = timings[sizes[-1]] / timings[sizes[0]]
+    verdict = "meets" if ratio <= 1.5 else "ABOVE"
+    print(f"time at {sizes[-1]:,} / time at {sizes[0]:,}: {ratio:.2f} (goal <= 1.5) {verdict}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--threads", type=int, default=1000)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--copies", default="10,1000,100000")
+    args = parser.parse_args()
+    configure_logging("warning")
+    anyio.run(main_async, args)
+
+
+if __name__ == "__main__":
+    main()
