@@ -23,10 +23,12 @@ from hub.core.context import HubContext
 from hub.infra.embedded import EmbeddedPostgres, ServerLock
 from hub.infra.lifecycle import Lifecycle
 from hub.infra.ports import Position
+from hub.memory.client import MemoryClient
 from hub.prompts.client import PromptsClient
 from hub.remote.agents import RemoteRegistry
 from hub.remote.context import RemoteContext
 from hub.remote.keys import RemoteKeys
+from hub.remote.memory import RemoteMemory
 from hub.remote.prompts import RemotePrompts
 from hub.remote.runs import RemoteRuns
 from hub.remote.sessions import RemoteSessions
@@ -55,6 +57,7 @@ class HubScope:
         self.runs = RunsClient(context)
         self.prompts = PromptsClient(context)
         self.checkpoints = CheckpointsClient(context)
+        self.memory = MemoryClient(context)
 
 
 class Hub(Lifecycle):
@@ -72,6 +75,7 @@ class Hub(Lifecycle):
         self.prompts: PromptsClient
         self.keys: KeysClient
         self.checkpoints: CheckpointsClient
+        self.memory: MemoryClient
         if self.remote:
             remote = RemoteContext(self.runtime)
             self.context = remote
@@ -81,6 +85,7 @@ class Hub(Lifecycle):
             self.prompts = RemotePrompts(remote)
             self.keys = RemoteKeys(remote)
             self.checkpoints = CheckpointsClient(remote)  # reads: direct mode only, for now
+            self.memory = RemoteMemory(remote)
         else:
             self.context = HubContext(self.runtime)
             self.registry = RegistryClient(self.context)
@@ -89,6 +94,7 @@ class Hub(Lifecycle):
             self.prompts = PromptsClient(self.context)
             self.keys = KeysClient(self.context, cache_s=settings.api_key_cache_s)
             self.checkpoints = CheckpointsClient(self.context)
+            self.memory = MemoryClient(self.context)
         self._scopes: dict[tuple[str, str], HubScope] = {}
         self.projectors: list[Projector] = []
         self.archiver: Archiver | None = None

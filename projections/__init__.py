@@ -7,6 +7,7 @@ from typing import Any
 from projections.access import AccessProjection
 from projections.base import Projection
 from projections.checkpoints import CheckpointsProjection
+from projections.memory import MemoryProjection
 from projections.prompts import PromptsProjection
 from projections.registry import RegistryProjection
 from projections.runs import RunsProjection
@@ -21,6 +22,7 @@ CATALOGUE: tuple[type[Projection[Any]], ...] = (
     PromptsProjection,
     AccessProjection,
     CheckpointsProjection,
+    MemoryProjection,
 )
 
 

@@ -12,6 +12,7 @@ from schemas.envelope import Event, Record, Topic
 from schemas.types import AvroInt, FrozenList, Identifier, JsonObject, Text
 
 __all__ = [
+    "EVENTS",
     "ChannelValue",
     "CheckpointRunsDeleted",
     "CheckpointSaved",
@@ -93,3 +94,13 @@ class CheckpointsPruned(_CheckpointEvent):
 
 class CheckpointRunsDeleted(_CheckpointEvent):
     run_ids: FrozenList[str]
+
+
+EVENTS = (
+    CheckpointSaved,
+    CheckpointWritesSaved,
+    CheckpointThreadDeleted,
+    CheckpointThreadCopied,
+    CheckpointsPruned,
+    CheckpointRunsDeleted,
+)

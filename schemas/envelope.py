@@ -28,6 +28,7 @@ class Topic(StrEnum):
     REGISTRY = "agenthub.registry"
     ACCESS = "agenthub.access"
     CHECKPOINTS = "agenthub.checkpoints"
+    MEMORY = "agenthub.memory"
     DLQ = "agenthub.dlq"
 
 

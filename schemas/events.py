@@ -14,17 +14,7 @@ from uuid import UUID
 
 from pydantic import AllowInfNan, Field, Strict, model_validator
 
-from schemas.checkpoints import (
-    ChannelValue,
-    CheckpointRunsDeleted,
-    CheckpointSaved,
-    CheckpointsPruned,
-    CheckpointThreadCopied,
-    CheckpointThreadDeleted,
-    CheckpointWritesSaved,
-    PendingWrite,
-    StoredValue,
-)
+from schemas import checkpoints, memory
 from schemas.envelope import TOPICS, Event, Record, Topic
 from schemas.types import (
     AvroInt,
@@ -51,13 +41,6 @@ __all__ = [
     "ApiKeyRole",
     "ArtifactStored",
     "BlobPart",
-    "ChannelValue",
-    "CheckpointRunsDeleted",
-    "CheckpointSaved",
-    "CheckpointThreadCopied",
-    "CheckpointThreadDeleted",
-    "CheckpointWritesSaved",
-    "CheckpointsPruned",
     "DataPart",
     "DeadLettered",
     "Event",
@@ -68,7 +51,6 @@ __all__ = [
     "MetricRecorded",
     "MetricsRecorded",
     "Part",
-    "PendingWrite",
     "PromptLabelMoved",
     "PromptVersionCreated",
     "Provenance",
@@ -77,7 +59,6 @@ __all__ = [
     "RunFinished",
     "RunStarted",
     "RunStatus",
-    "StoredValue",
     "TextPart",
     "ThreadArchived",
     "ThreadForked",
@@ -425,12 +406,8 @@ EVENT_TYPES: Mapping[str, type[Event]] = {
         AgentRetired,
         ApiKeyCreated,
         ApiKeyRevoked,
-        CheckpointSaved,
-        CheckpointWritesSaved,
-        CheckpointThreadDeleted,
-        CheckpointThreadCopied,
-        CheckpointsPruned,
-        CheckpointRunsDeleted,
+        *checkpoints.EVENTS,
+        *memory.EVENTS,
         DeadLettered,
     )
 }

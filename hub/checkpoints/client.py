@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from hub.core.inputs import build_event, check_id
 from projections.checkpoints import queries
-from schemas.errors import InputError
-from schemas.events import (
+from schemas.checkpoints import (
     ChannelValue,
     CheckpointRunsDeleted,
     CheckpointSaved,
@@ -30,8 +29,9 @@ from schemas.events import (
     CheckpointWritesSaved,
     PendingWrite,
     StoredValue,
-    Topic,
 )
+from schemas.errors import InputError
+from schemas.events import Topic
 
 if TYPE_CHECKING:
     from hub.core.context import HubContext

@@ -25,6 +25,7 @@ from hub.http.events import add_event_routes
 from hub.http.guards import HostCheck, JsonWrites, allowed_hosts, split_list
 from hub.http.idempotency import Idempotency, Scope
 from hub.http.keys import add_key_routes
+from hub.http.memory import add_memory_routes
 from hub.http.ops import add_ops_routes
 from hub.http.prompts import add_prompt_routes
 from hub.http.run_writes import add_run_write_routes
@@ -123,6 +124,7 @@ def create_app(hub: Hub) -> FastAPI:
     add_run_routes(app, access)
     add_run_write_routes(app, access)
     add_prompt_routes(app, access)
+    add_memory_routes(app, access)
     add_key_routes(app, access)
     add_event_routes(app, access)
     add_ops_routes(app, access)

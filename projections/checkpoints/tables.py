@@ -24,16 +24,15 @@ from typing import Any, ClassVar
 import asyncpg
 
 from projections.base import Batch, EventMeta, Handler, Projection
-from schemas.events import (
+from schemas.checkpoints import (
     CheckpointRunsDeleted,
     CheckpointSaved,
     CheckpointsPruned,
     CheckpointThreadCopied,
     CheckpointThreadDeleted,
     CheckpointWritesSaved,
-    Event,
-    Topic,
 )
+from schemas.events import Event, Topic
 
 __all__ = ["CheckpointsProjection"]
 

@@ -36,7 +36,7 @@ from hub.client import Hub
 from hub.infra.logs import configure_logging
 from hub.integrations.langgraph import HubCheckpointSaver
 from hub.settings import HubSettings
-from schemas.events import CheckpointSaved, StoredValue
+from schemas.checkpoints import CheckpointSaved, StoredValue
 from tests.support.pg import create_database, drop_database
 
 CONCURRENCY = 16

@@ -112,7 +112,10 @@ async def _seed(http: AsyncClient) -> dict[str, str]:
             "/v1/prompts/prompt-a/versions", json={"version": "v1", "content": "acme prompt"}
         )
     )
+    await ok(await http.put("/v1/users/user-a/memory/city", json={"value": "acme city"}))
     return {
+        "user_id": "user-a",
+        "key": "city",
         "agent_id": "agent-a",
         "thread_id": "thread-a",
         "message_id": appended["message_ids"][0],
@@ -200,6 +203,12 @@ CALLS: dict[tuple[str, str], tuple[dict[str, Any], Any, str]] = {
     ("get", "/v1/agents/{agent_id}/as-of"): ({"at": LATER}, None, "404"),
     ("get", "/v1/prompts/{name}/labels"): ({"at": LATER}, None, "list"),
     ("get", "/v1/prompts/{name}/as-of"): ({"at": LATER}, None, "404"),
+    ("get", "/v1/users/{user_id}/memory"): ({}, None, "list"),
+    ("get", "/v1/users/{user_id}/memory/{key}"): ({}, None, "404"),
+    ("get", "/v1/users/{user_id}/memory/{key}/history"): ({}, None, "list"),
+    ("put", "/v1/users/{user_id}/memory/{key}"): ({}, {"value": "b's"}, "own"),
+    ("delete", "/v1/users/{user_id}/memory/{key}"): ({}, None, "own"),
+    ("delete", "/v1/users/{user_id}/memory"): ({}, None, "own"),
 }
 
 
@@ -322,4 +331,6 @@ async def test_every_route_is_guarded_by_key_role_and_tenant(tenant_a: TenantA) 
         assert run["run"]["status"] == "running" and len(run["metrics"]) == 1
         versions = (await reader.get("/v1/prompts/prompt-a/versions")).json()["versions"]
         assert [v["version"] for v in versions] == ["v1"]
+        fact = (await reader.get("/v1/users/user-a/memory/city")).json()
+        assert fact["value"] == "acme city"
     assert (await hub.keys.get(ids["key_id"])).revoked_at is None  # type: ignore[union-attr]

@@ -17,6 +17,7 @@ from hub import Hub
 from hub.access.keys import KeysClient
 from hub.agents.client import RegistryClient
 from hub.checkpoints.client import CheckpointsClient, Serialized
+from hub.memory.client import MemoryClient
 from hub.prompts.client import PromptsClient
 from hub.runs.client import RunsClient
 from hub.runs.run import Run
@@ -61,6 +62,7 @@ async def _seed(hub: Hub) -> dict[str, Any]:
     await run.flush()
     await hub.prompts.set("prompt-a", "acme prompt", "v1")
     await _checkpoint(hub, "thread-a", "c1")
+    await hub.memory.set("user-a", "city", "acme city")
     return {"message_id": first, "artifact_id": artifact.artifact_id}
 
 
@@ -168,6 +170,18 @@ CALLS: dict[tuple[str, str], tuple[str, Call]] = {
     ("checkpoints", "delete_for_runs"): ("direct", lambda h, i: h.checkpoints.delete_for_runs([A])),
     ("checkpoints", "get"): ("direct", lambda h, i: h.checkpoints.get("thread-a")),
     ("checkpoints", "list"): ("direct", lambda h, i: _drain(h.checkpoints.list("thread-a"))),
+    ("memory", "get"): ("none", lambda h, i: h.memory.get("user-a", "city")),
+    ("memory", "get_all"): ("none", lambda h, i: h.memory.get_all("user-a")),
+    ("memory", "history"): ("none", lambda h, i: h.memory.history("user-a", "city")),
+    ("memory", "as_of"): ("none", lambda h, i: h.memory.as_of("user-a", LATER)),
+    ("memory", "format_for_prompt"): ("local", lambda h, i: _sync(h.memory.format_for_prompt, [])),
+    ("memory", "set"): ("own", lambda h, i: h.memory.set("user-a", "city", "b's")),
+    ("memory", "delete"): ("own", lambda h, i: h.memory.delete("user-a", "city")),
+    ("memory", "erase"): ("own", lambda h, i: h.memory.erase("user-a")),
+    ("memory", "extract_and_save"): (
+        "own",
+        lambda h, i: h.memory.extract_and_save("user-a", [], extractor=lambda m: {"k": "v"}),
+    ),
 }
 
 
@@ -200,6 +214,7 @@ CLIENTS = {
     "keys": KeysClient,
     "hub": Hub,
     "checkpoints": CheckpointsClient,
+    "memory": MemoryClient,
 }
 
 
@@ -295,6 +310,8 @@ async def test_every_public_method_is_scoped_to_the_keys_tenant(remote: Remote) 
         assert [v.version for v in await a.prompts.list_versions("prompt-a")] == ["v1"]
         assert (await a.prompts.get_version("prompt-a", "v1")).content == "acme prompt"  # type: ignore[union-attr]
         assert (await a.keys.get(ids["key_id"])).revoked_at is None  # type: ignore[union-attr]
+        assert (await a.memory.get("user-a", "city")).value == "acme city"  # type: ignore[union-attr]
+        assert [v.value for v in await a.memory.history("user-a", "city")] == ["acme city"]
     acme = CheckpointsClient(remote.server.context.scoped("acme", "check"))  # direct
     kept = await acme.get("thread-a")
     assert kept is not None and kept.checkpoint_id == "c1" and kept.writes == []

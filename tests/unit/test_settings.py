@@ -30,6 +30,7 @@ def test_nothing_set_means_everything_embedded() -> None:
         "agenthub.registry": 4,
         "agenthub.access": 4,
         "agenthub.checkpoints": 4,
+        "agenthub.memory": 4,
         "agenthub.dlq": 4,
     }
 

@@ -15,9 +15,8 @@ it; sync methods need a :class:`SyncHub` (the default) or a call from another th
 
 from __future__ import annotations
 
-import asyncio
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import orjson
@@ -34,16 +33,15 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from hub.bridge import SyncHub, sync_hub
+from hub.bridge import SyncHub
 from hub.checkpoints.client import CheckpointsClient, Serialized, StoredCheckpoint
 from hub.client import Hub
 from hub.integrations.langgraph.messages import CHANNEL, MessageMirror
-from schemas.errors import HubError
+from hub.integrations.langgraph.runner import HubRunner, OnHub
 
 __all__ = ["HubCheckpointSaver"]
 
 T = TypeVar("T")
-OnHub = Callable[[Hub], Coroutine[Any, Any, T]]
 EMPTY = "empty"  # a channel given a new version but no value (LangGraph's own tag)
 
 
@@ -63,48 +61,13 @@ class HubCheckpointSaver(BaseCheckpointSaver[str]):
         ``hub.sessions`` (the hub thread of the same id, started as ``agent_id``'s)."""
         super().__init__(serde=serde)
         self._mirror = MessageMirror(agent_id) if messages_to_sessions else None
-        self._sync: SyncHub | None = None
-        self._hub: Hub | None = None
-        if isinstance(hub, Hub):
-            self._hub = hub
-            self._loop: asyncio.AbstractEventLoop | None = None  # the first async call's
-        else:
-            self._sync = hub or sync_hub()
-
-    # ── running on the hub ──────────────────────────────────────────────────────────────
+        self._runner = HubRunner(hub, type(self).__name__)
 
     async def _on_hub(self, fn: OnHub[T]) -> T:
-        if self._sync is not None:
-            return await self._sync.acall(fn)
-        assert self._hub is not None
-        loop = asyncio.get_running_loop()
-        if self._loop is None:
-            self._loop = loop
-        if loop is self._loop:
-            return await fn(self._hub)
-        future = asyncio.run_coroutine_threadsafe(fn(self._hub), self._loop)
-        return await asyncio.wrap_future(future)
+        return await self._runner.run(fn)
 
     def _blocking(self, fn: OnHub[T]) -> T:
-        if self._sync is not None:
-            return self._sync.call(fn)
-        loop = self._loop
-        if loop is None:
-            raise HubError(
-                "HubCheckpointSaver(hub): sync methods need the hub's loop running; await "
-                "an async method first, or give a SyncHub (the default when no hub is given)"
-            )
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            raise HubError(
-                "HubCheckpointSaver: a sync method was called on the hub's own event loop; "
-                "use the async one (ainvoke, aget_tuple...)"
-            )
-        assert self._hub is not None
-        return asyncio.run_coroutine_threadsafe(fn(self._hub), loop).result()
+        return self._runner.block(fn)
 
     # ── async API ───────────────────────────────────────────────────────────────────────
 
@@ -127,9 +90,10 @@ class HubCheckpointSaver(BaseCheckpointSaver[str]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        if self._hub is not None and self._loop in (None, asyncio.get_running_loop()):
-            self._loop = asyncio.get_running_loop()  # on the hub's loop: streamed
-            async for found in _listing(self._hub.checkpoints, config, filter, before, limit):
+        if self._runner.on_loop():  # on the hub's own loop: streamed
+            assert self._runner.hub is not None
+            hub = self._runner.hub
+            async for found in _listing(hub.checkpoints, config, filter, before, limit):
                 yield self._tuple(found)
             return
         for found in await self._on_hub(

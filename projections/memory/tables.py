@@ -1,0 +1,167 @@
+"""The ``memory`` projection: items in namespaces (LangGraph's store, users' facts).
+
+Views: ``memory.items`` (each item as it is now, with when it expires), ``memory.item_vectors``
+(the embeddings of an item's indexed texts, for similarity search with pgvector) and
+``memory.item_history`` (every value an item had, ``NULL`` once deleted: history and
+time travel). Erasing a namespace removes its items and those under it from all three.
+
+Memory is written far less often than messages, so each event is applied as it comes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+import asyncpg
+
+from projections.base import Batch, EventMeta, Handler, Projection
+from schemas.events import Event, Topic
+from schemas.memory import (
+    MemoryItemDeleted,
+    MemoryItemPut,
+    MemoryItemTouched,
+    MemoryNamespaceErased,
+)
+
+__all__ = ["MemoryProjection"]
+
+MIGRATIONS = (
+    """
+    DO $$ BEGIN
+        CREATE EXTENSION IF NOT EXISTS vector;  -- similarity search; without it, in Python
+    EXCEPTION WHEN OTHERS THEN NULL;
+    END $$;
+    CREATE TABLE {schema}.items (
+        tenant_id   text NOT NULL,
+        namespace   text[] NOT NULL,
+        key         text NOT NULL,
+        value       jsonb NOT NULL,
+        created_at  timestamptz NOT NULL,
+        updated_at  timestamptz NOT NULL,
+        expires_at  timestamptz,
+        ttl_s       float8,
+        PRIMARY KEY (tenant_id, namespace, key)
+    );
+    CREATE TABLE {schema}.item_vectors (
+        tenant_id  text NOT NULL,
+        namespace  text[] NOT NULL,
+        key        text NOT NULL,
+        path       text NOT NULL,
+        embedding  float8[] NOT NULL,
+        PRIMARY KEY (tenant_id, namespace, key, path)
+    );
+    CREATE TABLE {schema}.item_history (
+        tenant_id   text NOT NULL,
+        namespace   text[] NOT NULL,
+        key         text NOT NULL,
+        value       jsonb,
+        at          timestamptz NOT NULL,
+        log_offset  bigint NOT NULL,
+        event_id    uuid NOT NULL
+    );
+    CREATE INDEX item_history_key ON {schema}.item_history (tenant_id, namespace, key, at);
+    """,
+)
+
+UPSERT = """
+INSERT INTO {schema}.items
+    (tenant_id, namespace, key, value, created_at, updated_at, expires_at, ttl_s)
+VALUES ($1, $2, $3, $4, $5, $5, $6, $7)
+ON CONFLICT (tenant_id, namespace, key) DO UPDATE SET
+    value = EXCLUDED.value, updated_at = EXCLUDED.updated_at,
+    expires_at = EXCLUDED.expires_at, ttl_s = EXCLUDED.ttl_s
+"""
+DELETE_VECTORS = """
+DELETE FROM {schema}.item_vectors WHERE tenant_id = $1 AND namespace = $2 AND key = $3
+"""
+INSERT_VECTORS = """
+INSERT INTO {schema}.item_vectors (tenant_id, namespace, key, path, embedding)
+SELECT $1, $2, $3, v.key,
+       ARRAY(SELECT x::float8 FROM jsonb_array_elements_text(v.value) WITH ORDINALITY
+             AS a (x, n) ORDER BY n)
+FROM jsonb_each($4::jsonb) AS v
+"""
+HISTORY = """
+INSERT INTO {schema}.item_history (tenant_id, namespace, key, value, at, log_offset, event_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+"""
+DELETE_ITEM = "DELETE FROM {schema}.items WHERE tenant_id = $1 AND namespace = $2 AND key = $3"
+TOUCH = """
+UPDATE {schema}.items SET expires_at = $4
+WHERE tenant_id = $1 AND namespace = $2 AND key = $3
+"""
+ERASE = tuple(
+    f"""
+    DELETE FROM {{schema}}.{table}
+    WHERE tenant_id = $1 AND namespace[1:cardinality($2::text[])] = $2::text[]
+    """
+    for table in ("items", "item_vectors", "item_history")
+)
+
+
+class MemoryBatch(Batch):
+    def __init__(self, conn: asyncpg.Connection, schema: str) -> None:
+        super().__init__(conn, schema)
+
+    async def execute(self, sql: str, *args: object) -> None:
+        await self.conn.execute(sql.format(schema=self.schema), *args)
+
+
+async def on_put(batch: MemoryBatch, ev: MemoryItemPut, meta: EventMeta) -> None:
+    ns = list(ev.namespace)
+    await batch.execute(
+        UPSERT, ev.tenant_id, ns, ev.key, ev.value, ev.occurred_at, ev.expires_at, ev.ttl_s
+    )
+    await batch.execute(DELETE_VECTORS, ev.tenant_id, ns, ev.key)
+    if ev.vectors:
+        await batch.execute(
+            INSERT_VECTORS,
+            ev.tenant_id,
+            ns,
+            ev.key,
+            {v.path: list(v.vector) for v in ev.vectors},
+        )
+    await batch.execute(
+        HISTORY, ev.tenant_id, ns, ev.key, ev.value, ev.occurred_at, meta.offset, ev.event_id
+    )
+
+
+async def on_deleted(batch: MemoryBatch, ev: MemoryItemDeleted, meta: EventMeta) -> None:
+    ns = list(ev.namespace)
+    await batch.execute(DELETE_ITEM, ev.tenant_id, ns, ev.key)
+    await batch.execute(DELETE_VECTORS, ev.tenant_id, ns, ev.key)
+    await batch.execute(
+        HISTORY, ev.tenant_id, ns, ev.key, None, ev.occurred_at, meta.offset, ev.event_id
+    )
+
+
+async def on_touched(batch: MemoryBatch, ev: MemoryItemTouched, meta: EventMeta) -> None:
+    await batch.execute(TOUCH, ev.tenant_id, list(ev.namespace), ev.key, ev.expires_at)
+
+
+async def on_erased(batch: MemoryBatch, ev: MemoryNamespaceErased, meta: EventMeta) -> None:
+    for sql in ERASE:
+        await batch.execute(sql, ev.tenant_id, list(ev.namespace))
+
+
+class MemoryProjection(Projection[MemoryBatch]):
+    """Items in namespaces, their embeddings and their history."""
+
+    name = "memory"
+    version = 1
+    topics = (Topic.MEMORY,)
+    migrations = MIGRATIONS
+    views = ("items", "item_vectors", "item_history")
+    handlers: ClassVar[Mapping[type[Event], Handler]] = {
+        MemoryItemPut: on_put,
+        MemoryItemDeleted: on_deleted,
+        MemoryItemTouched: on_touched,
+        MemoryNamespaceErased: on_erased,
+    }
+
+    def begin(self, conn: asyncpg.Connection, schema: str) -> MemoryBatch:
+        return MemoryBatch(conn, schema)
+
+    async def flush(self, batch: MemoryBatch) -> None:
+        return None
