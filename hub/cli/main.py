@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from hub.cli import data, inspect, keys, ops, serve
+from hub.cli import data, inspect, keys, memory, ops, serve
 from schemas.errors import HubError
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="agent-hub", description="Agent Hub: event-sourced memory for AI agents."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (serve, inspect, data, ops, keys):
+    for module in (serve, inspect, data, memory, ops, keys):
         module.register(sub)
     return parser
 

@@ -1,5 +1,6 @@
 """Determinism: for hypothesis-generated streams (threads with forks, edits, redactions;
-runs with metrics; registry changes; prompt versions), a rebuild from scratch gives every
+runs with metrics; registry changes; prompt versions; checkpoints with copies, prunes
+and deletions; users' facts and store items), a rebuild from scratch gives every
 read model table the same checksum as the live one, on each log."""
 
 from __future__ import annotations
@@ -49,6 +50,31 @@ async def hub(hub_settings: HubSettings) -> AsyncIterator[Hub]:
     settings_ = hub_settings.model_copy(update={"run_projectors": "always"})
     async with Hub.connect(settings_) as h:
         yield h
+
+
+memory_ops = st.lists(
+    st.tuples(
+        st.sampled_from(["set", "set", "delete", "erase", "item"]),
+        st.sampled_from(["u1", "u2"]),
+        st.integers(0, 2),
+    ),
+    max_size=10,
+)
+
+
+async def apply_memory(hub: Hub, operations: list[tuple[str, str, int]], n: int) -> None:
+    """Users' facts set, deleted and erased, and store items with embeddings."""
+    for i, (op, user, k) in enumerate(operations):
+        user = f"{user}-{n}"
+        if op == "set":
+            await hub.memory.set(user, f"k{k}", {"i": i}, category="c" if k else None)
+        elif op == "delete":
+            await hub.memory.delete(user, f"k{k}")
+        elif op == "erase":
+            await hub.memory.erase(user)
+        else:
+            vectors = {"text": [float(i), float(k), 1.0]}
+            await hub.memory.items.put(("docs", user), f"d{k}", {"i": i}, vectors=vectors)
 
 
 async def apply_checkpoints(hub: Hub, operations: list[tuple[str, int, int]], n: int) -> None:
@@ -121,6 +147,7 @@ async def apply_sessions(hub: Hub, operations: list[tuple[object, ...]], user: s
     registry=registry_ops,
     prompts=prompt_ops,
     checkpoints=checkpoint_ops,
+    memory=memory_ops,
 )
 async def test_a_rebuild_from_scratch_matches_the_live_read_models(
     hub: Hub,
@@ -129,6 +156,7 @@ async def test_a_rebuild_from_scratch_matches_the_live_read_models(
     registry: list[tuple[str, str]],
     prompts: list[tuple[str, bool]],
     checkpoints: list[tuple[str, int, int]],
+    memory: list[tuple[str, str, int]],
 ) -> None:
     n = next(_example)
     await apply_sessions(hub, sessions, f"user-{n}")
@@ -147,9 +175,10 @@ async def test_a_rebuild_from_scratch_matches_the_live_read_models(
         if await hub.prompts.get_version(f"p{n}", version) is None:
             await hub.prompts.set(f"p{n}", content, version, make_current=current)
     await apply_checkpoints(hub, checkpoints, n)
+    await apply_memory(hub, memory, n)
     await hub.wait_for_projections()
 
-    for name in ("sessions", "runs", "registry", "prompts", "checkpoints"):
+    for name in ("sessions", "runs", "registry", "prompts", "checkpoints", "memory"):
         checks = await verify(hub.runtime, name)
         assert checks, name
         different = [c.table for c in checks if not c.same]
