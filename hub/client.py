@@ -26,6 +26,7 @@ from hub.infra.ports import Position
 from hub.memory.client import MemoryClient
 from hub.prompts.client import PromptsClient
 from hub.remote.agents import RemoteRegistry
+from hub.remote.checkpoints import RemoteCheckpoints
 from hub.remote.context import RemoteContext
 from hub.remote.keys import RemoteKeys
 from hub.remote.memory import RemoteMemory
@@ -84,7 +85,7 @@ class Hub(Lifecycle):
             self.runs = RemoteRuns(remote)
             self.prompts = RemotePrompts(remote)
             self.keys = RemoteKeys(remote)
-            self.checkpoints = CheckpointsClient(remote)  # reads: direct mode only, for now
+            self.checkpoints = RemoteCheckpoints(remote)
             self.memory = RemoteMemory(remote)
         else:
             self.context = HubContext(self.runtime)

@@ -30,7 +30,7 @@ from schemas.checkpoints import (
     PendingWrite,
     StoredValue,
 )
-from schemas.errors import InputError
+from schemas.errors import HubError, InputError
 from schemas.events import Topic
 
 if TYPE_CHECKING:
@@ -206,9 +206,18 @@ class CheckpointsClient:
             raise InputError(f"expected a Serialized value, got {type(value).__name__}")
         if len(value.data) <= limit:
             return StoredValue(type=value.type, data=value.data)
+        try:
+            store = await self._ctx.blob_store()
+        except HubError:  # remote mode has no blob store: inline, up to half an event
+            most = self._ctx.settings.max_event_bytes // 2
+            if len(value.data) <= most:
+                return StoredValue(type=value.type, data=value.data)
+            raise InputError(
+                f"a checkpoint value of {len(value.data)} bytes: remote mode carries values "
+                f"of up to {most} bytes (HUB_MAX_EVENT_BYTES / 2); larger ones need direct mode"
+            ) from None
         digest = hashlib.sha256(value.data).hexdigest()
         key = f"checkpoints/{self._ctx.tenant}/{digest}"
-        store = await self._ctx.blob_store()
         await store.put(key, value.data, content_type="application/octet-stream")
         return StoredValue(type=value.type, blob_key=key)
 

@@ -18,12 +18,14 @@ from hub.access.keys import Principal
 from hub.client import Hub
 from hub.http.agents import add_agent_routes
 from hub.http.auth import Access
+from hub.http.checkpoints import add_checkpoint_routes
 from hub.http.consistency import WrittenPositions
 from hub.http.docs import install_docs
 from hub.http.errors import BodyLimit, install_error_handlers, install_openapi
 from hub.http.events import add_event_routes
 from hub.http.guards import HostCheck, JsonWrites, allowed_hosts, split_list
 from hub.http.idempotency import Idempotency, Scope
+from hub.http.items import add_item_routes
 from hub.http.keys import add_key_routes
 from hub.http.memory import add_memory_routes
 from hub.http.ops import add_ops_routes
@@ -125,6 +127,8 @@ def create_app(hub: Hub) -> FastAPI:
     add_run_write_routes(app, access)
     add_prompt_routes(app, access)
     add_memory_routes(app, access)
+    add_checkpoint_routes(app, access)
+    add_item_routes(app, access)
     add_key_routes(app, access)
     add_event_routes(app, access)
     add_ops_routes(app, access)

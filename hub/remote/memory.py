@@ -10,6 +10,7 @@ from typing import Any
 from hub.memory.client import Fact, FactVersion, MemoryClient, namespace_of
 from hub.remote.api import quote_segment as _q
 from hub.remote.context import RemoteContext
+from hub.remote.items import RemoteItems
 from schemas.errors import InputError
 
 __all__ = ["RemoteMemory"]
@@ -31,6 +32,7 @@ class RemoteMemory(MemoryClient):
 
     def __init__(self, ctx: RemoteContext) -> None:
         super().__init__(ctx)
+        self.items = RemoteItems(ctx)
         self._api = ctx.api
         self._outbox = ctx.outbox
 

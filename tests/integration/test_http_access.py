@@ -209,6 +209,21 @@ CALLS: dict[tuple[str, str], tuple[dict[str, Any], Any, str]] = {
     ("put", "/v1/users/{user_id}/memory/{key}"): ({}, {"value": "b's"}, "own"),
     ("delete", "/v1/users/{user_id}/memory/{key}"): ({}, None, "own"),
     ("delete", "/v1/users/{user_id}/memory"): ({}, None, "own"),
+    ("get", "/v1/checkpoints"): ({"thread_id": "thread-a"}, None, "list"),
+    ("post", "/v1/checkpoints/delete-for-runs"): ({}, {"run_ids": ["{run_id}"]}, "own"),
+    ("get", "/v1/memory/items"): (
+        {"namespace": ["memories", "user-a"], "key": "city"},
+        None,
+        "404",
+    ),
+    ("get", "/v1/memory/search"): ({"prefix": ["memories"]}, None, "list"),
+    ("get", "/v1/memory/namespaces"): ({}, None, "list"),
+    ("get", "/v1/memory/history"): (
+        {"namespace": ["memories", "user-a"], "key": "city"},
+        None,
+        "list",
+    ),
+    ("get", "/v1/memory/as-of"): ({"namespace": ["memories", "user-a"], "at": LATER}, None, "list"),
 }
 
 

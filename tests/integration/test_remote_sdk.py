@@ -17,7 +17,9 @@ from hub import Hub
 from hub.access.keys import KeysClient
 from hub.agents.client import RegistryClient
 from hub.checkpoints.client import CheckpointsClient, Serialized
+from hub.integrations.langgraph import HubStore
 from hub.memory.client import MemoryClient
+from hub.memory.items import ItemsClient
 from hub.prompts.client import PromptsClient
 from hub.runs.client import RunsClient
 from hub.runs.run import Run
@@ -156,7 +158,7 @@ CALLS: dict[tuple[str, str], tuple[str, Call]] = {
     ("hub", "catch_up"): ("local", lambda h, i: h.catch_up()),
     ("hub", "scope"): ("direct", lambda h, i: _sync(h.scope, None)),
     ("hub", "stop_projectors"): ("local", lambda h, i: _sync(h.stop_projectors)),
-    # checkpoints: writes are events (B's own tenant); reads need direct mode for now
+    # checkpoints: writes are events (B's own tenant); reads over HTTP
     ("checkpoints", "save"): ("own", lambda h, i: _checkpoint(h, "thread-a", "c9")),
     ("checkpoints", "save_writes"): (
         "own",
@@ -167,9 +169,24 @@ CALLS: dict[tuple[str, str], tuple[str, Call]] = {
     ("checkpoints", "copy_thread"): ("own", lambda h, i: h.checkpoints.copy_thread(A, "b")),
     ("checkpoints", "prune"): ("own", lambda h, i: h.checkpoints.prune([A])),
     ("checkpoints", "delete_thread"): ("own", lambda h, i: h.checkpoints.delete_thread(A)),
-    ("checkpoints", "delete_for_runs"): ("direct", lambda h, i: h.checkpoints.delete_for_runs([A])),
-    ("checkpoints", "get"): ("direct", lambda h, i: h.checkpoints.get("thread-a")),
-    ("checkpoints", "list"): ("direct", lambda h, i: _drain(h.checkpoints.list("thread-a"))),
+    ("checkpoints", "delete_for_runs"): ("own", lambda h, i: h.checkpoints.delete_for_runs([A])),
+    ("checkpoints", "get"): ("none", lambda h, i: h.checkpoints.get("thread-a")),
+    ("checkpoints", "list"): ("none", lambda h, i: _drain(h.checkpoints.list(None))),
+    ("items", "get"): ("none", lambda h, i: h.memory.items.get(("memories", "user-a"), "city")),
+    ("items", "search"): ("none", lambda h, i: h.memory.items.search(("memories",))),
+    ("items", "namespaces"): ("none", lambda h, i: h.memory.items.namespaces()),
+    ("items", "history"): (
+        "none",
+        lambda h, i: h.memory.items.history(("memories", "user-a"), "city"),
+    ),
+    ("items", "as_of"): ("none", lambda h, i: h.memory.items.as_of(("memories", "user-a"), LATER)),
+    ("items", "put"): ("own", lambda h, i: h.memory.items.put(("memories", "user-a"), "city", {})),
+    ("items", "delete"): ("own", lambda h, i: h.memory.items.delete(("memories", "user-a"), "x")),
+    ("items", "touch"): (
+        "own",
+        lambda h, i: h.memory.items.touch(("memories", "user-a"), "city", LATER),
+    ),
+    ("items", "erase"): ("own", lambda h, i: h.memory.items.erase(("memories", "user-a"))),
     ("memory", "get"): ("none", lambda h, i: h.memory.get("user-a", "city")),
     ("memory", "get_all"): ("none", lambda h, i: h.memory.get_all("user-a")),
     ("memory", "history"): ("none", lambda h, i: h.memory.history("user-a", "city")),
@@ -215,6 +232,7 @@ CLIENTS = {
     "hub": Hub,
     "checkpoints": CheckpointsClient,
     "memory": MemoryClient,
+    "items": ItemsClient,
 }
 
 
@@ -312,6 +330,17 @@ async def test_every_public_method_is_scoped_to_the_keys_tenant(remote: Remote) 
         assert (await a.keys.get(ids["key_id"])).revoked_at is None  # type: ignore[union-attr]
         assert (await a.memory.get("user-a", "city")).value == "acme city"  # type: ignore[union-attr]
         assert [v.value for v in await a.memory.history("user-a", "city")] == ["acme city"]
+        mine = await a.checkpoints.get("thread-a")
+        assert mine is not None and mine.checkpoint.data == b"1" and mine.writes == []
+        assert [c.checkpoint_id async for c in a.checkpoints.list(None)] == ["c1"]
+        store = HubStore(a)  # LangGraph's store, remotely
+        await store.aput(("docs",), "d1", {"text": "remote item"}, ttl=5)
+        item = await store.aget(("docs",), "d1")
+        assert item is not None and item.value == {"text": "remote item"}
+        assert [i.key for i in await store.asearch(("docs",), filter={"text": "remote item"})] == [
+            "d1"
+        ]
+        assert ("docs",) in await store.alist_namespaces()
     acme = CheckpointsClient(remote.server.context.scoped("acme", "check"))  # direct
     kept = await acme.get("thread-a")
     assert kept is not None and kept.checkpoint_id == "c1" and kept.writes == []
