@@ -6,7 +6,8 @@
    runs ``--steps`` turns (``ainvoke``) in each of ``--threads`` threads, 16 threads at a
    time, with LangGraph's ``AsyncPostgresSaver`` and with ``HubCheckpointSaver`` (the
    Postgres log, projectors in this process; with and without the ``messages`` mirror
-   into ``hub.sessions``), each on a fresh database of the same server. Both
+   into ``hub.sessions``; and with the projectors in a process of their own, as
+   ``agent-hub up`` runs them), each on a fresh database of the same server. Both
    acknowledge a checkpoint once it is committed. Ratio = their time / ours (goal >= 2).
    The final states of every thread must be the same for all.
 2. ``copy_thread`` of a thread with 10, 1,000 and 100,000 checkpoints: median of 5
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -103,11 +106,31 @@ async def postgres_saver(url: str, threads: int, steps: int) -> tuple[float, lis
         return await conversations(saver, threads, steps)
 
 
-async def hub_saver(url: str, threads: int, steps: int, mirror: bool) -> tuple[float, list[Any]]:
-    async with Hub(settings(url)) as hub:
-        return await conversations(
-            HubCheckpointSaver(hub, messages_to_sessions=mirror), threads, steps
-        )
+async def hub_saver(
+    url: str, threads: int, steps: int, mirror: bool, apart: bool = False
+) -> tuple[float, list[Any]]:
+    """``apart``: the projectors in a process of their own (``agent-hub project``), as a
+    deployment runs them, instead of in the agent's process."""
+    setup = settings(url)
+    if apart:
+        setup = setup.model_copy(update={"run_projectors": "never"})
+    projectors: subprocess.Popen[bytes] | None = None
+    async with Hub(setup) as hub:
+        try:
+            if apart:
+                env = setup.child_env() | {"HUB_DATABASE_URL": url, "HUB_LOG_LEVEL": "warning"}
+                projectors = subprocess.Popen([sys.executable, "-m", "hub.cli", "project"], env=env)
+                warm = Serialized("json", b"{}")  # timed once the projectors answer
+                await hub.checkpoints.save(
+                    "warm-up", checkpoint_id="0", checkpoint=warm, metadata=warm
+                )
+                assert await hub.checkpoints.get("warm-up") is not None
+            saver = HubCheckpointSaver(hub, messages_to_sessions=mirror)
+            return await conversations(saver, threads, steps)
+        finally:
+            if projectors is not None:
+                projectors.terminate()
+                projectors.wait(timeout=60)
 
 
 async def copies(url: str, sizes: list[int]) -> dict[int, float]:
@@ -153,12 +176,20 @@ async def main_async(args: argparse.Namespace) -> None:
     theirs, expected = await on_fresh_database(lambda u: postgres_saver(u, threads, steps))
     ours, found = await on_fresh_database(lambda u: hub_saver(u, threads, steps, True))
     bare, found_bare = await on_fresh_database(lambda u: hub_saver(u, threads, steps, False))
-    assert found == expected and found_bare == expected, "the final states differ"
+    apart, found_apart = await on_fresh_database(
+        lambda u: hub_saver(u, threads, steps, True, apart=True)
+    )
+    assert found == expected == found_bare == found_apart, "the final states differ"
     turns = threads * steps
     print(
         f"AsyncPostgresSaver                       {turns / theirs:8,.0f} turns/s ({theirs:6.2f} s)"
     )
-    for label, took in (("with the messages mirror", ours), ("checkpoints only", bare)):
+    rows = (
+        ("with the messages mirror", ours),
+        ("checkpoints only", bare),
+        ("mirror, projectors apart", apart),
+    )
+    for label, took in rows:
         ratio = theirs / took
         verdict = "meets" if ratio >= 2 else "BELOW"
         print(
