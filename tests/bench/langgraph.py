@@ -106,6 +106,12 @@ async def postgres_saver(url: str, threads: int, steps: int) -> tuple[float, lis
         return await conversations(saver, threads, steps)
 
 
+def start_projectors(setup: HubSettings, url: str) -> subprocess.Popen[bytes]:
+    """``agent-hub project`` on this database."""
+    env = setup.child_env() | {"HUB_DATABASE_URL": url, "HUB_LOG_LEVEL": "warning"}
+    return subprocess.Popen([sys.executable, "-m", "hub.cli", "project"], env=env)
+
+
 async def hub_saver(
     url: str, threads: int, steps: int, mirror: bool, apart: bool = False
 ) -> tuple[float, list[Any]]:
@@ -118,8 +124,7 @@ async def hub_saver(
     async with Hub(setup) as hub:
         try:
             if apart:
-                env = setup.child_env() | {"HUB_DATABASE_URL": url, "HUB_LOG_LEVEL": "warning"}
-                projectors = subprocess.Popen([sys.executable, "-m", "hub.cli", "project"], env=env)
+                projectors = start_projectors(setup, url)
                 warm = Serialized("json", b"{}")  # timed once the projectors answer
                 await hub.checkpoints.save(
                     "warm-up", checkpoint_id="0", checkpoint=warm, metadata=warm
