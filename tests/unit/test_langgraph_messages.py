@@ -53,3 +53,16 @@ def test_content_blocks_keep_what_is_not_text() -> None:
         part_from_json(part)
     empty = to_spec(AIMessage("", id="e"))
     assert empty is not None and empty["content"] == [{"type": "text", "text": ""}]
+
+
+def test_text_with_control_characters_is_kept_exactly() -> None:
+    coloured = "\x1b[31mred\x1b[0m and a bell \x07"
+    spec = to_spec(ToolMessage(coloured, tool_call_id="c1", id="t"))
+    assert spec is not None and spec["content"][0]["content"] == coloured
+    spec = to_spec(AIMessage(coloured, id="a"))
+    assert spec is not None and spec["content"] == [
+        {"type": "data", "kind": "text", "data": coloured}
+    ]
+    for part in spec["content"]:
+        part_from_json(part)
+    assert to_spec(AIMessage("tabs\tand\nnewlines", id="b"))["content"][0]["type"] == "text"  # type: ignore[index]

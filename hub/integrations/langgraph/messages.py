@@ -14,6 +14,7 @@ mirror that fell behind (a crash in between) catches up at the thread's next che
 from __future__ import annotations
 
 import json
+import re
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -28,12 +29,14 @@ from langchain_core.messages import (
 )
 
 from hub.client import Hub
+from schemas.types import TEXT_PATTERN
 
 __all__ = ["MessageMirror", "to_spec"]
 
 CHANNEL = "messages"
 ID_KEY = "langgraph_message_id"
 THREADS_REMEMBERED = 10_000
+_PLAIN_TEXT = re.compile(TEXT_PATTERN).fullmatch
 _ROLES = (
     (HumanMessage, "user"),
     (AIMessage, "assistant"),
@@ -53,15 +56,23 @@ def _json(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
+def _text(text: str) -> dict[str, Any]:
+    """A text part; text with control characters (terminal colours in tool output) is
+    kept exactly in a data part, as a text part does not take them."""
+    if _PLAIN_TEXT(text):
+        return {"type": "text", "text": text}
+    return {"type": "data", "kind": "text", "data": text}
+
+
 def _content_parts(content: Any) -> list[dict[str, Any]]:
     if isinstance(content, str):
-        return [{"type": "text", "text": content}] if content else []
+        return [_text(content)] if content else []
     parts: list[dict[str, Any]] = []
     for block in content or []:
         if isinstance(block, str):
-            parts.append({"type": "text", "text": block})
+            parts.append(_text(block))
         elif isinstance(block, dict) and block.get("type") == "text" and "text" in block:
-            parts.append({"type": "text", "text": str(block["text"])})
+            parts.append(_text(str(block["text"])))
         else:  # images, reasoning...: kept as they were
             kind = str(block.get("type", "block")) if isinstance(block, dict) else "block"
             parts.append({"type": "data", "kind": kind or "block", "data": _json(block)})
