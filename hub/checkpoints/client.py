@@ -275,30 +275,52 @@ class CheckpointsClient:
         wanted: dict[str, Any],
         limit: int | None,
     ) -> AsyncIterator[StoredCheckpoint]:
+        """Page by page (newest first) until a page comes back empty: a page may hold
+        fewer checkpoints than asked where copies see the same one twice."""
         exact = all(isinstance(v, _SCALARS) for v in wanted.values())  # jsonb @> is equality
         contains = wanted if wanted and exact else None
+        page = PAGE if limit is None or not exact else min(PAGE, limit)
         cursor: tuple[str, str] | None = None
         while True:
-            page = PAGE if limit is None or not exact else min(PAGE, limit)
-            rows = await self._ctx.pool.fetch(
-                queries.CHECKPOINTS,
-                self._ctx.tenant,
-                thread,
-                ns,
-                checkpoint_id,
-                before,
-                contains,
-                page,
-                *(cursor or (None, None)),
-            )
+            rows = await self._page(thread, ns, checkpoint_id, before, contains, page, cursor)
+            if not rows:
+                return
             found = [
                 r for r in rows if all(_equal(r["metadata_json"], k, v) for k, v in wanted.items())
             ]
             for checkpoint in await self._complete(thread, found):
                 yield checkpoint
-            if len(rows) < page:
-                return
+            if checkpoint_id is not None and ns is not None:
+                return  # one checkpoint
             cursor = (rows[-1]["checkpoint_id"], rows[-1]["checkpoint_ns"])
+
+    async def _page(
+        self,
+        thread: str,
+        ns: str | None,
+        checkpoint_id: str | None,
+        before: str | None,
+        contains: dict[str, Any] | None,
+        page: int,
+        cursor: tuple[str, str] | None,
+    ) -> builtins.list[Any]:
+        fetch, tenant = self._ctx.pool.fetch, self._ctx.tenant
+        rows: builtins.list[Any]
+        if ns is None:
+            after = cursor or (None, None)
+            query = queries.EVERY_NAMESPACE
+            rows = await fetch(query, tenant, thread, contains, page, checkpoint_id, before, *after)
+        elif checkpoint_id is not None:
+            if before is not None and checkpoint_id >= before:
+                return []
+            rows = await fetch(queries.CHECKPOINT, tenant, thread, ns, checkpoint_id, contains)
+        else:
+            bounds = [b for b in (before, cursor[0] if cursor else None) if b is not None]
+            if bounds:
+                rows = await fetch(queries.OLDER, tenant, thread, ns, contains, page, min(bounds))
+            else:
+                rows = await fetch(queries.NEWEST, tenant, thread, ns, contains, page)
+        return rows
 
     async def _complete(
         self, thread: str, rows: builtins.list[Any]

@@ -7,7 +7,16 @@ $1 is the tenant in every query, and $2 the thread in those reading one.
 
 from __future__ import annotations
 
-__all__ = ["CHECKPOINTS", "THREADS", "THREADS_OF_RUNS", "VALUES", "WRITES"]
+__all__ = [
+    "CHECKPOINT",
+    "EVERY_NAMESPACE",
+    "NEWEST",
+    "OLDER",
+    "THREADS",
+    "THREADS_OF_RUNS",
+    "VALUES",
+    "WRITES",
+]
 
 _SOURCES = """
 WITH src AS (
@@ -22,24 +31,56 @@ WITH src AS (
 """
 _SEEN = "JOIN src s ON {r}.thread_id = s.thread_id AND {r}.pos > s.low AND {r}.pos < s.high"
 
-CHECKPOINTS = f"""
-{_SOURCES}
-SELECT DISTINCT ON (c.checkpoint_id, c.checkpoint_ns)
-       c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id,
-       c.checkpoint_type, c.checkpoint, c.checkpoint_key,
-       c.metadata_type, c.metadata, c.metadata_key, c.metadata_json, c.channel_versions
-FROM checkpoints.checkpoints c {_SEEN.format(r="c")}
-WHERE c.tenant_id = $1
-  AND ($3::text IS NULL OR c.checkpoint_ns = $3)
-  AND ($4::text IS NULL OR c.checkpoint_id = $4)
-  AND ($5::text IS NULL OR c.checkpoint_id < $5)
-  AND ($6::jsonb IS NULL OR c.metadata_json @> $6)
-  AND ($8::text IS NULL OR (c.checkpoint_id, c.checkpoint_ns) < ($8, $9::text))
-ORDER BY c.checkpoint_id DESC, c.checkpoint_ns DESC, s.thread_id = $2 DESC, c.pos DESC
-LIMIT $7
+_COLUMNS = """
+c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id, c.checkpoint_type, c.checkpoint,
+c.checkpoint_key, c.metadata_type, c.metadata, c.metadata_key, c.metadata_json,
+c.channel_versions, c.pos
 """
-"""$3 namespace (NULL: all), $4 checkpoint id, $5 before this id, $6 metadata containing,
-$7 limit (NULL: all), ($8, $9) after this page's last (id, namespace); newest first."""
+
+
+def _newest(where: str, contains: str, limit: str) -> str:
+    """Each source's newest checkpoints matching ``where`` (an index scan each, so the
+    cost does not grow with the thread's length), one row per checkpoint id, newest
+    first."""
+    return f"""
+{_SOURCES}
+SELECT * FROM (
+    SELECT DISTINCT ON (c.checkpoint_id, c.checkpoint_ns) c.*
+    FROM src s
+    CROSS JOIN LATERAL (
+        SELECT {_COLUMNS}, s.thread_id = $2 AS own FROM checkpoints.checkpoints c
+        WHERE c.tenant_id = $1 AND c.thread_id = s.thread_id
+          AND c.pos > s.low AND c.pos < s.high
+          AND {where}
+          AND ({contains}::jsonb IS NULL OR c.metadata_json @> {contains})
+        ORDER BY c.checkpoint_id DESC, c.checkpoint_ns DESC
+        LIMIT {limit}
+    ) c
+    ORDER BY c.checkpoint_id DESC, c.checkpoint_ns DESC, c.own DESC, c.pos DESC
+) d
+ORDER BY checkpoint_id DESC, checkpoint_ns DESC
+LIMIT {limit}
+"""
+
+
+CHECKPOINT = _newest("c.checkpoint_ns = $3 AND c.checkpoint_id = $4", "$5", "1")
+"""One checkpoint: $3 namespace, $4 id, $5 metadata it contains (or NULL)."""
+
+NEWEST = _newest("c.checkpoint_ns = $3", "$4", "$5")
+"""The newest $5 checkpoints of namespace $3 whose metadata contains $4 (or NULL)."""
+
+OLDER = _newest("c.checkpoint_ns = $3 AND c.checkpoint_id < $6", "$4", "$5")
+"""As ``NEWEST``, older than checkpoint id $6."""
+
+EVERY_NAMESPACE = _newest(
+    """($5::text IS NULL OR c.checkpoint_id = $5)
+          AND ($6::text IS NULL OR c.checkpoint_id < $6)
+          AND ($7::text IS NULL OR (c.checkpoint_id, c.checkpoint_ns) < ($7, $8::text))""",
+    "$3",
+    "$4",
+)
+"""Checkpoints of every namespace: $3 metadata contains, $4 limit, $5 id, $6 before this
+id, ($7, $8) after this (id, namespace)."""
 
 VALUES = f"""
 {_SOURCES}

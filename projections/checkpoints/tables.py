@@ -41,8 +41,8 @@ MIGRATIONS = (
     CREATE TABLE {schema}.checkpoints (
         tenant_id             text NOT NULL,
         thread_id             text NOT NULL,
-        checkpoint_ns         text NOT NULL,
-        checkpoint_id         text NOT NULL,
+        checkpoint_ns         text COLLATE "C" NOT NULL,
+        checkpoint_id         text COLLATE "C" NOT NULL,
         parent_checkpoint_id  text,
         run_id                text,
         checkpoint_type       text NOT NULL,
@@ -63,7 +63,7 @@ MIGRATIONS = (
     CREATE TABLE {schema}.channel_values (
         tenant_id      text NOT NULL,
         thread_id      text NOT NULL,
-        checkpoint_ns  text NOT NULL,
+        checkpoint_ns  text COLLATE "C" NOT NULL,
         channel        text NOT NULL,
         version        text NOT NULL,
         type           text NOT NULL,
@@ -76,8 +76,8 @@ MIGRATIONS = (
     CREATE TABLE {schema}.writes (
         tenant_id      text NOT NULL,
         thread_id      text NOT NULL,
-        checkpoint_ns  text NOT NULL,
-        checkpoint_id  text NOT NULL,
+        checkpoint_ns  text COLLATE "C" NOT NULL,
+        checkpoint_id  text COLLATE "C" NOT NULL,
         task_id        text NOT NULL,
         task_path      text NOT NULL,
         idx            integer NOT NULL,
