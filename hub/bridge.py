@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import atexit
 import threading
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 from hub.client import Hub
 from hub.settings import HubSettings, load_settings
@@ -68,31 +68,31 @@ class SyncHub:
             await self._stop.wait()
         self._hub = None
 
-    def call(self, fn: Callable[[Hub], Awaitable[T]], timeout: float | None = None) -> T:
-        """Run ``fn(hub)`` on the hub's loop and return its result (or raise its error)."""
+    def _running(
+        self, fn: Callable[[Hub], Awaitable[T]]
+    ) -> tuple[asyncio.AbstractEventLoop, Coroutine[Any, Any, T]]:
+        """The hub's loop (started if need be) and ``fn(hub)`` to run on it."""
         self.start()
-        if self._loop is None or self._hub is None:
+        loop, hub = self._loop, self._hub
+        if loop is None or hub is None:
             raise HubError("the hub is stopped")
-        hub = self._hub
 
         async def run() -> T:
             return await fn(hub)
 
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout)
+        return loop, run()
+
+    def call(self, fn: Callable[[Hub], Awaitable[T]], timeout: float | None = None) -> T:
+        """Run ``fn(hub)`` on the hub's loop and return its result (or raise its error)."""
+        loop, coro = self._running(fn)
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
 
     async def acall(self, fn: Callable[[Hub], Awaitable[T]]) -> T:
         """``call`` for a caller on another event loop: awaits without blocking it."""
-        self.start()
-        if self._loop is None or self._hub is None:
-            raise HubError("the hub is stopped")
-        hub = self._hub
-
-        async def run() -> T:
-            return await fn(hub)
-
-        if asyncio.get_running_loop() is self._loop:
-            return await run()
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(run(), self._loop))
+        loop, coro = self._running(fn)
+        if asyncio.get_running_loop() is loop:
+            return await coro
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
 
     @property
     def hub(self) -> Hub:

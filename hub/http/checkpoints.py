@@ -5,13 +5,12 @@ checkpoints of runs. Values travel base64-encoded with their serializer's type t
 from __future__ import annotations
 
 import base64
-import json
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI, Query, Response
 from pydantic import BaseModel, ConfigDict
 
-from schemas.errors import InputError
+from hub.http.params import json_object
 
 if TYPE_CHECKING:
     from hub.checkpoints.client import Serialized, StoredCheckpoint
@@ -57,18 +56,6 @@ def checkpoint_json(found: StoredCheckpoint) -> dict[str, Any]:
     }
 
 
-def _metadata(text: str | None) -> dict[str, Any] | None:
-    if text is None:
-        return None
-    try:
-        found = json.loads(text)
-    except ValueError:
-        found = None
-    if not isinstance(found, dict):
-        raise InputError("metadata: a JSON object", field="metadata")
-    return found
-
-
 def add_checkpoint_routes(app: FastAPI, access: Access) -> None:
     reader = Depends(access.reader)
     writer = Depends(access.writer)
@@ -92,7 +79,7 @@ def add_checkpoint_routes(app: FastAPI, access: Access) -> None:
             checkpoint_ns=checkpoint_ns,
             checkpoint_id=checkpoint_id,
             before=before,
-            metadata=_metadata(metadata),
+            metadata=json_object(metadata, "metadata"),
             limit=offset + limit,
         )
         page = [checkpoint_json(c) async for c in found]

@@ -5,7 +5,6 @@ namespace as it was at a time. Writes are events (``POST /v1/events``)."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +12,7 @@ from fastapi import Depends, FastAPI, Query
 from pydantic import BaseModel
 
 from hub.core.inputs import parse_time
+from hub.http.params import json_object
 from schemas.errors import InputError, NotFoundError
 
 if TYPE_CHECKING:
@@ -44,18 +44,6 @@ def _out(item: StoredItem) -> ItemOut:
             for k in ("key", "value", "created_at", "updated_at", "expires_at", "ttl_s", "score")
         },
     )
-
-
-def _json_object(text: str | None, field: str) -> dict[str, Any] | None:
-    if text is None:
-        return None
-    try:
-        found = json.loads(text)
-    except ValueError:
-        found = None
-    if not isinstance(found, dict):
-        raise InputError(f"{field}: a JSON object", field=field)
-    return found
 
 
 def _vector(text: str | None) -> list[float] | None:
@@ -90,7 +78,7 @@ def add_item_routes(app: FastAPI, access: Access) -> None:
     ) -> dict[str, list[ItemOut]]:
         found = await hub.memory.items.search(
             prefix,
-            contains=_json_object(contains, "contains"),
+            contains=json_object(contains, "contains"),
             vector=_vector(vector),
             limit=limit,
             offset=offset,

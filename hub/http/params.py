@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from typing import Any
 
 from hub.core.inputs import parse_time
 from hub.infra.ports import Position
+from schemas.errors import InputError
 
-__all__ = ["AT_DESCRIPTION", "parse_at"]
+__all__ = ["AT_DESCRIPTION", "json_object", "parse_at"]
 
 AT_DESCRIPTION = (
     "A time (ISO 8601 with a timezone), a log offset, or a position topic:partition:offset"
@@ -24,3 +27,16 @@ def parse_at(value: str) -> datetime | int | Position:
         if offset.isdigit() and topic.startswith("agenthub."):
             return Position(topic, int(partition), int(offset))
     return parse_time(text, "at")
+
+
+def json_object(text: str | None, field: str) -> dict[str, Any] | None:
+    """A query parameter holding a JSON object (``None`` when not given)."""
+    if text is None:
+        return None
+    try:
+        found = json.loads(text)
+    except ValueError:
+        found = None
+    if not isinstance(found, dict):
+        raise InputError(f"{field}: a JSON object", field=field)
+    return found

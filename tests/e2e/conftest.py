@@ -40,6 +40,21 @@ def agent_hub(
     )
 
 
+def run_module(module: str, *args: str, timeout: float = 300) -> str:
+    """``python -m module args`` from the project's root as a user would run it; its
+    output (the test fails with its errors if it fails)."""
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        env=user_env(),
+        cwd=Path(__file__).parents[2],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
 def python(
     code: str, *, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:

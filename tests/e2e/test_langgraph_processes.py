@@ -7,29 +7,18 @@ conversation also shows in ``hub.sessions`` (read and search)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import user_env
+from tests.e2e.conftest import run_module
 
 pytestmark = pytest.mark.timeout(600)
 
 
 def _run(action: str, directory: Path) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.support.langgraph_run", action, str(directory)],
-        env=user_env(),
-        cwd=Path(__file__).parents[2],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done.stdout
+    return run_module("tests.support.langgraph_run", action, str(directory))
 
 
 def _result(out: str) -> dict[str, Any]:

@@ -7,29 +7,18 @@ multi-agent states."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import user_env
+from tests.e2e.conftest import run_module
 
 pytestmark = pytest.mark.timeout(600)
 
 
 def _run(action: str, store: str, directory: Path) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.support.strands_run", action, store, str(directory)],
-        env=user_env(),
-        cwd=Path(__file__).parents[2],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done.stdout
+    return run_module("tests.support.strands_run", action, store, str(directory))
 
 
 def _restored(store: str, directory: Path) -> dict[str, Any]:

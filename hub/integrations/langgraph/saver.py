@@ -72,14 +72,7 @@ class HubCheckpointSaver(BaseCheckpointSaver[str]):
     # ── async API ───────────────────────────────────────────────────────────────────────
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        conf = config["configurable"]
-        found = await self._on_hub(
-            lambda h: h.checkpoints.get(
-                conf["thread_id"],
-                checkpoint_ns=conf.get("checkpoint_ns", ""),
-                checkpoint_id=get_checkpoint_id(config),
-            )
-        )
+        found = await self._on_hub(_getting(config))
         return None if found is None else self._tuple(found)
 
     async def alist(
@@ -188,13 +181,7 @@ class HubCheckpointSaver(BaseCheckpointSaver[str]):
     # ── sync API (the same calls, waited for) ───────────────────────────────────────────
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        found = self._blocking(
-            lambda h: h.checkpoints.get(
-                config["configurable"]["thread_id"],
-                checkpoint_ns=config["configurable"].get("checkpoint_ns", ""),
-                checkpoint_id=get_checkpoint_id(config),
-            )
-        )
+        found = self._blocking(_getting(config))
         return None if found is None else self._tuple(found)
 
     def list(
@@ -289,6 +276,16 @@ class HubCheckpointSaver(BaseCheckpointSaver[str]):
                 (w.task_id, w.channel, loads((w.value.type, w.value.data))) for w in found.writes
             ],
         )
+
+
+def _getting(config: RunnableConfig) -> OnHub[StoredCheckpoint | None]:
+    """What ``get_tuple`` asks of the hub (the checkpoint, or the thread's latest)."""
+    conf = config["configurable"]
+    return lambda hub: hub.checkpoints.get(
+        conf["thread_id"],
+        checkpoint_ns=conf.get("checkpoint_ns", ""),
+        checkpoint_id=get_checkpoint_id(config),
+    )
 
 
 def _listing(
