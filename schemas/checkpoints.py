@@ -1,5 +1,5 @@
 """The checkpoint events: a framework's checkpoints (LangGraph's), on ``agenthub.checkpoints``
-keyed by thread id. Values are opaque serialized bytes with the serializer's own type
+keyed by tenant. Values are opaque serialized bytes with the serializer's own type
 tags, stored and read back byte for byte (``schemas.events`` lists them with the rest)."""
 
 from __future__ import annotations
@@ -51,8 +51,12 @@ class PendingWrite(Record):
 
 
 class _CheckpointEvent(Event):
+    """Keyed by the tenant: a copy, a prune or a deletion in one thread depends on what
+    copies of it (other threads) exist, so a tenant's checkpoint events keep one order,
+    live and in a rebuild."""
+
     topic = Topic.CHECKPOINTS
-    key_field = "thread_id"
+    key_field = "tenant_id"
 
     thread_id: Identifier
 

@@ -1,9 +1,11 @@
 """The memory events: items in namespaces (LangGraph's store, a user's facts), on
-``agenthub.memory`` keyed by the namespace, so an erase is ordered after every write to
-what it erases (``schemas.events`` lists them with the rest)."""
+``agenthub.memory`` keyed by the namespace's first two labels (``("memories", user_id)``),
+so erasing a user's memory is ordered after every write under it (``schemas.events``
+lists them with the rest)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from pydantic import StringConstraints
@@ -19,12 +21,18 @@ __all__ = [
     "MemoryItemTouched",
     "MemoryNamespaceErased",
     "NamespaceLabel",
+    "partition_key_of",
 ]
 
 NamespaceLabel = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
 ]
 """One label of a namespace: 1 to 200 characters, no control characters."""
+
+
+def partition_key_of(namespace: Sequence[str]) -> bytes:
+    """Where a namespace's events go: by its first two labels."""
+    return "\x1f".join(namespace[:2]).encode()
 
 
 class ItemVector(Record):
@@ -41,7 +49,7 @@ class _MemoryEvent(Event):
     namespace: FrozenList[NamespaceLabel]
 
     def partition_key(self) -> bytes:
-        return "\x1f".join(self.namespace).encode()
+        return partition_key_of(self.namespace)
 
 
 class MemoryItemPut(_MemoryEvent):

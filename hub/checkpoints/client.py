@@ -168,8 +168,6 @@ class CheckpointsClient:
             CheckpointThreadCopied, source_thread_id, target_thread_id=target_thread_id
         )
         await self._ctx.emit(event)
-        # the copy event is keyed by the source: reads of the target wait for it here
-        await self._ctx.wait_for_key(CHECKPOINTS, source_thread_id.encode())
 
     async def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """Keep each thread's latest checkpoint per namespace (``keep_latest``) or none
@@ -189,7 +187,7 @@ class CheckpointsClient:
         runs = [check_id(r, "run_ids") for r in run_ids]
         if not runs:
             return
-        await self._ctx.wait_for_projections(topics=[CHECKPOINTS])
+        await self._settled()
         rows = await self._ctx.pool.fetch(queries.THREADS_OF_RUNS, self._ctx.tenant, runs)
         events = [self._event(CheckpointRunsDeleted, r[0], run_ids=runs) for r in rows]
         if events:
@@ -197,6 +195,10 @@ class CheckpointsClient:
 
     def _event(self, cls: type[Any], thread_id: str, **fields: Any) -> Any:
         return build_event(cls, **self._ctx.envelope(), thread_id=thread_id, **fields)
+
+    async def _settled(self) -> None:
+        """Read your writes: this client's checkpoint events of its tenant are applied."""
+        await self._ctx.wait_for_key(CHECKPOINTS, self._ctx.tenant.encode())
 
     def _inline_limit(self) -> int:
         return max(1024, self._ctx.settings.max_event_bytes // 16)
@@ -248,11 +250,10 @@ class CheckpointsClient:
         key of ``metadata`` with an equal value; at most ``limit``."""
         if limit is not None and limit <= 0:
             return
+        await self._settled()
         if thread_id is None:
-            await self._ctx.wait_for_projections(topics=[CHECKPOINTS])
             threads = [r[0] for r in await self._ctx.pool.fetch(queries.THREADS, self._ctx.tenant)]
         else:
-            await self._ctx.wait_for_key(CHECKPOINTS, thread_id.encode())
             threads = [thread_id]
         wanted = dict(metadata or {})
         left = limit

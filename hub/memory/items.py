@@ -26,6 +26,7 @@ from schemas.memory import (
     MemoryItemPut,
     MemoryItemTouched,
     MemoryNamespaceErased,
+    partition_key_of,
 )
 
 if TYPE_CHECKING:
@@ -140,8 +141,7 @@ class ItemsClient:
         if namespace is None:
             await self._ctx.wait_for_projections(topics=[MEMORY])
         else:
-            key = "\x1f".join(namespace).encode()
-            await self._ctx.wait_for_key(MEMORY, key)
+            await self._ctx.wait_for_key(MEMORY, partition_key_of(namespace))
 
     async def get(
         self, namespace: Sequence[str], key: str, *, now: datetime | None = None

@@ -1,14 +1,15 @@
 """The ``checkpoints`` projection: a framework's checkpoints (LangGraph's), their channel
 values and their pending writes, per thread.
 
-Positions. Every event of a thread is keyed by the thread, so its rows carry ``pos``, twice
-the log offset of the event that wrote them, in the thread's own partition. A thread's own
-rows are those above its ``threads.hidden_before`` (a deletion hides what came before it).
+Positions. Every checkpoint event of a tenant is keyed by the tenant (one partition, one
+order, live and in a rebuild), so rows carry ``pos``, twice the log offset of the event
+that wrote them. A thread's own rows are those above its ``threads.hidden_before`` (a
+deletion hides what came before it).
 
 Copies are O(1). Copying thread S to T writes no rows: ``lineage`` gets one entry saying
-T also sees S's rows with ``low < pos < high`` (S's rows when the copy event came, which is
-keyed by S), plus S's own lineage entries (flattened, so a copy never changes under
-another). Readers union the sources and keep one row per checkpoint id.
+T also sees S's rows with ``low < pos < high`` (S's rows when the copy event came), plus
+S's own lineage entries (flattened, so a copy never changes under another). Readers
+union the sources and keep one row per checkpoint id.
 
 Before rows a copy may still see are deleted (prune, delete for runs), every thread that
 sees them is *materialized*: the rows it sees are inserted as its own, at

@@ -3,7 +3,9 @@
 Views: ``memory.items`` (each item as it is now, with when it expires), ``memory.item_vectors``
 (the embeddings of an item's indexed texts, for similarity search with pgvector) and
 ``memory.item_history`` (every value an item had, ``NULL`` once deleted: history and
-time travel). Erasing a namespace removes its items and those under it from all three.
+time travel). Erasing a namespace removes its items and those under it from all three,
+and is remembered (``erasures``), so a write made before the erase (a namespace deeper
+than two labels may be on another partition) is dropped when it is applied after it.
 
 Memory is written far less often than messages, so each event is applied as it comes.
 """
@@ -61,6 +63,12 @@ MIGRATIONS = (
         event_id    uuid NOT NULL
     );
     CREATE INDEX item_history_key ON {schema}.item_history (tenant_id, namespace, key, at);
+    CREATE TABLE {schema}.erasures (
+        tenant_id  text NOT NULL,
+        namespace  text[] NOT NULL,
+        erased_at  timestamptz NOT NULL
+    );
+    CREATE INDEX erasures_namespace ON {schema}.erasures (tenant_id, namespace);
     """,
 )
 
@@ -91,13 +99,28 @@ TOUCH = """
 UPDATE {schema}.items SET expires_at = $4
 WHERE tenant_id = $1 AND namespace = $2 AND key = $3
 """
-ERASE = tuple(
-    f"""
-    DELETE FROM {{schema}}.{table}
-    WHERE tenant_id = $1 AND namespace[1:cardinality($2::text[])] = $2::text[]
-    """
-    for table in ("items", "item_vectors", "item_history")
+ERASED_SINCE = """
+SELECT EXISTS (
+    SELECT 1 FROM {schema}.erasures
+    WHERE tenant_id = $1 AND ($2::text[])[1:cardinality(namespace)] = namespace
+      AND erased_at >= $3
 )
+"""
+REMEMBER_ERASURE = """
+INSERT INTO {schema}.erasures (tenant_id, namespace, erased_at) VALUES ($1, $2, $3)
+"""
+_UNDER = "tenant_id = $1 AND namespace[1:cardinality($2::text[])] = $2::text[]"
+ERASE = (
+    f"DELETE FROM {{schema}}.items WHERE {_UNDER} AND updated_at <= $3",
+    f"DELETE FROM {{schema}}.item_history WHERE {_UNDER} AND at <= $3",
+    f"""
+    DELETE FROM {{schema}}.item_vectors v WHERE {_UNDER.replace("namespace", "v.namespace")}
+    AND NOT EXISTS (SELECT 1 FROM {{schema}}.items i WHERE i.tenant_id = v.tenant_id
+                    AND i.namespace = v.namespace AND i.key = v.key)
+    """,
+)
+"""What an erase removes: what was written under the namespace up to when it was erased
+(a write made after it, on another partition, may be applied before it: it stays)."""
 
 
 class MemoryBatch(Batch):
@@ -107,9 +130,16 @@ class MemoryBatch(Batch):
     async def execute(self, sql: str, *args: object) -> None:
         await self.conn.execute(sql.format(schema=self.schema), *args)
 
+    async def erased_since(self, tenant: str, namespace: list[str], at: object) -> bool:
+        """Whether ``namespace`` (or one above it) was erased at ``at`` or later."""
+        sql = ERASED_SINCE.format(schema=self.schema)
+        return bool(await self.conn.fetchval(sql, tenant, namespace, at))
+
 
 async def on_put(batch: MemoryBatch, ev: MemoryItemPut, meta: EventMeta) -> None:
     ns = list(ev.namespace)
+    if await batch.erased_since(ev.tenant_id, ns, ev.occurred_at):
+        return  # written before an erase above it that was applied first: erased too
     await batch.execute(
         UPSERT, ev.tenant_id, ns, ev.key, ev.value, ev.occurred_at, ev.expires_at, ev.ttl_s
     )
@@ -141,8 +171,11 @@ async def on_touched(batch: MemoryBatch, ev: MemoryItemTouched, meta: EventMeta)
 
 
 async def on_erased(batch: MemoryBatch, ev: MemoryNamespaceErased, meta: EventMeta) -> None:
-    for sql in ERASE:
-        await batch.execute(sql, ev.tenant_id, list(ev.namespace))
+    ns = list(ev.namespace)
+    await batch.execute(ERASE[0], ev.tenant_id, ns, ev.occurred_at)
+    await batch.execute(ERASE[1], ev.tenant_id, ns, ev.occurred_at)
+    await batch.execute(ERASE[2], ev.tenant_id, ns)
+    await batch.execute(REMEMBER_ERASURE, ev.tenant_id, list(ev.namespace), ev.occurred_at)
 
 
 class MemoryProjection(Projection[MemoryBatch]):

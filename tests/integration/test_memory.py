@@ -6,7 +6,7 @@ missing), time to live, and erasure that leaves nothing in the read model."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -19,6 +19,8 @@ from hub.integrations.langgraph import HubStore
 from hub.memory.client import Fact
 from hub.settings import HubSettings
 from schemas.errors import InputError
+from schemas.ids import uuid7
+from schemas.memory import MemoryItemPut
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("backend", ["postgres"])]
 
@@ -101,6 +103,25 @@ async def test_erasing_a_user_leaves_nothing_in_the_read_model(hub: Hub) -> None
     )
     assert not any("hunter" in (r[0] or "") for r in rows)
     assert (await hub.memory.get("erin", "secret")).value == "kept"  # type: ignore[union-attr]
+
+
+async def test_a_write_from_before_an_erase_that_arrives_after_it_is_erased(hub: Hub) -> None:
+    erased_at = datetime.now(UTC)
+    late = MemoryItemPut(  # written before the erase, by a writer whose event came later
+        **hub.context.envelope(),
+        namespace=("memories", "gina", "notes"),
+        key="n",
+        value={"text": "secret"},
+        occurred_at=erased_at - timedelta(seconds=1),
+    )
+    await hub.memory.erase("gina")
+    after = {"event_id": uuid7(), "key": "kept", "occurred_at": erased_at + timedelta(seconds=1)}
+    fresh = late.model_copy(update=after)
+    await hub.emit(late, fresh)
+    await hub.wait_for_projections()
+    found = await hub.memory.items.search(("memories", "gina"))
+    assert [i.key for i in found] == ["kept"]
+    assert await hub.memory.items.history(("memories", "gina", "notes"), "n") == []
 
 
 async def _script(store: BaseStore) -> list[Any]:
