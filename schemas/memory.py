@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated
 
-from pydantic import StringConstraints
+from pydantic import AllowInfNan, StringConstraints
 
 from schemas.envelope import Event, Record, Topic
 from schemas.types import FrozenList, JsonObject, Text, UtcDatetime
@@ -39,7 +39,7 @@ class ItemVector(Record):
     """The embedding of the text at one path of an item's value."""
 
     path: Text
-    vector: FrozenList[float]
+    vector: FrozenList[Annotated[float, AllowInfNan(False)]]
 
 
 class _MemoryEvent(Event):

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["add_checkpoint_routes", "checkpoint_json"]
 
 MAX_LIMIT = 1000
+MAX_OFFSET = 10_000_000
 
 
 class DeleteRuns(BaseModel):
@@ -68,7 +69,7 @@ def add_checkpoint_routes(app: FastAPI, access: Access) -> None:
         before: str | None = None,
         metadata: str | None = Query(None, description="A JSON object the metadata matches"),
         limit: int = Query(100, ge=1, le=MAX_LIMIT),
-        offset: int = Query(0, ge=0, description="Skip this many (the next page)"),
+        offset: int = Query(0, ge=0, le=MAX_OFFSET, description="Skip this many (next pages)"),
         hub: HubScope = reader,
     ) -> dict[str, list[dict[str, Any]]]:
         """Checkpoints newest first: of one thread (every thread if none is given, thread
@@ -82,8 +83,13 @@ def add_checkpoint_routes(app: FastAPI, access: Access) -> None:
             metadata=json_object(metadata, "metadata"),
             limit=offset + limit,
         )
-        page = [checkpoint_json(c) async for c in found]
-        return {"checkpoints": page[offset:]}
+        page: list[dict[str, Any]] = []
+        seen = 0
+        async for checkpoint in found:  # streamed: the skipped ones are not kept
+            seen += 1
+            if seen > offset:
+                page.append(checkpoint_json(checkpoint))
+        return {"checkpoints": page}
 
     @app.post("/v1/checkpoints/delete-for-runs", status_code=204)
     async def delete_for_runs(body: DeleteRuns, hub: HubScope = writer) -> Response:

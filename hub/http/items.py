@@ -73,7 +73,7 @@ def add_item_routes(app: FastAPI, access: Access) -> None:
         contains: str | None = Query(None, description="A JSON object the value contains"),
         vector: str | None = Query(None, description="Rank by similarity to this vector"),
         limit: int = Query(10, ge=1, le=1000),
-        offset: int = Query(0, ge=0),
+        offset: int = Query(0, ge=0, le=10_000_000),
         hub: HubScope = reader,
     ) -> dict[str, list[ItemOut]]:
         found = await hub.memory.items.search(

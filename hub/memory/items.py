@@ -16,9 +16,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
+from pydantic import ValidationError
+
 from hub.core.inputs import build_event
 from projections.memory import queries
 from projections.text import load_texts
+from schemas.errors import InputError
 from schemas.events import Topic
 from schemas.memory import (
     ItemVector,
@@ -77,6 +81,15 @@ def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
     return dot / norms if norms else 0.0
 
 
+def _vector(path: str, vector: Sequence[float]) -> ItemVector:
+    try:
+        return ItemVector(path=path, vector=tuple(vector))
+    except (ValidationError, TypeError):
+        raise InputError(
+            f"vectors.{path}: a list of finite numbers", field=f"vectors.{path}"
+        ) from None
+
+
 class ItemsClient:
     """Items in namespaces of this client's tenant."""
 
@@ -107,7 +120,7 @@ class ItemsClient:
             value=dict(value) if isinstance(value, Mapping) else value,
             expires_at=expires_at,
             ttl_s=ttl_s,
-            vectors=[ItemVector(path=p, vector=tuple(v)) for p, v in (vectors or {}).items()],
+            vectors=[_vector(p, v) for p, v in (vectors or {}).items()],
         )
         await self._ctx.emit(event)
 
@@ -179,8 +192,14 @@ class ItemsClient:
             rows = await pool.fetch(queries.ITEMS, *args, limit, offset)
             return [_item(r) for r in rows]
         wanted = None if limit is None else limit + offset
+        query = [float(x) for x in vector]
+        if not all(math.isfinite(x) for x in query):
+            raise InputError("vector: finite numbers only", field="vector")
         if await self._has_pgvector():
-            rows = await pool.fetch(queries.SIMILAR, *args, wanted, 0, list(vector))
+            try:
+                rows = await pool.fetch(queries.SIMILAR, *args, wanted, 0, query)
+            except asyncpg.DataError as exc:  # another length than the stored embeddings
+                raise InputError(f"vector: {exc}", field="vector") from None
             ranked = [_item(r, float(r["score"])) for r in rows]
         else:
             ranked = await self._similar_in_python(args, vector, wanted)
@@ -195,11 +214,17 @@ class ItemsClient:
         self, args: tuple[Any, ...], vector: Sequence[float], count: int | None
     ) -> builtins.list[StoredItem]:
         pool = self._ctx.pool
+        rows = await pool.fetch(queries.SIMILAR_PYTHON, *args[:3])
+        if any(len(e) != len(vector) for r in rows for e in r["embeddings"]):
+            raise InputError(
+                f"vector: {len(vector)} numbers, but the embeddings stored have another length",
+                field="vector",
+            )
         scores = {
             (tuple(load_texts(r["namespace"])), r["key"]): max(
                 _cosine(vector, e) for e in r["embeddings"]
             )
-            for r in await pool.fetch(queries.SIMILAR_PYTHON, *args[:3])
+            for r in rows
         }
         items = await pool.fetch(queries.ITEMS, *args, None, 0)
         found = [

@@ -182,6 +182,14 @@ async def test_similarity_without_pgvector_ranks_the_same(hub: Hub) -> None:
     # pgvector computes in float4
     assert all(abs(a - b) < 1e-5 for a, b in scores if a is not None and b is not None)
     assert with_pgvector[-1].score is None
+    for pgvector in (False, True):  # a query of another length is named, either way
+        hub.memory.items._pgvector = pgvector
+        with pytest.raises(InputError, match="vector"):
+            await hub.memory.items.search(("s",), vector=[1.0, 2.0])
+    with pytest.raises(InputError, match="vector"):
+        await hub.memory.items.search(("s",), vector=[float("nan")] * 7)
+    with pytest.raises(InputError, match="vectors"):
+        await hub.memory.items.put(("s",), "bad", {}, vectors={"text": [float("inf")]})
 
 
 async def test_time_to_live_expires_and_refreshes_on_read(hub: Hub) -> None:
