@@ -79,7 +79,6 @@ class CheckpointWritesSaved(_CheckpointEvent):
     task_id: str
     task_path: Text = ""
     writes: FrozenList[PendingWrite]
-    overwrite: bool = False
 
 
 class CheckpointThreadDeleted(_CheckpointEvent):

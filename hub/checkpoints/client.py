@@ -133,7 +133,6 @@ class CheckpointsClient:
         writes: Sequence[tuple[int, str, Serialized]],
         checkpoint_ns: str = "",
         task_path: str = "",
-        overwrite: bool = False,
     ) -> None:
         """Store a task's pending writes ``(index, channel, value)``. Per task and index
         the first write stored counts; negative indexes (special channels) are replaced."""
@@ -152,7 +151,6 @@ class CheckpointsClient:
                 PendingWrite(idx=idx, channel=ch, value=await self._stored(v, limit))
                 for idx, ch, v in writes
             ],
-            overwrite=overwrite,
         )
         await self._ctx.emit(event)
 

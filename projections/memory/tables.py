@@ -124,9 +124,6 @@ ERASE = (
 
 
 class MemoryBatch(Batch):
-    def __init__(self, conn: asyncpg.Connection, schema: str) -> None:
-        super().__init__(conn, schema)
-
     async def execute(self, sql: str, *args: object) -> None:
         await self.conn.execute(sql.format(schema=self.schema), *args)
 

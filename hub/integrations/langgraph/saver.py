@@ -158,7 +158,6 @@ class HubCheckpointSaver(BaseCheckpointSaver[str]):
                 task_id=task_id,
                 task_path=task_path,
                 writes=rows,
-                overwrite=all(ch in WRITES_IDX_MAP for ch, _ in writes),
             )
         )
 
