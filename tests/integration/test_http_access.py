@@ -317,7 +317,7 @@ async def test_every_route_is_guarded_by_key_role_and_tenant(tenant_a: TenantA) 
         "acme",
         ids["message_id"],
         ids["artifact_id"],
-        ids["dead_letter_id"],
+        f'"{ids["dead_letter_id"]}"',  # as a JSON value: "2:0" is also in "13:22:08"
     )  # acme's text, acme's ids
     secrets = (*content, "thread-a", "run-a", "prompt-a")
     async with api_client(hub, app, tenant="globex", role="admin") as other:
