@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 
+from consumers.applied_events import create_applied_events
 from consumers.bookkeeping import MIGRATION_LOCK, ensure_bookkeeping
 from projections.base import Projection
 from schemas.errors import ProjectionError
@@ -15,7 +16,6 @@ __all__ = ["MIGRATION_LOCK", "migrate", "point_view", "publish_views"]
 
 APPLIED = "SELECT idx, checksum FROM hub.migrations WHERE schema = $1"
 RECORD = "INSERT INTO hub.migrations (schema, idx, checksum) VALUES ($1, $2, $3)"
-DEDUPE_TABLE = "CREATE TABLE IF NOT EXISTS {schema}.applied_events (event_id uuid PRIMARY KEY)"
 REGISTER = """
 INSERT INTO hub.projections (name, version, schema, state) VALUES ($1, $2, $3, $4)
 ON CONFLICT (name, version) DO NOTHING
@@ -54,7 +54,7 @@ async def migrate(
             await conn.execute(sql.format(schema=schema))
             await conn.execute(RECORD, schema, idx, checksum)
         if projection.dedupe:
-            await conn.execute(DEDUPE_TABLE.format(schema=schema))
+            await create_applied_events(conn, schema)
         if not (register and projection.published):  # a rebuild's shadow: hidden
             return created
         live = await conn.fetchval(LIVE_VERSION, projection.name)

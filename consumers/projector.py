@@ -28,6 +28,7 @@ import structlog
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectSendStream
 
+from consumers.applied_events import AppliedEvents
 from consumers.archive.reader import ArchiveReader, ArchiveThenLog
 from consumers.bookkeeping import ensure_bookkeeping
 from consumers.dead_letters import dead_letter_poison
@@ -57,11 +58,6 @@ REWIND_CHECK_S = 1.0  # how often an idle projector looks for a rewind done else
 __all__ = ["Projector", "ProjectorSettings", "ProjectorStats"]
 
 logger = structlog.get_logger(__name__)
-
-DEDUPE = """
-INSERT INTO {schema}.applied_events (event_id) SELECT unnest($1::uuid[])
-ON CONFLICT DO NOTHING RETURNING event_id
-"""
 
 
 class Projector(Worker):
@@ -94,7 +90,12 @@ class Projector(Worker):
         self._next_rewind_check = 0.0
         self._next_lag_report = 0.0
         self.versions = VersionKeeper(pool, log, projection, self.settings.retired_grace)
-        self._dedupe_sql = DEDUPE.format(schema=projection.schema)
+        self.applied = AppliedEvents(
+            pool,
+            projection.schema,
+            window_s=self.settings.dedupe_window,
+            check_every_s=self.settings.dedupe_check_every,
+        )
         self._log = RateLimitedWarnings(logger.bind(projector=self.name))
 
     # ── lifecycle ───────────────────────────────────────────────────────────────────────
@@ -166,6 +167,8 @@ class Projector(Worker):
                     await self._follow_rewinds()
                 await self._report_lag()
                 await self.versions.tick(self._log)
+                if self.projection.dedupe:
+                    await self.applied.tick(self._log)
 
     # ── the rebalance listener ──────────────────────────────────────────────────────────
 
@@ -287,7 +290,7 @@ class Projector(Worker):
                     for r, e in mine
                     if e is not None and type(e) in handlers and (r.tp, r.offset) not in poison
                 ]
-                fresh = await self._fresh(conn, ids)
+                fresh = await self.applied.fresh(conn, ids)
             batch = projection.begin(conn, projection.schema)
             await projection.prepare(
                 batch,
@@ -348,26 +351,6 @@ class Projector(Worker):
         for tp, position in stored.items():
             await self._resync(tp, position)
         self._count(applied, duplicates, len(dead), dropped=bool(stored))
-
-    async def _fresh(self, conn: asyncpg.Connection, ids: list[Any]) -> set[Any]:
-        """The ids not applied before, recorded as applied now (in the batch's transaction).
-
-        Optimistically COPY them all (fast); if one was applied before, the COPY fails and
-        a slower insert that skips known ids says which are new.
-        """
-        if not ids:
-            return set()
-        try:
-            async with conn.transaction():  # a savepoint
-                await conn.copy_records_to_table(
-                    "applied_events",
-                    schema_name=self.projection.schema,
-                    columns=("event_id",),
-                    records=[(i,) for i in ids],
-                )
-            return set(ids)
-        except asyncpg.UniqueViolationError:
-            return {row[0] for row in await conn.fetch(self._dedupe_sql, ids)}
 
     async def _follow_rewinds(self) -> None:
         """A replay in another process may move this projection's stored positions back

@@ -32,6 +32,10 @@ class ProjectorSettings:
     lag_interval: float = 15.0
     retired_grace: float = 3600.0
     """How long a version replaced by a newer one keeps its schema before it is dropped."""
+    dedupe_window: float | None = 30 * 86_400.0
+    """How long applied event ids are remembered (None: forever)."""
+    dedupe_check_every: float = 600.0
+    """How often ids older than the window are looked for."""
 
 
 @dataclass

@@ -193,5 +193,6 @@ class Runtime(Lifecycle):
                 batch_linger=s.batch_linger_ms / 1000,
                 retry_max=s.retry_max_s,
                 retired_grace=s.retired_grace_s,
+                dedupe_window=s.dedupe_window_days * 86_400 or None,
             ),
         )

@@ -91,6 +91,12 @@ class HubSettings(BaseSettings):
     batch_size: int = Field(2000, ge=1, description="Most events a projector applies at once")
     batch_linger_ms: int = Field(10, ge=0, description="How long a projector waits to fill a batch")
     retry_max_s: float = Field(30.0, gt=0, description="Longest backoff between retries")
+    dedupe_window_days: float = Field(
+        30.0,
+        ge=0,
+        description="How long projections remember the ids of the events they applied, so "
+        "a copy sent again (a spool forwarded twice, a retried write) is dropped; 0: forever",
+    )
     retired_grace_s: float = Field(
         3600.0,
         ge=0,

@@ -18,7 +18,7 @@ from typing import Any
 
 import asyncpg
 
-from consumers.projector import DEDUPE
+from consumers.applied_events import record_new
 from hub.infra.ports import ProducerRecord, TopicPartition
 from hub.runtime import Runtime
 from projections.base import Projection, call_handler
@@ -164,10 +164,10 @@ async def _try_apply(runtime: Runtime, projection: Projection[Any], dead: DeadLe
     handler = projection.handlers[type(event)]
     try:
         async with runtime.pool.acquire() as conn, conn.transaction():
-            if projection.dedupe:
-                fresh = await conn.fetch(DEDUPE.format(schema=projection.schema), [event.event_id])
-                if not fresh:
-                    return "already applied"
+            if projection.dedupe and not await record_new(
+                conn, projection.schema, [event.event_id]
+            ):
+                return "already applied"
             batch = projection.begin(conn, projection.schema)
             await projection.prepare(batch, [event])
             await call_handler(handler, batch, event, _Meta(dead.letter))

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import anyio
 import asyncpg
 import pytest
 
-from consumers.projector import Projector
+from consumers.applied_events import AppliedEvents, create_applied_events
+from consumers.projector import Projector, ProjectorSettings
 from hub.infra.ports import ProducerRecord, TopicPartition
 from hub.runtime import Runtime
 from projections.registry import RegistryProjection
@@ -97,6 +99,60 @@ async def test_the_same_event_at_another_offset_is_applied_once(runtime: Runtime
         projector.stop_soon()
     assert (await agents(runtime))["dup"]["revision"] == 1
     assert projector.stats.duplicates == 1
+
+
+async def test_applied_ids_are_forgotten_after_the_window(runtime: Runtime) -> None:
+    """The dedupe table holds the window's ids, not the whole log's; copies sent within
+    the window are still dropped."""
+    projection = RegistryProjection()
+    settings = ProjectorSettings(dedupe_window=3600, dedupe_check_every=0.05)
+    projector = Projector(
+        projection,
+        log=runtime.log,
+        pool=runtime.pool,
+        codec=runtime.codec,
+        positions=runtime.positions,
+        settings=settings,
+    )
+    old = [registered(f"old{i}", description="v") for i in range(3)]
+    recent = registered("recent", description="v")
+    await runtime.producer.emit([*old, recent])
+    table = f"{projection.schema}.applied_events"
+    async with anyio.create_task_group() as tg:
+        await tg.start(projector.run)
+        await caught_up(runtime, projection.consumer)
+        # two hours pass for the first three: beyond the one-hour window
+        await runtime.pool.execute(
+            f"UPDATE {table} SET applied_at = now() - interval '2 hours' "
+            "WHERE event_id = ANY($1::uuid[])",
+            [e.event_id for e in old],
+        )
+        with anyio.fail_after(30):
+            while await runtime.pool.fetchval(f"SELECT count(*) FROM {table}") > 1:
+                await anyio.sleep(0.05)
+        await runtime.log.append([runtime.producer.record(recent)])  # a copy, in the window
+        await caught_up(runtime, projection.consumer)
+        projector.stop_soon()
+    kept = await runtime.pool.fetch(f"SELECT event_id FROM {table}")
+    assert [r[0] for r in kept] == [recent.event_id]
+    assert projector.applied.forgotten == 3 and projector.stats.duplicates == 1
+    assert (await agents(runtime))["recent"]["revision"] == 1
+
+
+async def test_a_dedupe_table_from_before_the_window_is_brought_up_to_date(
+    runtime: Runtime,
+) -> None:
+    event_id = uuid.uuid4()
+    async with runtime.pool.acquire() as conn:
+        await conn.execute("CREATE SCHEMA old_proj")
+        await conn.execute("CREATE TABLE old_proj.applied_events (event_id uuid PRIMARY KEY)")
+        await conn.execute("INSERT INTO old_proj.applied_events VALUES ($1)", event_id)
+        await create_applied_events(conn, "old_proj")
+        await create_applied_events(conn, "old_proj")  # idempotent
+        row = await conn.fetchrow("SELECT * FROM old_proj.applied_events")
+    assert row["event_id"] == event_id and row["applied_at"] is not None
+    kept = AppliedEvents(runtime.pool, "old_proj", window_s=3600)
+    assert await kept.forget_old() == 0  # kept for the window from now, not dropped at once
 
 
 async def read_dlq(runtime: Runtime, n: int) -> list[DeadLettered]:
