@@ -12,6 +12,7 @@ import anyio
 import asyncpg
 import pytest
 
+from hub.infra.log.partitioner import partition_for
 from hub.infra.log.postgres import PostgresLog
 from hub.infra.ports import ConsumerRecord, ProducerRecord, TopicPartition
 
@@ -195,3 +196,32 @@ async def test_appended_records_read_back_byte_for_byte(pglog: PostgresLog, topi
         got = read[(pos.tp, pos.offset)]
         assert (got.key, got.value, got.headers) == (record.key, record.value, record.headers)
         assert before_ms - 1 <= got.timestamp_ms <= after_ms + 1
+
+
+async def test_one_busy_partition_among_idle_ones_is_read_in_full_pages(
+    pglog: PostgresLog,
+) -> None:
+    """The archiver reads every partition of every topic: the one that has records gets
+    the whole page once it shows it has some, not a page split over all the partitions;
+    and when every partition has records at once, a fetch still brings no more than asked."""
+    await pglog.ensure_topics({"many": 12})
+    keys = {partition_for(f"k{i}".encode(), 12): f"k{i}".encode() for i in range(500)}
+    await pglog.append([ProducerRecord("many", keys[5], b"v")] * 1000)
+    tps = [TopicPartition("many", p) for p in range(12)] + [TopicPartition(TOPIC, 0)]
+    async with pglog.consumer(group_id=None, partitions=tps) as consumer:
+        first = await consumer.fetch(240, 1.0)
+        second = await consumer.fetch(240, 1.0)
+        assert len(first) == 240 // 13 + 1 and len(second) == 240  # a probe, then a page
+        everywhere = [ProducerRecord("many", keys[p], b"v") for p in range(12)]
+        await pglog.append(everywhere * 100)
+        got = [await consumer.fetch(240, 1.0) for _ in range(4)]
+        assert all(0 < len(g) <= 240 for g in got)
+        seen = first + second + [r for g in got for r in g]
+        rest = []
+        while more := await consumer.fetch(240, 0.2):
+            rest += more
+    by_partition: dict[int, list[int]] = {}
+    for r in seen + rest:
+        by_partition.setdefault(r.partition, []).append(r.offset)
+    assert by_partition[5] == list(range(1100))  # in order, nothing skipped or repeated
+    assert all(by_partition[p] == list(range(100)) for p in range(12) if p != 5)

@@ -96,16 +96,17 @@ SELECT topic, partition, next_offset, start_offset FROM {s}.partitions
 WHERE (topic, partition) IN (SELECT * FROM unnest($1::text[], $2::int[]))
 """
 READ = """
-SELECT r.partition, r."offset", r.key, r.value, r.header_keys, r.header_values,
+SELECT p.i, r."offset", r.key, r.value, r.header_keys, r.header_values,
        floor(extract(epoch FROM r.ts) * 1000)::bigint AS ts_ms
-FROM unnest($2::int[], $3::bigint[]) AS p (partition, pos)
+FROM unnest($1::text[], $2::int[], $3::bigint[], $4::int[]) WITH ORDINALITY
+    AS p (topic, partition, pos, max_records, i)
 CROSS JOIN LATERAL (
     SELECT * FROM {s}.records r
-    WHERE r.topic = $1 AND r.partition = p.partition AND r."offset" >= p.pos
+    WHERE r.topic = p.topic AND r.partition = p.partition AND r."offset" >= p.pos
     ORDER BY r."offset"
-    LIMIT $4
+    LIMIT p.max_records
 ) r
-ORDER BY r.partition, r."offset"
+ORDER BY p.i, r."offset"
 """
 TRUNCATE_BEFORE = """
 WITH moved AS (
@@ -272,13 +273,18 @@ class PostgresLog(Lifecycle):
             await self.pool.execute(self._sql["truncate"], tp.topic, tp.partition, offset)
 
     async def read(
-        self, topic: str, positions: Mapping[int, int], limit: int
+        self, positions: Sequence[tuple[TopicPartition, int, int]]
     ) -> list[asyncpg.Record]:
-        """Up to ``limit`` records per partition from each partition's position."""
-        parts = sorted(positions)
-        with translate_log_errors(f"cannot read {topic} from the Postgres log"):
+        """For each ``(partition, position, limit)``, up to ``limit`` records from the
+        position, in one query; each row's first column is the index of its partition in
+        ``positions`` (rows in that order, then by offset)."""
+        with translate_log_errors("cannot read the Postgres log"):
             rows: list[Any] = await self.pool.fetch(
-                self._sql["read"], topic, parts, [positions[p] for p in parts], limit
+                self._sql["read"],
+                [tp.topic for tp, _, _ in positions],
+                [tp.partition for tp, _, _ in positions],
+                [pos for _, pos, _ in positions],
+                [limit for _, _, limit in positions],
             )
         return rows
 

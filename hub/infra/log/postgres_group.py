@@ -43,7 +43,7 @@ class GroupLog(Protocol):
     def pool(self) -> asyncpg.Pool: ...
 
     async def read(
-        self, topic: str, positions: Mapping[int, int], limit: int
+        self, positions: Sequence[tuple[TopicPartition, int, int]]
     ) -> list[asyncpg.Record]: ...
 
     async def commit_group(self, group_id: str, offsets: Mapping[TopicPartition, int]) -> None: ...
@@ -124,6 +124,7 @@ class PostgresConsumer(Lifecycle):
         self._rebalance_interval = rebalance_interval
         self._conn: asyncpg.Connection | None = None
         self._positions: dict[TopicPartition, int] = {}
+        self._busy: set[TopicPartition] = set()  # the partitions that had records last read
         self._wakeup = anyio.Event()
         self._group_changed = True
         self._next_rebalance = 0.0
@@ -262,40 +263,51 @@ class PostgresConsumer(Lifecycle):
     # ── reading ─────────────────────────────────────────────────────────────────────────
 
     async def _read(self, max_records: int) -> list[ConsumerRecord]:
+        """Up to ``max_records`` next records of the assigned partitions, in one query.
+
+        The partitions that had records at the last read share ``max_records``; each of
+        the others may bring its even share of it (a partition that fills up then joins
+        the first kind). So one busy partition among many idle ones (the archiver reads
+        every topic) is read in full pages, not in slices of ``max_records / partitions``.
+        """
         if not self._positions:
             return []
-        by_topic: dict[str, dict[int, int]] = {}
-        for tp, pos in self._positions.items():
-            by_topic.setdefault(tp.topic, {})[tp.partition] = pos
-        per_partition = max(1, -(-max_records // len(self._positions)))
+        tps = sorted(self._positions)
+        busy = [tp for tp in tps if tp in self._busy] or tps
+        share = -(-max_records // len(busy))
+        probe = -(-max_records // len(tps))
+        rows = await self._log.read(
+            [(tp, self._positions[tp], share if tp in self._busy else probe) for tp in tps]
+        )
         out: list[ConsumerRecord] = []
-        tps = {(tp.topic, tp.partition): tp for tp in self._positions}
-        for topic, positions in by_topic.items():
-            rows = await self._log.read(topic, positions, per_partition)
-            for partition, offset, key, value, hkeys, hvalues, ts_ms in rows:
-                tp = tps[topic, partition]
-                expected = self._positions.get(tp)
-                if expected is None or offset < expected:
+        self._busy = set()
+        stopped: set[TopicPartition] = set()  # at a gap: the rest of it waits
+        for i, offset, key, value, hkeys, hvalues, ts_ms in rows:
+            tp = tps[i - 1]
+            self._busy.add(tp)
+            expected = self._positions.get(tp)
+            if expected is None or offset < expected or tp in stopped:
+                continue
+            if len(out) >= max_records:
+                break
+            if offset > expected:
+                if out and out[-1].tp == tp:
+                    stopped.add(tp)  # never hand out a gap within a partition
                     continue
-                if offset > expected:
-                    if out and out[-1].tp == tp:
-                        break  # never hand out a gap within a partition
-                    log.warning(
-                        "postgres_log.skipped_truncated", tp=str(tp), frm=expected, to=offset
-                    )
-                self._positions[tp] = offset + 1
-                out.append(
-                    ConsumerRecord(
-                        topic,
-                        partition,
-                        offset,
-                        key,
-                        value,
-                        tuple(zip(hkeys, hvalues, strict=True)),
-                        ts_ms,
-                        tp,
-                    )
+                log.warning("postgres_log.skipped_truncated", tp=str(tp), frm=expected, to=offset)
+            self._positions[tp] = offset + 1
+            out.append(
+                ConsumerRecord(
+                    tp.topic,
+                    tp.partition,
+                    offset,
+                    key,
+                    value,
+                    tuple(zip(hkeys, hvalues, strict=True)),
+                    ts_ms,
+                    tp,
                 )
+            )
         return out
 
     # ── assignment ──────────────────────────────────────────────────────────────────────
