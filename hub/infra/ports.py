@@ -58,9 +58,9 @@ class ProducerRecord:
     headers: Headers = ()
 
 
-@dataclass(frozen=True, slots=True)
-class ConsumerRecord:
-    """A record read back from the log, with its position."""
+class ConsumerRecord(NamedTuple):
+    """A record read back from the log, with its position (a named tuple: made for every
+    record read, and a tuple is built in a fifth of a frozen dataclass's time)."""
 
     topic: str
     partition: int
