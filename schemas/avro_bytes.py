@@ -6,17 +6,26 @@ from __future__ import annotations
 __all__ = ["avro_bytes", "avro_long", "avro_string", "read_long"]
 
 
-def avro_long(value: int) -> bytes:
-    """An Avro ``long`` (or ``int``): zig-zag, then 7 bits a byte."""
-    n = (value << 1) ^ (value >> 63)
-    if n < 0x80:
-        return bytes((n,))
+def _varint(n: int) -> bytes:
     out = bytearray()
     while n > 0x7F:
         out.append((n & 0x7F) | 0x80)
         n >>= 7
     out.append(n)
     return bytes(out)
+
+
+_SHORT = [_varint(n) for n in range(1 << 14)]  # one and two bytes: lengths, counts
+
+
+def avro_long(value: int) -> bytes:
+    """An Avro ``long`` (or ``int``): zig-zag, then 7 bits a byte."""
+    n = (value << 1) ^ (value >> 63)
+    if n < 0x4000:
+        return _SHORT[n] if n >= 0 else _varint(n)  # (beyond 64 bits: as it always was)
+    if n < 0x200000:  # offsets
+        return bytes(((n & 0x7F) | 0x80, ((n >> 7) & 0x7F) | 0x80, n >> 14))
+    return _varint(n)
 
 
 def avro_bytes(value: bytes) -> bytes:

@@ -65,12 +65,12 @@ def _headers(headers: Sequence[tuple[str, bytes]]) -> bytes:
     return avro_long(len(headers)) + items + b"\x00"
 
 
-def _entry(record: ConsumerRecord, headers: bytes) -> bytes:
+def _entry(record: ConsumerRecord, headers: bytes, timestamp: bytes) -> bytes:
     key = b"\x00" if record.key is None else b"\x02" + avro_bytes(record.key)
     return b"".join(
         (
             avro_long(record.offset),
-            avro_long(record.timestamp_ms),
+            timestamp,
             key,
             headers,
             avro_long(len(record.value)),
@@ -105,11 +105,14 @@ def encode_segment(tp: TopicPartition, records: Sequence[ConsumerRecord]) -> byt
     encoded_headers: dict[Any, bytes] = {}  # a type's and tenant's headers, once
     entries: list[bytes] = []
     size = 0
+    last_ms, timestamp = -1, b""  # the records of one append share their timestamp
     for record in records:
         headers = encoded_headers.get(record.headers)
         if headers is None:
             headers = encoded_headers[record.headers] = _headers(record.headers)
-        entry = _entry(record, headers)
+        if record.timestamp_ms != last_ms:
+            last_ms, timestamp = record.timestamp_ms, avro_long(record.timestamp_ms)
+        entry = _entry(record, headers, timestamp)
         entries.append(entry)
         size += len(entry)
         if size >= BLOCK_BYTES:
