@@ -169,6 +169,7 @@ class Runtime(Lifecycle):
                 max_bytes=s.archive_max_bytes,
                 max_age=s.archive_max_age_s,
                 batch_size=s.batch_size,
+                compression_level=s.archive_compression_level,
                 retry_max=s.retry_max_s,
             ),
         )

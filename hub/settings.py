@@ -83,6 +83,9 @@ class HubSettings(BaseSettings):
     archive_max_records: int = Field(10_000, ge=1, description="Records per archive segment")
     archive_max_bytes: int = Field(16 << 20, ge=1024, description="Bytes per archive segment")
     archive_max_age_s: float = Field(60.0, gt=0, description="Oldest record a segment waits for")
+    archive_compression_level: int = Field(
+        1, ge=0, le=9, description="Deflate level of archive segments (1: fastest; 9: smallest)"
+    )
 
     max_event_bytes: int = Field(1 << 20, ge=1024, description="Largest encoded event")
     max_message_bytes: int = Field(

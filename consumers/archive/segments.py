@@ -22,7 +22,14 @@ from fastavro import parse_schema, reader
 from hub.infra.ports import ConsumerRecord, TopicPartition
 from schemas.avro_bytes import avro_bytes, avro_long, avro_string
 
-__all__ = ["ARCHIVED_RECORD", "ARCHIVED_SCHEMA", "encode_segment", "iter_segment", "read_segment"]
+__all__ = [
+    "ARCHIVED_RECORD",
+    "ARCHIVED_SCHEMA",
+    "DEFAULT_LEVEL",
+    "encode_segment",
+    "iter_segment",
+    "read_segment",
+]
 
 BLOCK_BYTES = 64 << 10  # uncompressed bytes of entries per block
 
@@ -84,14 +91,21 @@ def _file_header(metadata: dict[str, bytes], sync: bytes) -> bytes:
     return _MAGIC + avro_long(len(metadata)) + entries + b"\x00" + sync
 
 
-def _block(entries: list[bytes], sync: bytes) -> bytes:
-    deflate = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)  # raw
+def _block(entries: list[bytes], sync: bytes, level: int) -> bytes:
+    deflate = zlib.compressobj(level, zlib.DEFLATED, -15)  # raw deflate, as Avro has it
     data = deflate.compress(b"".join(entries)) + deflate.flush()
     return avro_long(len(entries)) + avro_long(len(data)) + data + sync
 
 
-def encode_segment(tp: TopicPartition, records: Sequence[ConsumerRecord]) -> bytes:
-    """An Avro object container file (deflate) of ``records``."""
+DEFAULT_LEVEL = 1
+"""Deflate's fastest level: on conversation text, a third of level 6's time for output
+about 15% larger (6.7 against 19 us a record, 0.44 against 0.38 of the raw size)."""
+
+
+def encode_segment(
+    tp: TopicPartition, records: Sequence[ConsumerRecord], *, level: int = DEFAULT_LEVEL
+) -> bytes:
+    """An Avro object container file (deflate, at ``level``) of ``records``."""
     sync = os.urandom(16)
     metadata = {
         "avro.schema": _SCHEMA_JSON,
@@ -116,10 +130,10 @@ def encode_segment(tp: TopicPartition, records: Sequence[ConsumerRecord]) -> byt
         entries.append(entry)
         size += len(entry)
         if size >= BLOCK_BYTES:
-            out.append(_block(entries, sync))
+            out.append(_block(entries, sync, level))
             entries, size = [], 0
     if entries:
-        out.append(_block(entries, sync))
+        out.append(_block(entries, sync, level))
     return b"".join(out)
 
 

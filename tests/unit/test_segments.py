@@ -52,12 +52,13 @@ def _fastavro_segment(recs: list[ConsumerRecord]) -> bytes:
 
 
 @settings(max_examples=200, deadline=None)
-@given(records)
+@given(records, st.sampled_from([0, 1, 6, 9]))
 def test_entries_as_fastavro_writes_them(
-    specs: list[tuple[bytes | None, tuple[tuple[str, bytes], ...], bytes, int]],
+    specs: list[tuple[bytes | None, tuple[tuple[str, bytes], ...], bytes, int]], level: int
 ) -> None:
     recs = _records(specs)
-    assert read_segment(encode_segment(TP, recs)) == read_segment(_fastavro_segment(recs))
+    ours = encode_segment(TP, recs, level=level)
+    assert read_segment(ours) == read_segment(_fastavro_segment(recs))
 
 
 def test_metadata_and_many_blocks() -> None:

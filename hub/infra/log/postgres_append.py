@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import attrgetter
 
 import anyio
 import asyncpg
@@ -26,6 +27,8 @@ from hub.infra.ports import Headers, Position, ProducerRecord, TopicPartition
 from schemas.errors import LogError
 
 __all__ = ["Appender"]
+
+_TOPIC_AND_KEY = attrgetter("topic", "key")
 
 ALLOCATE_ONE = """
 UPDATE {s}.partitions SET next_offset = next_offset + $3
@@ -124,7 +127,7 @@ class Appender:
         writing to several partitions makes it one transaction for the whole batch."""
         by_partition: dict[TopicPartition, list[_Append]] = {}
         for request in batch:
-            tps = {self._partition_of(rec) for rec in request.records}
+            tps = {self._partition_of(t, k) for t, k in set(map(_TOPIC_AND_KEY, request.records))}
             if len(tps) != 1:
                 await self._write_in_transaction(batch)
                 return
@@ -139,8 +142,8 @@ class Appender:
                 if not request.done:
                     request.error, request.done = exc, True
 
-    def _partition_of(self, rec: ProducerRecord) -> TopicPartition:
-        return TopicPartition(rec.topic, partition_for(rec.key, self._partitions(rec.topic)))
+    def _partition_of(self, topic: str, key: bytes) -> TopicPartition:
+        return TopicPartition(topic, partition_for(key, self._partitions(topic)))
 
     async def _write_partition(
         self, conn: asyncpg.Connection, tp: TopicPartition, requests: list[_Append]
