@@ -10,14 +10,21 @@ the same transaction, so a crash at any instant loses nothing and duplicates not
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import anyio
 import asyncpg
 
 from hub.infra.db import translate_errors
-from hub.infra.ports import EventLog, TopicPartition
+from hub.infra.ports import EventLog, PositionStore, TopicPartition
 
-__all__ = ["CHANNEL", "PositionWatcher", "PostgresPositionStore", "partitions_of"]
+__all__ = [
+    "CHANNEL",
+    "PositionWatcher",
+    "PostgresPositionStore",
+    "SharedPositionReads",
+    "partitions_of",
+]
 
 CHANNEL = "hub_positions"
 
@@ -91,6 +98,8 @@ class PositionWatcher:
         self.dsn = dsn
         self._conn: asyncpg.Connection | None = None
         self._event = anyio.Event()
+        self.generation = 0
+        """How many changes were notified (read with :meth:`changed`, in the same step)."""
 
     async def start(self) -> None:
         if self._conn is None:
@@ -101,6 +110,7 @@ class PositionWatcher:
 
     def _notified(self, *_: object) -> None:
         event, self._event = self._event, anyio.Event()
+        self.generation += 1
         event.set()
 
     def changed(self) -> anyio.Event:
@@ -113,6 +123,48 @@ class PositionWatcher:
         conn, self._conn = self._conn, None
         if conn is not None and not conn.is_closed():
             await conn.close(timeout=5)
+
+
+@dataclass
+class _Read:
+    generation: int  # the watcher's generation when the read started
+    done: anyio.Event = field(default_factory=anyio.Event)
+    result: dict[tuple[str, TopicPartition], int] | None = None
+
+
+class SharedPositionReads:
+    """Reads of the projections' positions for read-your-writes, shared: a waiter woken by
+    a change joins the read in flight if it started no earlier than the change the waiter
+    saw (its ``generation``), else starts one. Each notification used to cost one read
+    per waiting reader; now it costs one read."""
+
+    def __init__(
+        self, store: PositionStore, watcher: PositionWatcher, consumers: Sequence[str]
+    ) -> None:
+        self._store = store
+        self._watcher = watcher
+        self._consumers = sorted(set(consumers))
+        self._inflight: _Read | None = None
+        self.reads = 0
+
+    async def since(self, generation: int) -> dict[tuple[str, TopicPartition], int]:
+        """Every projection's positions, read after change ``generation`` was notified."""
+        while True:
+            read = self._inflight
+            if read is not None and read.generation >= generation:
+                await read.done.wait()
+                if read.result is not None:
+                    return read.result
+                continue  # that read failed or was cancelled: read again
+            read = self._inflight = _Read(self._watcher.generation)
+            try:
+                self.reads += 1
+                read.result = await self._store.of_consumers(self._consumers)
+                return read.result
+            finally:
+                read.done.set()
+                if self._inflight is read:
+                    self._inflight = None
 
 
 async def partitions_of(log: EventLog, topics: Iterable[str]) -> list[TopicPartition]:

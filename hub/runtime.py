@@ -16,7 +16,7 @@ from consumers.archive.archiver import Archiver, ArchiverSettings
 from consumers.archive.reader import ArchiveReader
 from consumers.bookkeeping import ensure_bookkeeping
 from consumers.migrations import migrate
-from consumers.positions import PositionWatcher, PostgresPositionStore
+from consumers.positions import PositionWatcher, PostgresPositionStore, SharedPositionReads
 from consumers.projector import Projector
 from consumers.projector_types import ProjectorSettings
 from hub.infra.blob import open_blob_store
@@ -51,6 +51,8 @@ class Runtime(Lifecycle):
         self._producer: EventProducer | None = None
         self._blobs: BlobStore | None = None
         self._watcher: PositionWatcher | None = None
+        self.position_reads: SharedPositionReads | None = None
+        """The projections' positions, read once per change for every waiting reader."""
         self._positions: PositionStore | None = None
         self.spool = Spool.of_home(settings.home)
         self.applied: dict[tuple[str, TopicPartition], int] = {}
@@ -103,6 +105,7 @@ class Runtime(Lifecycle):
         self._producer = None
         blobs, self._blobs = self._blobs, None
         watcher, self._watcher = self._watcher, None
+        self.position_reads = None
         with anyio.CancelScope(shield=True):
             if watcher is not None:
                 await watcher.stop()
@@ -143,6 +146,8 @@ class Runtime(Lifecycle):
             watcher = PositionWatcher(self.database_url)
             await watcher.start()
             self._watcher = watcher
+            consumers = [p.consumer for p in self.projections]
+            self.position_reads = SharedPositionReads(self.positions, watcher, consumers)
         return self._watcher
 
     async def blob_store(self) -> BlobStore:

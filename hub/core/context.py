@@ -153,13 +153,13 @@ class HubContext:
             runtime.applied.get(k, 0) > v for k, v in needed.items()
         ):
             return  # seen applied a moment ago (positions only move forward while live)
-        consumers = sorted({c for c, _ in needed})
-        positions = self.runtime.positions
         deadline = time.monotonic() + timeout
         watcher = await self.runtime.position_watcher()
+        reads = runtime.position_reads
+        assert reads is not None
         while True:
             changed = watcher.changed()  # taken before reading: no change can slip by
-            stored = await positions.of_consumers(consumers)
+            stored = await reads.since(watcher.generation)  # a read started after it
             runtime.applied.update(stored)
             runtime.applied_at = time.monotonic()
             behind = {k: v for k, v in needed.items() if stored.get(k, 0) <= v}
