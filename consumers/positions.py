@@ -44,19 +44,21 @@ ORDER BY topic, partition
 FOR UPDATE
 """
 ADVANCE = """
-UPDATE hub.positions p SET next_offset = u.next_offset, updated_at = now()
-FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u (topic, partition, next_offset)
-WHERE p.consumer = $1 AND p.topic = u.topic AND p.partition = u.partition
-"""
-COUNT = """
-INSERT INTO hub.consumer_stats AS s (consumer, applied, duplicates, dead_lettered, batches)
-VALUES ($1, $2, $3, $4, 1)
-ON CONFLICT (consumer) DO UPDATE SET
-    applied = s.applied + EXCLUDED.applied,
-    duplicates = s.duplicates + EXCLUDED.duplicates,
-    dead_lettered = s.dead_lettered + EXCLUDED.dead_lettered,
-    batches = s.batches + 1,
-    updated_at = now()
+WITH advanced AS (
+    UPDATE hub.positions p SET next_offset = u.next_offset, updated_at = now()
+    FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u (topic, partition, next_offset)
+    WHERE p.consumer = $1 AND p.topic = u.topic AND p.partition = u.partition
+), counted AS (
+    INSERT INTO hub.consumer_stats AS s (consumer, applied, duplicates, dead_lettered, batches)
+    VALUES ($1, $5, $6, $7, 1)
+    ON CONFLICT (consumer) DO UPDATE SET
+        applied = s.applied + EXCLUDED.applied,
+        duplicates = s.duplicates + EXCLUDED.duplicates,
+        dead_lettered = s.dead_lettered + EXCLUDED.dead_lettered,
+        batches = s.batches + 1,
+        updated_at = now()
+)
+SELECT pg_notify($8, $1)
 """
 STATS = (
     "SELECT applied, duplicates, dead_lettered, batches FROM hub.consumer_stats WHERE consumer = $1"
@@ -84,7 +86,6 @@ RENAME = (
     "UPDATE hub.consumer_stats SET consumer = $2 WHERE consumer = $1",
 )
 LOCK_ALL_FOR = ALL_FOR + " ORDER BY topic, partition FOR UPDATE"
-NOTIFY = "SELECT pg_notify($1, $2)"
 
 
 class PositionWatcher:
@@ -244,8 +245,10 @@ class PostgresPositionStore:
         """
         tps = sorted(starts)
         topics, parts = _split(tps)
-        await tx.execute(CLAIM_INSERT, consumer, topics, parts, [starts[tp] for tp in tps])
         rows = await tx.fetch(CLAIM_LOCK, consumer, topics, parts)
+        if len(rows) < len(tps):  # a partition's first batch: store it, then lock them all
+            await tx.execute(CLAIM_INSERT, consumer, topics, parts, [starts[tp] for tp in tps])
+            rows = await tx.fetch(CLAIM_LOCK, consumer, topics, parts)
         claimed: set[TopicPartition] = set()
         others: dict[TopicPartition, int] = {}
         for topic, partition, stored in rows:
@@ -272,9 +275,10 @@ class PostgresPositionStore:
             return
         tps = list(positions)
         topics, parts = _split(tps)
-        await tx.execute(ADVANCE, consumer, topics, parts, [positions[tp] for tp in tps])
-        await tx.execute(COUNT, consumer, applied, duplicates, dead_lettered)
-        await tx.execute(NOTIFY, CHANNEL, consumer)
+        offsets = [positions[tp] for tp in tps]
+        await tx.execute(  # one statement: positions, counts and the notification
+            ADVANCE, consumer, topics, parts, offsets, applied, duplicates, dead_lettered, CHANNEL
+        )
 
     async def stats(self, consumer: str) -> dict[str, int]:
         """Events applied, duplicates skipped, dead letters and batches, over all time."""

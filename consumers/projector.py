@@ -88,6 +88,7 @@ class Projector(Worker):
         self._consumer: LogConsumer | None = None
         self._next: dict[TopicPartition, int] = {}
         self._next_rewind_check = 0.0
+        self._applying = False  # a batch is being applied (the next one may linger to fill)
         self._next_lag_report = 0.0
         self.versions = VersionKeeper(pool, log, projection, self.settings.retired_grace)
         self.applied = AppliedEvents(
@@ -152,7 +153,11 @@ class Projector(Worker):
                     async for items, poison in receive:
                         if self.stopping:
                             break
-                        await self._process(items, poison)
+                        self._applying = True
+                        try:
+                            await self._process(items, poison)
+                        finally:
+                            self._applying = False
                 tg.cancel_scope.cancel()
         finally:
             await self.stop()
@@ -197,7 +202,10 @@ class Projector(Worker):
             try:
                 records = await self._consumer.fetch(s.batch_size, s.fetch_timeout)
                 deadline = time.monotonic() + s.batch_linger
-                while records and len(records) < s.batch_size:
+                # linger to fill the batch only while the last one is being applied: an
+                # idle projector takes a batch at once (no added latency), a busy one
+                # gets bigger batches
+                while records and len(records) < s.batch_size and self._applying:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break

@@ -92,7 +92,12 @@ class HubSettings(BaseSettings):
         1 << 20, ge=256, description="Largest conversation message (binary content goes by blob)"
     )
     batch_size: int = Field(2000, ge=1, description="Most events a projector applies at once")
-    batch_linger_ms: int = Field(10, ge=0, description="How long a projector waits to fill a batch")
+    batch_linger_ms: int = Field(
+        10,
+        ge=0,
+        description="How long a projector waits to fill a batch while the one before is "
+        "being applied (an idle projector takes what it has at once)",
+    )
     retry_max_s: float = Field(30.0, gt=0, description="Longest backoff between retries")
     dedupe_window_days: float = Field(
         30.0,
