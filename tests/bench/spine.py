@@ -11,7 +11,9 @@ Figures (medians over ``--runs``; every run on fresh data):
   asyncpg COPY into a table shaped like the log (Postgres log).
 - project: a projector applying N events from the log to ``registry.agents`` (decode,
   exactly-once bookkeeping, dedupe, upsert), timed from assignment to caught up, against
-  one raw COPY of the same rows into an identical table.
+  one raw COPY of the same rows into an identical table. The projector runs in this
+  process with the garbage-collector settings ``agent-hub up`` and ``agent-hub project``
+  give theirs (:func:`hub.infra.tuning.tune_gc`).
 
 Ratios are baseline time / our time: above 1 means we are faster than the baseline.
 """
@@ -37,6 +39,7 @@ from hub.client import Hub
 from hub.infra.log.partitioner import partition_for
 from hub.infra.logs import configure_logging
 from hub.infra.ports import TopicPartition
+from hub.infra.tuning import tune_gc
 from hub.settings import HubSettings
 from projections.registry import RegistryProjection
 from schemas.events import AgentRegistered, Topic
@@ -190,6 +193,7 @@ async def produce_raw_copy(
 
 
 async def project_ours(hub: Hub, n: int) -> float:
+    tune_gc()  # as the processes that run projectors have it
     projection = RegistryProjection()
     projector = hub.runtime.projector(projection)
     assigned = anyio.Event()
