@@ -21,6 +21,7 @@ Ratios are baseline time / our time: above 1 means we are faster than the baseli
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import time
 import uuid
@@ -193,7 +194,16 @@ async def produce_raw_copy(
 
 
 async def project_ours(hub: Hub, n: int) -> float:
-    tune_gc()  # as the processes that run projectors have it
+    thresholds = gc.get_threshold()
+    tune_gc()  # as the processes that run projectors have it (produce keeps the defaults)
+    try:
+        return await _project_ours(hub, n)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
+
+
+async def _project_ours(hub: Hub, n: int) -> float:
     projection = RegistryProjection()
     projector = hub.runtime.projector(projection)
     assigned = anyio.Event()
