@@ -54,7 +54,9 @@ class Runtime(Lifecycle):
         self.position_reads: SharedPositionReads | None = None
         """The projections' positions, read once per change for every waiting reader."""
         self._positions: PositionStore | None = None
-        self.spool = Spool.of_home(settings.home)
+        self.spool = Spool.of_home(
+            settings.home, dedupe_window_s=settings.dedupe_window_days * 86_400 or None
+        )
         self.applied: dict[tuple[str, TopicPartition], int] = {}
         """Positions last read for read-your-writes, and when (``applied_at``)."""
         self.applied_at = 0.0

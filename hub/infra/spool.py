@@ -89,15 +89,18 @@ def decode_batch(data: bytes, where: str) -> list[ProducerRecord]:
 class Spool:
     """Durable local batches of records waiting for the log."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, dedupe_window_s: float | None = None) -> None:
+        """``dedupe_window_s``: how long the projections remember event ids; a batch
+        forwarded later than that after it was spooled is warned about."""
         self.directory = directory
+        self.dedupe_window_s = dedupe_window_s
         self._last_ns = 0
         self._lock = threading.Lock()
 
     @classmethod
-    def of_home(cls, home: Path) -> Spool:
+    def of_home(cls, home: Path, *, dedupe_window_s: float | None = None) -> Spool:
         """The spool of the hub whose local directory is ``home``."""
-        return cls(home / "spool")
+        return cls(home / "spool", dedupe_window_s=dedupe_window_s)
 
     def _name(self) -> str:
         with self._lock:  # strictly increasing within a process, even if the clock steps back
@@ -185,6 +188,7 @@ class Spool:
                     records += batch
                 if not group:
                     continue
+                self._warn_if_past_dedupe_window(group)
                 await send(records)  # raises if the log is still unreachable
                 for path in group:
                     path.unlink(missing_ok=True)
@@ -192,6 +196,23 @@ class Spool:
                 sent += len(records)
                 log.info("spool.forwarded", records=len(records), files=len(group))
         return sent
+
+    def _warn_if_past_dedupe_window(self, group: Sequence[Path]) -> None:
+        """Forwarded anyway (never lost), but said: if an earlier send of these batches
+        did reach the log, the projections no longer remember their ids."""
+        if self.dedupe_window_s is None:
+            return
+        written_ns = int(group[0].name[:20])  # the oldest of the group, by its name
+        age_s = (time.time_ns() - written_ns) / 1e9
+        if age_s > self.dedupe_window_s:
+            log.warning(
+                "spool.forwarding_past_dedupe_window",
+                age_days=round(age_s / 86_400, 1),
+                window_days=round(self.dedupe_window_s / 86_400, 1),
+                files=len(group),
+                hint="if these records reached the log before (a send whose answer was "
+                "lost), the projections apply them again",
+            )
 
     def _set_aside(self, path: Path, exc: StoreError) -> None:
         damaged = self.directory / "damaged"

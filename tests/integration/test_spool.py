@@ -8,12 +8,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import anyio
 import asyncpg
 import pytest
+from structlog.testing import capture_logs
 
 from hub import Hub
 from hub.infra.ports import ProducerRecord
@@ -63,6 +65,27 @@ async def test_batches_come_back_in_order_and_damage_is_set_aside(tmp_path: Path
     with pytest.raises(StoreError):
         await spool.forward(unreachable)
     assert spool.count() == 1  # nothing lost when the log is still down
+
+
+async def test_a_batch_older_than_the_dedupe_window_is_forwarded_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    spool = Spool(tmp_path / "spool", dedupe_window_s=86_400)
+    spool.append([record(1)])
+    fresh = spool.pending_files()[0]
+    old = fresh.with_name(f"{time.time_ns() - 3 * 86_400 * 10**9:020d}{fresh.name[20:]}")
+    fresh.rename(old)  # spooled three days ago
+    spool.append([record(2)])
+    sent: list[ProducerRecord] = []
+
+    async def send(records: Sequence[ProducerRecord]) -> None:
+        sent.extend(records)
+
+    with capture_logs() as logs:
+        assert await spool.forward(send, max_records=1) == 2
+    warned = [e for e in logs if e["event"] == "spool.forwarding_past_dedupe_window"]
+    assert [r.value for r in sent] == [b"v1", b"v2"]  # nothing held back
+    assert len(warned) == 1 and warned[0]["age_days"] == 3.0 and warned[0]["window_days"] == 1.0
 
 
 @pytest.mark.kafka_outage
