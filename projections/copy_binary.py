@@ -277,7 +277,7 @@ def encode_rows(encoders: Sequence[Encode], records: Sequence[Sequence[Any]]) ->
         return None
     try:
         cells = [
-            _COLUMN_ENCODERS.get(encode, _column(encode))(values)
+            (_COLUMN_ENCODERS.get(encode) or _column(encode))(values)
             for encode, values in zip(encoders, zip(*records))  # noqa: B905 (widths checked)
         ]
     except (Unusual, TypeError, ValueError, OverflowError, struct.error):
