@@ -88,7 +88,7 @@ class Projector(Worker):
         self._consumer: LogConsumer | None = None
         self._next: dict[TopicPartition, int] = {}
         self._next_rewind_check = 0.0
-        self._applying = False  # a batch is being applied (the next one may linger to fill)
+        self._applied: anyio.Event | None = None  # set when the batch in hand is applied
         self._next_lag_report = 0.0
         self.versions = VersionKeeper(pool, log, projection, self.settings.retired_grace)
         self.applied = AppliedEvents(
@@ -153,11 +153,11 @@ class Projector(Worker):
                     async for items, poison in receive:
                         if self.stopping:
                             break
-                        self._applying = True
+                        self._applied = anyio.Event()
                         try:
                             await self._process(items, poison)
                         finally:
-                            self._applying = False
+                            self._applied.set()
                 tg.cancel_scope.cancel()
         finally:
             await self.stop()
@@ -201,17 +201,15 @@ class Projector(Worker):
         with self.waiting() as scope:
             try:
                 records = await self._consumer.fetch(s.batch_size, s.fetch_timeout)
-                deadline = time.monotonic() + s.batch_linger
-                # linger to fill the batch only while the last one is being applied: an
-                # idle projector takes a batch at once (no added latency), a busy one
-                # gets bigger batches
-                while records and len(records) < s.batch_size and self._applying:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    more = await self._consumer.fetch(s.batch_size - len(records), remaining)
-                    if not more:
-                        break
+                applied = self._applied
+                if records and len(records) < s.batch_size and applied and not applied.is_set():
+                    # This batch cannot be applied before the one in hand: it waits for
+                    # that (at most the linger), then takes what came meanwhile in one
+                    # read. An idle projector takes a batch at once; a busy one gets
+                    # bigger batches, and not a read per record appended meanwhile.
+                    with anyio.move_on_after(s.batch_linger):
+                        await applied.wait()
+                    more = await self._consumer.fetch(s.batch_size - len(records), 0.0)
                     records += not_in(records, more)
             except HubError as exc:
                 if not exc.retriable:

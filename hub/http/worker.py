@@ -19,6 +19,7 @@ async def serve(sock: socket.socket) -> None:
 
     from hub.client import Hub
     from hub.http.app import create_app
+    from hub.infra.tuning import tune_gc
     from hub.settings import load_settings
 
     settings = load_settings(url=None)  # a server is direct, whatever a .env says
@@ -26,7 +27,9 @@ async def serve(sock: socket.socket) -> None:
         config = uvicorn.Config(
             create_app(hub), log_level="warning", lifespan="off", access_log=False
         )
-        await uvicorn.Server(config).serve(sockets=[sock])
+        server = uvicorn.Server(config)
+        tune_gc()  # the app as built stays out of the collector's scans
+        await server.serve(sockets=[sock])
 
 
 def main() -> None:

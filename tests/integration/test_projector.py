@@ -280,3 +280,74 @@ async def test_lag_is_reported_per_partition(runtime: Runtime) -> None:
     assert {p.partition: p.position for p in statuses["registry"].partitions} == {
         tp.partition: ends[tp] or None for tp in ALL
     }
+
+
+class _CountingLog:
+    """The runtime's log, counting the fetches of the consumers it makes."""
+
+    def __init__(self, log: Any) -> None:
+        self._log = log
+        self.fetches = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._log, name)
+
+    def consumer(self, **kw: Any) -> Any:
+        consumer = self._log.consumer(**kw)
+        fetch = consumer.fetch
+
+        async def counted(max_records: int, timeout: float) -> Any:
+            self.fetches += 1
+            return await fetch(max_records, timeout)
+
+        consumer.fetch = counted
+        return consumer
+
+
+class _GatedRegistry(RegistryProjection):
+    """The registry, whose first flush waits for a gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered, self.gate = anyio.Event(), anyio.Event()
+
+    async def flush(self, batch: Any) -> None:
+        if not self.entered.is_set():
+            self.entered.set()
+            await self.gate.wait()
+        await super().flush(batch)
+
+
+async def test_records_appended_while_a_batch_is_applied_are_taken_in_one_read(
+    runtime: Runtime,
+) -> None:
+    """The next batch waits for the one in hand, then reads what came meanwhile at once:
+    not a read per record appended meanwhile (each append wakes the consumer)."""
+    projection = _GatedRegistry()
+    log = _CountingLog(runtime.log)
+    projector = Projector(
+        projection,
+        log=log,
+        pool=runtime.pool,
+        codec=runtime.codec,
+        positions=runtime.positions,
+        settings=ProjectorSettings(batch_linger=60),  # the wait ends with the apply
+    )
+    async with anyio.create_task_group() as tg:
+        await tg.start(projector.run)
+        await runtime.producer.emit([registered("first")])
+        with anyio.fail_after(30):
+            await projection.entered.wait()
+        await anyio.sleep(0.2)  # the next fetch is waiting for records
+        before = log.fetches
+        for i in range(30):  # one append (and one wake-up) each
+            await runtime.producer.emit([registered(f"w{i}")])
+            await anyio.sleep(0.01)
+        await anyio.sleep(0.5)
+        during = log.fetches - before
+        projection.gate.set()
+        await caught_up(runtime, projection.consumer)
+        projector.stop_soon()
+    assert during <= 1, f"{during} fetches while the batch in hand was applied"
+    assert len(await agents(runtime)) == 31
+    assert projector.stats.events == 31
