@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -103,7 +104,7 @@ async def on_forked(batch: SessionsBatch, ev: ThreadForked, meta: EventMeta) -> 
 async def on_appended(batch: SessionsBatch, ev: MessageAppended, meta: EventMeta) -> None:
     tenant = ev.tenant_id
     state = await batch.require(tenant, ev.thread_id, ev)
-    if await batch.find(tenant, ev.message_id) is not None:
+    if batch.appended(tenant, ev.message_id):
         raise ProjectionError(f"message {ev.message_id} was appended before")
     usage = ev.usage
     content = parts_json(ev.parts)
@@ -191,6 +192,18 @@ async def on_redacted(batch: SessionsBatch, ev: MessageRedacted, meta: EventMeta
     state.set(updated_at=ev.occurred_at)
 
 
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _taken_message(exc: asyncpg.UniqueViolationError) -> str:
+    """The error of a batch appending a message whose id is stored already (the batch
+    is then applied event by event, and this one dead-lettered with it)."""
+    found = _UUID.search(getattr(exc, "detail", None) or "")
+    if found is None:
+        return "a message of this batch was appended before"
+    return f"message {found.group()} was appended before"
+
+
 def _new_thread(
     ev: ThreadStarted | ThreadForked,
     meta: EventMeta,
@@ -274,12 +287,17 @@ class SessionsProjection(Projection[SessionsBatch]):
                 *([s.row[c] for s in changed] for c in MUTABLE),
             )
         if batch.messages:
-            await conn.copy_records_to_table(
-                "messages",
-                schema_name=schema,
-                columns=MESSAGE_COLUMNS,
-                records=[tuple(m.row) for m in batch.messages],
-            )
+            try:
+                await conn.copy_records_to_table(
+                    "messages",
+                    schema_name=schema,
+                    columns=MESSAGE_COLUMNS,
+                    records=[tuple(m.row) for m in batch.messages],
+                )
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name != "messages_id":
+                    raise
+                raise ProjectionError(_taken_message(exc)) from exc
         if batch.redactions:
             await conn.execute(
                 REDACT.format(schema=schema), *map(list, zip(*batch.redactions, strict=True))

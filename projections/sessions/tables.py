@@ -25,9 +25,7 @@ import asyncpg
 
 from projections.base import Batch
 from schemas.errors import ProjectionError
-from schemas.events import (
-    Event,
-)
+from schemas.events import Event, MessageAppended
 
 __all__ = [
     "EVENT_COLUMNS",
@@ -288,13 +286,18 @@ _REFERENCES: dict[type[Event], tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
 
 def _references(cls: type[Event]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The fields of an event type that name threads, and those that name messages."""
+    """The fields of an event type that name threads, and those that name stored messages.
+
+    A ``MessageAppended``'s ``message_id`` is a new message's: not looked up, because
+    the unique index ``messages_id`` refuses one stored before (``SessionsProjection.flush``
+    names it)."""
     refs = _REFERENCES.get(cls)
     if refs is None:
         fields = cls.model_fields
+        names = ("at_message_id",) if cls is MessageAppended else ("message_id", "at_message_id")
         refs = _REFERENCES[cls] = (
             tuple(n for n in ("thread_id", "source_thread_id") if n in fields),
-            tuple(n for n in ("message_id", "at_message_id") if n in fields),
+            tuple(n for n in names if n in fields),
         )
     return refs
 
@@ -376,6 +379,11 @@ class SessionsBatch(Batch):
                 raise ProjectionError(f"thread {current.thread_id!r} has a missing parent")
             current = parent
         return current
+
+    def appended(self, tenant: str, message_id: UUID) -> bool:
+        """Whether this batch appends a message ``message_id`` already (one stored
+        before is refused by the unique index when the batch is flushed)."""
+        return (tenant, message_id) in self.by_message_id
 
     async def find(self, tenant: str, message_id: UUID) -> tuple[str, int] | None:
         pending = self.by_message_id.get((tenant, message_id))

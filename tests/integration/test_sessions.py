@@ -4,6 +4,7 @@ time travel, memory windows, bad input, orphans, and the d+1 range scans of a re
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -339,6 +340,19 @@ async def test_binary_content_goes_to_the_blob_store_by_reference(hub: Hub, tmp_
     assert message.total_tokens == 0 and len(json.dumps(message.parts)) < 1000
 
 
+async def dead_letters(hub: Hub, count: int) -> list[DeadLettered]:
+    dlq = [TopicPartition(str(Topic.DLQ), p) for p in range(TEST_PARTITIONS)]
+    found: list[DeadLettered] = []
+    async with hub.runtime.log.consumer(group_id=None, partitions=dlq) as consumer:
+        with anyio.fail_after(20):
+            while len(found) < count:
+                for rec in await consumer.fetch(10, 0.5):
+                    event = hub.runtime.codec.decode(rec.value)
+                    assert isinstance(event, DeadLettered)
+                    found.append(event)
+    return found
+
+
 async def test_orphan_events_are_dead_lettered(hub: Hub) -> None:
     t = await hub.sessions.start_thread(agent_id="bot")
     await t.append("user", "fine")
@@ -354,17 +368,41 @@ async def test_orphan_events_are_dead_lettered(hub: Hub) -> None:
     [pos] = await hub.emit(orphan)
     await t.append("user", "still fine")
     assert await texts(t) == ["fine", "still fine"]
-    dlq = [TopicPartition(str(Topic.DLQ), p) for p in range(TEST_PARTITIONS)]
-    found: list[DeadLettered] = []
-    async with hub.runtime.log.consumer(group_id=None, partitions=dlq) as consumer:
-        with anyio.fail_after(20):
-            while not found:
-                for rec in await consumer.fetch(10, 0.5):
-                    event = hub.runtime.codec.decode(rec.value)
-                    assert isinstance(event, DeadLettered)
-                    found.append(event)
+    found = await dead_letters(hub, 1)
     assert found[0].reason == "MessageAppended for unknown thread 'ghost'"
     assert (found[0].source_partition, found[0].source_offset) == (pos.partition, pos.offset)
+
+
+async def test_a_message_id_appended_again_is_dead_lettered(hub: Hub) -> None:
+    """A message id stored by an earlier batch, or twice in one batch: the copy is
+    dead-lettered with the id named, and the batch's other messages are applied."""
+    t = await hub.sessions.start_thread(agent_id="bot")
+    first = await t.append("user", "first")
+
+    def again(message_id: uuid.UUID, text: str) -> MessageAppended:
+        return MessageAppended(
+            tenant_id=hub.settings.tenant,
+            actor="test",
+            root_thread_id=t.thread_id,
+            thread_id=t.thread_id,
+            message_id=message_id,
+            role=Role.USER,
+            parts=(TextPart(text=text),),
+        )
+
+    twice = uuid7()
+    await hub.emit(
+        again(first, "stored before"),
+        again(uuid7(), "fine"),
+        again(twice, "once"),
+        again(twice, "twice in one batch"),
+    )
+    await t.append("user", "still fine")
+    assert await texts(t) == ["first", "fine", "once", "still fine"]
+    reasons = sorted(d.reason for d in await dead_letters(hub, 2))
+    assert reasons == sorted(
+        [f"message {first} was appended before", f"message {twice} was appended before"]
+    )
 
 
 async def test_reading_a_thread_of_depth_d_is_d_plus_1_range_scans(hub: Hub) -> None:
