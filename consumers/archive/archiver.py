@@ -64,6 +64,10 @@ class ArchiverSettings:
     max_bytes: int = 16 << 20
     max_age: float = 60.0
     batch_size: int = 2000
+    fetch_linger: float = 0.2
+    """After a read that did not fill a batch, how long records may gather before the
+    next (at most until a segment is due by age): a segment waits ``max_age`` anyway, and
+    one read per append commit cost the archiver more than its segments."""
     compression_level: int = DEFAULT_LEVEL
     retry_initial: float = 0.1
     retry_max: float = 30.0
@@ -147,6 +151,8 @@ class Archiver(Worker):
             task_status.started()
             while not self.stopping:
                 records = await self._fetch()
+                if 0 < len(records) < self.settings.batch_size:
+                    await self._gather()
                 async with self._segments_lock:
                     assigned = self._consumer.assignment() if self._consumer else frozenset()
                     for record in records:
@@ -239,6 +245,16 @@ class Archiver(Worker):
                 self._log.warning("archiver.fetch_failed", error=str(exc))
                 await self.pause(self.backoff())
         return []
+
+    async def _gather(self) -> None:
+        """Let records gather for the next read (``fetch_linger``), or until asked to stop."""
+        linger = self.settings.fetch_linger
+        pending = [b.since for b in self._buffers.values() if b.records]
+        if pending:
+            linger = min(linger, min(pending) + self.settings.max_age - time.monotonic())
+        if linger > 0:
+            with anyio.move_on_after(linger):
+                await self._stopping.wait()
 
     def _buffer(self, record: ConsumerRecord) -> None:
         buffer = self._buffers.get(record.tp)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
 import pytest
@@ -15,6 +16,7 @@ from hub.infra.ports import BlobStore, ConsumerRecord, ProducerRecord, TopicPart
 from hub.runtime import Runtime
 from schemas.events import AgentRegistered, Topic
 from tests.conftest import TEST_PARTITIONS
+from tests.support.counting_log import CountingLog
 
 pytestmark = pytest.mark.anyio
 
@@ -28,12 +30,12 @@ async def store(archive_url: str, s3_endpoint: str | None) -> AsyncIterator[Blob
         yield s
 
 
-def archiver(runtime: Runtime, store: BlobStore, **kw: object) -> Archiver:
+def archiver(runtime: Runtime, store: BlobStore, log: Any = None, **kw: object) -> Archiver:
     """An archiver with a store of its own (it owns its lifecycle) at ``store``'s location."""
     own = open_blob_store(store.url, endpoint_url=getattr(store, "endpoint_url", None))
     settings = ArchiverSettings(**({"max_records": 100, "max_age": 60.0} | kw))  # type: ignore[arg-type]
     return Archiver(
-        log=runtime.log, pool=runtime.pool, store=own, topics=[REGISTRY], settings=settings
+        log=log or runtime.log, pool=runtime.pool, store=own, topics=[REGISTRY], settings=settings
     )
 
 
@@ -111,6 +113,29 @@ async def test_archives_every_record_in_rotated_segments(
         assert all(b[0] == a[1] + 1 for a, b in itertools.pairwise(mine))
         if mine:
             assert mine[0][0] == 0 and mine[-1][1] == ends[tp] - 1
+
+
+@pytest.mark.parametrize("archive_url", ["file"], indirect=True)
+async def test_records_appended_one_at_a_time_are_read_in_few_fetches(
+    runtime: Runtime, store: BlobStore
+) -> None:
+    """After a read that did not fill a batch, records gather for ``fetch_linger``: not a
+    read per append (each append wakes the consumer). Every record is still archived."""
+    log = CountingLog(runtime.log)
+    arch = archiver(runtime, store, log, max_records=1000, max_age=1.0, fetch_linger=0.5)
+    async with anyio.create_task_group() as tg:
+        await tg.start(arch.run)
+        await anyio.sleep(0.3)
+        before = log.fetches
+        for i in range(40):  # over about 0.4 s
+            await runtime.producer.emit([event(i)])
+            await anyio.sleep(0.01)
+        during = log.fetches - before
+        ends = await runtime.log.end_offsets(ALL)
+        await archived_up_to(runtime, ends, timeout=15)
+        arch.stop_soon()
+    assert during <= 3, f"{during} fetches for 40 appends"
+    assert sum(r[4] for r in await segments(runtime)) == 40
 
 
 @pytest.mark.parametrize("archive_url", ["file"], indirect=True)

@@ -16,6 +16,7 @@ from hub.runtime import Runtime
 from projections.registry import RegistryProjection
 from schemas.events import AgentRegistered, AgentRetired, AgentUpdated, DeadLettered, Event, Topic
 from tests.conftest import TEST_PARTITIONS
+from tests.support.counting_log import CountingLog
 from tests.support.kafka_broker import KafkaUnderTest
 
 pytestmark = pytest.mark.anyio
@@ -282,28 +283,6 @@ async def test_lag_is_reported_per_partition(runtime: Runtime) -> None:
     }
 
 
-class _CountingLog:
-    """The runtime's log, counting the fetches of the consumers it makes."""
-
-    def __init__(self, log: Any) -> None:
-        self._log = log
-        self.fetches = 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._log, name)
-
-    def consumer(self, **kw: Any) -> Any:
-        consumer = self._log.consumer(**kw)
-        fetch = consumer.fetch
-
-        async def counted(max_records: int, timeout: float) -> Any:
-            self.fetches += 1
-            return await fetch(max_records, timeout)
-
-        consumer.fetch = counted
-        return consumer
-
-
 class _GatedRegistry(RegistryProjection):
     """The registry, whose first flush waits for a gate."""
 
@@ -324,7 +303,7 @@ async def test_records_appended_while_a_batch_is_applied_are_taken_in_one_read(
     """The next batch waits for the one in hand, then reads what came meanwhile at once:
     not a read per record appended meanwhile (each append wakes the consumer)."""
     projection = _GatedRegistry()
-    log = _CountingLog(runtime.log)
+    log = CountingLog(runtime.log)
     projector = Projector(
         projection,
         log=log,
