@@ -14,6 +14,7 @@ import pytest
 
 from hub.infra.log.partitioner import partition_for
 from hub.infra.log.postgres import PostgresLog
+from hub.infra.log.postgres_group import append_channel
 from hub.infra.ports import ConsumerRecord, ProducerRecord, TopicPartition
 
 pytestmark = pytest.mark.anyio
@@ -139,6 +140,46 @@ async def test_idle_tailing_runs_no_queries(
             tg.start_soon(append_soon)
             assert len(await c.fetch(10, 3.0)) == 1
         assert reads == 3  # the empty read before waiting, and the one the NOTIFY woke
+
+
+async def test_an_append_notifies_its_topics_channel_only(
+    pglog: PostgresLog, database_url: str
+) -> None:
+    """Each topic has its own NOTIFY channel (a long name's is hashed to fit Postgres's
+    63 bytes), so an append wakes its topic's consumers only, single- or multi-partition;
+    a consumer of a long-named topic is woken by the NOTIFY, not by its fetch timeout."""
+    long_topic = "agenthub." + "x" * 80
+    await pglog.ensure_topics({long_topic: 2})
+    heard: list[str] = []
+    conn = await asyncpg.connect(database_url)
+    try:
+        for topic in (TOPIC, "multi", long_topic):
+            await conn.add_listener(append_channel(topic), lambda *a: heard.append(a[2]))
+        await pglog.append([ProducerRecord(TOPIC, b"k", b"one")])
+        await pglog.append([ProducerRecord("multi", f"{k}".encode(), b"m") for k in range(6)])
+        with anyio.fail_after(10):
+            while len(heard) < 2:
+                await anyio.sleep(0.05)
+        await anyio.sleep(0.3)  # anything else would have come by now
+        assert sorted(heard) == sorted([append_channel(TOPIC), append_channel("multi")])
+    finally:
+        await conn.close()
+    assert len(append_channel(long_topic).encode()) <= 63
+    mine = [TopicPartition(long_topic, 0), TopicPartition(long_topic, 1)]
+    async with pglog.consumer(group_id=None, partitions=mine) as c:
+        assert await c.fetch(10, 0.2) == []
+
+        async def append_mine() -> None:
+            await anyio.sleep(0.2)
+            await pglog.append(
+                [ProducerRecord(long_topic, f"{k}".encode(), b"m") for k in range(4)]
+            )
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(append_mine)
+            with anyio.fail_after(5):  # well before the fetch's own timeout
+                got = await c.fetch(10, 30.0)
+        assert len(got) == 4
 
 
 async def test_truncation_moves_the_start_and_readers_skip_ahead(pglog: PostgresLog) -> None:

@@ -22,7 +22,7 @@ from hub.infra.db import translate_log_errors
 from hub.infra.log.copy_rows import COLUMNS as COPY_COLUMNS
 from hub.infra.log.copy_rows import RecordRow, copy_payload
 from hub.infra.log.partitioner import partition_for
-from hub.infra.log.postgres_group import CHANNEL
+from hub.infra.log.postgres_group import append_channel
 from hub.infra.ports import Headers, Position, ProducerRecord, TopicPartition
 from schemas.errors import LogError
 
@@ -178,7 +178,7 @@ class Appender:
                     firsts,
                     lasts,
                     datetime.now(UTC),
-                    CHANNEL,
+                    append_channel(tp.topic),
                 )
                 if base is None:
                     raise LogError(f"unknown partition {tp}", retriable=False)
@@ -240,7 +240,7 @@ class Appender:
         for tp in groups:
             topics.setdefault(tp.topic, []).append(str(tp.partition))
         for topic, parts in topics.items():
-            await conn.execute(NOTIFY, CHANNEL, f"{topic}|{','.join(parts)}")
+            await conn.execute(NOTIFY, append_channel(topic), f"{topic}|{','.join(parts)}")
         return [p for p in positions if p is not None]
 
     async def _allocate(

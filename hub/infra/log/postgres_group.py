@@ -13,6 +13,7 @@ store rejects a batch that does not start at the stored position.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from collections.abc import Mapping, Sequence
@@ -28,9 +29,19 @@ from hub.infra.ports import ConsumerRecord, RebalanceListener, TopicPartition
 from schemas.errors import LogError
 from schemas.ids import uuid7
 
-__all__ = ["CHANNEL", "GroupLog", "PostgresConsumer"]
+__all__ = ["GroupLog", "PostgresConsumer", "append_channel"]
 
-CHANNEL = "hub_log"  # the log NOTIFYs "topic|partitions" here on every append
+
+@functools.cache
+def append_channel(topic: str) -> str:
+    """The channel the log NOTIFYs ``"topic|partitions"`` on when ``topic`` is appended
+    to. One per topic, so an append wakes the consumers of its topic only (one channel
+    for all woke every projector of a process on every append, and each wake-up costs a
+    Postgres backend and the consumer's process a round of work)."""
+    name = f"hub_log:{topic}"
+    if len(name.encode()) > 63:  # Postgres refuses a longer channel name
+        name = "hub_log:" + hashlib.blake2b(topic.encode(), digest_size=16).hexdigest()
+    return name
 
 
 class GroupLog(Protocol):
@@ -154,7 +165,9 @@ class PostgresConsumer(Lifecycle):
         with translate_log_errors("cannot connect a Postgres log consumer"):
             conn = await asyncpg.connect(self._log.dsn, timeout=10)
         try:
-            await conn.add_listener(CHANNEL, self._on_append)
+            topics = set(self.topics) | {tp.topic for tp in self._fixed}
+            for topic in sorted(topics):
+                await conn.add_listener(append_channel(topic), self._on_append)
             if self.group_id is not None:
                 await conn.add_listener(GROUP_CHANNEL, self._on_group_change)
                 await conn.execute("SELECT pg_advisory_lock($1)", self._member_key)
