@@ -136,6 +136,7 @@ class PostgresConsumer(Lifecycle):
         self._conn: asyncpg.Connection | None = None
         self._positions: dict[TopicPartition, int] = {}
         self._busy: set[TopicPartition] = set()  # the partitions that had records last read
+        self._headers: dict[tuple[Any, ...], tuple[tuple[str, bytes], ...]] = {}
         self._wakeup = anyio.Event()
         self._group_changed = True
         self._next_rebalance = 0.0
@@ -293,6 +294,7 @@ class PostgresConsumer(Lifecycle):
             [(tp, self._positions[tp], share if tp in self._busy else probe) for tp in tps]
         )
         out: list[ConsumerRecord] = []
+        headers = self._headers  # a header set's tuple, shared by the records that carry it
         self._busy = set()
         stopped: set[TopicPartition] = set()  # at a gap: the rest of it waits
         for i, offset, key, value, hkeys, hvalues, ts_ms in rows:
@@ -309,18 +311,13 @@ class PostgresConsumer(Lifecycle):
                     continue
                 log.warning("postgres_log.skipped_truncated", tp=str(tp), frm=expected, to=offset)
             self._positions[tp] = offset + 1
-            out.append(
-                ConsumerRecord(
-                    tp.topic,
-                    tp.partition,
-                    offset,
-                    key,
-                    value,
-                    tuple(zip(hkeys, hvalues, strict=True)),
-                    ts_ms,
-                    tp,
-                )
-            )
+            seen = (*hkeys, *hvalues)
+            pairs = headers.get(seen)
+            if pairs is None:
+                if len(headers) >= 1024:
+                    headers.clear()
+                pairs = headers[seen] = tuple(zip(hkeys, hvalues, strict=True))
+            out.append(ConsumerRecord(tp.topic, tp.partition, offset, key, value, pairs, ts_ms, tp))
         return out
 
     # ── assignment ──────────────────────────────────────────────────────────────────────
