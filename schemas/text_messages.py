@@ -11,7 +11,9 @@ gets ``None``: the caller builds it the usual way, which names what is wrong.
 
 from __future__ import annotations
 
+import copy
 import re
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -62,6 +64,17 @@ class TextMessages:
         self.occurred = avro_long(
             (since_epoch.days * 86_400 + since_epoch.seconds) * 1_000_000 + since_epoch.microseconds
         )
+
+    def for_batch(self, expected: int) -> TextMessages:
+        """An encoder of the same envelope (tenant, actor, thread) for a new batch of
+        ``expected`` messages, occurring now: a writer that checked the envelope once
+        (with its batch's first event) encodes its thread's later messages without
+        building an event each, a single one included."""
+        batch = copy.copy(self)
+        batch._ids = uuid7_many(2 * expected)
+        batch._ids.reverse()
+        batch.occurred = avro_long(time.time_ns() // 1000)  # as utcnow(), in microseconds
+        return batch
 
     def encode(self, spec: Mapping[str, Any]) -> tuple[UUID, bytes] | None:
         """``(message_id, value)`` of a plain text message (``role``, ``content`` a

@@ -51,7 +51,7 @@ from schemas.parts import part_from_json
 from schemas.text_messages import TextMessages
 
 if TYPE_CHECKING:
-    pass
+    from hub.core.context import HubContext
 
 from hub.sessions.reads import SessionReader
 
@@ -60,8 +60,18 @@ __all__ = ["SessionsClient", "Thread"]
 ROLES = ("user", "assistant", "system", "tool")
 
 
+MAX_KNOWN_THREADS = 10_000
+"""How many threads' text encoders a client keeps (all are forgotten when it fills up)."""
+
+
 class SessionsClient(SessionReader):
     """Threads and messages, as ``hub.sessions``: writes here, reads in :class:`SessionReader`."""
+
+    def __init__(self, ctx: HubContext) -> None:
+        super().__init__(ctx)
+        # per (thread, root): its plain text messages' encoder and the record of one, made
+        # from an event built and checked the usual way (the envelope does not change)
+        self._texts: dict[tuple[str, str], tuple[TextMessages, ProducerRecord]] = {}
 
     async def _emit(self, *events: Event) -> builtins.list[Position]:
         return await self._ctx.emit(*events)
@@ -222,8 +232,11 @@ class SessionsClient(SessionReader):
         root = await self._root_of(thread_id)
         ids: builtins.list[UUID] = []
         records: builtins.list[ProducerRecord] = []
-        texts: TextMessages | None = None  # after the first: plain texts in one pass
-        like_first: ProducerRecord | None = None  # their topic, key and headers
+        # plain texts in one pass, once the thread's envelope was checked by an event built
+        # the usual way (in this batch or an earlier one)
+        texts, like_first = self._texts.get((thread_id, root), (None, None))
+        if texts is not None:
+            texts = texts.for_batch(len(messages))
         limit = min(self._ctx.settings.max_message_bytes, self._ctx.producer.max_event_bytes)
         for i, spec in enumerate(messages):
             fast = texts.encode(spec) if texts is not None else None
@@ -243,9 +256,12 @@ class SessionsClient(SessionReader):
                 raise InputError(f"messages.{i}: {exc.message}", field=field) from None
             ids.append(event.message_id)
             records.append(record)
-            if texts is None and len(messages) > 1:
+            if texts is None:
                 codec, expected = self._ctx.producer.codec, len(messages) - i - 1
                 like_first, texts = record, TextMessages(codec, event, expected)
+                if len(self._texts) >= MAX_KNOWN_THREADS:
+                    self._texts.clear()
+                self._texts[(thread_id, root)] = (texts, record)
         await self._send_messages(records)
         return ids
 

@@ -88,6 +88,46 @@ async def test_append_fork_branch_edit(hub: Hub) -> None:
     assert children[mid.thread_id].fork_seq == 3 and children[first.thread_id].fork_seq == 0
 
 
+async def test_a_threads_later_appends_are_encoded_without_an_event_each(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a thread's first message was built and checked, its later plain text messages
+    (one at a time too) are encoded directly; they read back as given, and anything else
+    still takes the usual path with its errors."""
+    import hub.sessions.client as client
+
+    built: list[str] = []
+    real_build = client.build_event  # type: ignore[attr-defined]
+
+    def counting_build(cls: Any, **fields: Any) -> Any:
+        built.append(cls.__name__)
+        return real_build(cls, **fields)
+
+    monkeypatch.setattr(client, "build_event", counting_build)
+    t = await hub.sessions.start_thread(agent_id="bot")
+    given = uuid7()
+    ids = [await t.append("user", "first")]
+    ids += [await t.append("assistant", f"reply {i}") for i in range(3)]
+    ids.append(await t.append("tool", "with an id", message_id=given))
+    assert built == ["ThreadStarted", "MessageAppended"]
+    ids.append(await t.append("user", "with metadata", metadata={"k": 1}))  # the usual path
+    with pytest.raises(InputError, match="role"):
+        await t.append("robot", "no such role")
+    limit = hub.settings.max_message_bytes
+    with pytest.raises(InputError, match="HUB_MAX_MESSAGE_BYTES"):
+        await t.append("user", "x" * (limit + 1))
+    messages = await t.messages()
+    assert [m.message_id for m in messages] == ids and ids[4] == given
+    assert [(str(m.role), m.text) for m in messages] == [
+        ("user", "first"),
+        *[("assistant", f"reply {i}") for i in range(3)],
+        ("tool", "with an id"),
+        ("user", "with metadata"),
+    ]
+    assert messages[5].metadata == {"k": 1}
+    assert len({m.created_at for m in messages}) == 6  # each append occurs when it is made
+
+
 async def test_stats_are_inherited_in_o1_and_count_forks(hub: Hub) -> None:
     s = hub.sessions
     t = await s.start_thread(agent_id="bot")

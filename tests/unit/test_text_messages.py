@@ -89,6 +89,30 @@ def test_a_spec_decodes_to_the_event_it_describes() -> None:
     assert event.occurred_at == first.occurred_at  # a batch's messages occur together
 
 
+def test_a_later_batch_of_the_same_thread_occurs_now_with_new_ids() -> None:
+    """``for_batch``: the envelope checked once serves the thread's later batches (a single
+    message included), each occurring when it is made, with ids of its own."""
+    first = _first("acme", "key:1", None, "t/1", occurred_at=EPOCH + timedelta(days=1))
+    encoder = TextMessages(CODEC, first)
+    before = datetime.now(UTC)
+    later = encoder.for_batch(2)
+    made = [later.encode({"role": "user", "content": f"m{i}"}) for i in range(3)]
+    after = datetime.now(UTC)
+    events = [
+        e for m in made if m is not None if isinstance(e := CODEC.decode(m[1]), MessageAppended)
+    ]
+    assert len(events) == 3
+    assert [e.parts for e in events] == [(TextPart(text=f"m{i}"),) for i in range(3)]
+    assert all(before <= e.occurred_at <= after for e in events)
+    assert len({e.event_id for e in events} | {e.message_id for e in events}) == 6
+    assert all(
+        (e.tenant_id, e.thread_id, e.root_thread_id) == ("acme", "t/1", "root-t/1") for e in events
+    )
+    assert encoder.encode({"role": "user", "content": "x"}) is not None  # the first is unchanged
+    again = CODEC.decode(encoder.encode({"role": "user", "content": "x"})[1])  # type: ignore[index]
+    assert again.occurred_at == first.occurred_at
+
+
 @pytest.mark.parametrize(
     "spec",
     [
