@@ -10,7 +10,6 @@ content goes to the blob store as a reference.
 from __future__ import annotations
 
 import builtins
-import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from hub.core.inputs import build_event, reject_unknown
 from hub.infra.ports import Position, ProducerRecord
+from hub.sessions.content import message_parts
 from hub.sessions.models import (
     Message,
     ThreadInfo,
@@ -33,7 +33,6 @@ from schemas.codec import pydantic_error_field
 from schemas.errors import InputError, NotFoundError
 from schemas.events import (
     AgentStateSaved,
-    BlobPart,
     Event,
     MessageAppended,
     MessageRedacted,
@@ -47,7 +46,6 @@ from schemas.events import (
     TokenUsage,
 )
 from schemas.ids import uuid7
-from schemas.parts import part_from_json
 from schemas.text_messages import TextMessages
 
 if TYPE_CHECKING:
@@ -77,41 +75,7 @@ class SessionsClient(SessionReader):
         return await self._ctx.emit(*events)
 
     async def _parts(self, content: Any, field: str = "content") -> tuple[Part, ...]:
-        if isinstance(content, str):
-            return (part_from_json({"type": "text", "text": content}, where=field),)
-        if isinstance(content, Part.__args__):
-            return (content,)
-        if not isinstance(content, Sequence) or isinstance(content, bytes):
-            raise InputError(
-                f"{field}: a string, or a list of parts ({{'type': 'text', ...}})", field=field
-            )
-        parts: builtins.list[Part] = []
-        for i, item in enumerate(content):
-            where = f"{field}.{i}"
-            if isinstance(item, Part.__args__):
-                parts.append(item)
-            elif isinstance(item, str):
-                parts.append(part_from_json({"type": "text", "text": item}, where=where))
-            elif isinstance(item, Mapping):
-                if item.get("type") == "blob" and "data" in item:
-                    parts.append(await self._store_blob(item, where))
-                else:
-                    parts.append(part_from_json(item, where=where))
-            else:
-                raise InputError(f"{where}: not a part: {type(item).__name__}", field=where)
-        return tuple(parts)
-
-    async def _store_blob(self, item: Mapping[str, Any], where: str) -> BlobPart:
-        data = item["data"]
-        if not isinstance(data, bytes | bytearray | memoryview):
-            raise InputError(f"{where}.data: must be bytes", field=f"{where}.data")
-        data = bytes(data)
-        digest = hashlib.sha256(data).hexdigest()
-        content_type = item.get("content_type") or "application/octet-stream"
-        uri = await self._put_blob(data, digest, content_type, item.get("name"))
-        return BlobPart(
-            uri=uri, content_type=content_type, size=len(data), sha256=digest, name=item.get("name")
-        )
+        return await message_parts(content, field, self._put_blob)
 
     async def _put_blob(self, data: bytes, digest: str, content_type: str, name: str | None) -> str:
         """Store a message blob under its digest (once per tenant); its URI."""
