@@ -12,6 +12,7 @@ import pytest
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.schema import fingerprint as fastavro_fingerprint
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas.codec import Codec
 from schemas.errors import SchemaError
@@ -214,3 +215,43 @@ def test_a_released_v1_redaction_reads_as_one_with_no_parts_replacement() -> Non
         assert isinstance(event, MessageRedacted)
         assert event.replacement == (TextPart(text="[redacted]"),)
         assert event.replacement_parts == ()
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=_json_values)
+def test_json_fields_read_back_as_the_standard_library_writes_them(value: Any) -> None:
+    """A JSON field's text (orjson where the two agree) reads back as the value the
+    standard library's text reads back as, whatever the value."""
+    from schemas.codec import _encode_json, _json_dumps
+
+    text = _json_dumps(value)
+    assert json.loads(text) == json.loads(_encode_json(value))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"n": float("nan")}, [float("inf")], {"big": 2**70}, {1: "int key"}, {"s": "\ud800"}],
+)
+def test_json_fields_orjson_does_not_write_are_the_standard_librarys(value: Any) -> None:
+    from schemas.codec import _encode_json, _json_dumps
+
+    try:
+        expected: Any = _encode_json(value)
+    except ValueError as exc:
+        expected = type(exc)
+    try:
+        got: Any = _json_dumps(value)
+    except ValueError as exc:
+        got = type(exc)
+    assert got == expected
