@@ -33,11 +33,7 @@ ALTER TABLE {schema}.applied_events
     ADD COLUMN IF NOT EXISTS applied_at timestamptz NOT NULL DEFAULT now();
 CREATE INDEX IF NOT EXISTS applied_events_at ON {schema}.applied_events USING brin (applied_at);
 """
-RECORD_NEW = """
-INSERT INTO {schema}.applied_events (event_id) SELECT unnest($1::uuid[])
-ON CONFLICT DO NOTHING RETURNING event_id
-"""
-RECORD_ALL = """
+RECORD = """
 WITH recorded AS (
     INSERT INTO {schema}.applied_events (event_id) SELECT unnest($1::uuid[])
     ON CONFLICT DO NOTHING RETURNING event_id
@@ -60,8 +56,13 @@ async def create_applied_events(conn: asyncpg.Connection, schema: str) -> None:
 
 
 async def record_new(conn: asyncpg.Connection, schema: str, ids: list[Any]) -> set[Any]:
-    """Record ``ids`` as applied (in the caller's transaction); returns the new ones."""
-    return {row[0] for row in await conn.fetch(RECORD_NEW.format(schema=schema), ids)}
+    """Record ``ids`` as applied (in the caller's transaction); returns the new ones.
+
+    One statement, which sends back only the ids applied before (usually none)."""
+    if not ids:
+        return set()
+    seen = await conn.fetch(RECORD.format(schema=schema), ids)
+    return set(ids).difference(row[0] for row in seen)
 
 
 class AppliedEvents:
@@ -82,15 +83,10 @@ class AppliedEvents:
         self.forgotten = 0
         self._next_check = time.monotonic() + min(check_every_s, window_s or check_every_s)
         self._forget = FORGET.format(schema=schema)
-        self._record_all = RECORD_ALL.format(schema=schema)
 
     async def fresh(self, conn: asyncpg.Connection, ids: list[Any]) -> set[Any]:
-        """The ids not applied before, recorded as applied now (in the batch's transaction):
-        one statement, which sends back only the ids applied before (usually none)."""
-        if not ids:
-            return set()
-        seen = await conn.fetch(self._record_all, ids)  # only the ids applied before
-        return set(ids).difference(row[0] for row in seen)
+        """The ids not applied before, recorded as applied now (in the batch's transaction)."""
+        return await record_new(conn, self.schema, ids)
 
     async def forget_old(self) -> int:
         """Delete the ids applied longer ago than the window; returns how many."""
