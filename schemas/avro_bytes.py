@@ -3,7 +3,7 @@ directly (``schemas.text_messages``, ``schemas.avro_reader``, the archive's segm
 
 from __future__ import annotations
 
-__all__ = ["avro_bytes", "avro_long", "avro_string", "read_long"]
+__all__ = ["SHORT_LONGS", "avro_bytes", "avro_long", "avro_string", "read_long"]
 
 
 def _varint(n: int) -> bytes:
@@ -16,6 +16,8 @@ def _varint(n: int) -> bytes:
 
 
 _SHORT = [_varint(n) for n in range(1 << 14)]  # one and two bytes: lengths, counts
+SHORT_LONGS = _SHORT
+"""``SHORT_LONGS[2 * n]``: the Avro ``long`` ``n``, for ``0 <= n < 8192`` (a length)."""
 
 
 def avro_long(value: int) -> bytes:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from schemas.avro_bytes import avro_long
+from schemas.avro_bytes import SHORT_LONGS, avro_long
 from schemas.codegen import FunctionWriter, Unsupported
 
 __all__ = ["Write", "compile_writer"]
@@ -68,6 +68,7 @@ class _Generator(FunctionWriter):
         self.lines.append("    return bytes(out)")
         helpers: dict[str, Any] = {
             "long": avro_long,
+            "SHORT": SHORT_LONGS,
             "micros": _micros,
             "millis": _millis,
             "uuid_text": _uuid_text,
@@ -101,14 +102,14 @@ class _Generator(FunctionWriter):
         if kind == "array":
             item = self.var()
             self.emit(depth, f"if {value}:")
-            self.emit(depth + 1, f"out += long(len({value}))")
+            self.length(depth + 1, value)
             self.emit(depth + 1, f"for {item} in {value}:")
             self.node(schema["items"], item, depth + 2)
             return self.emit(depth, "out += b'\\x00'")
         if kind == "map":
             key, item = self.var(), self.var()
             self.emit(depth, f"if {value}:")
-            self.emit(depth + 1, f"out += long(len({value}))")
+            self.length(depth + 1, value)
             self.emit(depth + 1, f"for {key}, {item} in {value}.items():")
             self.primitive("string", key, depth + 2)
             self.node(schema["values"], item, depth + 2)
@@ -134,11 +135,17 @@ class _Generator(FunctionWriter):
         elif kind == "string":
             held = self.var()
             self.emit(depth, f"{held} = {value}.encode()")
-            self.emit(depth, f"out += long(len({held}))")
+            self.length(depth, held)
             self.emit(depth, f"out += {held}")
         else:  # bytes
-            self.emit(depth, f"out += long(len({value}))")
+            self.length(depth, value)
             self.emit(depth, f"out += {value}")
+
+    def length(self, depth: int, value: str) -> None:
+        """``len(value)`` as a long: a short one (the usual) from the table, inline."""
+        n = self.var()
+        self.emit(depth, f"{n} = len({value})")
+        self.emit(depth, f"out += SHORT[{n} + {n}] if {n} < 8192 else long({n})")
 
     def logical(self, kind: str, logical: str, value: str, depth: int) -> None:
         if (kind, logical) == ("string", "uuid"):

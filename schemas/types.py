@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
+import orjson
 from pydantic import AfterValidator, Field, StringConstraints
 
 __all__ = [
@@ -101,7 +102,7 @@ UtcDatetime = Annotated[datetime, AfterValidator(_aware_utc)]
 
 
 def _json_value(value: Any) -> Any:
-    if value is None or (isinstance(value, dict | list) and not value):
+    if value is None or (isinstance(value, dict | list) and not value) or _plain_json(value):
         return value
     try:
         _strict_json(value)
@@ -111,6 +112,31 @@ def _json_value(value: Any) -> Any:
 
 
 _strict_json = json.JSONEncoder(allow_nan=False).encode
+# orjson writes datetimes, dataclasses, UUIDs, enums and subclasses of str, int, dict and
+# list, which the standard library refuses or writes otherwise: the first three kinds it
+# is told to hand to ``_refuse``; the rest do not read back equal.
+_PASSTHROUGH = (
+    orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(type(value).__name__)
+
+
+def _plain_json(value: Any) -> bool:
+    """Whether ``value`` is made of JSON's own types only, and so is JSON, checked by
+    orjson (compiled): it writes ``value`` without a ``null`` (NaN is written as one) and
+    reads back equal. ``False`` leaves the answer to the standard library's check, which
+    accepts tuples and int or str subclasses, and names what it refuses."""
+    try:
+        text = orjson.dumps(value, option=_PASSTHROUGH, default=_refuse)
+    except TypeError:
+        return False
+    return b"null" not in text and bool(orjson.loads(text) == value)
+
 
 Json = Annotated[Any, AVRO_JSON, AfterValidator(_json_value)]
 """Any JSON value, stored in Avro as a JSON string."""

@@ -25,6 +25,16 @@ APPLIED_FRESH_S = 1.0
 """How long positions read for read-your-writes are trusted without reading them again."""
 THREADS_REMEMBERED = 100_000
 """How many threads a client remembers writing to (past that: it no longer knows)."""
+_NAMES_A_THREAD: dict[type[Event], bool] = {}
+
+
+def _names_a_thread(cls: type[Event]) -> bool:
+    """Whether events of ``cls`` carry a thread and its root (asked once per class: a
+    missing attribute of a pydantic model costs an exception)."""
+    named = _NAMES_A_THREAD.get(cls)
+    if named is None:
+        named = _NAMES_A_THREAD[cls] = {"thread_id", "root_thread_id"} <= set(cls.model_fields)
+    return named
 
 
 class HubContext:
@@ -87,6 +97,8 @@ class HubContext:
         """Remember the threads ``events`` write to, and their families, for read your
         writes (called before they are sent; the HTTP API calls it for records it is sent)."""
         for event in events:
+            if not _names_a_thread(type(event)):
+                continue
             thread, root = getattr(event, "thread_id", None), getattr(event, "root_thread_id", None)
             if not isinstance(thread, str) or not isinstance(root, str):
                 continue

@@ -5,6 +5,10 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum, IntEnum
 from pathlib import Path
 from typing import Any
 
@@ -255,3 +259,72 @@ def test_json_fields_orjson_does_not_write_are_the_standard_librarys(value: Any)
     except ValueError as exc:
         got = type(exc)
     assert got == expected
+
+
+class _Colour(Enum):
+    RED = "red"
+
+
+class _Level(IntEnum):
+    HIGH = 2
+
+
+class _Name(str):
+    pass
+
+
+@dataclass
+class _Point:
+    x: int
+
+
+_not_only_json = st.recursive(
+    _json_values
+    | st.sampled_from(
+        [
+            float("nan"),
+            float("-inf"),
+            uuid.UUID(int=7),
+            _Colour.RED,
+            _Level.HIGH,
+            _Name("n"),
+            datetime(2026, 1, 1, tzinfo=UTC),
+            _Point(1),
+            b"bytes",
+            {1, 2},
+            (1, "two"),
+        ]
+    ),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.text() | st.integers() | st.builds(_Name, st.text()), inner, max_size=3
+        )
+        | st.tuples(inner, inner)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(value=_not_only_json)
+def test_a_json_field_accepts_what_the_standard_library_writes(value: Any) -> None:
+    """The check of a ``Json`` field (orjson first, where its answer is certain) accepts
+    exactly the values the standard library's strict encoder writes, and refuses the rest
+    with the standard library's reason."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from schemas.types import Json
+
+    try:
+        json.JSONEncoder(allow_nan=False).encode(value)
+        expected = True
+    except (TypeError, ValueError):
+        expected = False
+    try:
+        TypeAdapter(Json).validate_python(value)
+        accepted = True
+    except ValidationError as exc:
+        assert "must be JSON" in str(exc)
+        accepted = False
+    assert accepted == expected
