@@ -2,12 +2,15 @@
 
 Each batch goes through these steps:
 
-1. fetch up to ``batch_size`` records, lingering briefly to fill the batch;
+1. fetch up to ``batch_size`` records per lane, lingering briefly to fill the batch;
 2. decode them, trusted (not validated again; bytes that do not fit their schema are poison);
 3. in one transaction: claim the positions (the batch must start at the stored position,
    else it is dropped and re-read), skip events already applied (``event_id``), run each
    event's handler, flush the projection, dead-letter any poison, store the new positions;
 4. after commit, re-seek the partitions whose batch was dropped.
+
+Step 3 runs in ``lanes`` transactions at once, each for the batch's records of its own
+partitions, as projector processes sharing the partitions would.
 
 A handler raising a non-retriable error makes its event poison. The batch is redone
 without it, and the event goes to ``agenthub.dlq``. If the flush fails without naming an
@@ -20,13 +23,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from typing import Any
 
 import anyio
 import asyncpg
 import structlog
 from anyio.abc import TaskStatus
-from anyio.streams.memory import MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from consumers.applied_events import AppliedEvents
 from consumers.archive.reader import ArchiveReader, ArchiveThenLog
@@ -35,13 +39,16 @@ from consumers.dead_letters import dead_letter_poison
 from consumers.migrations import migrate
 from consumers.positions import PostgresPositionStore
 from consumers.projector_types import (
-    Decoded,
+    BatchInHand,
     FlushFailed,
     Item,
     Key,
+    Lanes,
+    Part,
     Poison,
     ProjectorSettings,
     ProjectorStats,
+    decode_batch,
     not_in,
 )
 from consumers.promotion import VersionKeeper
@@ -51,7 +58,7 @@ from hub.infra.db import is_retriable
 from hub.infra.ports import ConsumerRecord, EventLog, LogConsumer, PositionStore, TopicPartition
 from projections.base import Projection, call_handler
 from schemas.codec import Codec
-from schemas.errors import HubError, SchemaError
+from schemas.errors import HubError
 
 REWIND_CHECK_S = 1.0  # how often an idle projector looks for a rewind done elsewhere
 
@@ -89,6 +96,7 @@ class Projector(Worker):
         self._next: dict[TopicPartition, int] = {}
         self._next_rewind_check = 0.0
         self._applied: anyio.Event | None = None  # set when the batch in hand is applied
+        self._lanes = Lanes(self.settings.lanes)
         self._next_lag_report = 0.0
         self.versions = VersionKeeper(pool, log, projection, self.settings.retired_grace)
         self.applied = AppliedEvents(
@@ -133,41 +141,58 @@ class Projector(Worker):
                 await consumer.stop()
                 if self.archive is not None:
                     await self.archive.close()
-            self._log.info("projector.stopped", **self._summary())
+            self._log.info("projector.stopped", **self.stats.summary())
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Project until ``stop_soon()``; raises if the projection cannot go on.
 
-        A prefetch task fetches and decodes the next batch while this one is applied, so
-        decoding (Python) overlaps the transaction (Postgres). A prefetched batch that
-        became stale (a partition re-read or reassigned meanwhile) fails its position
-        claim and is re-read, so overlapping never costs correctness.
+        A prefetch task fetches and decodes the next batch while this one is applied, and
+        ``lanes`` transactions apply a batch's partitions at once: Python overlaps
+        Postgres. A prefetched batch that became stale (a partition re-read or reassigned
+        meanwhile) fails its position claim and is re-read: overlapping costs no
+        correctness.
         """
         try:
             await self.start()
             task_status.started()
-            send, receive = anyio.create_memory_object_stream[Decoded](max_buffer_size=1)
+            streams = [
+                anyio.create_memory_object_stream[Part](max_buffer_size=1)
+                for _ in range(self._lanes.count)
+            ]
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._prefetch, send)
-                async with receive:
-                    async for items, poison in receive:
-                        if self.stopping:
-                            break
-                        self._applied = anyio.Event()
-                        try:
-                            await self._process(items, poison)
-                        finally:
-                            self._applied.set()
+                tg.start_soon(self._prefetch, [send for send, _ in streams])
+                async with anyio.create_task_group() as lanes:
+                    for _, receive in streams:
+                        lanes.start_soon(self._apply_lane, receive)
                 tg.cancel_scope.cancel()
         finally:
             await self.stop()
 
-    async def _prefetch(self, send: MemoryObjectSendStream[Decoded]) -> None:
-        async with send:
+    async def _apply_lane(self, receive: MemoryObjectReceiveStream[Part]) -> None:
+        async with receive:
+            async for items, poison, batch in receive:
+                if self.stopping:
+                    break
+                try:
+                    await self._process(items, poison)
+                finally:
+                    batch.part_applied()
+
+    async def _prefetch(self, sends: list[MemoryObjectSendStream[Part]]) -> None:
+        with ExitStack() as closing:
+            for send in sends:
+                closing.enter_context(send)
             while not self.stopping:
                 records = await self._fetch_batch()
                 if records:
-                    await send.send(self._decode(records))
+                    parts = self._lanes.split(*decode_batch(self.codec, records))
+                    batch = BatchInHand(len(parts))
+                    self._applied = batch.applied
+                    try:
+                        for lane, (items, poison) in parts.items():
+                            await sends[lane].send((items, poison, batch))
+                    except anyio.BrokenResourceError:
+                        return  # a lane stopped (stop_soon): so do we
                 else:
                     await self._follow_rewinds()
                 await self._report_lag()
@@ -197,19 +222,20 @@ class Projector(Worker):
     async def _fetch_batch(self) -> list[ConsumerRecord]:
         assert self._consumer is not None
         s = self.settings
+        limit = s.batch_size * self._lanes.count  # a batch's worth for each lane
         records: list[ConsumerRecord] = []
         with self.waiting() as scope:
             try:
-                records = await self._consumer.fetch(s.batch_size, s.fetch_timeout)
+                records = await self._consumer.fetch(limit, s.fetch_timeout)
                 applied = self._applied
-                if records and len(records) < s.batch_size and applied and not applied.is_set():
+                if records and len(records) < limit and applied and not applied.is_set():
                     # This batch cannot be applied before the one in hand: it waits for
                     # that (at most the linger), then takes what came meanwhile in one
                     # read. An idle projector takes a batch at once; a busy one gets
                     # bigger batches, and not a read per record appended meanwhile.
                     with anyio.move_on_after(s.batch_linger):
                         await applied.wait()
-                    more = await self._consumer.fetch(s.batch_size - len(records), 0.0)
+                    more = await self._consumer.fetch(limit - len(records), 0.0)
                     records += not_in(records, more)
             except HubError as exc:
                 if not exc.retriable:
@@ -221,20 +247,6 @@ class Projector(Worker):
         return [] if scope.cancelled_caught else records
 
     # ── applying ────────────────────────────────────────────────────────────────────────
-
-    def _decode(self, records: Sequence[ConsumerRecord]) -> tuple[list[Item], dict[Key, Poison]]:
-        items: list[Item] = []
-        poison: dict[Key, Poison] = {}
-        for rec in records:
-            try:
-                items.append((rec, self.codec.decode(rec.value, trusted=True)))
-            except SchemaError as exc:
-                hint = rec.header("hub-type")
-                event_type = exc.event or (hint.decode(errors="replace") if hint else None)
-                key = (rec.tp, rec.offset)
-                poison[key] = Poison(key, exc, event_type)
-                items.append((rec, None))
-        return items, poison
 
     async def _process(self, items: list[Item], poison: dict[Key, Poison]) -> None:
         backoff = self.backoff()
@@ -356,7 +368,7 @@ class Projector(Worker):
             self._next[tp] = ends[tp]
         for tp, position in stored.items():
             await self._resync(tp, position)
-        self._count(applied, duplicates, len(dead), dropped=bool(stored))
+        self.stats.count(applied, duplicates, len(dead), dropped=bool(stored))
 
     async def _follow_rewinds(self) -> None:
         """A replay in another process may move this projection's stored positions back
@@ -387,15 +399,6 @@ class Projector(Worker):
         self._next[tp] = position
         if self._consumer is not None and tp in self._consumer.assignment():
             await self._consumer.seek(tp, position)
-
-    def _count(self, applied: int, duplicates: int, dead: int, *, dropped: bool) -> None:
-        s = self.stats
-        s.batches += 1
-        s.events += applied
-        s.duplicates += duplicates
-        s.dead_lettered += dead
-        s.dropped_batches += int(dropped)
-        s.last_batch_at = time.time()
 
     # ── lag, retries ────────────────────────────────────────────────────────────────────
 
@@ -428,12 +431,3 @@ class Projector(Worker):
     def on_retry(self, what: str, exc: BaseException) -> None:
         self.stats.retries += 1
         self._log.warning("projector.retry", step=what, error=f"{type(exc).__name__}: {exc}")
-
-    def _summary(self) -> dict[str, Any]:
-        s = self.stats
-        return {
-            "batches": s.batches,
-            "events": s.events,
-            "duplicates": s.duplicates,
-            "dead_lettered": s.dead_lettered,
-        }

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import anyio
+
 from hub.infra.ports import ConsumerRecord, TopicPartition
+from schemas.codec import Codec
+from schemas.errors import SchemaError
 from schemas.events import Event
 
 __all__ = [
+    "BatchInHand",
     "Decoded",
     "FlushFailed",
     "Item",
     "Key",
+    "Lanes",
+    "Part",
     "Poison",
     "ProjectorSettings",
     "ProjectorStats",
+    "decode_batch",
     "not_in",
 ]
 
@@ -25,6 +34,7 @@ Key = tuple[TopicPartition, int]
 @dataclass(frozen=True)
 class ProjectorSettings:
     batch_size: int = 2000
+    """Most records a lane applies at once (a fetch reads up to this many per lane)."""
     batch_linger: float = 0.01
     fetch_timeout: float = 1.0
     retry_initial: float = 0.1
@@ -36,6 +46,8 @@ class ProjectorSettings:
     """How long applied event ids are remembered (None: forever)."""
     dedupe_check_every: float = 600.0
     """How often ids older than the window are looked for."""
+    lanes: int = 2
+    """Transactions applied at once, each for its own partitions (1: one at a time)."""
 
 
 @dataclass
@@ -48,6 +60,23 @@ class ProjectorStats:
     retries: int = 0
     last_batch_at: float | None = None
     lag: dict[TopicPartition, int] = field(default_factory=dict)
+
+    def count(self, applied: int, duplicates: int, dead: int, *, dropped: bool) -> None:
+        """One batch done."""
+        self.batches += 1
+        self.events += applied
+        self.duplicates += duplicates
+        self.dead_lettered += dead
+        self.dropped_batches += int(dropped)
+        self.last_batch_at = time.time()
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "batches": self.batches,
+            "events": self.events,
+            "duplicates": self.duplicates,
+            "dead_lettered": self.dead_lettered,
+        }
 
 
 class Poison(Exception):
@@ -74,3 +103,67 @@ def not_in(batch: Sequence[ConsumerRecord], more: Sequence[ConsumerRecord]) -> l
     for rec in batch:
         last[rec.tp] = rec.offset
     return [rec for rec in more if rec.offset > last.get(rec.tp, -1)]
+
+
+def decode_batch(codec: Codec, records: Sequence[ConsumerRecord]) -> Decoded:
+    """The records' events, decoded trusted; bytes that do not fit their schema are poison
+    (their item's event is ``None``)."""
+    items: list[Item] = []
+    poison: dict[Key, Poison] = {}
+    for rec in records:
+        try:
+            items.append((rec, codec.decode(rec.value, trusted=True)))
+        except SchemaError as exc:
+            hint = rec.header("hub-type")
+            event_type = exc.event or (hint.decode(errors="replace") if hint else None)
+            key = (rec.tp, rec.offset)
+            poison[key] = Poison(key, exc, event_type)
+            items.append((rec, None))
+    return items, poison
+
+
+class BatchInHand:
+    """A fetched batch, split into parts by lane: ``applied`` is set once every part is."""
+
+    def __init__(self, parts: int) -> None:
+        self.left = parts
+        self.applied = anyio.Event()
+
+    def part_applied(self) -> None:
+        self.left -= 1
+        if self.left <= 0:
+            self.applied.set()
+
+
+Part = tuple[list[Item], dict[Key, "Poison"], BatchInHand]
+
+
+class Lanes:
+    """Which lane applies each partition: given in turn as partitions are first seen, and
+    kept, so one partition's batches are applied by one lane, in order."""
+
+    def __init__(self, count: int) -> None:
+        self.count = max(1, count)
+        self._of: dict[TopicPartition, int] = {}
+
+    def lane_of(self, tp: TopicPartition) -> int:
+        lane = self._of.get(tp)
+        if lane is None:
+            lane = self._of[tp] = len(self._of) % self.count
+        return lane
+
+    def split(self, items: list[Item], poison: dict[Key, Poison]) -> dict[int, Decoded]:
+        """A decoded batch's items (and their poison) by lane, each in the log's order."""
+        if self.count == 1:
+            return {0: (items, poison)}
+        parts: dict[int, Decoded] = {}
+        for item in items:
+            lane = self.lane_of(item[0].tp)
+            part = parts.get(lane)
+            if part is None:
+                part = parts[lane] = ([], {})
+            part[0].append(item)
+            key = (item[0].tp, item[0].offset)
+            if key in poison:
+                part[1][key] = poison[key]
+        return parts

@@ -199,6 +199,7 @@ class Runtime(Lifecycle):
             settings=ProjectorSettings(
                 batch_size=s.batch_size,
                 batch_linger=s.batch_linger_ms / 1000,
+                lanes=s.projector_lanes,
                 retry_max=s.retry_max_s,
                 retired_grace=s.retired_grace_s,
                 dedupe_window=s.dedupe_window_days * 86_400 or None,

@@ -91,7 +91,15 @@ class HubSettings(BaseSettings):
     max_message_bytes: int = Field(
         1 << 20, ge=256, description="Largest conversation message (binary content goes by blob)"
     )
-    batch_size: int = Field(2000, ge=1, description="Most events a projector applies at once")
+    batch_size: int = Field(
+        2000, ge=1, description="Most events a projector reads per lane and applies at once"
+    )
+    projector_lanes: int = Field(
+        2,
+        ge=1,
+        le=16,
+        description="Transactions a projector applies at once, each for its own partitions",
+    )
     batch_linger_ms: int = Field(
         10,
         ge=0,

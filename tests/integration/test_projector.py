@@ -330,3 +330,56 @@ async def test_records_appended_while_a_batch_is_applied_are_taken_in_one_read(
     assert during <= 1, f"{during} fetches while the batch in hand was applied"
     assert len(await agents(runtime)) == 31
     assert projector.stats.events == 31
+
+
+class _MeetingRegistry(RegistryProjection):
+    """The registry, whose flushes wait (a while) until two are under way at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushing, self.met, self.overlapped = 0, anyio.Event(), False
+
+    async def flush(self, batch: Any) -> None:
+        self.flushing += 1
+        if self.flushing >= 2:
+            self.met.set()
+        with anyio.move_on_after(2):
+            await self.met.wait()
+            self.overlapped = True
+        try:
+            await super().flush(batch)
+        finally:
+            self.flushing -= 1
+
+
+@pytest.mark.parametrize("lanes", [1, 2])
+async def test_lanes_apply_their_partitions_in_transactions_at_once(
+    runtime: Runtime, lanes: int
+) -> None:
+    """With two lanes, a batch spanning partitions is applied by two transactions at once
+    (each claiming its own partitions' positions), and every event still exactly once;
+    with one lane, one transaction at a time."""
+    projection = _MeetingRegistry()
+    events: list[Event] = [registered(f"a{i}", description="v0") for i in range(200)]
+    events += [updated(f"a{i}", f"v{i}") for i in range(0, 200, 2)]
+    partitions = {p.partition for p in await runtime.producer.emit(events)}
+    await runtime.producer.emit([registered("last")])
+    projector = Projector(
+        projection,
+        log=runtime.log,
+        pool=runtime.pool,
+        codec=runtime.codec,
+        positions=runtime.positions,
+        settings=ProjectorSettings(lanes=lanes),
+    )
+    async with anyio.create_task_group() as tg:
+        await tg.start(projector.run)
+        await caught_up(runtime, projection.consumer)
+        projector.stop_soon()
+    assert len(partitions) >= 2 and projection.overlapped == (lanes == 2)
+    rows = await agents(runtime)
+    assert len(rows) == 201
+    for i in range(200):
+        assert rows[f"a{i}"]["revision"] == (2 if i % 2 == 0 else 1)
+        assert rows[f"a{i}"]["description"] == (f"v{i}" if i % 2 == 0 else "v0")
+    assert projector.stats.events == 301 and projector.stats.duplicates == 0
