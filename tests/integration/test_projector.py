@@ -50,6 +50,23 @@ async def caught_up(runtime: Runtime, consumer: str, timeout: float = 60) -> Non
             await anyio.sleep(0.05)
 
 
+def projector_with(
+    runtime: Runtime,
+    projection: RegistryProjection,
+    settings: ProjectorSettings,
+    log: Any = None,
+) -> Projector:
+    """A projector on ``runtime``'s pieces with ``settings`` (and ``log``, if given)."""
+    return Projector(
+        projection,
+        log=log or runtime.log,
+        pool=runtime.pool,
+        codec=runtime.codec,
+        positions=runtime.positions,
+        settings=settings,
+    )
+
+
 async def agents(runtime: Runtime) -> dict[str, asyncpg.Record]:
     rows = await runtime.pool.fetch("SELECT * FROM registry.agents WHERE tenant_id = 't1'")
     return {r["agent_id"]: r for r in rows}
@@ -107,14 +124,7 @@ async def test_applied_ids_are_forgotten_after_the_window(runtime: Runtime) -> N
     the window are still dropped."""
     projection = RegistryProjection()
     settings = ProjectorSettings(dedupe_window=3600, dedupe_check_every=0.05)
-    projector = Projector(
-        projection,
-        log=runtime.log,
-        pool=runtime.pool,
-        codec=runtime.codec,
-        positions=runtime.positions,
-        settings=settings,
-    )
+    projector = projector_with(runtime, projection, settings)
     old = [registered(f"old{i}", description="v") for i in range(3)]
     recent = registered("recent", description="v")
     await runtime.producer.emit([*old, recent])
@@ -304,14 +314,8 @@ async def test_records_appended_while_a_batch_is_applied_are_taken_in_one_read(
     not a read per record appended meanwhile (each append wakes the consumer)."""
     projection = _GatedRegistry()
     log = CountingLog(runtime.log)
-    projector = Projector(
-        projection,
-        log=log,
-        pool=runtime.pool,
-        codec=runtime.codec,
-        positions=runtime.positions,
-        settings=ProjectorSettings(batch_linger=60),  # the wait ends with the apply
-    )
+    # the wait ends with the apply
+    projector = projector_with(runtime, projection, ProjectorSettings(batch_linger=60), log)
     async with anyio.create_task_group() as tg:
         await tg.start(projector.run)
         await runtime.producer.emit([registered("first")])
@@ -364,14 +368,7 @@ async def test_lanes_apply_their_partitions_in_transactions_at_once(
     events += [updated(f"a{i}", f"v{i}") for i in range(0, 200, 2)]
     partitions = {p.partition for p in await runtime.producer.emit(events)}
     await runtime.producer.emit([registered("last")])
-    projector = Projector(
-        projection,
-        log=runtime.log,
-        pool=runtime.pool,
-        codec=runtime.codec,
-        positions=runtime.positions,
-        settings=ProjectorSettings(lanes=lanes),
-    )
+    projector = projector_with(runtime, projection, ProjectorSettings(lanes=lanes))
     async with anyio.create_task_group() as tg:
         await tg.start(projector.run)
         await caught_up(runtime, projection.consumer)
