@@ -97,6 +97,7 @@ class Projector(Worker):
         self._next_rewind_check = 0.0
         self._applied: anyio.Event | None = None  # set when the batch in hand is applied
         self._lanes = Lanes(self.settings.lanes)
+        self._split = False  # whether the batch in hand was shared among the lanes
         self._next_lag_report = 0.0
         self.versions = VersionKeeper(pool, log, projection, self.settings.retired_grace)
         self.applied = AppliedEvents(
@@ -171,10 +172,9 @@ class Projector(Worker):
     async def _apply_lane(self, receive: MemoryObjectReceiveStream[Part]) -> None:
         async with receive:
             async for items, poison, batch in receive:
-                if self.stopping:
-                    break
                 try:
-                    await self._process(items, poison)
+                    if not self.stopping:
+                        await self._process(items, poison)
                 finally:
                     batch.part_applied()
 
@@ -185,9 +185,14 @@ class Projector(Worker):
             while not self.stopping:
                 records = await self._fetch_batch()
                 if records:
-                    parts = self._lanes.split(*decode_batch(self.codec, records))
+                    split = len(records) > self.settings.batch_size  # a backlog: share it
+                    parts = self._lanes.route(*decode_batch(self.codec, records), split=split)
+                    previous = self._applied
+                    if previous is not None and not (split and self._split):
+                        with self.waiting():  # the lanes may hold its partitions' records
+                            await previous.wait()
                     batch = BatchInHand(len(parts))
-                    self._applied = batch.applied
+                    self._applied, self._split = batch.applied, split
                     try:
                         for lane, (items, poison) in parts.items():
                             await sends[lane].send((items, poison, batch))

@@ -139,8 +139,9 @@ Part = tuple[list[Item], dict[Key, "Poison"], BatchInHand]
 
 
 class Lanes:
-    """Which lane applies each partition: given in turn as partitions are first seen, and
-    kept, so one partition's batches are applied by one lane, in order."""
+    """Which lane applies each partition of a shared batch: given in turn as partitions
+    are first seen, and kept, so shared batches of a partition are applied in order by
+    one lane."""
 
     def __init__(self, count: int) -> None:
         self.count = max(1, count)
@@ -152,9 +153,13 @@ class Lanes:
             lane = self._of[tp] = len(self._of) % self.count
         return lane
 
-    def split(self, items: list[Item], poison: dict[Key, Poison]) -> dict[int, Decoded]:
-        """A decoded batch's items (and their poison) by lane, each in the log's order."""
-        if self.count == 1:
+    def route(
+        self, items: list[Item], poison: dict[Key, Poison], *, split: bool
+    ) -> dict[int, Decoded]:
+        """A decoded batch's items (and their poison) by lane, each in the log's order:
+        shared by partition if ``split``, else all for the first lane (a small batch costs
+        one transaction, not one per lane; the caller lets the lanes finish first)."""
+        if self.count == 1 or not split:
             return {0: (items, poison)}
         parts: dict[int, Decoded] = {}
         for item in items:

@@ -356,24 +356,28 @@ class _MeetingRegistry(RegistryProjection):
             self.flushing -= 1
 
 
-@pytest.mark.parametrize("lanes", [1, 2])
-async def test_lanes_apply_their_partitions_in_transactions_at_once(
-    runtime: Runtime, lanes: int
+@pytest.mark.parametrize(
+    ("lanes", "batch_size", "shared"), [(1, 100, False), (2, 100, True), (2, 2000, False)]
+)
+async def test_lanes_apply_a_backlogs_partitions_in_transactions_at_once(
+    runtime: Runtime, lanes: int, batch_size: int, shared: bool
 ) -> None:
-    """With two lanes, a batch spanning partitions is applied by two transactions at once
-    (each claiming its own partitions' positions), and every event still exactly once;
-    with one lane, one transaction at a time."""
+    """With two lanes, a read of more than a batch (a backlog) spanning partitions is
+    applied by two transactions at once, each claiming its own partitions' positions; a
+    smaller read is one transaction, as with one lane. Every event is applied once."""
     projection = _MeetingRegistry()
     events: list[Event] = [registered(f"a{i}", description="v0") for i in range(200)]
     events += [updated(f"a{i}", f"v{i}") for i in range(0, 200, 2)]
     partitions = {p.partition for p in await runtime.producer.emit(events)}
     await runtime.producer.emit([registered("last")])
-    projector = projector_with(runtime, projection, ProjectorSettings(lanes=lanes))
+    projector = projector_with(
+        runtime, projection, ProjectorSettings(lanes=lanes, batch_size=batch_size)
+    )
     async with anyio.create_task_group() as tg:
         await tg.start(projector.run)
         await caught_up(runtime, projection.consumer)
         projector.stop_soon()
-    assert len(partitions) >= 2 and projection.overlapped == (lanes == 2)
+    assert len(partitions) >= 2 and projection.overlapped == shared
     rows = await agents(runtime)
     assert len(rows) == 201
     for i in range(200):
