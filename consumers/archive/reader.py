@@ -232,9 +232,13 @@ class ArchiveThenLog:
         return [r for r in records if r.tp not in self._cursors and r.tp in assigned]
 
     async def _from_archive(self, max_records: int) -> list[ConsumerRecord]:
+        """Up to ``max_records`` archived records, each partition read from the archive
+        bringing its share (so a projector's lanes can share the batch)."""
         out: list[ConsumerRecord] = []
+        share = -(-max_records // max(1, len(self._cursors)))
         for tp, cursor in list(self._cursors.items()):
-            while len(out) < max_records and cursor.position < cursor.end:
+            limit = min(max_records, len(out) + share)
+            while len(out) < limit and cursor.position < cursor.end:
                 if cursor.records is None or cursor.segment is None:
                     segments = await self.archive.segments(tp, cursor.position)
                     if not segments or segments[0].first > cursor.position:
@@ -244,7 +248,7 @@ class ArchiveThenLog:
                         )
                     cursor.segment = segments[0]
                     cursor.records = await self.archive.open(tp, cursor.segment, cursor.position)
-                take = list(islice(cursor.records, max_records - len(out)))
+                take = list(islice(cursor.records, limit - len(out)))
                 if take:
                     out += take
                     cursor.position = take[-1].offset + 1
