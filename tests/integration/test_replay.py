@@ -371,8 +371,8 @@ async def test_a_member_serving_the_archive_keeps_polling_the_log(
         assert seen == {tp: list(range(ends[tp])) for tp in REGISTRY}
         # every partition read from the archive brings its share (a projector's lanes
         # share a batch by partition), not one partition the whole fetch
-        first = fetched[0]
-        assert len(set(first)) == len(REGISTRY) and max(map(first.count, first)) == 2
+        opening = fetched[0]
+        assert len(set(opening)) == len(REGISTRY) and max(map(opening.count, opening)) == 2
         if backend == "kafka":
             return  # two members of one group in one process: see test_log_contract
 
