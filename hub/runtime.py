@@ -36,6 +36,8 @@ __all__ = ["Runtime"]
 
 log = structlog.get_logger(__name__)
 
+POOL_SIZE = 10  # connections for reads, projectors' first lanes and bookkeeping
+
 
 class Runtime(Lifecycle):
     """Database pool, event log, codec and producer for one hub process."""
@@ -70,7 +72,9 @@ class Runtime(Lifecycle):
                 self.embedded = EmbeddedPostgres(s.home)
                 self.database_url = await self.embedded.start()
             assert self.database_url is not None
-            self._pool = await create_pool(self.database_url)
+            # a projector's lanes beyond the first may each hold one more connection
+            extra = (s.projector_lanes - 1) * len(self.projections)
+            self._pool = await create_pool(self.database_url, max_size=POOL_SIZE + extra)
             self._positions = PostgresPositionStore(self._pool)
             async with self._pool.acquire() as conn:
                 await ensure_bookkeeping(conn)

@@ -384,3 +384,14 @@ async def test_lanes_apply_a_backlogs_partitions_in_transactions_at_once(
         assert rows[f"a{i}"]["revision"] == (2 if i % 2 == 0 else 1)
         assert rows[f"a{i}"]["description"] == (f"v{i}" if i % 2 == 0 else "v0")
     assert projector.stats.events == 301 and projector.stats.duplicates == 0
+
+
+async def test_the_pool_has_a_connection_for_every_lane(runtime: Runtime) -> None:
+    """Every projection's extra lanes get connections of their own beside the base pool,
+    so a backlog on every projection at once leaves the base pool to the readers."""
+    from hub.runtime import POOL_SIZE
+
+    lanes = runtime.settings.projector_lanes
+    assert lanes == 2  # the default
+    extra = (lanes - 1) * len(runtime.projections)
+    assert runtime.pool.get_max_size() == POOL_SIZE + extra
