@@ -329,12 +329,20 @@ class CheckpointsClient:
         tenant, pool = self._ctx.tenant, self._ctx.pool
         nss, ids = [r["checkpoint_ns"] for r in rows], [r["checkpoint_id"] for r in rows]
         versions = [r["channel_versions"] for r in rows]
+        if len(rows) == 1:  # a get: the queries Postgres keeps one plan for
+            value_rows = await pool.fetch(
+                queries.VALUES_ONE, tenant, thread, nss[0], ids[0], versions[0]
+            )
+            write_rows = await pool.fetch(queries.WRITES_ONE, tenant, thread, nss[0], ids[0])
+        else:
+            value_rows = await pool.fetch(queries.VALUES, tenant, thread, nss, ids, versions)
+            write_rows = await pool.fetch(queries.WRITES, tenant, thread, nss, ids)
         values: dict[tuple[str, str], dict[str, Serialized]] = {}
-        for v in await pool.fetch(queries.VALUES, tenant, thread, nss, ids, versions):
+        for v in value_rows:
             value = await self._loaded(v["type"], v["data"], v["blob_key"])
             values.setdefault((v["ns"], v["id"]), {})[v["channel"]] = value
         writes: dict[tuple[str, str], builtins.list[StoredWrite]] = {}
-        for w in await pool.fetch(queries.WRITES, tenant, thread, nss, ids):
+        for w in write_rows:
             value = await self._loaded(w["type"], w["data"], w["blob_key"])
             writes.setdefault((w["checkpoint_ns"], w["checkpoint_id"]), []).append(
                 StoredWrite(w["task_id"], w["task_path"], w["idx"], w["channel"], value)

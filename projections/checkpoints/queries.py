@@ -15,7 +15,9 @@ __all__ = [
     "THREADS",
     "THREADS_OF_RUNS",
     "VALUES",
+    "VALUES_ONE",
     "WRITES",
+    "WRITES_ONE",
 ]
 
 _SOURCES = """
@@ -82,32 +84,66 @@ EVERY_NAMESPACE = _newest(
 """Checkpoints of every namespace: $3 metadata contains, $4 limit, $5 id, $6 before this
 id, ($7, $8) after this (id, namespace)."""
 
-VALUES = f"""
-{_SOURCES}
-SELECT DISTINCT ON (k.ns, k.id, v.channel)
-       k.ns, k.id, v.channel, v.type, v.data, v.blob_key
-FROM unnest($3::text[], $4::text[], $5::jsonb[]) AS k (ns, id, versions)
-CROSS JOIN LATERAL jsonb_each_text(k.versions) AS cv (channel, version)
-JOIN checkpoints.channel_values v ON v.tenant_id = $1 AND v.checkpoint_ns = k.ns
-     AND v.channel = cv.channel AND v.version = cv.version
-{_SEEN.format(r="v")}
-ORDER BY k.ns, k.id, v.channel, s.thread_id = $2 DESC, v.pos DESC
-"""
-"""The channel values of checkpoints ($3 namespaces, $4 ids, $5 their channel versions)."""
 
-WRITES = f"""
+def _values(keys: str) -> str:
+    """Channel values of the checkpoints ``keys`` names (``k (ns, id, versions)``): an
+    index lookup per source thread and channel, so a read's cost does not grow with the
+    number of threads or checkpoints stored."""
+    return f"""
+{_SOURCES}
+SELECT DISTINCT ON (k.ns, k.id, cv.channel)
+       k.ns, k.id, cv.channel, v.type, v.data, v.blob_key
+FROM {keys}
+CROSS JOIN LATERAL jsonb_each_text(k.versions) AS cv (channel, version)
+CROSS JOIN src s
+CROSS JOIN LATERAL (
+    SELECT v.type, v.data, v.blob_key, v.pos FROM checkpoints.channel_values v
+    WHERE v.tenant_id = $1 AND v.thread_id = s.thread_id AND v.checkpoint_ns = k.ns
+      AND v.channel = cv.channel AND v.version = cv.version
+      AND v.pos > s.low AND v.pos < s.high
+    ORDER BY v.pos DESC
+    LIMIT 1
+) v
+ORDER BY k.ns, k.id, cv.channel, s.thread_id = $2 DESC, v.pos DESC
+"""
+
+
+def _writes(keys: str) -> str:
+    """Pending writes of the checkpoints ``keys`` names (``k (ns, id)``): per task and
+    index the first stored, except the special channels' (negative index), where the
+    last one counts. An index lookup per source thread and checkpoint."""
+    return f"""
 {_SOURCES}
 SELECT DISTINCT ON (w.checkpoint_ns, w.checkpoint_id, w.task_id, w.idx)
        w.checkpoint_ns, w.checkpoint_id, w.task_id, w.task_path, w.idx, w.channel,
        w.type, w.data, w.blob_key
-FROM checkpoints.writes w {_SEEN.format(r="w")}
-WHERE w.tenant_id = $1
-  AND (w.checkpoint_ns, w.checkpoint_id) IN (SELECT * FROM unnest($3::text[], $4::text[]))
-ORDER BY w.checkpoint_ns, w.checkpoint_id, w.task_id, w.idx, s.thread_id = $2 DESC,
+FROM {keys}
+CROSS JOIN src s
+CROSS JOIN LATERAL (
+    SELECT w.*, s.thread_id = $2 AS own FROM checkpoints.writes w
+    WHERE w.tenant_id = $1 AND w.thread_id = s.thread_id
+      AND w.checkpoint_ns = k.ns AND w.checkpoint_id = k.id
+      AND w.pos > s.low AND w.pos < s.high
+    OFFSET 0
+) w
+ORDER BY w.checkpoint_ns, w.checkpoint_id, w.task_id, w.idx, w.own DESC,
          CASE WHEN w.idx < 0 THEN -w.pos ELSE w.pos END
 """
-"""The pending writes of checkpoints ($3 namespaces, $4 ids): per task and index the first
-stored, except the special channels' (negative index), where the last one counts."""
+
+
+VALUES = _values("unnest($3::text[], $4::text[], $5::jsonb[]) AS k (ns, id, versions)")
+"""The channel values of checkpoints ($3 namespaces, $4 ids, $5 their channel versions)."""
+
+VALUES_ONE = _values("(SELECT $3::text, $4::text, $5::jsonb) AS k (ns, id, versions)")
+"""As ``VALUES``, of one checkpoint ($3 namespace, $4 id, $5 channel versions). Without
+arrays Postgres keeps one generic plan for it instead of planning each call again (about
+a third of the time of a read of one checkpoint)."""
+
+WRITES = _writes("(SELECT DISTINCT * FROM unnest($3::text[], $4::text[])) AS k (ns, id)")
+"""The pending writes of checkpoints ($3 namespaces, $4 ids)."""
+
+WRITES_ONE = _writes("(SELECT $3::text, $4::text) AS k (ns, id)")
+"""As ``WRITES``, of one checkpoint ($3 namespace, $4 id)."""
 
 THREADS = """
 SELECT thread_id FROM (

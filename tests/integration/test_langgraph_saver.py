@@ -4,6 +4,7 @@ too large for an event, metadata filters on nested values, and the sync API."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 from uuid import uuid4
@@ -22,6 +23,7 @@ from hub import Hub
 from hub.bridge import SyncHub
 from hub.integrations.langgraph import HubCheckpointSaver
 from hub.settings import HubSettings
+from projections.checkpoints import queries
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("backend", ["postgres"])]
 
@@ -174,6 +176,53 @@ async def test_metadata_filters_match_nested_values_exactly(saver: HubCheckpoint
     assert found == [2]
     everywhere = [t.metadata["step"] async for t in saver.alist(None, filter={"step": 1})]
     assert everywhere == [1]
+
+
+def _rows_read(plan: Any, tables: set[str]) -> int:
+    """Rows the plan's scans of ``tables`` read (returned or filtered out), every loop (at
+    most: Postgres rounds a loop's average down)."""
+    read = 0
+    if plan.get("Relation Name") in tables:
+        kept = plan["Actual Rows"] + plan.get("Rows Removed by Filter", 0)
+        read += kept * plan["Actual Loops"]
+    return read + sum(_rows_read(p, tables) for p in plan.get("Plans", []))
+
+
+async def test_a_read_looks_only_at_the_rows_its_thread_sees(saver: HubCheckpointSaver) -> None:
+    """Reading a checkpoint's values and writes does index lookups in the thread and its
+    sources: its cost does not grow with the other threads stored (once it scanned every
+    value of the tenant)."""
+    threads = [str(uuid4()) for _ in range(12)]
+    for thread in threads:
+        await _chain(saver, thread, 3)
+    await saver.acopy_thread(threads[0], "copy-" + threads[0])
+    hub = saver._runner.hub
+    assert hub is not None
+    await hub.wait_for_projections()
+    pool, tenant = hub.context.pool, hub.context.tenant
+    for thread in (threads[5], "copy-" + threads[0]):
+        newest = await pool.fetch(queries.NEWEST, tenant, thread, "", None, 3)
+        assert len(newest) == 3
+        one = newest[0]
+        nss, ids = [r["checkpoint_ns"] for r in newest], [r["checkpoint_id"] for r in newest]
+        versions = [r["channel_versions"] for r in newest]
+        reads: dict[str, tuple[str, list[Any]]] = {
+            "VALUES": (queries.VALUES, [nss, ids, versions]),
+            "VALUES_ONE": (queries.VALUES_ONE, ["", one["checkpoint_id"], one["channel_versions"]]),
+            "WRITES": (queries.WRITES, [nss, ids]),
+            "WRITES_ONE": (queries.WRITES_ONE, ["", one["checkpoint_id"]]),
+        }
+        for name, (query, args) in reads.items():
+            found = await pool.fetch(query, tenant, thread, *args)
+            assert found, name
+            explained = await pool.fetchval(
+                "EXPLAIN (ANALYZE, FORMAT JSON) " + query, tenant, thread, *args
+            )
+            if isinstance(explained, str):  # a pool without the hub's json codec
+                explained = json.loads(explained)
+            plan = explained[0]["Plan"]
+            read = _rows_read(plan, {"channel_values", "writes"})
+            assert read <= 3 * len(found), (name, thread, read, len(found))
 
 
 async def test_the_sync_api_through_a_sync_hub(hub_settings: HubSettings) -> None:
