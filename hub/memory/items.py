@@ -187,9 +187,9 @@ class ItemsClient:
             now or datetime.now(UTC),
             dict(contains) if contains else None,
         )
-        pool = self._ctx.pool
+        pool, search = self._ctx.pool, queries.search_under(len(prefix))
         if vector is None:
-            rows = await pool.fetch(queries.ITEMS, *args, limit, offset)
+            rows = await pool.fetch(search.items, *args, limit, offset)
             return [_item(r) for r in rows]
         wanted = None if limit is None else limit + offset
         query = [float(x) for x in vector]
@@ -197,24 +197,28 @@ class ItemsClient:
             raise InputError("vector: finite numbers only", field="vector")
         if await self._has_pgvector():
             try:
-                rows = await pool.fetch(queries.SIMILAR, *args, wanted, 0, query)
+                rows = await pool.fetch(search.similar, *args, wanted, 0, query)
             except asyncpg.DataError as exc:  # another length than the stored embeddings
                 raise InputError(f"vector: {exc}", field="vector") from None
             ranked = [_item(r, float(r["score"])) for r in rows]
         else:
-            ranked = await self._similar_in_python(args, vector, wanted)
+            ranked = await self._similar_in_python(search, args, vector, wanted)
         if wanted is None or len(ranked) < wanted:  # then the items with no embedding
             scored = {(i.namespace, i.key) for i in ranked}
             more = None if wanted is None else wanted + len(scored)
-            rest = await pool.fetch(queries.ITEMS, *args, more, 0)
+            rest = await pool.fetch(search.items, *args, more, 0)
             ranked += [i for i in map(_item, rest) if (i.namespace, i.key) not in scored]
         return ranked[offset:] if limit is None else ranked[offset : offset + limit]
 
     async def _similar_in_python(
-        self, args: tuple[Any, ...], vector: Sequence[float], count: int | None
+        self,
+        search: queries.Search,
+        args: tuple[Any, ...],
+        vector: Sequence[float],
+        count: int | None,
     ) -> builtins.list[StoredItem]:
         pool = self._ctx.pool
-        rows = await pool.fetch(queries.SIMILAR_PYTHON, *args[:3])
+        rows = await pool.fetch(search.similar_python, *args[:3])
         if any(len(e) != len(vector) for r in rows for e in r["embeddings"]):
             raise InputError(
                 f"vector: {len(vector)} numbers, but the embeddings stored have another length",
@@ -226,7 +230,7 @@ class ItemsClient:
             )
             for r in rows
         }
-        items = await pool.fetch(queries.ITEMS, *args, None, 0)
+        items = await pool.fetch(search.items, *args, None, 0)
         found = [
             _item(r, scores[key])
             for r in items

@@ -70,7 +70,12 @@ MIGRATIONS = (
     );
     CREATE INDEX erasures_namespace ON {schema}.erasures (tenant_id, namespace);
     """,
+    """
+    CREATE INDEX items_group ON {schema}.items (tenant_id, (namespace[1:2]));
+    """,
 )
+"""``items_group``: a search under a prefix of two labels or more (one user's facts) reads
+that group's items only (see ``projections.memory.queries``)."""
 
 UPSERT = """
 INSERT INTO {schema}.items

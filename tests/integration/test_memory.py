@@ -5,6 +5,7 @@ missing), time to live, and erasure that leaves nothing in the read model."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from hub import Hub
 from hub.integrations.langgraph import HubStore
 from hub.memory.client import Fact
 from hub.settings import HubSettings
+from projections.memory import queries
 from schemas.errors import InputError
 from schemas.ids import uuid7
 from schemas.memory import MemoryItemPut
@@ -156,6 +158,43 @@ async def _script(store: BaseStore) -> list[Any]:
     out.append(await store.aget(("docs", "b"), "3"))
     out.append(await store.alist_namespaces())
     return out
+
+
+def _rows_read(plan: Any, table: str) -> int:
+    """Rows the plan's scans of ``table`` read (returned or filtered out), every loop."""
+    read = 0
+    if plan.get("Relation Name") == table:
+        kept = plan["Actual Rows"] + plan.get("Rows Removed by Filter", 0)
+        read += kept * plan["Actual Loops"]
+    return read + sum(_rows_read(p, table) for p in plan.get("Plans", []))
+
+
+async def test_a_users_facts_are_read_without_reading_other_users(hub: Hub) -> None:
+    """A search under a prefix of two labels reads that group's items (an index range),
+    not every item of the tenant; the labels are still compared exactly."""
+    for n in range(25):
+        for k in range(3):
+            await hub.memory.set(f"u{n}", f"fact-{k}", f"value {n}.{k}")
+    await hub.memory.items.put(("memories", "u1", "deeper"), "note", {"text": "under u1"})
+    await hub.memory.items.put(("memories",), "top", {"text": "above every user"})
+    under = await hub.memory.items.search(("memories", "u1"), limit=None)
+    assert sorted((i.namespace, i.key) for i in under) == [
+        (("memories", "u1"), "fact-0"),
+        (("memories", "u1"), "fact-1"),
+        (("memories", "u1"), "fact-2"),
+        (("memories", "u1", "deeper"), "note"),
+    ]
+    assert len(await hub.memory.items.search(("memories",), limit=None)) == 25 * 3 + 2
+    await hub.wait_for_projections()
+    search = queries.search_under(2)
+    args = [hub.context.tenant, ["memories", "u1"], datetime.now(UTC), None, None, 0]
+    explained = await hub.context.pool.fetchval(
+        "EXPLAIN (ANALYZE, FORMAT JSON) " + search.items, *args
+    )
+    if isinstance(explained, str):  # a pool without the hub's json codec
+        explained = json.loads(explained)
+    read = _rows_read(explained[0]["Plan"], "items")
+    assert read <= 2 * len(under), read  # all 77 items, before the group's index
 
 
 async def test_the_store_answers_as_langgraphs_in_memory_store(hub: Hub) -> None:
