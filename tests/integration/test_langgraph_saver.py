@@ -4,7 +4,6 @@ too large for an event, metadata filters on nested values, and the sync API."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 from uuid import uuid4
@@ -24,6 +23,7 @@ from hub.bridge import SyncHub
 from hub.integrations.langgraph import HubCheckpointSaver
 from hub.settings import HubSettings
 from projections.checkpoints import queries
+from tests.support.plans import rows_read
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("backend", ["postgres"])]
 
@@ -178,14 +178,7 @@ async def test_metadata_filters_match_nested_values_exactly(saver: HubCheckpoint
     assert everywhere == [1]
 
 
-def _rows_read(plan: Any, tables: set[str]) -> int:
-    """Rows the plan's scans of ``tables`` read (returned or filtered out), every loop (at
-    most: Postgres rounds a loop's average down)."""
-    read = 0
-    if plan.get("Relation Name") in tables:
-        kept = plan["Actual Rows"] + plan.get("Rows Removed by Filter", 0)
-        read += kept * plan["Actual Loops"]
-    return read + sum(_rows_read(p, tables) for p in plan.get("Plans", []))
+TABLES = ("channel_values", "writes")
 
 
 async def test_a_read_looks_only_at_the_rows_its_thread_sees(saver: HubCheckpointSaver) -> None:
@@ -215,13 +208,7 @@ async def test_a_read_looks_only_at_the_rows_its_thread_sees(saver: HubCheckpoin
         for name, (query, args) in reads.items():
             found = await pool.fetch(query, tenant, thread, *args)
             assert found, name
-            explained = await pool.fetchval(
-                "EXPLAIN (ANALYZE, FORMAT JSON) " + query, tenant, thread, *args
-            )
-            if isinstance(explained, str):  # a pool without the hub's json codec
-                explained = json.loads(explained)
-            plan = explained[0]["Plan"]
-            read = _rows_read(plan, {"channel_values", "writes"})
+            read = await rows_read(pool, query, [tenant, thread, *args], TABLES)
             assert read <= 3 * len(found), (name, thread, read, len(found))
 
 

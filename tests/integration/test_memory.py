@@ -5,7 +5,6 @@ missing), time to live, and erasure that leaves nothing in the read model."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +22,7 @@ from projections.memory import queries
 from schemas.errors import InputError
 from schemas.ids import uuid7
 from schemas.memory import MemoryItemPut
+from tests.support.plans import rows_read
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("backend", ["postgres"])]
 
@@ -160,15 +160,6 @@ async def _script(store: BaseStore) -> list[Any]:
     return out
 
 
-def _rows_read(plan: Any, table: str) -> int:
-    """Rows the plan's scans of ``table`` read (returned or filtered out), every loop."""
-    read = 0
-    if plan.get("Relation Name") == table:
-        kept = plan["Actual Rows"] + plan.get("Rows Removed by Filter", 0)
-        read += kept * plan["Actual Loops"]
-    return read + sum(_rows_read(p, table) for p in plan.get("Plans", []))
-
-
 async def test_a_users_facts_are_read_without_reading_other_users(hub: Hub) -> None:
     """A search under a prefix of two labels reads that group's items (an index range),
     not every item of the tenant; the labels are still compared exactly."""
@@ -188,12 +179,7 @@ async def test_a_users_facts_are_read_without_reading_other_users(hub: Hub) -> N
     await hub.wait_for_projections()
     search = queries.search_under(2)
     args = [hub.context.tenant, ["memories", "u1"], datetime.now(UTC), None, None, 0]
-    explained = await hub.context.pool.fetchval(
-        "EXPLAIN (ANALYZE, FORMAT JSON) " + search.items, *args
-    )
-    if isinstance(explained, str):  # a pool without the hub's json codec
-        explained = json.loads(explained)
-    read = _rows_read(explained[0]["Plan"], "items")
+    read = await rows_read(hub.context.pool, search.items, args, {"items"})
     assert read <= 2 * len(under), read  # all 77 items, before the group's index
 
 
