@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import anyio
@@ -92,6 +93,11 @@ class HubContext:
         """Append events to the log (validated, all or nothing); returns their positions."""
         self.note_written(events)
         return await self.runtime.producer.emit(events)
+
+    def one_append(self) -> AbstractAsyncContextManager[None]:
+        """Within the block, what this task writes goes to the log as one append when it
+        ends (one durable write; all or none, nothing if the block raises)."""
+        return self.runtime.producer.one_append()
 
     def note_written(self, events: Sequence[Event]) -> None:
         """Remember the threads ``events`` write to, and their families, for read your

@@ -9,7 +9,9 @@ event's partition key. The producer keeps the highest offset it wrote per partit
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 
 import anyio
 import structlog
@@ -27,6 +29,18 @@ log = structlog.get_logger(__name__)
 
 KEYS_REMEMBERED = 100_000
 """How many keys' last positions a producer keeps for read-your-writes per entity."""
+
+
+class _Held:
+    """The records a task's :meth:`EventProducer.one_append` block holds back."""
+
+    def __init__(self, producer: EventProducer) -> None:
+        self.producer = producer
+        self.records: list[ProducerRecord] = []
+        self.open = True
+
+
+_HELD: ContextVar[_Held | None] = ContextVar("hub_held_records", default=None)
 
 
 class EventProducer:
@@ -92,7 +106,11 @@ class EventProducer:
 
         With a spool: while the log is unreachable (or earlier batches still wait in the
         spool, so that order is kept) the records are spooled durably instead and no
-        positions are returned."""
+        positions are returned. Inside :meth:`one_append`, the records are held instead."""
+        held = _HELD.get()
+        if held is not None and held.open and held.producer is self:  # sent when it ends
+            held.records.extend(records)
+            return []
         spool = self.spool
         if spool is not None and self.spooling:
             if spool.has_pending():
@@ -111,6 +129,26 @@ class EventProducer:
             log.warning("producer.spooled", records=len(records), error=str(exc))
             return []
         return self._remember(records, positions)
+
+    @asynccontextmanager
+    async def one_append(self) -> AsyncIterator[None]:
+        """Within the block, this task's sends are held and go to the log as one append
+        when it ends (one durable write instead of one each; all or none). If the block
+        raises, nothing is sent. A send in the block returns no positions. Nested: the
+        outermost block sends."""
+        outer = _HELD.get()
+        if outer is not None and outer.open and outer.producer is self:
+            yield
+            return
+        held = _Held(self)
+        token = _HELD.set(held)
+        try:
+            yield
+        finally:
+            held.open = False  # a task started in the block sends on its own from now
+            _HELD.reset(token)
+        if held.records:
+            await self.send(held.records)
 
     async def forward_spool(self, *, max_records: int = 1000) -> int:
         """Send what the spool holds to the log, in order; returns the records sent."""

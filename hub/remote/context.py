@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from contextlib import AsyncExitStack
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +126,11 @@ class RemoteContext(HubContext):
 
     async def blob_store(self) -> BlobStore:
         raise HubError("remote mode (HUB_URL) stores blobs through the hub's API")
+
+    def one_append(self) -> AbstractAsyncContextManager[None]:
+        """Remote mode: the writes in the block are sent as they come (the outbox batches
+        them with whatever else is queued)."""
+        return nullcontext()
 
     async def emit(self, *events: Event) -> list[Position]:
         """Append events (after everything queued before), all or none; their positions

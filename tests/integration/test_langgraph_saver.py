@@ -10,6 +10,7 @@ from uuid import uuid4
 
 import anyio
 import pytest
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import ChannelVersions
 from langgraph.checkpoint.conformance.test_utils import (
@@ -210,6 +211,35 @@ async def test_a_read_looks_only_at_the_rows_its_thread_sees(saver: HubCheckpoin
             assert found, name
             read = await rows_read(pool, query, [tenant, thread, *args], TABLES)
             assert read <= 3 * len(found), (name, thread, read, len(found))
+
+
+async def test_a_checkpoint_and_its_new_messages_are_one_append(
+    saver: HubCheckpointSaver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ``messages`` mirror and the checkpoint go to the log in one durable write."""
+    hub = saver._runner.hub
+    assert hub is not None
+    producer = hub.context.producer
+    appends: list[list[str]] = []
+    append = producer.log.append
+
+    async def counted(records: Any) -> Any:
+        appends.append([r.topic for r in records])
+        return await append(records)
+
+    monkeypatch.setattr(producer.log, "append", counted)
+    thread = str(uuid4())
+    said: list[BaseMessage] = [HumanMessage("hello", id="m1")]
+    first = await _put(saver, thread, values={"messages": said})
+    assert len(appends) == 2  # the hub thread started, then the message and the checkpoint
+    said = [*said, AIMessage("hi there", id="m2")]
+    appends.clear()
+    await _put(saver, thread, first, step=1, values={"messages": said})
+    assert appends == [["agenthub.sessions", "agenthub.checkpoints"]]
+    texts = [m.text for m in await hub.sessions.messages(thread, limit=10)]
+    assert texts == ["hello", "hi there"]
+    found = await saver.aget_tuple(generate_config(thread))
+    assert found is not None and found.checkpoint["channel_values"]["messages"] == said
 
 
 async def test_the_sync_api_through_a_sync_hub(hub_settings: HubSettings) -> None:

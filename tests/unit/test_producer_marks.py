@@ -3,35 +3,16 @@ that entity's writes only, and falls back to the whole topic once it no longer k
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
 
 from hub.infra import producer as producer_module
 from hub.infra.log.partitioner import partition_for
-from hub.infra.ports import Position, ProducerRecord, TopicPartition
+from hub.infra.ports import ProducerRecord, TopicPartition
 from hub.infra.producer import EventProducer
 from schemas.codec import Codec
+from tests.support.sinks import CountingSink
 
 pytestmark = pytest.mark.anyio
-
-
-class CountingSink:
-    """A sink that numbers records per partition, as a log does (4 partitions)."""
-
-    name = "counting"
-
-    def __init__(self) -> None:
-        self.next: dict[TopicPartition, int] = {}
-
-    async def append(self, records: Sequence[ProducerRecord]) -> list[Position]:
-        positions = []
-        for rec in records:
-            tp = TopicPartition(rec.topic, partition_for(rec.key, 4))
-            offset = self.next.get(tp, 0)
-            self.next[tp] = offset + 1
-            positions.append(Position(tp.topic, tp.partition, offset))
-        return positions
 
 
 def record(key: bytes) -> ProducerRecord:

@@ -7,8 +7,10 @@ search, stats and HTTP like any other. A message is known by its LangChain id, k
 each hub message's metadata (``langgraph_message_id``) and remembered per thread; a
 message whose content changes later under the same id is not appended again.
 
-The mirror follows the checkpoints: it is appended after the checkpoint is stored, and a
-mirror that fell behind (a crash in between) catches up at the thread's next checkpoint.
+The saver appends a checkpoint's new messages and the checkpoint in one append (one
+durable write, all or none, on the Postgres log); a mirror that fell behind (a crash
+between two appends on Kafka, where they go to two topics) catches up at the thread's
+next checkpoint.
 """
 
 from __future__ import annotations
@@ -126,19 +128,35 @@ class MessageMirror:
 
     async def mirror(self, hub: Hub, thread_id: str, messages: Sequence[Any]) -> None:
         """Append the messages of ``messages`` the hub thread does not hold yet."""
+        new = await self.new_messages(hub, thread_id, messages)
+        if new:
+            await self.append(hub, thread_id, new)
+            self.appended(thread_id, new)
+
+    async def new_messages(
+        self, hub: Hub, thread_id: str, messages: Sequence[Any]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """The messages of ``messages`` the hub thread does not hold yet, as ``(LangChain
+        id, hub message)``; starts the hub thread if there is none."""
         if not isinstance(messages, list | tuple) or not messages:
-            return
+            return []
         seen = await self._known(hub, thread_id)
-        new = [
+        return [
             (m.id, spec)
             for m in messages
             if isinstance(m, BaseMessage) and m.id and m.id not in seen
             if (spec := to_spec(m)) is not None
         ]
-        if not new:
-            return
+
+    async def append(self, hub: Hub, thread_id: str, new: list[tuple[str, dict[str, Any]]]) -> None:
+        """Append ``new`` (from :meth:`new_messages`); call :meth:`appended` once stored."""
         await hub.sessions.append_many(thread_id, [spec for _, spec in new])
-        seen.update(mid for mid, _ in new if mid)
+
+    def appended(self, thread_id: str, new: list[tuple[str, dict[str, Any]]]) -> None:
+        """Remember ``new`` as stored in the hub thread."""
+        seen = self._seen.get(thread_id)
+        if seen is not None:
+            seen.update(mid for mid, _ in new)
 
     async def _known(self, hub: Hub, thread_id: str) -> set[str]:
         seen = self._seen.get(thread_id)

@@ -114,20 +114,26 @@ class HubCheckpointSaver(BaseCheckpointSaver[str]):
         mirrored = values.get(CHANNEL) if ns == "" and CHANNEL in new_versions else None
 
         async def save(hub: Hub) -> None:
-            if self._mirror is not None and mirrored is not None:
-                await self._mirror.mirror(hub, thread_id, mirrored)
-            await hub.checkpoints.save(
-                thread_id,
-                checkpoint_ns=ns,
-                checkpoint_id=checkpoint["id"],
-                parent_checkpoint_id=conf.get("checkpoint_id"),
-                checkpoint=_typed(dumps(saved)),
-                metadata=_typed(dumps(md)),
-                metadata_json=_json_safe(md),
-                run_id=_run_id(md),
-                channel_versions={k: str(v) for k, v in checkpoint["channel_versions"].items()},
-                values=new,
-            )
+            mirror, messages = self._mirror, []
+            if mirror is not None and mirrored is not None:
+                messages = await mirror.new_messages(hub, thread_id, mirrored)
+            async with hub.context.one_append():  # its new messages and it: one write
+                if mirror is not None and messages:
+                    await mirror.append(hub, thread_id, messages)
+                await hub.checkpoints.save(
+                    thread_id,
+                    checkpoint_ns=ns,
+                    checkpoint_id=checkpoint["id"],
+                    parent_checkpoint_id=conf.get("checkpoint_id"),
+                    checkpoint=_typed(dumps(saved)),
+                    metadata=_typed(dumps(md)),
+                    metadata_json=_json_safe(md),
+                    run_id=_run_id(md),
+                    channel_versions={k: str(v) for k, v in checkpoint["channel_versions"].items()},
+                    values=new,
+                )
+            if mirror is not None and messages:
+                mirror.appended(thread_id, messages)
 
         await self._on_hub(save)
         return {
