@@ -107,8 +107,8 @@ class EventProducer:
         With a spool: while the log is unreachable (or earlier batches still wait in the
         spool, so that order is kept) the records are spooled durably instead and no
         positions are returned. Inside :meth:`one_append`, the records are held instead."""
-        held = _HELD.get()
-        if held is not None and held.open and held.producer is self:  # sent when it ends
+        held = self._held()
+        if held is not None:  # sent when the block ends
             held.records.extend(records)
             return []
         spool = self.spool
@@ -136,8 +136,7 @@ class EventProducer:
         when it ends (one durable write instead of one each; all or none). If the block
         raises, nothing is sent. A send in the block returns no positions. Nested: the
         outermost block sends."""
-        outer = _HELD.get()
-        if outer is not None and outer.open and outer.producer is self:
+        if self._held() is not None:
             yield
             return
         held = _Held(self)
@@ -149,6 +148,11 @@ class EventProducer:
             _HELD.reset(token)
         if held.records:
             await self.send(held.records)
+
+    def _held(self) -> _Held | None:
+        """The open block of this task holding this producer's sends, if any."""
+        held = _HELD.get()
+        return held if held is not None and held.open and held.producer is self else None
 
     async def forward_spool(self, *, max_records: int = 1000) -> int:
         """Send what the spool holds to the log, in order; returns the records sent."""

@@ -126,13 +126,6 @@ class MessageMirror:
         self.agent_id = agent_id
         self._seen: OrderedDict[str, set[str]] = OrderedDict()  # thread -> message ids
 
-    async def mirror(self, hub: Hub, thread_id: str, messages: Sequence[Any]) -> None:
-        """Append the messages of ``messages`` the hub thread does not hold yet."""
-        new = await self.new_messages(hub, thread_id, messages)
-        if new:
-            await self.append(hub, thread_id, new)
-            self.appended(thread_id, new)
-
     async def new_messages(
         self, hub: Hub, thread_id: str, messages: Sequence[Any]
     ) -> list[tuple[str, dict[str, Any]]]:
