@@ -52,6 +52,7 @@ from consumers.projector_types import (
     not_in,
 )
 from consumers.promotion import VersionKeeper
+from consumers.readers import WaitingReaders
 from consumers.retry import Backoff, RateLimitedWarnings
 from consumers.worker import Worker
 from hub.infra.db import is_retriable
@@ -80,8 +81,10 @@ class Projector(Worker):
         positions: PositionStore | None = None,
         settings: ProjectorSettings | None = None,
         archive: ArchiveReader | None = None,
+        readers: WaitingReaders | None = None,
     ) -> None:
         super().__init__()
+        self.readers = readers or WaitingReaders()
         self.projection = projection
         self.archive = archive
         self.log = log
@@ -232,14 +235,7 @@ class Projector(Worker):
         with self.waiting() as scope:
             try:
                 records = await self._consumer.fetch(limit, s.fetch_timeout)
-                applied = self._applied
-                if records and len(records) < limit and applied and not applied.is_set():
-                    # This batch cannot be applied before the one in hand: it waits for
-                    # that (at most the linger), then takes what came meanwhile in one
-                    # read. An idle projector takes a batch at once; a busy one gets
-                    # bigger batches, and not a read per record appended meanwhile.
-                    with anyio.move_on_after(s.batch_linger):
-                        await applied.wait()
+                if records and len(records) < limit and await self._lingered():
                     more = await self._consumer.fetch(limit - len(records), 0.0)
                     records += not_in(records, more)
             except HubError as exc:
@@ -250,6 +246,21 @@ class Projector(Worker):
                 await self.pause(Backoff(s.retry_initial, s.retry_max, min(self.stats.retries, 8)))
                 return []
         return [] if scope.cancelled_caught else records
+
+    async def _lingered(self) -> bool:
+        """Wait a moment for more records to join a batch that is not full; whether it
+        waited. A batch that cannot be applied before the one in hand waits for that (at
+        most ``batch_linger``): a busy projector gets bigger batches, not a read per
+        record appended meanwhile. With ``idle_linger``, a batch gathers for that long
+        from its first read, unless (until) a reader of this process waits for it."""
+        s = self.settings
+        until = time.monotonic() + s.idle_linger
+        applied, waited = self._applied, False
+        if applied is not None and not applied.is_set():
+            with anyio.move_on_after(s.batch_linger):
+                await applied.wait()
+            waited = True
+        return await self.readers.linger(self.name, until - time.monotonic()) or waited
 
     # ── applying ────────────────────────────────────────────────────────────────────────
 

@@ -36,6 +36,9 @@ class ProjectorSettings:
     batch_size: int = 2000
     """Most records a lane applies at once (a fetch reads up to this many per lane)."""
     batch_linger: float = 0.01
+    idle_linger: float = 0.0
+    """How long an idle projector waits to gather more records into a batch while no
+    reader of its process waits for it (0: it takes what it has at once)."""
     fetch_timeout: float = 1.0
     retry_initial: float = 0.1
     retry_max: float = 30.0

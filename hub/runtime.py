@@ -19,6 +19,7 @@ from consumers.migrations import migrate
 from consumers.positions import PositionWatcher, PostgresPositionStore, SharedPositionReads
 from consumers.projector import Projector
 from consumers.projector_types import ProjectorSettings
+from consumers.readers import WaitingReaders
 from hub.infra.blob import open_blob_store
 from hub.infra.db import create_pool
 from hub.infra.embedded import EmbeddedPostgres
@@ -62,6 +63,9 @@ class Runtime(Lifecycle):
         self.applied: dict[tuple[str, TopicPartition], int] = {}
         """Positions last read for read-your-writes, and when (``applied_at``)."""
         self.applied_at = 0.0
+        self.readers = WaitingReaders()
+        """The readers of this process waiting for projections (in-process projectors
+        do not linger while one waits)."""
 
     async def start(self) -> None:
         if self._pool is not None:
@@ -200,9 +204,11 @@ class Runtime(Lifecycle):
             positions=self.positions,
             codec=self.codec,
             archive=self.archive_reader(),
+            readers=self.readers,
             settings=ProjectorSettings(
                 batch_size=s.batch_size,
                 batch_linger=s.batch_linger_ms / 1000,
+                idle_linger=s.embedded_projector_linger_ms / 1000,
                 lanes=s.projector_lanes,
                 retry_max=s.retry_max_s,
                 retired_grace=s.retired_grace_s,

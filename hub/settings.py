@@ -106,6 +106,14 @@ class HubSettings(BaseSettings):
         description="How long a projector waits to fill a batch while the one before is "
         "being applied (an idle projector takes what it has at once)",
     )
+    embedded_projector_linger_ms: int = Field(
+        50,
+        ge=0,
+        description="How long projectors running in an application's own process wait to "
+        "gather more records into a batch while nothing in that process waits to read them "
+        "(a read of one's own writes ends the wait at once); `agent-hub up` and `agent-hub "
+        "project` never wait",
+    )
     retry_max_s: float = Field(30.0, gt=0, description="Longest backoff between retries")
     dedupe_window_days: float = Field(
         30.0,

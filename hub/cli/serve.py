@@ -99,6 +99,15 @@ def _direct(settings: HubSettings) -> HubSettings:
     return settings.model_copy(update={"url": None})
 
 
+def _projecting(settings: HubSettings) -> HubSettings:
+    """A process that runs the projectors for others: it applies what it has at once, as
+    its readers wait in other processes (the embedded projectors' linger is for an
+    application that writes and reads in its own process)."""
+    return _direct(settings).model_copy(
+        update={"run_projectors": "always", "embedded_projector_linger_ms": 0}
+    )
+
+
 # ── serving ─────────────────────────────────────────────────────────────────────────────
 
 
@@ -114,7 +123,7 @@ async def cmd_up(settings: HubSettings, args: argparse.Namespace) -> int:
     if not lock.acquire({"url": f"http://{host}:{port}"}):
         raise ConfigError(f"another `agent-hub up` is already serving {settings.home.resolve()}")
     try:
-        settings = _direct(settings).model_copy(update={"run_projectors": "always"})
+        settings = _projecting(settings)
         return await _serve(
             settings, host, port, archive=True, workers=args.workers, projectors=args.projectors
         )
@@ -323,7 +332,7 @@ async def cmd_project(settings: HubSettings, args: argparse.Namespace) -> int:
     from hub.client import Hub
 
     async def body(shutdown: _Shutdown) -> int:
-        async with Hub(_direct(settings).model_copy(update={"run_projectors": "always"})) as hub:
+        async with Hub(_projecting(settings)) as hub:
             shutdown.running(hub.stop_projectors)
             names = ", ".join(p.name for p in hub.projectors)
             print(f"agent-hub: projecting {names}; SIGTERM to stop", file=sys.stderr, flush=True)

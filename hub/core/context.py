@@ -171,8 +171,15 @@ class HubContext:
             runtime.applied.get(k, 0) > v for k, v in needed.items()
         ):
             return  # seen applied a moment ago (positions only move forward while live)
+        with runtime.readers.waiting(consumer for consumer, _ in needed):
+            await self._wait_until_applied(needed, timeout)
+
+    async def _wait_until_applied(
+        self, needed: dict[tuple[str, TopicPartition], int], timeout: float
+    ) -> None:
+        runtime = self.runtime
         deadline = time.monotonic() + timeout
-        watcher = await self.runtime.position_watcher()
+        watcher = await runtime.position_watcher()
         reads = runtime.position_reads
         assert reads is not None
         while True:
