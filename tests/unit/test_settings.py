@@ -129,3 +129,15 @@ def test_kafka_namespace_from_the_log_url() -> None:
     assert names.group("registry") == "staging.registry" and names.group(None) is None
     assert names.hub_topic("staging.agenthub.runs") == "agenthub.runs"
     assert names.hub_topic("prod.agenthub.runs") is None
+
+
+def test_processes_projecting_for_others_never_gather_batches() -> None:
+    """`agent-hub up` and `agent-hub project` serve readers in other processes: their
+    projectors take what they have at once; an application's embedded ones gather."""
+    from hub.cli.serve import _projecting
+
+    mine = HubSettings(embedded_projector_linger_ms=80, url="http://hub.example")
+    assert load_settings().embedded_projector_linger_ms == 50
+    served = _projecting(mine)
+    assert (served.run_projectors, served.embedded_projector_linger_ms) == ("always", 0)
+    assert served.url is None and mine.embedded_projector_linger_ms == 80
