@@ -104,7 +104,7 @@ class HubSettings(BaseSettings):
         10,
         ge=0,
         description="How long a projector waits to fill a batch while the one before is "
-        "being applied (an idle projector takes what it has at once)",
+        "being applied (an idle one: see embedded_projector_linger_ms)",
     )
     embedded_projector_linger_ms: int = Field(
         50,
