@@ -6,13 +6,13 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from consumers.projector import Projector, ProjectorSettings
+from consumers.projector import ProjectorSettings
 from hub import Hub
 from hub.runtime import Runtime
 from hub.settings import HubSettings
 from projections.registry import RegistryProjection
 from schemas.events import AgentRegistered
-from tests.integration.test_projector import agents, caught_up
+from tests.integration.test_projector import agents, caught_up, projector_with
 
 pytestmark = pytest.mark.anyio
 
@@ -23,14 +23,7 @@ def registered(agent: str) -> AgentRegistered:
 
 async def test_writes_one_at_a_time_are_applied_in_one_batch(runtime: Runtime) -> None:
     projection = RegistryProjection()
-    projector = Projector(
-        projection,
-        log=runtime.log,
-        pool=runtime.pool,
-        codec=runtime.codec,
-        positions=runtime.positions,
-        settings=ProjectorSettings(idle_linger=3.0),
-    )
+    projector = projector_with(runtime, projection, ProjectorSettings(idle_linger=3.0))
     async with anyio.create_task_group() as tg:
         await tg.start(projector.run)
         await runtime.producer.emit([registered("warm-up")])  # the group joined, at rest
