@@ -226,12 +226,28 @@ class CheckpointsClient:
     async def get(
         self, thread_id: str, *, checkpoint_ns: str = "", checkpoint_id: str | None = None
     ) -> StoredCheckpoint | None:
-        """A checkpoint (the thread's latest in the namespace if no id is given)."""
-        async for found in self.list(
-            thread_id, checkpoint_ns=checkpoint_ns, checkpoint_id=checkpoint_id, limit=1
-        ):
-            return found
-        return None
+        """A checkpoint (the thread's latest in the namespace if no id is given), with its
+        values and pending writes read in one query."""
+        await self._settled()
+        fetch, tenant = self._ctx.pool.fetch, self._ctx.tenant
+        if checkpoint_id is None:
+            rows = await fetch(queries.WHOLE_NEWEST, tenant, thread_id, checkpoint_ns)
+        else:
+            rows = await fetch(
+                queries.WHOLE_CHECKPOINT, tenant, thread_id, checkpoint_ns, checkpoint_id
+            )
+        if not rows:
+            return None
+        row = rows[0]
+        values = {
+            channel: await self._loaded(type_, data, blob_key)
+            for channel, type_, data, blob_key in row["vals"]
+        }
+        writes = [
+            StoredWrite(task_id, task_path, idx, channel, await self._loaded(t, data, blob_key))
+            for task_id, task_path, idx, channel, t, data, blob_key in row["writes"]
+        ]
+        return await self._assembled(thread_id, row, values, writes)
 
     async def list(
         self,
@@ -329,7 +345,7 @@ class CheckpointsClient:
         tenant, pool = self._ctx.tenant, self._ctx.pool
         nss, ids = [r["checkpoint_ns"] for r in rows], [r["checkpoint_id"] for r in rows]
         versions = [r["channel_versions"] for r in rows]
-        if len(rows) == 1:  # a get: the queries Postgres keeps one plan for
+        if len(rows) == 1:  # one checkpoint: the queries Postgres keeps one plan for
             value_rows = await pool.fetch(
                 queries.VALUES_ONE, tenant, thread, nss[0], ids[0], versions[0]
             )
@@ -350,25 +366,30 @@ class CheckpointsClient:
         out = []
         for r in rows:
             key = (r["checkpoint_ns"], r["checkpoint_id"])
-            ordered = sorted(writes.get(key, []), key=lambda w: (w.task_path, w.task_id, w.idx))
-            out.append(
-                StoredCheckpoint(
-                    thread_id=thread,
-                    checkpoint_ns=key[0],
-                    checkpoint_id=key[1],
-                    parent_checkpoint_id=r["parent_checkpoint_id"],
-                    checkpoint=await self._loaded(
-                        r["checkpoint_type"], r["checkpoint"], r["checkpoint_key"]
-                    ),
-                    metadata=await self._loaded(
-                        r["metadata_type"], r["metadata"], r["metadata_key"]
-                    ),
-                    metadata_json=r["metadata_json"],
-                    values=values.get(key, {}),
-                    writes=ordered,
-                )
-            )
+            out.append(await self._assembled(thread, r, values.get(key, {}), writes.get(key, [])))
         return out
+
+    async def _assembled(
+        self,
+        thread: str,
+        row: Any,
+        values: dict[str, Serialized],
+        writes: builtins.list[StoredWrite],
+    ) -> StoredCheckpoint:
+        """A checkpoint from its row, its values and its writes (in any order)."""
+        return StoredCheckpoint(
+            thread_id=thread,
+            checkpoint_ns=row["checkpoint_ns"],
+            checkpoint_id=row["checkpoint_id"],
+            parent_checkpoint_id=row["parent_checkpoint_id"],
+            checkpoint=await self._loaded(
+                row["checkpoint_type"], row["checkpoint"], row["checkpoint_key"]
+            ),
+            metadata=await self._loaded(row["metadata_type"], row["metadata"], row["metadata_key"]),
+            metadata_json=row["metadata_json"],
+            values=values,
+            writes=sorted(writes, key=lambda w: (w.task_path, w.task_id, w.idx)),
+        )
 
     async def _loaded(self, type_: str, data: bytes | None, blob_key: str | None) -> Serialized:
         if data is None and blob_key is not None:

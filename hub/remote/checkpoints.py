@@ -50,6 +50,15 @@ class RemoteCheckpoints(CheckpointsClient):
         self._api = ctx.api
         self._outbox = ctx.outbox
 
+    async def get(
+        self, thread_id: str, *, checkpoint_ns: str = "", checkpoint_id: str | None = None
+    ) -> StoredCheckpoint | None:
+        async for found in self.list(
+            thread_id, checkpoint_ns=checkpoint_ns, checkpoint_id=checkpoint_id, limit=1
+        ):
+            return found
+        return None
+
     async def list(
         self,
         thread_id: str | None,

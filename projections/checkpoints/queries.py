@@ -16,12 +16,14 @@ __all__ = [
     "THREADS_OF_RUNS",
     "VALUES",
     "VALUES_ONE",
+    "WHOLE_CHECKPOINT",
+    "WHOLE_NEWEST",
     "WRITES",
     "WRITES_ONE",
 ]
 
-_SOURCES = """
-WITH src AS (
+_SOURCES_CTE = """
+src AS (
     SELECT $2::text AS thread_id,
            COALESCE((SELECT hidden_before FROM checkpoints.threads
                      WHERE tenant_id = $1 AND thread_id = $2), -2) AS low,
@@ -29,8 +31,8 @@ WITH src AS (
     UNION ALL
     SELECT source_thread_id, low, high FROM checkpoints.lineage
     WHERE tenant_id = $1 AND thread_id = $2
-)
-"""
+)"""
+_SOURCES = f"WITH {_SOURCES_CTE}\n"
 _SEEN = "JOIN src s ON {r}.thread_id = s.thread_id AND {r}.pos > s.low AND {r}.pos < s.high"
 
 _COLUMNS = """
@@ -44,8 +46,11 @@ def _newest(where: str, contains: str, limit: str) -> str:
     """Each source's newest checkpoints matching ``where`` (an index scan each, so the
     cost does not grow with the thread's length), one row per checkpoint id, newest
     first."""
+    return _SOURCES + _newest_body(where, contains, limit)
+
+
+def _newest_body(where: str, contains: str, limit: str) -> str:
     return f"""
-{_SOURCES}
 SELECT * FROM (
     SELECT DISTINCT ON (c.checkpoint_id, c.checkpoint_ns) c.*
     FROM src s
@@ -89,8 +94,11 @@ def _values(keys: str) -> str:
     """Channel values of the checkpoints ``keys`` names (``k (ns, id, versions)``): an
     index lookup per source thread and channel, so a read's cost does not grow with the
     number of threads or checkpoints stored."""
+    return _SOURCES + _values_body(keys)
+
+
+def _values_body(keys: str) -> str:
     return f"""
-{_SOURCES}
 SELECT DISTINCT ON (k.ns, k.id, cv.channel)
        k.ns, k.id, cv.channel, v.type, v.data, v.blob_key
 FROM {keys}
@@ -112,8 +120,11 @@ def _writes(keys: str) -> str:
     """Pending writes of the checkpoints ``keys`` names (``k (ns, id)``): per task and
     index the first stored, except the special channels' (negative index), where the
     last one counts. An index lookup per source thread and checkpoint."""
+    return _SOURCES + _writes_body(keys)
+
+
+def _writes_body(keys: str) -> str:
     return f"""
-{_SOURCES}
 SELECT DISTINCT ON (w.checkpoint_ns, w.checkpoint_id, w.task_id, w.idx)
        w.checkpoint_ns, w.checkpoint_id, w.task_id, w.task_path, w.idx, w.channel,
        w.type, w.data, w.blob_key
@@ -144,6 +155,34 @@ WRITES = _writes("(SELECT DISTINCT * FROM unnest($3::text[], $4::text[])) AS k (
 
 WRITES_ONE = _writes("(SELECT $3::text, $4::text) AS k (ns, id)")
 """As ``WRITES``, of one checkpoint ($3 namespace, $4 id)."""
+
+
+def _whole(where: str) -> str:
+    """One checkpoint matching ``where`` (the newest), with its channel values
+    (``vals``: channel, type, data, blob key) and its pending writes (``writes``: task
+    id, task path, index, channel, type, data, blob key) as arrays of records: a read of
+    one checkpoint in one round trip."""
+    value_keys = (
+        "(SELECT c.checkpoint_ns, c.checkpoint_id, c.channel_versions) AS k (ns, id, versions)"
+    )
+    write_keys = "(SELECT c.checkpoint_ns, c.checkpoint_id) AS k (ns, id)"
+    return f"""
+WITH {_SOURCES_CTE},
+c AS ({_newest_body(where, "NULL", "1")})
+SELECT c.*,
+       ARRAY(SELECT ROW(x.channel, x.type, x.data, x.blob_key)
+             FROM ({_values_body(value_keys)}) x) AS vals,
+       ARRAY(SELECT ROW(y.task_id, y.task_path, y.idx, y.channel, y.type, y.data, y.blob_key)
+             FROM ({_writes_body(write_keys)}) y) AS writes
+FROM c
+"""
+
+
+WHOLE_NEWEST = _whole("c.checkpoint_ns = $3")
+"""The newest checkpoint of namespace $3, whole (see ``_whole``)."""
+
+WHOLE_CHECKPOINT = _whole("c.checkpoint_ns = $3 AND c.checkpoint_id = $4")
+"""Checkpoint $4 of namespace $3, whole (see ``_whole``)."""
 
 THREADS = """
 SELECT thread_id FROM (

@@ -211,6 +211,70 @@ async def test_a_read_looks_only_at_the_rows_its_thread_sees(saver: HubCheckpoin
             assert found, name
             read = await rows_read(pool, query, [tenant, thread, *args], TABLES)
             assert read <= 3 * len(found), (name, thread, read, len(found))
+        wholes: dict[str, tuple[str, list[Any]]] = {
+            "WHOLE_NEWEST": (queries.WHOLE_NEWEST, [""]),
+            "WHOLE_CHECKPOINT": (queries.WHOLE_CHECKPOINT, ["", one["checkpoint_id"]]),
+        }
+        for name, (query, args) in wholes.items():
+            (whole,) = await pool.fetch(query, tenant, thread, *args)
+            assert whole["checkpoint_id"] == one["checkpoint_id"], name
+            returned = len(whole["vals"]) + len(whole["writes"])
+            assert returned == 2, name  # its one channel value and its one write
+            read = await rows_read(pool, query, [tenant, thread, *args], TABLES)
+            assert read <= 3 * returned, (name, thread, read, returned)
+
+
+async def test_a_get_is_one_query_and_returns_what_a_listing_does(
+    saver: HubCheckpointSaver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``aget_tuple`` reads a checkpoint, its values and its writes in one round trip, and
+    finds what ``alist`` finds: in a thread, in a copy (whose rows are its source's), by
+    id and newest, with text the database cannot hold as it is (NUL, our escape)."""
+    source, copy = str(uuid4()), str(uuid4())
+    odd = "a\x00b\ue000c"
+    ids = await _chain(saver, source, 3, values={"step": "v", odd: odd})
+    await saver.aput_writes(
+        {"configurable": {"thread_id": source, "checkpoint_ns": "", "checkpoint_id": ids[-1]}},
+        [(odd, odd + "!")],
+        odd,
+    )
+    await saver.acopy_thread(source, copy)
+    mine = await _put(saver, copy, step=9)
+    hub = saver._runner.hub
+    assert hub is not None
+    queried: list[str] = []
+    pool = hub.context.pool
+    fetch = type(pool).fetch
+
+    async def counted(self: Any, query: str, *args: Any, **kw: Any) -> Any:
+        if self is pool and "checkpoints." in query:  # not the read-your-writes wait
+            queried.append(query)
+        return await fetch(self, query, *args, **kw)
+
+    monkeypatch.setattr(type(pool), "fetch", counted)
+    for thread, checkpoint_id in (
+        (source, None),
+        (source, ids[0]),
+        (copy, ids[-1]),
+        (copy, None),
+        (copy, mine["configurable"]["checkpoint_id"]),
+    ):
+        config = generate_config(thread)
+        if checkpoint_id is not None:
+            config["configurable"]["checkpoint_id"] = checkpoint_id
+        queried.clear()
+        got = await saver.aget_tuple(config)
+        assert len(queried) == 1, queried
+        listed = [t async for t in saver.alist(config, limit=1)]
+        assert got is not None and listed and got == listed[0]
+    newest = await saver.aget_tuple(generate_config(source))
+    assert newest is not None
+    assert newest.checkpoint["channel_values"] == {"step": "v", odd: odd}
+    assert (odd, odd, odd + "!") in (newest.pending_writes or [])
+    assert await saver.aget_tuple(generate_config(str(uuid4()))) is None
+    missing = generate_config(source)
+    missing["configurable"]["checkpoint_id"] = "no-such-checkpoint"
+    assert await saver.aget_tuple(missing) is None
 
 
 async def test_a_checkpoint_and_its_new_messages_are_one_append(
