@@ -34,7 +34,7 @@ from schemas.fingerprint import header_for, split_header
 from schemas.registry import SchemaRegistry, SchemaVersion
 from schemas.types import AVRO_JSON, ID_PATTERN, ID_RULE, TEXT_PATTERN, TEXT_RULE, is_union, unwrap
 
-__all__ = ["UPCASTERS", "Codec", "Upcaster", "pydantic_error_field"]
+__all__ = ["UPCASTERS", "Codec", "Upcaster", "json_field_text", "pydantic_error_field"]
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -97,7 +97,7 @@ def _converters(annotation: Any, metadata: list[Any]) -> tuple[_Convert, _Conver
     tp, meta = unwrap(annotation)
     meta = metadata + meta
     if AVRO_JSON in meta:
-        return _json_dumps, json.loads
+        return json_field_text, json.loads
     if is_union(tp):
         branches = [b for b in typing.get_args(tp) if b is not type(None)]
         models = [unwrap(b)[0] for b in branches]
@@ -123,7 +123,7 @@ def _converters(annotation: Any, metadata: list[Any]) -> tuple[_Convert, _Conver
 _encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
-def _json_dumps(value: Any) -> str:
+def json_field_text(value: Any) -> str:
     """A JSON field's text (compact, UTF-8), by orjson (compiled) where the two agree.
 
     orjson writes NaN and infinity as ``null`` where the standard library refuses them,

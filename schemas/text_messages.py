@@ -20,7 +20,7 @@ from typing import Any
 from uuid import UUID
 
 from schemas.avro_bytes import avro_long, avro_string
-from schemas.codec import Codec
+from schemas.codec import Codec, json_field_text
 from schemas.events import MessageAppended
 from schemas.fingerprint import header_for
 from schemas.ids import uuid7, uuid7_many
@@ -78,33 +78,41 @@ class TextMessages:
 
     def encode(self, spec: Mapping[str, Any]) -> tuple[UUID, bytes] | None:
         """``(message_id, value)`` of a plain text message (``role``, ``content`` a
-        string, optionally ``message_id``, and empty ``model``, ``usage``, ``metadata``);
-        ``None`` for anything else."""
+        string, optionally ``message_id``, a ``model`` name, and ``metadata`` of string
+        keys and string values, as a framework's message id; no ``usage``); ``None`` for
+        anything else."""
         if not SIMPLE_KEYS.issuperset(spec):
             return None
         role, text = spec.get("role"), spec.get("content")
         if type(role) is not str or role not in ROLE_INDEX or type(text) is not str:
             return None
-        if spec.get("model") is not None or spec.get("usage") is not None:
+        if spec.get("usage") is not None or _BAD_TEXT(text):
             return None
-        metadata = spec.get("metadata")
-        if (metadata is not None and metadata != {}) or _BAD_TEXT(text):
-            return None
+        model, metadata = spec.get("model"), spec.get("metadata")
         try:
             text_bytes = avro_string(text)
+            bare = metadata is None or (type(metadata) is dict and not metadata)
+            tail = self.tail if model is None and bare else _tail(model, metadata)
         except UnicodeEncodeError:  # lone surrogates: the usual path names the field
+            return None
+        if tail is None:
             return None
         given = spec.get("message_id")
         message_id = self._new_id() if given is None else _message_id(given)
         if message_id is None:
             return None
-        return message_id, self.value(message_id, self._new_id(), ROLE_INDEX[role], text_bytes)
+        return message_id, self.value(
+            message_id, self._new_id(), ROLE_INDEX[role], text_bytes, tail
+        )
 
     def _new_id(self) -> UUID:
         return self._ids.pop() if self._ids else uuid7()
 
-    def value(self, message_id: UUID, event_id: UUID, role: int, text: bytes) -> bytes:
-        """The encoded event (``text`` already an Avro string)."""
+    def value(
+        self, message_id: UUID, event_id: UUID, role: int, text: bytes, tail: bytes | None = None
+    ) -> bytes:
+        """The encoded event (``text`` already an Avro string; ``tail``: the model, usage
+        and metadata fields encoded, by default none of them)."""
         return b"".join(
             (
                 self.header,
@@ -118,9 +126,24 @@ class TextMessages:
                 b"\x02\x00",  # parts: a block of one item, the TextPart branch
                 text,
                 b"\x00",  # end of the parts array
-                self.tail,
+                self.tail if tail is None else tail,
             )
         )
+
+
+def _tail(model: Any, metadata: Any) -> bytes | None:
+    """The model, usage (none) and metadata fields of a message whose model is a string
+    (or ``None``) and whose metadata maps strings to strings; ``None`` for anything else.
+    Raises ``UnicodeEncodeError`` on a lone surrogate."""
+    if model is not None and type(model) is not str:
+        return None
+    if metadata is None:
+        metadata = {}
+    elif type(metadata) is not dict or not all(
+        type(k) is str and type(v) is str for k, v in metadata.items()
+    ):
+        return None
+    return _optional_string(model) + b"\x00" + avro_string(json_field_text(metadata))
 
 
 def _message_id(given: Any) -> UUID | None:

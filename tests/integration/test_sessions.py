@@ -92,8 +92,9 @@ async def test_a_threads_later_appends_are_encoded_without_an_event_each(
     hub: Hub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Once a thread's first message was built and checked, its later plain text messages
-    (one at a time too) are encoded directly; they read back as given, and anything else
-    still takes the usual path with its errors."""
+    (one at a time too; with a model name and string metadata, as a framework's mirror
+    writes them) are encoded directly; they read back as given, and anything else still
+    takes the usual path with its errors."""
     import hub.sessions.client as client
 
     built: list[str] = []
@@ -109,6 +110,8 @@ async def test_a_threads_later_appends_are_encoded_without_an_event_each(
     ids = [await t.append("user", "first")]
     ids += [await t.append("assistant", f"reply {i}") for i in range(3)]
     ids.append(await t.append("tool", "with an id", message_id=given))
+    framework = {"langgraph_message_id": "lc-1", "name": "planner \u00e9"}
+    ids.append(await t.append("assistant", "a model's", model="m-1", metadata=framework))
     assert built == ["ThreadStarted", "MessageAppended"]
     ids.append(await t.append("user", "with metadata", metadata={"k": 1}))  # the usual path
     with pytest.raises(InputError, match="role"):
@@ -122,10 +125,12 @@ async def test_a_threads_later_appends_are_encoded_without_an_event_each(
         ("user", "first"),
         *[("assistant", f"reply {i}") for i in range(3)],
         ("tool", "with an id"),
+        ("assistant", "a model's"),
         ("user", "with metadata"),
     ]
-    assert messages[5].metadata == {"k": 1}
-    assert len({m.created_at for m in messages}) == 6  # each append occurs when it is made
+    assert (messages[5].model, messages[5].metadata) == ("m-1", framework)
+    assert messages[6].metadata == {"k": 1}
+    assert len({m.created_at for m in messages}) == 7  # each append occurs when it is made
 
 
 async def test_stats_are_inherited_in_o1_and_count_forks(hub: Hub) -> None:

@@ -17,7 +17,7 @@ from schemas.parts import part_from_json
 def test_roles_text_tool_calls_and_results() -> None:
     assert to_spec(HumanMessage("hi", id="h1")) == {
         "role": "user",
-        "content": [{"type": "text", "text": "hi"}],
+        "content": "hi",  # one text: as a string, the SDK's one-pass path
         "metadata": {"langgraph_message_id": "h1"},
     }
     assert to_spec(SystemMessage("be brief", id="s"))["role"] == "system"  # type: ignore[index]
@@ -65,4 +65,4 @@ def test_text_with_control_characters_is_kept_exactly() -> None:
     ]
     for part in spec["content"]:
         part_from_json(part)
-    assert to_spec(AIMessage("tabs\tand\nnewlines", id="b"))["content"][0]["type"] == "text"  # type: ignore[index]
+    assert to_spec(AIMessage("tabs\tand\nnewlines", id="b"))["content"] == "tabs\tand\nnewlines"  # type: ignore[index]

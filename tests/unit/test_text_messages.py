@@ -73,6 +73,47 @@ def test_the_same_bytes_as_the_codec(
     assert ours == CODEC.encode(event)
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    role=st.sampled_from(sorted(ROLE_INDEX)),
+    text=texts,
+    model=st.none() | st.text(),
+    metadata=st.none() | st.dictionaries(st.text(), st.text(), max_size=4),
+)
+def test_a_model_and_string_metadata_give_the_same_bytes_as_the_codec(
+    role: str, text: str, model: str | None, metadata: dict[str, str] | None
+) -> None:
+    """A framework's message (its id in ``metadata``, a model name) takes the one-pass
+    path too, and gives the codec's bytes; what the codec cannot write (a lone surrogate)
+    is left to the usual path."""
+    first = _first("acme", "key:1", None, "t/1")
+    spec = {"role": role, "content": text, "model": model, "metadata": metadata}
+    try:
+        CODEC.encode(_first("acme", "key:1", None, "t/1", model=model, metadata=metadata or {}))
+    except UnicodeEncodeError:  # the codec refuses it (a lone surrogate): so must this path
+        assert TextMessages(CODEC, first).encode(spec) is None
+        return
+    fast = TextMessages(CODEC, first).encode(spec)
+    assert fast is not None
+    decoded = CODEC.decode(fast[1])
+    event = _first(
+        "acme",
+        "key:1",
+        None,
+        "t/1",
+        event_id=decoded.event_id,
+        occurred_at=first.occurred_at,
+        message_id=fast[0],
+        role=role,
+        parts=(TextPart(text=text),),
+        model=model,
+        metadata=metadata or {},
+    )
+    assert fast[1] == CODEC.encode(event)
+    assert isinstance(decoded, MessageAppended)
+    assert (decoded.model, decoded.metadata) == (model, metadata or {})
+
+
 def test_a_spec_decodes_to_the_event_it_describes() -> None:
     first = _first("acme", "key:1", "run-1", "t/1")
     given_id = uuid7()
@@ -117,9 +158,15 @@ def test_a_later_batch_of_the_same_thread_occurs_now_with_new_ids() -> None:
     "spec",
     [
         {"role": "user", "content": [{"type": "text", "text": "parts"}]},
-        {"role": "user", "content": "x", "model": "gpt"},
+        {"role": "user", "content": "x", "model": 7},
         {"role": "user", "content": "x", "usage": {"input_tokens": 1}},
         {"role": "user", "content": "x", "metadata": {"k": 1}},
+        {"role": "user", "content": "x", "metadata": {"k": {"nested": "x"}}},
+        {"role": "user", "content": "x", "metadata": {1: "x"}},
+        {"role": "user", "content": "x", "metadata": []},
+        {"role": "user", "content": "x", "metadata": [("k", "v")]},
+        {"role": "user", "content": "x", "metadata": {"k": "lone \ud800"}},
+        {"role": "user", "content": "x", "model": "lone \ud800"},
         {"role": "user", "content": "x", "extra": 1},
         {"role": "robot", "content": "x"},
         {"role": "user", "content": "bell \x07"},
