@@ -24,6 +24,7 @@ from schemas.codec import Codec, json_field_text
 from schemas.events import MessageAppended
 from schemas.fingerprint import header_for
 from schemas.ids import uuid7, uuid7_many
+from schemas.types import is_plain_json
 
 __all__ = ["TextMessages"]
 
@@ -78,9 +79,8 @@ class TextMessages:
 
     def encode(self, spec: Mapping[str, Any]) -> tuple[UUID, bytes] | None:
         """``(message_id, value)`` of a plain text message (``role``, ``content`` a
-        string, optionally ``message_id``, a ``model`` name, and ``metadata`` of string
-        keys and string values, as a framework's message id; no ``usage``); ``None`` for
-        anything else."""
+        string, optionally ``message_id``, a ``model`` name, and plain JSON ``metadata``,
+        as a framework's message id; no ``usage``); ``None`` for anything else."""
         if not SIMPLE_KEYS.issuperset(spec):
             return None
         role, text = spec.get("role"), spec.get("content")
@@ -133,15 +133,14 @@ class TextMessages:
 
 def _tail(model: Any, metadata: Any) -> bytes | None:
     """The model, usage (none) and metadata fields of a message whose model is a string
-    (or ``None``) and whose metadata maps strings to strings; ``None`` for anything else.
-    Raises ``UnicodeEncodeError`` on a lone surrogate."""
+    (or ``None``) and whose metadata is a JSON object of JSON's own types without nulls
+    (what the model's validation accepts as it is, checked in C); ``None`` for anything
+    else. Raises ``UnicodeEncodeError`` on a lone surrogate."""
     if model is not None and type(model) is not str:
         return None
     if metadata is None:
         metadata = {}
-    elif type(metadata) is not dict or not all(
-        type(k) is str and type(v) is str for k, v in metadata.items()
-    ):
+    elif type(metadata) is not dict or not is_plain_json(metadata):
         return None
     return _optional_string(model) + b"\x00" + avro_string(json_field_text(metadata))
 

@@ -28,6 +28,7 @@ __all__ = [
     "Title",
     "TokenCount",
     "UtcDatetime",
+    "is_plain_json",
     "is_union",
     "unwrap",
     "utcnow",
@@ -102,7 +103,7 @@ UtcDatetime = Annotated[datetime, AfterValidator(_aware_utc)]
 
 
 def _json_value(value: Any) -> Any:
-    if value is None or (isinstance(value, dict | list) and not value) or _plain_json(value):
+    if value is None or (isinstance(value, dict | list) and not value) or is_plain_json(value):
         return value
     try:
         _strict_json(value)
@@ -126,7 +127,7 @@ def _refuse(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
-def _plain_json(value: Any) -> bool:
+def is_plain_json(value: Any) -> bool:
     """Whether ``value`` is made of JSON's own types only, and so is JSON, checked by
     orjson (compiled): it writes ``value`` without a ``null`` (NaN is written as one) and
     reads back equal. ``False`` leaves the answer to the standard library's check, which

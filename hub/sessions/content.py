@@ -11,10 +11,20 @@ from schemas.errors import InputError
 from schemas.events import BlobPart, Part
 from schemas.parts import part_from_json
 
-__all__ = ["PutBlob", "message_parts"]
+__all__ = ["PutBlob", "as_content", "message_parts"]
 
 PutBlob = Callable[[bytes, str, str, str | None], Awaitable[str]]
 """Stores a blob (data, sha256, content type, name); its URI."""
+
+
+def as_content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    """Parts as the SDK takes content: one non-empty text part as its string (the same
+    message, which the SDK encodes in one pass), else the parts."""
+    if len(parts) == 1 and parts[0].get("type") == "text":
+        text = parts[0].get("text")
+        if isinstance(text, str) and text:
+            return text
+    return parts
 
 
 async def message_parts(content: Any, field: str, put_blob: PutBlob) -> tuple[Part, ...]:

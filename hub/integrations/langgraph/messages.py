@@ -31,6 +31,7 @@ from langchain_core.messages import (
 )
 
 from hub.client import Hub
+from hub.sessions.content import as_content
 from schemas.types import TEXT_PATTERN
 
 __all__ = ["MessageMirror", "to_spec"]
@@ -112,13 +113,7 @@ def to_spec(message: BaseMessage) -> dict[str, Any] | None:
     metadata: dict[str, Any] = {ID_KEY: message.id}
     if message.name:
         metadata["name"] = message.name
-    one_text = len(parts) == 1 and parts[0]["type"] == "text" and parts[0]["text"]
-    # one text as a string: the same message, which the SDK encodes in one pass
-    spec: dict[str, Any] = {
-        "role": role,
-        "content": parts[0]["text"] if one_text else parts,
-        "metadata": metadata,
-    }
+    spec: dict[str, Any] = {"role": role, "content": as_content(parts), "metadata": metadata}
     model = message.response_metadata.get("model_name") if message.response_metadata else None
     if isinstance(model, str) and model:
         spec["model"] = model

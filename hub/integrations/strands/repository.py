@@ -37,6 +37,7 @@ from strands.types.session import (
 
 from hub.bridge import SyncHub, sync_hub
 from hub.integrations.strands.content import from_parts, to_parts
+from hub.sessions.content import as_content
 from hub.sessions.models import Message
 from hub.settings import HubSettings
 from schemas.errors import NotFoundError
@@ -269,7 +270,7 @@ class HubSessionRepository(SessionRepository):
             await hub.sessions.append(
                 thread_id,
                 message["role"],
-                to_parts(message),
+                as_content(to_parts(message)),
                 metadata=_metadata(session_message, _extras(message)),
             )
             self._counts[thread_id] = count + 1
