@@ -73,9 +73,14 @@ MIGRATIONS = (
     """
     CREATE INDEX items_group ON {schema}.items (tenant_id, (namespace[1:2]));
     """,
+    """
+    CREATE INDEX item_history_group ON {schema}.item_history (tenant_id, (namespace[1:2]));
+    CREATE INDEX item_vectors_group ON {schema}.item_vectors (tenant_id, (namespace[1:2]));
+    """,
 )
-"""``items_group``: a search under a prefix of two labels or more (one user's facts) reads
-that group's items only (see ``projections.memory.queries``)."""
+"""``*_group``: a search under a prefix of two labels or more (one user's facts) reads that
+group's items only (see ``projections.memory.queries``), and erasing one user's memory
+deletes that group's rows without reading the tenant's."""
 
 UPSERT = """
 INSERT INTO {schema}.items
@@ -115,17 +120,28 @@ REMEMBER_ERASURE = """
 INSERT INTO {schema}.erasures (tenant_id, namespace, erased_at) VALUES ($1, $2, $3)
 """
 _UNDER = "tenant_id = $1 AND namespace[1:cardinality($2::text[])] = $2::text[]"
-ERASE = (
-    f"DELETE FROM {{schema}}.items WHERE {_UNDER} AND updated_at <= $3",
-    f"DELETE FROM {{schema}}.item_history WHERE {_UNDER} AND at <= $3",
-    f"""
-    DELETE FROM {{schema}}.item_vectors v WHERE {_UNDER.replace("namespace", "v.namespace")}
+_IN_GROUP = " AND namespace[1:2] = ($2::text[])[1:2]"  # what the *_group indexes answer
+
+
+def _erase(under: str) -> tuple[str, str, str]:
+    return (
+        f"DELETE FROM {{schema}}.items WHERE {under} AND updated_at <= $3",
+        f"DELETE FROM {{schema}}.item_history WHERE {under} AND at <= $3",
+        f"""
+    DELETE FROM {{schema}}.item_vectors v WHERE {under.replace("namespace", "v.namespace")}
     AND NOT EXISTS (SELECT 1 FROM {{schema}}.items i WHERE i.tenant_id = v.tenant_id
                     AND i.namespace = v.namespace AND i.key = v.key)
     """,
-)
+    )
+
+
+ERASE = _erase(_UNDER)
 """What an erase removes: what was written under the namespace up to when it was erased
 (a write made after it, on another partition, may be applied before it: it stays)."""
+
+ERASE_IN_GROUP = _erase(_UNDER + _IN_GROUP)
+"""As ``ERASE``, for a namespace of two labels or more (one user's memory): the same rows,
+found through the group indexes."""
 
 
 class MemoryBatch(Batch):
@@ -174,9 +190,10 @@ async def on_touched(batch: MemoryBatch, ev: MemoryItemTouched, meta: EventMeta)
 
 async def on_erased(batch: MemoryBatch, ev: MemoryNamespaceErased, meta: EventMeta) -> None:
     ns = list(ev.namespace)
-    await batch.execute(ERASE[0], ev.tenant_id, ns, ev.occurred_at)
-    await batch.execute(ERASE[1], ev.tenant_id, ns, ev.occurred_at)
-    await batch.execute(ERASE[2], ev.tenant_id, ns)
+    items, history, vectors = ERASE_IN_GROUP if len(ns) >= 2 else ERASE
+    await batch.execute(items, ev.tenant_id, ns, ev.occurred_at)
+    await batch.execute(history, ev.tenant_id, ns, ev.occurred_at)
+    await batch.execute(vectors, ev.tenant_id, ns)
     await batch.execute(REMEMBER_ERASURE, ev.tenant_id, list(ev.namespace), ev.occurred_at)
 
 

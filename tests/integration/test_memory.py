@@ -19,6 +19,7 @@ from hub.integrations.langgraph import HubStore
 from hub.memory.client import Fact
 from hub.settings import HubSettings
 from projections.memory import queries
+from projections.memory.tables import ERASE_IN_GROUP
 from schemas.errors import InputError
 from schemas.ids import uuid7
 from schemas.memory import MemoryItemPut
@@ -181,6 +182,53 @@ async def test_a_users_facts_are_read_without_reading_other_users(hub: Hub) -> N
     args = [hub.context.tenant, ["memories", "u1"], datetime.now(UTC), None, None, 0]
     read = await rows_read(hub.context.pool, search.items, args, {"items"})
     assert read <= 2 * len(under), read  # all 77 items, before the group's index
+
+
+async def test_erasing_a_user_reads_only_that_users_rows(hub: Hub) -> None:
+    """Erasing one user's memory deletes that group's items, history and embeddings through
+    the group indexes, not by reading every row of the tenant; it removes exactly them."""
+    store = HubStore(hub, index=INDEX)
+    for n in range(25):
+        for k in range(2):
+            await hub.memory.set(f"u{n}", f"fact-{k}", f"value {n}.{k}")
+            await hub.memory.set(f"u{n}", f"fact-{k}", f"value {n}.{k} again")
+        await store.aput(("memories", f"u{n}", "notes"), "n", {"text": f"coffee {n}"})
+    await hub.wait_for_projections()
+    pool, tenant = hub.context.pool, hub.context.tenant
+    schema = await pool.fetchval(
+        "SELECT schema FROM hub.projections WHERE name = 'memory' AND state = 'live'"
+    )
+    tables = {"items": 3, "item_history": 5, "item_vectors": 1}  # u1's rows in each
+    async with pool.acquire() as conn:
+        explained = conn.transaction()
+        await explained.start()  # EXPLAIN ANALYZE deletes: rolled back
+        # a custom plan sees the namespace's length; a generic one (a statement prepared
+        # and run many times) does not, and needs the explicit group condition
+        await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        for n, ((table, theirs), sql) in enumerate(
+            zip(tables.items(), ERASE_IN_GROUP, strict=True)
+        ):
+            args = [tenant, ["memories", "u1"], datetime.now(UTC)][: 3 if "$3" in sql else 2]
+            types = ", ".join(("text", "text[]", "timestamptz")[: len(args)])
+            await conn.execute(f"PREPARE erase{n} ({types}) AS {sql.format(schema=schema)}")
+            quoted = tenant.replace("'", "''")
+            given = ", ".join([f"'{quoted}'", "ARRAY['memories', 'u1']", "now()"][: len(args)])
+            for query, bound in (
+                (sql.format(schema=schema), args),  # a custom plan (it sees the namespace)
+                (f"EXECUTE erase{n} ({given})", []),  # a generic plan (it does not)
+            ):
+                read = await rows_read(conn, query, bound, {table})
+                assert read <= 2 * theirs, (query, table, read)  # 25 times as many, unindexed
+        await explained.rollback()
+    await hub.memory.erase("u1")
+    await hub.wait_for_projections()
+    left = {
+        t: await pool.fetchval(f"SELECT count(*) FROM {schema}.{t} WHERE namespace[2] = 'u1'")
+        for t in tables
+    }
+    assert left == {"items": 0, "item_history": 0, "item_vectors": 0}
+    assert await hub.memory.get_all("u10") != [] and await hub.memory.get_all("u12") != []
+    assert len(await hub.memory.items.search(("memories",), limit=None)) == 24 * 3
 
 
 async def test_the_store_answers_as_langgraphs_in_memory_store(hub: Hub) -> None:
