@@ -77,10 +77,14 @@ MIGRATIONS = (
     CREATE INDEX item_history_group ON {schema}.item_history (tenant_id, (namespace[1:2]));
     CREATE INDEX item_vectors_group ON {schema}.item_vectors (tenant_id, (namespace[1:2]));
     """,
+    """
+    CREATE INDEX erasures_group ON {schema}.erasures (tenant_id, (namespace[1:2]));
+    """,
 )
 """``*_group``: a search under a prefix of two labels or more (one user's facts) reads that
-group's items only (see ``projections.memory.queries``), and erasing one user's memory
-deletes that group's rows without reading the tenant's."""
+group's items only (see ``projections.memory.queries``), erasing one user's memory
+deletes that group's rows without reading the tenant's, and a write looks up the erasures
+above it without reading every erasure of the tenant."""
 
 UPSERT = """
 INSERT INTO {schema}.items
@@ -116,6 +120,20 @@ SELECT EXISTS (
       AND erased_at >= $3
 )
 """
+ERASED_SINCE_IN_GROUP = """
+SELECT EXISTS (
+    SELECT 1 FROM {schema}.erasures
+    WHERE tenant_id = $1 AND namespace[1:2] = ($2::text[])[1:2]
+      AND ($2::text[])[1:cardinality(namespace)] = namespace AND erased_at >= $3
+) OR EXISTS (
+    SELECT 1 FROM {schema}.erasures
+    WHERE tenant_id = $1 AND (namespace = ARRAY[]::text[] OR namespace = ($2::text[])[1:1])
+      AND erased_at >= $3
+)
+"""
+"""As ``ERASED_SINCE``, for a namespace of two labels or more: an erasure above it has its
+first two labels (found through ``erasures_group``), or is one of the two shorter
+namespaces above it (found through ``erasures_namespace``)."""
 REMEMBER_ERASURE = """
 INSERT INTO {schema}.erasures (tenant_id, namespace, erased_at) VALUES ($1, $2, $3)
 """
@@ -150,7 +168,8 @@ class MemoryBatch(Batch):
 
     async def erased_since(self, tenant: str, namespace: list[str], at: object) -> bool:
         """Whether ``namespace`` (or one above it) was erased at ``at`` or later."""
-        sql = ERASED_SINCE.format(schema=self.schema)
+        query = ERASED_SINCE_IN_GROUP if len(namespace) >= 2 else ERASED_SINCE
+        sql = query.format(schema=self.schema)
         return bool(await self.conn.fetchval(sql, tenant, namespace, at))
 
 

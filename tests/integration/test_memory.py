@@ -19,7 +19,7 @@ from hub.integrations.langgraph import HubStore
 from hub.memory.client import Fact
 from hub.settings import HubSettings
 from projections.memory import queries
-from projections.memory.tables import ERASE_IN_GROUP
+from projections.memory.tables import ERASE_IN_GROUP, ERASED_SINCE_IN_GROUP
 from schemas.errors import InputError
 from schemas.ids import uuid7
 from schemas.memory import MemoryItemPut
@@ -125,6 +125,52 @@ async def test_a_write_from_before_an_erase_that_arrives_after_it_is_erased(hub:
     found = await hub.memory.items.search(("memories", "gina"))
     assert [i.key for i in found] == ["kept"]
     assert await hub.memory.items.history(("memories", "gina", "notes"), "n") == []
+
+
+async def test_a_late_write_finds_every_erasure_above_it_and_no_other(hub: Hub) -> None:
+    """An erase one label up (every user) or one label down (one user's notes) also drops
+    a write made before it that arrives after it; a write beside it is kept. The lookup
+    reads the erasures above the write, not every erasure of the tenant."""
+    for n in range(60):
+        await hub.memory.erase(f"gone-{n}")
+    erased_at = datetime.now(UTC)
+    await hub.memory.items.erase(("memories", "yara", "notes"))
+    await hub.memory.items.erase(("archive",))
+    before = erased_at - timedelta(seconds=1)
+
+    def put(namespace: tuple[str, ...], key: str) -> MemoryItemPut:
+        return MemoryItemPut(
+            **hub.context.envelope(),
+            namespace=namespace,
+            key=key,
+            value={"text": key},
+            occurred_at=before,
+        )
+
+    await hub.emit(
+        put(("memories", "yara", "notes", "deep"), "under-notes"),
+        put(("memories", "yara"), "beside-notes"),
+        put(("archive", "zed"), "under-archive"),
+        put(("memories", "zed"), "elsewhere"),
+    )
+    await hub.wait_for_projections()
+    kept = await hub.memory.items.search((), limit=None)
+    assert sorted(i.key for i in kept) == ["beside-notes", "elsewhere"]
+    pool, tenant = hub.context.pool, hub.context.tenant
+    schema = await pool.fetchval(
+        "SELECT schema FROM hub.projections WHERE name = 'memory' AND state = 'live'"
+    )
+    sql = ERASED_SINCE_IN_GROUP.format(schema=schema)
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        await conn.execute(f"PREPARE erased (text, text[], timestamptz) AS {sql}")
+        quoted = tenant.replace("'", "''")
+        for query, args in (
+            (sql, [tenant, ["memories", "yara", "notes", "x"], before]),  # a custom plan
+            (f"EXECUTE erased ('{quoted}', ARRAY['memories', 'yara', 'notes', 'x'], now())", []),
+        ):
+            read = await rows_read(conn, query, args, {"erasures"})
+            assert read <= 2, (query, read)  # 61 without the group index
 
 
 async def _script(store: BaseStore) -> list[Any]:
