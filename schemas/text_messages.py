@@ -133,16 +133,23 @@ class TextMessages:
 
 def _tail(model: Any, metadata: Any) -> bytes | None:
     """The model, usage (none) and metadata fields of a message whose model is a string
-    (or ``None``) and whose metadata is a JSON object of JSON's own types without nulls
-    (what the model's validation accepts as it is, checked in C); ``None`` for anything
-    else. Raises ``UnicodeEncodeError`` on a lone surrogate."""
+    (or ``None``) and whose metadata maps strings to strings, or is a JSON object of
+    JSON's own types without nulls (what the model's validation accepts as it is, checked
+    in C); ``None`` for anything else. Raises ``UnicodeEncodeError`` on a lone surrogate."""
     if model is not None and type(model) is not str:
         return None
     if metadata is None:
         metadata = {}
-    elif type(metadata) is not dict or not is_plain_json(metadata):
+    elif type(metadata) is not dict:
         return None
+    elif not _strings(metadata) and not is_plain_json(metadata):
+        return None  # (is_plain_json also says no to a string holding "null")
     return _optional_string(model) + b"\x00" + avro_string(json_field_text(metadata))
+
+
+def _strings(metadata: dict[Any, Any]) -> bool:
+    """Whether every key and value is a ``str`` (JSON whatever they hold)."""
+    return all(type(k) is str and type(v) is str for k, v in metadata.items())
 
 
 def _message_id(given: Any) -> UUID | None:

@@ -74,6 +74,7 @@ def test_the_same_bytes_as_the_codec(
     assert ours == CODEC.encode(event)
 
 
+nulls = st.sampled_from(["null", "a null", "nullable"])  # JSON's word inside a string
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
@@ -87,7 +88,7 @@ json_values = st.recursive(
     text=texts,
     model=st.none() | st.text(),
     metadata=st.none()
-    | st.dictionaries(st.text(), st.text(), max_size=4)
+    | st.dictionaries(st.text() | nulls, st.text() | nulls, max_size=4)
     | st.dictionaries(st.text(), json_values, max_size=4),
 )
 def test_a_model_and_json_metadata_give_the_same_bytes_as_the_codec(
@@ -126,6 +127,19 @@ def test_a_model_and_json_metadata_give_the_same_bytes_as_the_codec(
     assert fast[1] == CODEC.encode(event)
     assert isinstance(decoded, MessageAppended)
     assert (decoded.model, decoded.metadata) == (model, metadata or {})
+
+
+@pytest.mark.parametrize(
+    "metadata", [{"id": "null"}, {"null": "x"}, {"a": "b", "c": "nullable"}, {"k": ""}]
+)
+def test_string_metadata_holding_null_takes_the_one_pass_path(metadata: dict[str, str]) -> None:
+    """A string that holds "null" is still a string (the JSON check alone refuses it)."""
+    first = _first("acme", "key:1", None, "t/1")
+    fast = TextMessages(CODEC, first).encode({"role": "user", "content": "x", "metadata": metadata})
+    assert fast is not None
+    decoded = CODEC.decode(fast[1])
+    assert isinstance(decoded, MessageAppended) and decoded.metadata == metadata
+    assert fast[1] == CODEC.encode(decoded)
 
 
 def test_a_spec_decodes_to_the_event_it_describes() -> None:
