@@ -16,11 +16,14 @@ This module is the only writer of ``{schema}.applied_events``.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
 
+from consumers.positions import CLAIM_LOCK, split_claimed
 from hub.infra.db import is_retriable
+from hub.infra.ports import PositionStore, TopicPartition
 
 __all__ = ["AppliedEvents", "create_applied_events", "record_new"]
 
@@ -41,6 +44,28 @@ WITH recorded AS (
 SELECT u.event_id FROM unnest($1::uuid[]) AS u (event_id)
 WHERE u.event_id NOT IN (SELECT event_id FROM recorded)
 """
+CLAIM_AND_RECORD = f"""
+WITH claimed AS MATERIALIZED ({CLAIM_LOCK.rstrip()}
+), claimable AS (
+    SELECT b.i FROM unnest($2::text[], $3::int[], $4::bigint[]) WITH ORDINALITY
+        AS b (topic, partition, start, i)
+    JOIN claimed c
+        ON c.topic = b.topic AND c.partition = b.partition AND c.next_offset = b.start
+    WHERE (SELECT count(*) FROM claimed) = cardinality($2::text[])
+), ids AS (
+    SELECT e.event_id FROM unnest($5::uuid[], $6::bigint[]) AS e (event_id, i)
+    WHERE e.i IN (SELECT i FROM claimable)
+), recorded AS (
+    INSERT INTO {{schema}}.applied_events (event_id) SELECT event_id FROM ids
+    ON CONFLICT DO NOTHING RETURNING event_id
+)
+SELECT topic, partition, next_offset, NULL::uuid FROM claimed
+UNION ALL
+SELECT NULL, NULL, NULL, event_id FROM ids WHERE event_id NOT IN (SELECT event_id FROM recorded)
+"""
+"""Claim a batch's positions and record the ids of its claimed partitions, in one round
+trip. The ids are recorded only when every partition already has a stored position
+(else :meth:`AppliedEvents.claim_new` stores them first and records after)."""
 FORGET = """
 DELETE FROM {schema}.applied_events WHERE ctid = ANY (ARRAY(
     SELECT ctid FROM {schema}.applied_events
@@ -83,10 +108,41 @@ class AppliedEvents:
         self.forgotten = 0
         self._next_check = time.monotonic() + min(check_every_s, window_s or check_every_s)
         self._forget = FORGET.format(schema=schema)
+        self._claim_and_record = CLAIM_AND_RECORD.format(schema=schema)
 
     async def fresh(self, conn: asyncpg.Connection, ids: list[Any]) -> set[Any]:
         """The ids not applied before, recorded as applied now (in the batch's transaction)."""
         return await record_new(conn, self.schema, ids)
+
+    async def claim_new(
+        self,
+        tx: asyncpg.Connection,
+        positions: PositionStore,
+        consumer: str,
+        starts: Mapping[TopicPartition, int],
+        ids: Sequence[tuple[Any, TopicPartition]],
+    ) -> tuple[set[TopicPartition], dict[TopicPartition, int], set[Any]]:
+        """``positions.claim`` and :meth:`fresh` for the ids (with their partitions) of the
+        claimed partitions, in one statement: (claimed partitions, stored positions of the
+        others, the ids not applied before, now recorded)."""
+        tps = sorted(starts)
+        index = {tp: i for i, tp in enumerate(tps, start=1)}
+        rows = await tx.fetch(
+            self._claim_and_record,
+            consumer,
+            [tp.topic for tp in tps],
+            [tp.partition for tp in tps],
+            [starts[tp] for tp in tps],
+            [event_id for event_id, _ in ids],
+            [index[tp] for _, tp in ids],
+        )
+        claims = [row[:3] for row in rows if row[0] is not None]
+        if len(claims) < len(tps):  # a partition's first batch: store its position first
+            claimed, others = await positions.claim(tx, consumer, starts)
+            return claimed, others, await self.fresh(tx, [e for e, tp in ids if tp in claimed])
+        claimed, others = split_claimed(claims, starts)
+        seen = {row[3] for row in rows if row[0] is None}
+        return claimed, others, {e for e, tp in ids if tp in claimed and e not in seen}
 
     async def forget_old(self) -> int:
         """Delete the ids applied longer ago than the window; returns how many."""

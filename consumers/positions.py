@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 import asyncpg
@@ -20,10 +21,12 @@ from hub.infra.ports import EventLog, PositionStore, TopicPartition
 
 __all__ = [
     "CHANNEL",
+    "CLAIM_LOCK",
     "PositionWatcher",
     "PostgresPositionStore",
     "SharedPositionReads",
     "partitions_of",
+    "split_claimed",
 ]
 
 CHANNEL = "hub_positions"
@@ -175,6 +178,22 @@ async def partitions_of(log: EventLog, topics: Iterable[str]) -> list[TopicParti
     ]
 
 
+def split_claimed(
+    rows: Iterable[Sequence[Any]], starts: Mapping[TopicPartition, int]
+) -> tuple[set[TopicPartition], dict[TopicPartition, int]]:
+    """``CLAIM_LOCK``'s rows as (partitions stored at ``starts[tp]``, stored positions of
+    the others)."""
+    claimed: set[TopicPartition] = set()
+    others: dict[TopicPartition, int] = {}
+    for topic, partition, stored in rows:
+        tp = TopicPartition(topic, partition)
+        if stored == starts[tp]:
+            claimed.add(tp)
+        else:
+            others[tp] = stored
+    return claimed, others
+
+
 def _split(tps: Sequence[TopicPartition]) -> tuple[list[str], list[int]]:
     return [tp.topic for tp in tps], [tp.partition for tp in tps]
 
@@ -249,15 +268,7 @@ class PostgresPositionStore:
         if len(rows) < len(tps):  # a partition's first batch: store it, then lock them all
             await tx.execute(CLAIM_INSERT, consumer, topics, parts, [starts[tp] for tp in tps])
             rows = await tx.fetch(CLAIM_LOCK, consumer, topics, parts)
-        claimed: set[TopicPartition] = set()
-        others: dict[TopicPartition, int] = {}
-        for topic, partition, stored in rows:
-            tp = TopicPartition(topic, partition)
-            if stored == starts[tp]:
-                claimed.add(tp)
-            else:
-                others[tp] = stored
-        return claimed, others
+        return split_claimed(rows, starts)
 
     async def advance(
         self,

@@ -6,7 +6,8 @@ Each batch goes through these steps:
 2. decode them, trusted (not validated again; bytes that do not fit their schema are poison);
 3. in one transaction: claim the positions (the batch must start at the stored position,
    else it is dropped and re-read), skip events already applied (``event_id``), run each
-   event's handler, flush the projection, dead-letter any poison, store the new positions;
+   event's handler, flush the projection, dead-letter any poison, store the new positions
+   (committed without waiting for the WAL flush: see ``derived_transaction``);
 4. after commit, re-seek the partitions whose batch was dropped.
 
 Step 3 runs in ``lanes`` transactions at once, each for the batch's records of its own
@@ -49,13 +50,14 @@ from consumers.projector_types import (
     ProjectorSettings,
     ProjectorStats,
     decode_batch,
+    handled_ids,
     not_in,
 )
 from consumers.promotion import VersionKeeper
 from consumers.readers import WaitingReaders
 from consumers.retry import Backoff, RateLimitedWarnings
 from consumers.worker import Worker
-from hub.infra.db import is_retriable
+from hub.infra.db import derived_transaction, is_retriable
 from hub.infra.ports import ConsumerRecord, EventLog, LogConsumer, PositionStore, TopicPartition
 from projections.base import Projection, call_handler
 from schemas.codec import Codec
@@ -314,17 +316,16 @@ class Projector(Worker):
         handlers = projection.handlers
         applied = duplicates = 0
         dead = []
-        async with self.pool.acquire() as conn, conn.transaction():
-            claimed, stored = await self.positions.claim(conn, self.name, starts)
-            mine = [(r, e) for r, e in items if r.tp in claimed]
+        async with self.pool.acquire() as conn, derived_transaction(conn):
             fresh: set[Any] | None = None
-            if projection.dedupe:
-                ids = [
-                    e.event_id
-                    for r, e in mine
-                    if e is not None and type(e) in handlers and (r.tp, r.offset) not in poison
-                ]
-                fresh = await self.applied.fresh(conn, ids)
+            if projection.dedupe:  # claimed, and their event ids recorded, in one statement
+                ids = handled_ids(items, handlers, poison)
+                claimed, stored, fresh = await self.applied.claim_new(
+                    conn, self.positions, self.name, starts, ids
+                )
+            else:
+                claimed, stored = await self.positions.claim(conn, self.name, starts)
+            mine = [(r, e) for r, e in items if r.tp in claimed]
             batch = projection.begin(conn, projection.schema)
             await projection.prepare(
                 batch,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 
@@ -25,6 +26,7 @@ __all__ = [
     "ProjectorSettings",
     "ProjectorStats",
     "decode_batch",
+    "handled_ids",
     "not_in",
 ]
 
@@ -96,6 +98,18 @@ class FlushFailed(Exception):
 
 Item = tuple[ConsumerRecord, Event | None]
 Decoded = tuple[list[Item], dict[Key, "Poison"]]
+
+
+def handled_ids(
+    items: Sequence[Item], handlers: Mapping[type[Any], Any], poison: Mapping[Key, Poison]
+) -> list[tuple[Any, TopicPartition]]:
+    """The event ids (with their partitions) of the events in ``items`` that a handler
+    applies: what the event-id dedupe records."""
+    return [
+        (e.event_id, r.tp)
+        for r, e in items
+        if e is not None and type(e) in handlers and (r.tp, r.offset) not in poison
+    ]
 
 
 def not_in(batch: Sequence[ConsumerRecord], more: Sequence[ConsumerRecord]) -> list[ConsumerRecord]:

@@ -7,9 +7,10 @@ later can help: a lost connection, a serialization failure, a server starting up
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, suppress
 from typing import Any
 
+import anyio
 import asyncpg
 
 from projections.text import json_text, jsonb_bytes, load_json, load_text, store_text
@@ -18,6 +19,7 @@ from schemas.errors import HubError, LogError, StoreError
 __all__ = [
     "connect",
     "create_pool",
+    "derived_transaction",
     "is_retriable",
     "redact",
     "translate_errors",
@@ -161,3 +163,37 @@ async def connect(dsn: str) -> AsyncIterator[asyncpg.Connection]:
     finally:
         if not conn.is_closed():
             await conn.close(timeout=5)
+
+
+BEGIN_DERIVED = "BEGIN; SET LOCAL synchronous_commit TO off"
+
+
+@asynccontextmanager
+async def derived_transaction(conn: asyncpg.Connection) -> AsyncIterator[None]:
+    """A transaction of rows derived from a durable source (a projection's batch with its
+    positions), begun in one round trip, whose commit does not wait for the WAL flush.
+
+    Postgres keeps such a commit atomic and ordered: a server crash can lose only the
+    newest of them, rows and positions together, which are then derived again from the
+    source. Other sessions see the rows as soon as it commits, as with any commit. Not
+    for anything that is the only copy (the Postgres log's own appends)."""
+    try:
+        await conn.execute(BEGIN_DERIVED)
+        yield
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await _roll_back(conn)
+        raise
+    status = await conn.execute("COMMIT")
+    if status != "COMMIT":  # Postgres ends a failed transaction's COMMIT with ROLLBACK
+        raise StoreError(f"the transaction was rolled back at commit ({status})", retriable=True)
+
+
+async def _roll_back(conn: asyncpg.Connection) -> None:
+    """End a failed transaction, if the connection still has one (the pool resets a
+    connection whose rollback failed)."""
+    if conn.is_closed() or not conn.is_in_transaction():
+        return
+    # the error that ended the transaction is what the caller needs to see
+    with suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+        await conn.execute("ROLLBACK")
