@@ -142,6 +142,60 @@ async def test_idle_tailing_runs_no_queries(
         assert reads == 3  # the empty read before waiting, and the one the NOTIFY woke
 
 
+async def test_a_notification_of_records_already_read_costs_no_read(
+    pglog: PostgresLog, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An append's NOTIFY names each partition's new end; one that reaches a consumer
+    after it has read those records (delivery follows the commit) does not make it read
+    again. One naming an end past its position, or no end (an older writer), does; and
+    it still reads once a second whatever the notifications say."""
+    reads = 0
+    real_read = pglog.read
+
+    async def counting_read(*args: Any, **kwargs: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return await real_read(*args, **kwargs)
+
+    monkeypatch.setattr(pglog, "read", counting_read)
+    parts = [TopicPartition("multi", p) for p in range(3)]
+    conn = await asyncpg.connect(database_url)
+    async with pglog.consumer(group_id=None, partitions=parts) as c:
+        await pglog.append([ProducerRecord("multi", f"{k}".encode(), b"m") for k in range(6)])
+        await pglog.append([ProducerRecord("multi", b"0", b"one more")])
+        seen: list[ConsumerRecord] = []
+        with anyio.fail_after(10):
+            while len(seen) < 7:
+                seen += await c.fetch(10, 0.5)
+        await anyio.sleep(0.3)  # every notification of those appends has arrived
+        await c.fetch(10, 0.0)  # a read, if one arrived while the last read ran
+        ends = await pglog.end_offsets(parts)
+        for payload in (f"multi|{p}:{ends[tp]}" for p, tp in enumerate(parts)):
+            await conn.execute("SELECT pg_notify($1, $2)", append_channel("multi"), payload)
+        reads = 0
+        assert await c.fetch(10, 0.5) == []
+        assert reads == 0, "a notification of records already read made the consumer read"
+
+        await conn.execute("SELECT pg_notify($1, $2)", append_channel("multi"), "multi|1")
+        with anyio.fail_after(5):
+            assert await c.fetch(10, 3.0) == []  # woken at once, read, nothing new
+        assert reads == 1
+
+        reads = 0
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(pglog.append, [ProducerRecord("multi", b"k", b"new")])
+                assert [r.value for r in await c.fetch(10, 3.0)] == [b"new"]
+        assert reads >= 1
+
+        await c.fetch(10, 0.0)
+        await anyio.sleep(1.1)
+        reads = 0
+        assert await c.fetch(10, 0.0) == []
+        assert reads == 1, "the once-a-second read is kept whatever the notifications say"
+    await conn.close()
+
+
 async def test_an_append_notifies_its_topics_channel_only(
     pglog: PostgresLog, database_url: str
 ) -> None:

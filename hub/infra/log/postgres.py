@@ -4,9 +4,11 @@ Records live in ``hub_log.records`` keyed by ``(topic, partition, offset)``. An 
 takes the row lock of each partition it writes (``UPDATE ... next_offset``) until it
 commits, so offsets have no gaps (an aborted append rolls its allocation back) and commit
 in offset order: a reader that sees offset N also sees every offset before it, and a
-tailing consumer never skips a record that committed late. Appends NOTIFY the channel
-``hub_log``, and consumers wait on it instead of polling. Keys map to partitions with
-Kafka's murmur2 partitioner, so a key lands on the same partition on both backends.
+tailing consumer never skips a record that committed late. Appends NOTIFY their topic's
+channel with the partitions' new ends, and consumers wait on it instead of polling (and
+skip the reads that could find nothing: :mod:`hub.infra.log.postgres_tail`). Keys map
+to partitions with Kafka's murmur2 partitioner, so a key lands on the same partition on
+both backends.
 Group membership (partitions shared among a group's members) is in
 :mod:`hub.infra.log.postgres_group`.
 """

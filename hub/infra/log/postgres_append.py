@@ -23,6 +23,7 @@ from hub.infra.log.copy_rows import COLUMNS as COPY_COLUMNS
 from hub.infra.log.copy_rows import RecordRow, copy_payload
 from hub.infra.log.partitioner import partition_for
 from hub.infra.log.postgres_group import append_channel
+from hub.infra.log.postgres_tail import notify_payload
 from hub.infra.ports import Headers, Position, ProducerRecord, TopicPartition
 from schemas.errors import LogError
 
@@ -62,7 +63,8 @@ WITH allocated AS (
          unnest($4::bytea[], $5::bytea[], $8::int[], $9::int[])
              WITH ORDINALITY AS r (key, value, first, last, i)
 )
-SELECT a.base, pg_notify($11, $1 || '|' || $2::text) FROM allocated a
+SELECT a.base, pg_notify($11, $1 || '|' || $2::text || ':' || (a.base + $3)::text)
+FROM allocated a
 """
 
 
@@ -236,11 +238,11 @@ class Appender:
             columns=COPY_COLUMNS,
             format="binary",
         )
-        topics: dict[str, list[str]] = {}
-        for tp in groups:
-            topics.setdefault(tp.topic, []).append(str(tp.partition))
-        for topic, parts in topics.items():
-            await conn.execute(NOTIFY, append_channel(topic), f"{topic}|{','.join(parts)}")
+        ends: dict[str, dict[int, int]] = {}
+        for tp, indexes in groups.items():
+            ends.setdefault(tp.topic, {})[tp.partition] = bases[tp] + len(indexes)
+        for topic, topic_ends in ends.items():
+            await conn.execute(NOTIFY, append_channel(topic), notify_payload(topic, topic_ends))
         return [p for p in positions if p is not None]
 
     async def _allocate(

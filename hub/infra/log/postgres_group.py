@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -25,6 +26,7 @@ import structlog
 
 from hub.infra.db import is_retriable, translate_log_errors
 from hub.infra.lifecycle import Lifecycle
+from hub.infra.log.postgres_tail import TailKnowledge
 from hub.infra.ports import ConsumerRecord, RebalanceListener, TopicPartition
 from schemas.errors import LogError
 from schemas.ids import uuid7
@@ -34,10 +36,11 @@ __all__ = ["GroupLog", "PostgresConsumer", "append_channel"]
 
 @functools.cache
 def append_channel(topic: str) -> str:
-    """The channel the log NOTIFYs ``"topic|partitions"`` on when ``topic`` is appended
-    to. One per topic, so an append wakes the consumers of its topic only (one channel
-    for all woke every projector of a process on every append, and each wake-up costs a
-    Postgres backend and the consumer's process a round of work)."""
+    """The channel the log NOTIFYs ``"topic|partition:end,..."`` on when ``topic`` is
+    appended to (:mod:`hub.infra.log.postgres_tail`). One per topic, so an append wakes
+    the consumers of its topic only (one channel for all woke every projector of a
+    process on every append, and each wake-up costs a Postgres backend and the
+    consumer's process a round of work)."""
     name = f"hub_log:{topic}"
     if len(name.encode()) > 63:  # Postgres refuses a longer channel name
         name = "hub_log:" + hashlib.blake2b(topic.encode(), digest_size=16).hexdigest()
@@ -138,6 +141,7 @@ class PostgresConsumer(Lifecycle):
         self._busy: set[TopicPartition] = set()  # the partitions that had records last read
         self._headers: dict[tuple[Any, ...], tuple[tuple[str, bytes], ...]] = {}
         self._wakeup = anyio.Event()
+        self._tail = TailKnowledge()
         self._group_changed = True
         self._next_rebalance = 0.0
         self._started = False
@@ -184,6 +188,7 @@ class PostgresConsumer(Lifecycle):
             await conn.close()
             raise
         self._conn = conn
+        self._tail.forget()  # notifications may have been missed while disconnected
         self._group_changed = True
         if self.group_id is None and not self._positions:
             await self._assign(frozenset(self._fixed))
@@ -213,8 +218,7 @@ class PostgresConsumer(Lifecycle):
         return _lock_key("partition", self.group_id or "", tp.topic, str(tp.partition))
 
     def _on_append(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        topic, _, _parts = payload.partition("|")
-        if any(tp.topic == topic for tp in self._positions):
+        if self._tail.notified(payload, self._positions):
             self._wakeup.set()
 
     def _on_group_change(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
@@ -231,6 +235,7 @@ class PostgresConsumer(Lifecycle):
         if tp not in self._positions:
             raise LogError(f"cannot seek {tp}: not assigned to this consumer", retriable=False)
         self._positions[tp] = offset
+        self._tail.forget()
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         if self.group_id is not None:
@@ -249,7 +254,7 @@ class PostgresConsumer(Lifecycle):
                 ):
                     await self._rebalance()
                 self._wakeup = anyio.Event()
-                records = await self._read(max_records)
+                records = await self._read(max_records) if self._tail.worth_reading() else []
             except _CONNECTION_ERRORS as exc:
                 await self._lose_connection()
                 raise LogError(
@@ -290,9 +295,23 @@ class PostgresConsumer(Lifecycle):
         busy = [tp for tp in tps if tp in self._busy] or tps
         share = -(-max_records // len(busy))
         probe = -(-max_records // len(tps))
+        limits = [share if tp in self._busy else probe for tp in tps]
+        generation = self._tail.generation
         rows = await self._log.read(
-            [(tp, self._positions[tp], share if tp in self._busy else probe) for tp in tps]
+            [(tp, self._positions[tp], limit) for tp, limit in zip(tps, limits, strict=True)]
         )
+        out = self._records_of(rows, tps, max_records)
+        counts = Counter(row[0] for row in rows)
+        complete = len(out) == len(rows) and all(
+            counts[i] < limit for i, limit in enumerate(limits, start=1)
+        )
+        self._tail.read(generation, complete=complete)
+        return out
+
+    def _records_of(
+        self, rows: Sequence[Any], tps: Sequence[TopicPartition], max_records: int
+    ) -> list[ConsumerRecord]:
+        """The rows read as records, from each partition's position on, up to a gap."""
         out: list[ConsumerRecord] = []
         headers = self._headers  # a header set's tuple, shared by the records that carry it
         self._busy = set()
@@ -335,6 +354,7 @@ class PostgresConsumer(Lifecycle):
         for tp in tps:
             start = starts.get(tp)
             self._positions[tp] = beginnings[tp] if start is None else start
+        self._tail.forget()
         log.info("postgres_log.assigned", group=self.group_id, partitions=sorted(map(str, tps)))
 
     async def _committed(self, tps: frozenset[TopicPartition]) -> dict[TopicPartition, int | None]:
