@@ -9,14 +9,16 @@ in their own process, as ``agent-hub project`` (what ``agent-hub up`` runs). For
 append in ten, the time from ``append`` returning to ``thread.messages(limit=1)``
 returning that message (the SDK's read-your-writes) is recorded after a warm-up second.
 
-Printed per log: the rate reached, the append latency (call to return) and the
-append-to-readable latency, p50 and p99. Goals: readable p99 <= 20 ms on the Postgres log,
+Printed per log: the rate reached, the CPU each append cost the agent's and the
+projectors' processes, the append latency (call to return) and the append-to-readable
+latency, p50 and p99. Goals: readable p99 <= 20 ms on the Postgres log,
 <= 50 ms on Kafka (the output names which Kafka).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -77,6 +79,12 @@ async def offered_load(
     return total / (time.perf_counter() - started), appended, readable
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user and system) a process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_projectors(hub: Hub) -> subprocess.Popen[bytes]:
     """``agent-hub project`` on the hub's database and log."""
     env = hub.settings.child_env() | {"HUB_DATABASE_URL": hub.runtime.database_url or ""}
@@ -95,7 +103,10 @@ async def one_backend(backend: str, args: argparse.Namespace, home: Path) -> str
                 start = hub.sessions.start_thread
                 threads = [await start(agent_id="bench") for _ in range(THREADS)]
                 await threads[-1].messages(limit=1)  # the projectors are up and caught up
+                cpu_before = time.process_time(), process_cpu(projectors.pid)
                 rate, appended, readable = await offered_load(threads, args.rate, args.seconds)
+                agent_cpu = time.process_time() - cpu_before[0]
+                projector_cpu = process_cpu(projectors.pid) - cpu_before[1]
         finally:
             if projectors is not None:
                 projectors.terminate()
@@ -106,8 +117,11 @@ async def one_backend(backend: str, args: argparse.Namespace, home: Path) -> str
     goal = GOALS_MS[backend]
     mark = "meets" if r99 <= goal else "BELOW"
     where = f" ({cluster.description})" if cluster is not None else ""
+    per_append = 1e6 / (args.rate * args.seconds)
     return (
         f"[{backend}]{where} offered {args.rate:,.0f}/s, reached {rate:,.0f}/s\n"
+        f"  CPU per append:        agent {agent_cpu * per_append:4.0f} µs, "
+        f"projectors {projector_cpu * per_append:4.0f} µs (their processes)\n"
         f"  append returns:        p50 {a50:6.1f} ms  p99 {a99:6.1f} ms  ({len(appended):,})\n"
         f"  append to readable:    p50 {r50:6.1f} ms  p99 {r99:6.1f} ms  ({len(readable):,} "
         f"probes; goal p99 <= {goal:g} ms) {mark}"

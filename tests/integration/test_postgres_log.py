@@ -14,8 +14,9 @@ import pytest
 
 from hub.infra.log.partitioner import partition_for
 from hub.infra.log.postgres import PostgresLog
+from hub.infra.log.postgres_append import Appender
 from hub.infra.log.postgres_group import append_channel
-from hub.infra.ports import ConsumerRecord, ProducerRecord, TopicPartition
+from hub.infra.ports import ConsumerRecord, Position, ProducerRecord, TopicPartition
 
 pytestmark = pytest.mark.anyio
 
@@ -96,6 +97,66 @@ async def test_an_aborted_append_leaves_no_gap(pglog: PostgresLog, database_url:
     positions = await pglog.append([ProducerRecord(TOPIC, b"k", b"kept")])
     assert positions[0].offset == 0
     assert (await pglog.end_offsets([TopicPartition(TOPIC, 0)]))[TopicPartition(TOPIC, 0)] == 1
+
+
+async def test_a_group_commit_writes_all_its_partitions_in_one_statement(
+    pglog: PostgresLog, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Concurrent single-partition appends, from two logs (two processes) at once, to
+    partitions in any order: each group commit is one statement whatever partitions it
+    holds, no two deadlock, and every caller's positions hold exactly what it sent,
+    headers included, gapless per partition."""
+    writes: list[int] = []
+    statements = 0
+    real_write = Appender._write_partitions
+    real_fetch = asyncpg.connection.Connection.fetch
+
+    async def counting_write(self: Appender, conn: Any, by_partition: Any) -> Any:
+        writes.append(len(by_partition))
+        return await real_write(self, conn, by_partition)
+
+    async def counting_fetch(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        nonlocal statements
+        if "INSERT INTO" in query and "records" in query:
+            statements += 1
+        return await real_fetch(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(Appender, "_write_partitions", counting_write)
+    monkeypatch.setattr(asyncpg.connection.Connection, "fetch", counting_fetch)
+    sent: list[tuple[Position, ProducerRecord]] = []
+
+    async def writer(log: PostgresLog, seed: int) -> None:
+        rng = random.Random(seed)
+        for i in range(25):
+            key = f"k{rng.randrange(40)}".encode()
+            headers = (("n", str(i).encode()),) if i % 3 else ()
+            records = [
+                ProducerRecord("multi", key, f"{seed}:{i}:{j}".encode(), headers)
+                for j in range(rng.randrange(1, 4))
+            ]
+            sent.extend(zip(await log.append(records), records, strict=True))
+
+    async with PostgresLog(database_url, pool_size=5) as other:
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                for seed in range(12):
+                    tg.start_soon(writer, pglog if seed % 2 else other, seed)
+    assert max(writes) >= 2, "no group commit held two partitions"
+    assert statements == len(writes)
+    stored: dict[tuple[int, int], ConsumerRecord] = {}
+    parts = [TopicPartition("multi", p) for p in range(3)]
+    async with pglog.consumer(group_id=None, partitions=parts) as c:
+        while len(stored) < len(sent):
+            got = await c.fetch(500, 1.0)
+            assert got, "fewer records stored than acknowledged"
+            stored.update({(r.partition, r.offset): r for r in got})
+    for position, record in sent:
+        back = stored[(position.partition, position.offset)]
+        assert (back.key, back.value, back.headers) == (record.key, record.value, record.headers)
+        assert position.partition == partition_for(record.key, 3)
+    for p in range(3):
+        offsets = sorted(o for q, o in stored if q == p)
+        assert offsets == list(range(len(offsets)))
 
 
 async def test_multi_partition_appends_do_not_deadlock(pglog: PostgresLog) -> None:

@@ -1,9 +1,10 @@
-"""Appending to the Postgres log: group commit, one statement per partition, the outbox.
+"""Appending to the Postgres log: group commit in one statement, the outbox.
 
 Concurrent appends queue; whoever holds the write lock writes everything queued
 meanwhile. When each caller's records go to one partition (every batch of one thread's
-messages does), each partition is appended with one autocommitted statement (allocate
-the offsets, insert, notify). A caller writing to several partitions makes the batch
+messages does), all the partitions are appended with one autocommitted statement (lock
+them in order, allocate the offsets, insert, notify): one round trip and one WAL flush
+however many partitions the callers wrote to. A caller writing to several partitions makes the batch
 one transaction: the partitions' rows are locked in a fixed order, the records go in as
 one binary COPY (:mod:`hub.infra.log.copy_rows`), then NOTIFY.
 """
@@ -49,23 +50,38 @@ WHERE p.topic = u.topic AND p.partition = u.partition
 RETURNING p.topic, p.partition, p.next_offset - u.n
 """
 NOTIFY = "SELECT pg_notify($1, $2)"
-APPEND_TO_PARTITION = """
-WITH allocated AS (
-    UPDATE {s}.partitions SET next_offset = next_offset + $3
-    WHERE topic = $1 AND partition = $2
-    RETURNING next_offset - $3 AS base
+APPEND_TO_PARTITIONS = """
+WITH parts AS (
+    SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::text[]) WITH ORDINALITY
+        AS u (topic, partition, n, channel, j)
+), locked AS MATERIALIZED (
+    SELECT p.topic, p.partition FROM {s}.partitions p
+    JOIN parts u ON p.topic = u.topic AND p.partition = u.partition
+    ORDER BY p.topic, p.partition
+    FOR UPDATE OF p
+), allocated AS (
+    UPDATE {s}.partitions p SET next_offset = p.next_offset + u.n
+    FROM parts u
+    WHERE p.topic = u.topic AND p.partition = u.partition
+      AND (SELECT count(*) FROM locked) = cardinality($1::text[])
+    RETURNING u.j, u.topic, u.partition, u.n, u.channel, p.next_offset - u.n AS base
 ), stored AS (
     INSERT INTO {s}.records
         (topic, partition, "offset", key, value, header_keys, header_values, ts)
-    SELECT $1, $2, a.base + r.i - 1, r.key, r.value,
-           ($6::text[])[r.first:r.last], ($7::bytea[])[r.first:r.last], $10
-    FROM allocated a,
-         unnest($4::bytea[], $5::bytea[], $8::int[], $9::int[])
-             WITH ORDINALITY AS r (key, value, first, last, i)
+    SELECT a.topic, a.partition, a.base + r.k - 1, r.key, r.value,
+           ($9::text[])[r.first:r.last], ($10::bytea[])[r.first:r.last], $11
+    FROM unnest($5::bigint[], $6::int[], $7::bytea[], $8::bytea[], $12::int[], $13::int[])
+        AS r (j, k, key, value, first, last)
+    JOIN allocated a ON a.j = r.j
 )
-SELECT a.base, pg_notify($11, $1 || '|' || $2::text || ':' || (a.base + $3)::text)
+SELECT a.j, a.base,
+       pg_notify(a.channel, a.topic || '|' || a.partition::text || ':' || (a.base + a.n)::text)
 FROM allocated a
 """
+"""Every partition's records of a group commit in one autocommitted statement: the
+partitions' rows locked in a fixed order (as :data:`LOCK_MANY` does) before any is
+updated, the offsets allocated, the records stored and each partition's new end
+notified. Nothing is written unless every partition is known."""
 
 
 @dataclass
@@ -96,7 +112,7 @@ class Appender:
             name: sql.format(s=schema)
             for name, sql in {
                 "allocate_one": ALLOCATE_ONE,
-                "append_to_partition": APPEND_TO_PARTITION,
+                "append_to_partitions": APPEND_TO_PARTITIONS,
                 "lock_many": LOCK_MANY,
                 "allocate_many": ALLOCATE_MANY,
             }.items()
@@ -124,9 +140,9 @@ class Appender:
         return request.positions
 
     async def _write(self, batch: list[_Append]) -> None:
-        """Each partition's appends in one statement of its own, when every caller's
-        records go to one partition (an autocommitted statement is all or none); a caller
-        writing to several partitions makes it one transaction for the whole batch."""
+        """Every partition's appends in one autocommitted statement (all or none), when
+        every caller's records go to one partition; a caller writing to several
+        partitions makes it one transaction for the whole batch."""
         by_partition: dict[TopicPartition, list[_Append]] = {}
         for request in batch:
             tps = {self._partition_of(t, k) for t, k in set(map(_TOPIC_AND_KEY, request.records))}
@@ -137,64 +153,71 @@ class Appender:
         try:
             with translate_log_errors("cannot append to the Postgres log"):
                 async with self._pool().acquire() as conn:
-                    for tp, requests in by_partition.items():
-                        await self._write_partition(conn, tp, requests)
-        except BaseException as exc:  # no connection: whatever is not done failed
+                    bases = await self._write_partitions(conn, by_partition)
+        except BaseException as exc:
             for request in batch:
-                if not request.done:
-                    request.error, request.done = exc, True
+                request.error, request.done = exc, True
+            return
+        for tp, requests in by_partition.items():
+            base = bases[tp]
+            for request in requests:
+                request.positions = [
+                    Position(tp.topic, tp.partition, offset)
+                    for offset in range(base, base + len(request.records))
+                ]
+                request.done = True
+                base += len(request.records)
 
     def _partition_of(self, topic: str, key: bytes) -> TopicPartition:
         return TopicPartition(topic, partition_for(key, self._partitions(topic)))
 
-    async def _write_partition(
-        self, conn: asyncpg.Connection, tp: TopicPartition, requests: list[_Append]
-    ) -> None:
-        records = [rec for request in requests for rec in request.records]
+    async def _write_partitions(
+        self, conn: asyncpg.Connection, by_partition: Mapping[TopicPartition, list[_Append]]
+    ) -> dict[TopicPartition, int]:
+        """Store each partition's requests' records, in order; each partition's first offset."""
+        tps = list(by_partition)
+        parts, ordinals, keys, values, firsts, lasts = [], [], [], [], [], []
         header_keys: list[str] = []
         header_values: list[bytes] = []
         spans: dict[Headers, tuple[int, int]] = {}
-        firsts, lasts = [], []
-        for rec in records:
-            span = spans.get(rec.headers)
-            if span is None:  # each distinct header set once; a record names its slice
-                span = spans[rec.headers] = (
-                    len(header_keys) + 1,
-                    len(header_keys) + len(rec.headers),
-                )
-                header_keys += [k for k, _ in rec.headers]
-                header_values += [v for _, v in rec.headers]
-            firsts.append(span[0])
-            lasts.append(span[1])
-        try:
-            with translate_log_errors("cannot append to the Postgres log"):
-                base = await conn.fetchval(
-                    self._sql["append_to_partition"],
-                    tp.topic,
-                    tp.partition,
-                    len(records),
-                    [rec.key for rec in records],
-                    [rec.value for rec in records],
-                    header_keys,
-                    header_values,
-                    firsts,
-                    lasts,
-                    datetime.now(UTC),
-                    append_channel(tp.topic),
-                )
-                if base is None:
-                    raise LogError(f"unknown partition {tp}", retriable=False)
-        except BaseException as exc:
-            for request in requests:
-                request.error, request.done = exc, True
-            return
-        for request in requests:
-            request.positions = [
-                Position(tp.topic, tp.partition, offset)
-                for offset in range(base, base + len(request.records))
-            ]
-            request.done = True
-            base += len(request.records)
+        for j, tp in enumerate(tps, start=1):
+            k = 0
+            for request in by_partition[tp]:
+                for rec in request.records:
+                    span = spans.get(rec.headers)
+                    if span is None:  # each distinct header set once; a record names its slice
+                        span = spans[rec.headers] = (
+                            len(header_keys) + 1,
+                            len(header_keys) + len(rec.headers),
+                        )
+                        header_keys += [hk for hk, _ in rec.headers]
+                        header_values += [hv for _, hv in rec.headers]
+                    k += 1
+                    parts.append(j)
+                    ordinals.append(k)
+                    keys.append(rec.key)
+                    values.append(rec.value)
+                    firsts.append(span[0])
+                    lasts.append(span[1])
+        rows = await conn.fetch(
+            self._sql["append_to_partitions"],
+            [tp.topic for tp in tps],
+            [tp.partition for tp in tps],
+            [sum(len(r.records) for r in by_partition[tp]) for tp in tps],
+            [append_channel(tp.topic) for tp in tps],
+            parts,
+            ordinals,
+            keys,
+            values,
+            header_keys,
+            header_values,
+            datetime.now(UTC),
+            firsts,
+            lasts,
+        )
+        if len(rows) < len(tps):
+            raise LogError(f"unknown partition among {', '.join(map(str, tps))}", retriable=False)
+        return {tps[j - 1]: base for j, base, _ in rows}
 
     async def _write_in_transaction(self, batch: list[_Append]) -> None:
         flat = [rec for request in batch for rec in request.records]
