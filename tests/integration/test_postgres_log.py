@@ -30,6 +30,20 @@ async def pglog(database_url: str) -> AsyncIterator[PostgresLog]:
         yield log
 
 
+class ReadCounter:
+    """Counts the reads of the records table a log's consumers make."""
+
+    def __init__(self, log: PostgresLog, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.n = 0
+        real_read = log.read
+
+        async def counting_read(*args: Any, **kwargs: Any) -> Any:
+            self.n += 1
+            return await real_read(*args, **kwargs)
+
+        monkeypatch.setattr(log, "read", counting_read)
+
+
 async def tail(log: PostgresLog, expected: int, seen: list[ConsumerRecord]) -> None:
     async with log.consumer(group_id=None, partitions=[TopicPartition(TOPIC, 0)]) as consumer:
         with anyio.fail_after(60):
@@ -178,20 +192,12 @@ async def test_idle_tailing_runs_no_queries(
     pglog: PostgresLog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A waiting consumer sleeps on LISTEN; it does not poll the records table."""
-    reads = 0
-    real_read = pglog.read
-
-    async def counting_read(*args: Any, **kwargs: Any) -> Any:
-        nonlocal reads
-        reads += 1
-        return await real_read(*args, **kwargs)
-
-    monkeypatch.setattr(pglog, "read", counting_read)
+    reads = ReadCounter(pglog, monkeypatch)
     async with pglog.consumer(group_id=None, partitions=[TopicPartition(TOPIC, 0)]) as c:
         started = anyio.current_time()
         assert await c.fetch(10, 3.0) == []  # idle for 3 s
         assert anyio.current_time() - started >= 2.9
-        assert reads == 1, f"{reads} reads in 3 s idle: polling"
+        assert reads.n == 1, f"{reads.n} reads in 3 s idle: polling"
 
         async def append_soon() -> None:
             await anyio.sleep(0.2)
@@ -200,7 +206,7 @@ async def test_idle_tailing_runs_no_queries(
         async with anyio.create_task_group() as tg:
             tg.start_soon(append_soon)
             assert len(await c.fetch(10, 3.0)) == 1
-        assert reads == 3  # the empty read before waiting, and the one the NOTIFY woke
+        assert reads.n == 3  # the empty read before waiting, and the one the NOTIFY woke
 
 
 async def test_a_notification_of_records_already_read_costs_no_read(
@@ -210,15 +216,7 @@ async def test_a_notification_of_records_already_read_costs_no_read(
     after it has read those records (delivery follows the commit) does not make it read
     again. One naming an end past its position, or no end (an older writer), does; and
     it still reads once a second whatever the notifications say."""
-    reads = 0
-    real_read = pglog.read
-
-    async def counting_read(*args: Any, **kwargs: Any) -> Any:
-        nonlocal reads
-        reads += 1
-        return await real_read(*args, **kwargs)
-
-    monkeypatch.setattr(pglog, "read", counting_read)
+    reads = ReadCounter(pglog, monkeypatch)
     parts = [TopicPartition("multi", p) for p in range(3)]
     conn = await asyncpg.connect(database_url)
     async with pglog.consumer(group_id=None, partitions=parts) as c:
@@ -233,27 +231,27 @@ async def test_a_notification_of_records_already_read_costs_no_read(
         ends = await pglog.end_offsets(parts)
         for payload in (f"multi|{p}:{ends[tp]}" for p, tp in enumerate(parts)):
             await conn.execute("SELECT pg_notify($1, $2)", append_channel("multi"), payload)
-        reads = 0
+        reads.n = 0
         assert await c.fetch(10, 0.5) == []
-        assert reads == 0, "a notification of records already read made the consumer read"
+        assert reads.n == 0, "a notification of records already read made the consumer read"
 
         await conn.execute("SELECT pg_notify($1, $2)", append_channel("multi"), "multi|1")
         with anyio.fail_after(5):
             assert await c.fetch(10, 3.0) == []  # woken at once, read, nothing new
-        assert reads == 1
+        assert reads.n == 1
 
-        reads = 0
+        reads.n = 0
         with anyio.fail_after(5):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(pglog.append, [ProducerRecord("multi", b"k", b"new")])
                 assert [r.value for r in await c.fetch(10, 3.0)] == [b"new"]
-        assert reads >= 1
+        assert reads.n >= 1
 
         await c.fetch(10, 0.0)
         await anyio.sleep(1.1)
-        reads = 0
+        reads.n = 0
         assert await c.fetch(10, 0.0) == []
-        assert reads == 1, "the once-a-second read is kept whatever the notifications say"
+        assert reads.n == 1, "the once-a-second read is kept whatever the notifications say"
     await conn.close()
 
 
