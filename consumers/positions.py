@@ -61,8 +61,16 @@ WITH advanced AS (
         batches = s.batches + 1,
         updated_at = now()
 )
-SELECT pg_notify($8, $1)
+SELECT pg_notify($8, CASE WHEN octet_length(n.payload) <= 7000 THEN n.payload ELSE $1 END)
+FROM (SELECT $1 || '|' || array_to_string(ARRAY(
+    SELECT u.topic || ':' || u.partition || ':' || u.next_offset
+    FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u (topic, partition, next_offset)
+), ',') AS payload) n
 """
+"""Positions, counts and the notification ``consumer|topic:partition:next_offset,...``
+(just ``consumer`` where that would not fit a NOTIFY's 8,000 bytes)."""
+NOTIFY_MOVED = "SELECT pg_notify($2, $1)"
+"""``consumer``'s positions moved some other way than forward (a rewind, a hand-over)."""
 STATS = (
     "SELECT applied, duplicates, dead_lettered, batches FROM hub.consumer_stats WHERE consumer = $1"
 )
@@ -104,6 +112,10 @@ class PositionWatcher:
         self._event = anyio.Event()
         self.generation = 0
         """How many changes were notified (read with :meth:`changed`, in the same step)."""
+        self.latest: dict[tuple[str, TopicPartition], int] = {}
+        """Positions as the notifications of their commits named them (a position is
+        committed by the time its notification arrives). A consumer whose positions moved
+        otherwise, or were not named, is left out: read its positions."""
 
     async def start(self) -> None:
         if self._conn is None:
@@ -112,15 +124,29 @@ class PositionWatcher:
                 await conn.add_listener(CHANNEL, self._notified)
             self._conn = conn
 
-    def _notified(self, *_: object) -> None:
+    def _notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        self._learn(payload)
         event, self._event = self._event, anyio.Event()
         self.generation += 1
         event.set()
+
+    def _learn(self, payload: str) -> None:
+        consumer, _, named = payload.partition("|")
+        try:
+            for item in named.split(",") if named else ():
+                topic, partition, offset = item.rsplit(":", 2)
+                self.latest[(consumer, TopicPartition(topic, int(partition)))] = int(offset)
+            if named:
+                return
+        except ValueError:
+            pass  # not a payload of ours: forget what we knew of the consumer
+        self.latest = {k: v for k, v in self.latest.items() if k[0] != consumer}
 
     def changed(self) -> anyio.Event:
         """An event set at the next position change."""
         if self._conn is not None and self._conn.is_closed():
             self._conn = None  # reconnected by the next start(); waiters fall back to polling
+            self.latest = {}  # notifications may be missed meanwhile
         return self._event
 
     async def stop(self) -> None:
@@ -237,12 +263,14 @@ class PostgresPositionStore:
         tps = sorted(positions)
         topics, parts = _split(tps)
         await tx.execute(SET, consumer, topics, parts, [positions[tp] for tp in tps])
+        await tx.execute(NOTIFY_MOVED, consumer, CHANNEL)
 
     @staticmethod
     async def forget(tx: asyncpg.Connection, consumer: str) -> None:
         """Drop every position and count of ``consumer`` (a dropped shadow or version)."""
         for sql in FORGET:
             await tx.execute(sql, consumer)
+        await tx.execute(NOTIFY_MOVED, consumer, CHANNEL)
 
     @staticmethod
     async def hand_over(tx: asyncpg.Connection, source: str, target: str) -> None:
@@ -252,6 +280,8 @@ class PostgresPositionStore:
         await PostgresPositionStore.forget(tx, target)
         for sql in RENAME:
             await tx.execute(sql, source, target)
+        for consumer in (source, target):
+            await tx.execute(NOTIFY_MOVED, consumer, CHANNEL)
 
     async def claim(
         self, tx: asyncpg.Connection, consumer: str, starts: Mapping[TopicPartition, int]
