@@ -124,6 +124,7 @@ async def test_a_group_commit_writes_all_its_partitions_in_one_statement(
     statements = 0
     real_write = Appender._write_partitions
     real_fetch = asyncpg.connection.Connection.fetch
+    real_fetchval = asyncpg.connection.Connection.fetchval
 
     async def counting_write(self: Appender, conn: Any, by_partition: Any) -> Any:
         writes.append(len(by_partition))
@@ -135,8 +136,15 @@ async def test_a_group_commit_writes_all_its_partitions_in_one_statement(
             statements += 1
         return await real_fetch(self, query, *args, **kwargs)
 
+    async def counting_fetchval(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        nonlocal statements
+        if "INSERT INTO" in query and "records" in query:
+            statements += 1
+        return await real_fetchval(self, query, *args, **kwargs)
+
     monkeypatch.setattr(Appender, "_write_partitions", counting_write)
     monkeypatch.setattr(asyncpg.connection.Connection, "fetch", counting_fetch)
+    monkeypatch.setattr(asyncpg.connection.Connection, "fetchval", counting_fetchval)
     sent: list[tuple[Position, ProducerRecord]] = []
 
     async def writer(log: PostgresLog, seed: int) -> None:

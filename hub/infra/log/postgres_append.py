@@ -50,6 +50,26 @@ WHERE p.topic = u.topic AND p.partition = u.partition
 RETURNING p.topic, p.partition, p.next_offset - u.n
 """
 NOTIFY = "SELECT pg_notify($1, $2)"
+APPEND_TO_PARTITION = """
+WITH allocated AS (
+    UPDATE {s}.partitions SET next_offset = next_offset + $3
+    WHERE topic = $1 AND partition = $2
+    RETURNING next_offset - $3 AS base
+), stored AS (
+    INSERT INTO {s}.records
+        (topic, partition, "offset", key, value, header_keys, header_values, ts)
+    SELECT $1, $2, a.base + r.i - 1, r.key, r.value,
+           ($6::text[])[r.first:r.last], ($7::bytea[])[r.first:r.last], $10
+    FROM allocated a,
+         unnest($4::bytea[], $5::bytea[], $8::int[], $9::int[])
+             WITH ORDINALITY AS r (key, value, first, last, i)
+)
+SELECT a.base, pg_notify($11, $1 || '|' || $2::text || ':' || (a.base + $3)::text)
+FROM allocated a
+"""
+"""One partition's records of a group commit (the usual case of one agent at a time):
+as :data:`APPEND_TO_PARTITIONS`, without its locking step and join, which cost this
+case about 0.4 ms a statement."""
 APPEND_TO_PARTITIONS = """
 WITH parts AS (
     SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::text[]) WITH ORDINALITY
@@ -112,6 +132,7 @@ class Appender:
             name: sql.format(s=schema)
             for name, sql in {
                 "allocate_one": ALLOCATE_ONE,
+                "append_to_partition": APPEND_TO_PARTITION,
                 "append_to_partitions": APPEND_TO_PARTITIONS,
                 "lock_many": LOCK_MANY,
                 "allocate_many": ALLOCATE_MANY,
@@ -199,6 +220,25 @@ class Appender:
                     values.append(rec.value)
                     firsts.append(span[0])
                     lasts.append(span[1])
+        if len(tps) == 1:
+            (tp,) = tps
+            base = await conn.fetchval(
+                self._sql["append_to_partition"],
+                tp.topic,
+                tp.partition,
+                len(keys),
+                keys,
+                values,
+                header_keys,
+                header_values,
+                firsts,
+                lasts,
+                datetime.now(UTC),
+                append_channel(tp.topic),
+            )
+            if base is None:
+                raise LogError(f"unknown partition {tp}", retriable=False)
+            return {tp: base}
         rows = await conn.fetch(
             self._sql["append_to_partitions"],
             [tp.topic for tp in tps],
