@@ -16,6 +16,8 @@ deletes stray overlapping ones, so the archive never has a gap or a duplicate.
 
 from __future__ import annotations
 
+import itertools
+import operator
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -49,6 +51,27 @@ ON CONFLICT DO NOTHING
 """
 SEGMENT_KEYS = "SELECT key FROM hub.archive_segments WHERE topic = $1 AND partition = $2"
 _SEGMENT_NAME = re.compile(r"(\d{20})-(\d{20})\.avro$")
+
+
+_TP = operator.itemgetter(7)  # ConsumerRecord.tp
+
+
+def _size(records: Sequence[ConsumerRecord]) -> int:
+    """What ``records`` count towards ``max_bytes``: their keys and values, 32 bytes more
+    each for the rest."""
+    keys = sum(len(k) for k in map(operator.itemgetter(3), records) if k)
+    return sum(map(len, map(operator.itemgetter(4), records))) + keys + 32 * len(records)
+
+
+def _chunk(buffer: _Buffer, max_records: int, max_bytes: int) -> list[ConsumerRecord]:
+    """The next segment's records from the front of ``buffer``: at most ``max_records``,
+    and within ``max_bytes`` (but always at least one)."""
+    if len(buffer.records) <= max_records and buffer.size <= max_bytes:
+        return list(buffer.records)
+    head = buffer.records[:max_records]
+    sizes = itertools.accumulate(len(r.value) + len(r.key or b"") + 32 for r in head)
+    fits = sum(1 for total in itertools.takewhile(lambda t: t <= max_bytes, sizes))
+    return head[: max(1, fits)]
 
 
 def segment_key(prefix: str, tp: TopicPartition, first: int, last: int) -> str:
@@ -112,6 +135,7 @@ class Archiver(Worker):
         self.stats = ArchiverStats()
         self._consumer: LogConsumer | None = None
         self._buffers: dict[TopicPartition, _Buffer] = {}
+        self._lost: set[TopicPartition] = set()
         # Kafka runs rebalance callbacks in its own task: a sweep must never see a
         # segment that is written but not yet recorded.
         self._segments_lock = anyio.Lock()
@@ -150,18 +174,47 @@ class Archiver(Worker):
             await self.start()
             task_status.started()
             while not self.stopping:
-                records = await self._fetch()
-                if 0 < len(records) < self.settings.batch_size:
-                    await self._gather()
+                records = await self._fetch_while_writing()
+                lost = await self._resume_lost()
                 async with self._segments_lock:
                     assigned = self._consumer.assignment() if self._consumer else frozenset()
-                    for record in records:
-                        if record.tp in assigned:  # not revoked meanwhile
-                            self._buffer(record)
-                await self._rotate(force=False)
+                    self._buffer(records, assigned - lost)  # the others are read again
+                if 0 < len(records) < self.settings.batch_size:  # caught up with the log
+                    await self._rotate(force=False)  # what is due goes now, not after the linger
+                    await self._gather()
             await self._rotate(force=True)  # a graceful stop writes what it holds
         finally:
             await self.stop()
+
+    async def _fetch_while_writing(self) -> list[ConsumerRecord]:
+        """The next records, read while the segments already due are written: the read
+        (Postgres, the event loop) and the segment (deflate in a thread, the put) overlap."""
+        records: list[ConsumerRecord] = []
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(partial(self._rotate, force=False))
+                records = await self._fetch()
+        except BaseExceptionGroup as group:
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None  # the step's own error, as before
+            raise
+        return records
+
+    async def _resume_lost(self) -> frozenset[TopicPartition]:
+        """Re-read from the stored position each partition whose segment another archiver
+        recorded first (after the fetch: a seek during a read would be overwritten).
+        Returns those partitions: what the fetch brought of them is stale."""
+        lost, self._lost = frozenset(self._lost), set()
+        if not lost or self._consumer is None:
+            return lost
+        async with self._segments_lock:
+            assigned = self._consumer.assignment()
+            stored = await self.positions.load(CONSUMER, sorted(lost & assigned))
+            for tp in lost:
+                self._buffers.pop(tp, None)
+                if tp in stored:
+                    await self._consumer.seek(tp, stored[tp])
+        return lost
 
     # ── the rebalance listener ──────────────────────────────────────────────────────────
 
@@ -256,23 +309,32 @@ class Archiver(Worker):
             with anyio.move_on_after(linger):
                 await self._stopping.wait()
 
-    def _buffer(self, record: ConsumerRecord) -> None:
-        buffer = self._buffers.get(record.tp)
+    def _buffer(
+        self, records: Sequence[ConsumerRecord], assigned: frozenset[TopicPartition]
+    ) -> None:
+        """Add ``records`` to their partitions' buffers, a run of one partition at a time."""
+        for tp, group in itertools.groupby(records, key=_TP):
+            if tp in assigned:
+                self._buffer_run(tp, list(group))
+
+    def _buffer_run(self, tp: TopicPartition, run: list[ConsumerRecord]) -> None:
+        buffer = self._buffers.get(tp)
         if buffer is None:
-            buffer = self._buffers[record.tp] = _Buffer()
-        if buffer.records and record.offset <= buffer.records[-1].offset:
+            buffer = self._buffers[tp] = _Buffer()
+        first = run[0].offset
+        if buffer.records and first <= buffer.records[-1].offset:
             # The partition is being re-read from its stored position (a rebalance, a
             # seek): what we buffered is stale, start again from here.
             buffer.records.clear()
             buffer.size = 0
         if not buffer.records:
             buffer.since = time.monotonic()
-        elif record.offset != buffer.records[-1].offset + 1:
-            self._log.info(
-                "archiver.gap_in_log", tp=str(record.tp), after=buffer.records[-1].offset
-            )
-        buffer.records.append(record)
-        buffer.size += len(record.value) + len(record.key or b"") + 32
+        elif first != buffer.records[-1].offset + 1:
+            self._log.info("archiver.gap_in_log", tp=str(tp), after=buffer.records[-1].offset)
+        if run[-1].offset - first != len(run) - 1:
+            self._log.info("archiver.gap_in_log", tp=str(tp), within=(first, run[-1].offset))
+        buffer.records.extend(run)
+        buffer.size += _size(run)
 
     async def _rotate(self, *, force: bool) -> None:
         async with self._segments_lock:
@@ -288,17 +350,12 @@ class Archiver(Worker):
                 or buffer.size >= s.max_bytes
                 or now - buffer.since >= s.max_age
             ):
-                take = min(len(buffer.records), s.max_records)
-                size = 0
-                for i, rec in enumerate(buffer.records[:take]):  # keep within max_bytes
-                    size += len(rec.value) + len(rec.key or b"") + 32
-                    if size > s.max_bytes and i > 0:
-                        take = i
-                        break
-                chunk = buffer.records[:take]
+                chunk = _chunk(buffer, s.max_records, s.max_bytes)
                 await self.retrying("write segment", partial(self._write, tp, chunk))
-                del buffer.records[:take]
-                buffer.size = sum(len(r.value) + len(r.key or b"") + 32 for r in buffer.records)
+                if self._buffers.get(tp) is not buffer:
+                    break  # lost to another archiver: the partition is read again
+                del buffer.records[: len(chunk)]
+                buffer.size -= _size(chunk)
                 buffer.since = now
                 force = force and bool(buffer.records)
 
@@ -326,11 +383,8 @@ class Archiver(Worker):
             self._log.info("archiver.segment", key=key, records=len(records), bytes=len(data))
         elif not await self._is_recorded(tp, key):
             await self.store.delete(key)  # another archiver got here first
-            if self._consumer is not None and tp in self._consumer.assignment():
-                stored = await self.positions.load(CONSUMER, [tp])
-                if tp in stored:
-                    await self._consumer.seek(tp, stored[tp])
             self._buffers.pop(tp, None)
+            self._lost.add(tp)  # re-read from the stored position once the fetch is done
 
     async def _record(
         self,

@@ -361,19 +361,23 @@ async def test_appended_records_read_back_byte_for_byte(pglog: PostgresLog, topi
 
 
 async def test_one_busy_partition_among_idle_ones_is_read_in_full_pages(
-    pglog: PostgresLog,
+    pglog: PostgresLog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The archiver reads every partition of every topic: the one that has records gets
-    the whole page once it shows it has some, not a page split over all the partitions;
-    and when every partition has records at once, a fetch still brings no more than asked."""
+    the whole page once it shows it has some, not a page split over all the partitions (a
+    fetch whose first read was a probe reads the rest at once: a short fetch would be
+    taken for the end of the log); and when every partition has records at once, a fetch
+    still brings no more than asked."""
     await pglog.ensure_topics({"many": 12})
     keys = {partition_for(f"k{i}".encode(), 12): f"k{i}".encode() for i in range(500)}
     await pglog.append([ProducerRecord("many", keys[5], b"v")] * 1000)
     tps = [TopicPartition("many", p) for p in range(12)] + [TopicPartition(TOPIC, 0)]
+    reads = ReadCounter(pglog, monkeypatch)
     async with pglog.consumer(group_id=None, partitions=tps) as consumer:
         first = await consumer.fetch(240, 1.0)
+        assert len(first) == 240 and reads.n == 2  # a probe, then the rest in a page
         second = await consumer.fetch(240, 1.0)
-        assert len(first) == 240 // 13 + 1 and len(second) == 240  # a probe, then a page
+        assert len(second) == 240 and reads.n == 3
         everywhere = [ProducerRecord("many", keys[p], b"v") for p in range(12)]
         await pglog.append(everywhere * 100)
         got = [await consumer.fetch(240, 1.0) for _ in range(4)]
@@ -387,3 +391,48 @@ async def test_one_busy_partition_among_idle_ones_is_read_in_full_pages(
         by_partition.setdefault(r.partition, []).append(r.offset)
     assert by_partition[5] == list(range(1100))  # in order, nothing skipped or repeated
     assert all(by_partition[p] == list(range(100)) for p in range(12) if p != 5)
+
+
+HEADER_SETS: list[tuple[tuple[str, bytes], ...]] = [
+    (("hub-type", b"AgentRegistered"), ("hub-tenant", b"t1")),
+    (("hub-type", b"AgentRegistered"), ("hub-tenant", b"t2")),  # same keys, another value
+    (),
+    (("hub-type", b"AgentRegistered"),),  # a part of the first
+    (("hub-tenant", b"t1"), ("hub-type", b"AgentRegistered")),  # the first, reordered
+    (("bin", b"\x00\xff\x00"), ("", b"")),
+]
+
+
+async def test_every_header_set_reads_back_exactly_whichever_set_a_read_expects(
+    pglog: PostgresLog,
+) -> None:
+    """A read names the header set it expects and gets NULLs for the rows that carry
+    exactly it; every record still reads back with the headers it was appended with, as
+    runs of one set and single changes go by, across partitions and fetches."""
+    pattern = [0] * 30 + [1, 0, 2, 0, 3, 4, 5, 5, 0] + [2] * 10 + [4, 1] * 5
+    sent = [
+        ProducerRecord("multi", f"k{i % 7}".encode(), f"v{i}".encode(), HEADER_SETS[h])
+        for i, h in enumerate(pattern)
+    ]
+    positions = await pglog.append(sent)
+    expected = {(pos.partition, pos.offset): r.headers for pos, r in zip(positions, sent)}
+    tps = [TopicPartition("multi", p) for p in range(3)]
+    seen: dict[tuple[int, int], Any] = {}
+    async with pglog.consumer(group_id=None, partitions=tps) as consumer:
+        with anyio.fail_after(30):
+            while len(seen) < len(sent):
+                for r in await consumer.fetch(7, 0.5):
+                    seen[(r.partition, r.offset)] = r.headers
+    assert seen == expected
+
+    usual = HEADER_SETS[0]
+    rows = await pglog.read(
+        [(tp, 0, 1000) for tp in tps], ([k for k, _ in usual], [v for _, v in usual])
+    )
+    by_position = {(tps[row[0] - 1].partition, row[1]): row for row in rows}
+    for position, headers in expected.items():
+        keys, values = by_position[position][4], by_position[position][5]
+        if headers == usual:
+            assert keys is None and values is None  # not sent: the reader fills them in
+        else:
+            assert list(zip(keys, values, strict=True)) == list(headers)

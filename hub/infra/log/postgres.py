@@ -98,12 +98,15 @@ SELECT topic, partition, next_offset, start_offset FROM {s}.partitions
 WHERE (topic, partition) IN (SELECT * FROM unnest($1::text[], $2::int[]))
 """
 READ = """
-SELECT p.i, r."offset", r.key, r.value, r.header_keys, r.header_values,
+SELECT p.i, r."offset", r.key, r.value,
+       CASE WHEN r.usual THEN NULL ELSE r.header_keys END,
+       CASE WHEN r.usual THEN NULL ELSE r.header_values END,
        floor(extract(epoch FROM r.ts) * 1000)::bigint AS ts_ms
 FROM unnest($1::text[], $2::int[], $3::bigint[], $4::int[]) WITH ORDINALITY
     AS p (topic, partition, pos, max_records, i)
 CROSS JOIN LATERAL (
-    SELECT * FROM {s}.records r
+    SELECT r.*, (r.header_values = $6::bytea[] AND r.header_keys = $5::text[]) AS usual
+    FROM {s}.records r
     WHERE r.topic = p.topic AND r.partition = p.partition AND r."offset" >= p.pos
     ORDER BY r."offset"
     LIMIT p.max_records
@@ -275,11 +278,16 @@ class PostgresLog(Lifecycle):
             await self.pool.execute(self._sql["truncate"], tp.topic, tp.partition, offset)
 
     async def read(
-        self, positions: Sequence[tuple[TopicPartition, int, int]]
+        self,
+        positions: Sequence[tuple[TopicPartition, int, int]],
+        usual_headers: tuple[Sequence[str], Sequence[bytes]] = ((), ()),
     ) -> list[asyncpg.Record]:
         """For each ``(partition, position, limit)``, up to ``limit`` records from the
         position, in one query; each row's first column is the index of its partition in
-        ``positions`` (rows in that order, then by offset)."""
+        ``positions`` (rows in that order, then by offset). A row whose headers are
+        exactly ``usual_headers`` (keys, values) has NULL for both
+        (:mod:`hub.infra.log.postgres_rows`)."""
+        keys, values = usual_headers
         with translate_log_errors("cannot read the Postgres log"):
             rows: list[Any] = await self.pool.fetch(
                 self._sql["read"],
@@ -287,6 +295,8 @@ class PostgresLog(Lifecycle):
                 [tp.partition for tp, _, _ in positions],
                 [pos for _, pos, _ in positions],
                 [limit for _, _, limit in positions],
+                list(keys),
+                list(values),
             )
         return rows
 

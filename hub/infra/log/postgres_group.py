@@ -26,6 +26,7 @@ import structlog
 
 from hub.infra.db import is_retriable, translate_log_errors
 from hub.infra.lifecycle import Lifecycle
+from hub.infra.log.postgres_rows import HeaderSets, records_of
 from hub.infra.log.postgres_tail import TailKnowledge
 from hub.infra.ports import ConsumerRecord, RebalanceListener, TopicPartition
 from schemas.errors import LogError
@@ -57,7 +58,9 @@ class GroupLog(Protocol):
     def pool(self) -> asyncpg.Pool: ...
 
     async def read(
-        self, positions: Sequence[tuple[TopicPartition, int, int]]
+        self,
+        positions: Sequence[tuple[TopicPartition, int, int]],
+        usual_headers: tuple[Sequence[str], Sequence[bytes]] = ((), ()),
     ) -> list[asyncpg.Record]: ...
 
     async def commit_group(self, group_id: str, offsets: Mapping[TopicPartition, int]) -> None: ...
@@ -139,7 +142,7 @@ class PostgresConsumer(Lifecycle):
         self._conn: asyncpg.Connection | None = None
         self._positions: dict[TopicPartition, int] = {}
         self._busy: set[TopicPartition] = set()  # the partitions that had records last read
-        self._headers: dict[tuple[Any, ...], tuple[tuple[str, bytes], ...]] = {}
+        self._headers = HeaderSets()  # each header set read, and the one a read expects
         self._wakeup = anyio.Event()
         self._tail = TailKnowledge()
         self._group_changed = True
@@ -282,7 +285,26 @@ class PostgresConsumer(Lifecycle):
     # ── reading ─────────────────────────────────────────────────────────────────────────
 
     async def _read(self, max_records: int) -> list[ConsumerRecord]:
-        """Up to ``max_records`` next records of the assigned partitions, in one query.
+        """Up to ``max_records`` next records of the assigned partitions.
+
+        A read that some partition filled (it held more than its share) is followed by
+        another for the rest, so a fetch brings ``max_records`` when the log holds that
+        many: after a pause every partition gets an even share, and most may be empty (a
+        backlog on 4 of the archiver's 32 partitions came in reads of 252 records, each
+        taken for the end of the log).
+        """
+        out, more = await self._read_once(max_records)
+        while more and 0 < len(out) < max_records:
+            extra, more = await self._read_once(max_records - len(out))
+            if not extra:
+                break
+            out += extra
+        return out
+
+    async def _read_once(self, max_records: int) -> tuple[list[ConsumerRecord], bool]:
+        """Up to ``max_records`` next records of the assigned partitions, in one query,
+        and whether a partition may hold more (it filled its share, and no record was
+        held back at a gap).
 
         The partitions that had records at the last read share ``max_records``; each of
         the others may bring its even share of it (a partition that fills up then joins
@@ -290,7 +312,7 @@ class PostgresConsumer(Lifecycle):
         every topic) is read in full pages, not in slices of ``max_records / partitions``.
         """
         if not self._positions:
-            return []
+            return [], False
         tps = sorted(self._positions)
         busy = [tp for tp in tps if tp in self._busy] or tps
         share = -(-max_records // len(busy))
@@ -298,46 +320,15 @@ class PostgresConsumer(Lifecycle):
         limits = [share if tp in self._busy else probe for tp in tps]
         generation = self._tail.generation
         rows = await self._log.read(
-            [(tp, self._positions[tp], limit) for tp, limit in zip(tps, limits, strict=True)]
+            [(tp, self._positions[tp], limit) for tp, limit in zip(tps, limits, strict=True)],
+            self._headers.usual_arrays(),
         )
-        out = self._records_of(rows, tps, max_records)
+        out, self._busy = records_of(rows, tps, self._positions, max_records, self._headers)
         counts = Counter(row[0] for row in rows)
-        complete = len(out) == len(rows) and all(
-            counts[i] < limit for i, limit in enumerate(limits, start=1)
-        )
-        self._tail.read(generation, complete=complete)
-        return out
-
-    def _records_of(
-        self, rows: Sequence[Any], tps: Sequence[TopicPartition], max_records: int
-    ) -> list[ConsumerRecord]:
-        """The rows read as records, from each partition's position on, up to a gap."""
-        out: list[ConsumerRecord] = []
-        headers = self._headers  # a header set's tuple, shared by the records that carry it
-        self._busy = set()
-        stopped: set[TopicPartition] = set()  # at a gap: the rest of it waits
-        for i, offset, key, value, hkeys, hvalues, ts_ms in rows:
-            tp = tps[i - 1]
-            self._busy.add(tp)
-            expected = self._positions.get(tp)
-            if expected is None or offset < expected or tp in stopped:
-                continue
-            if len(out) >= max_records:
-                break
-            if offset > expected:
-                if out and out[-1].tp == tp:
-                    stopped.add(tp)  # never hand out a gap within a partition
-                    continue
-                log.warning("postgres_log.skipped_truncated", tp=str(tp), frm=expected, to=offset)
-            self._positions[tp] = offset + 1
-            seen = (*hkeys, *hvalues)
-            pairs = headers.get(seen)
-            if pairs is None:
-                if len(headers) >= 1024:
-                    headers.clear()
-                pairs = headers[seen] = tuple(zip(hkeys, hvalues, strict=True))
-            out.append(ConsumerRecord(tp.topic, tp.partition, offset, key, value, pairs, ts_ms, tp))
-        return out
+        filled = any(counts[i] >= limit for i, limit in enumerate(limits, start=1))
+        all_taken = len(out) == len(rows)
+        self._tail.read(generation, complete=all_taken and not filled)
+        return out, all_taken and filled
 
     # ── assignment ──────────────────────────────────────────────────────────────────────
 

@@ -1,0 +1,57 @@
+"""Rows of the Postgres log read as records: header sets filled in and shared, gaps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hub.infra.log.postgres_rows import HeaderSets, records_of
+from hub.infra.ports import TopicPartition
+
+A = (("hub-type", b"X"), ("hub-tenant", b"t1"))
+B = (("hub-type", b"X"), ("hub-tenant", b"t2"))
+TPS = [TopicPartition("t", 0), TopicPartition("t", 1)]
+
+
+def row(i: int, offset: int, headers: Any) -> tuple[Any, ...]:
+    keys = None if headers is None else [k for k, _ in headers]
+    values = None if headers is None else [v for _, v in headers]
+    return (i, offset, b"k", b"v%d" % offset, keys, values, 1_700_000_000_000 + offset)
+
+
+def test_a_row_without_header_arrays_carries_the_set_the_read_expected() -> None:
+    sets = HeaderSets()
+    sets.usual = A
+    positions = {tp: 0 for tp in TPS}
+    rows = [row(1, 0, None), row(1, 1, B), row(1, 2, None), row(2, 0, [])]
+    out, busy = records_of(rows, TPS, positions, 100, sets)
+    assert [r.headers for r in out] == [A, B, A, ()]
+    assert busy == set(TPS) and positions == {TPS[0]: 3, TPS[1]: 1}
+    assert sets.usual == ()  # the last record's set is what the next read expects
+    assert sets.usual_arrays() == ([], [])
+
+
+def test_a_header_set_is_built_once_and_shared() -> None:
+    sets = HeaderSets()
+    positions = {TPS[0]: 0}
+    out, _ = records_of([row(1, o, B) for o in range(3)], TPS, positions, 100, sets)
+    assert out[0].headers == B
+    assert out[0].headers is out[1].headers is out[2].headers
+    assert sets.usual is out[2].headers
+    assert sets.usual_arrays() == (["hub-type", "hub-tenant"], [b"X", b"t2"])
+
+
+def test_a_gap_within_a_read_holds_back_the_rest_of_its_partition() -> None:
+    sets = HeaderSets()
+    positions = {tp: 0 for tp in TPS}
+    rows = [row(1, 0, A), row(1, 2, A), row(2, 0, A), row(2, 1, A)]
+    out, _ = records_of(rows, TPS, positions, 100, sets)
+    assert [(r.partition, r.offset) for r in out] == [(0, 0), (1, 0), (1, 1)]
+    assert positions == {TPS[0]: 1, TPS[1]: 2}
+
+
+def test_no_more_than_max_records_and_rows_before_the_position_are_skipped() -> None:
+    sets = HeaderSets()
+    positions = {TPS[0]: 2}
+    rows = [row(1, o, A) for o in range(10)]
+    out, _ = records_of(rows, TPS, positions, 3, sets)
+    assert [r.offset for r in out] == [2, 3, 4] and positions[TPS[0]] == 5
