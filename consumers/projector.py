@@ -1,23 +1,19 @@
 """The projector: runs one projection from the log into Postgres, exactly once.
 
-Each batch goes through these steps:
-
-1. fetch up to ``batch_size`` records per lane, lingering briefly to fill the batch;
+Each batch: 1. fetch up to ``batch_size`` records per lane, lingering briefly to fill it;
 2. decode them, trusted (not validated again; bytes that do not fit their schema are poison);
 3. in one transaction: claim the positions (the batch must start at the stored position,
    else it is dropped and re-read), skip events already applied (``event_id``), run each
    event's handler, flush the projection, dead-letter any poison, store the new positions
-   (committed without waiting for the WAL flush: see ``derived_transaction``);
-4. after commit, re-seek the partitions whose batch was dropped.
+   (committed without waiting for the WAL flush: see ``derived_transaction``); 4. re-seek
+   the partitions whose batch was dropped (what was read ahead is left out: ``Seeks``).
 
 Step 3 runs in ``lanes`` transactions at once, each for the batch's records of its own
-partitions, as projector processes sharing the partitions would.
-
-A handler raising a non-retriable error makes its event poison. The batch is redone
-without it, and the event goes to ``agenthub.dlq``. If the flush fails without naming an
-event, the batch is redone one event per transaction to find the culprit. Retriable
-failures (Postgres or the broker down) are retried with backoff. ``stop_soon()`` lets the
-current batch finish and then stops.
+partitions, as projector processes sharing the partitions would. A handler raising a
+non-retriable error makes its event poison: the batch is redone without it, and the
+event goes to ``agenthub.dlq`` (a flush failing without naming an event: the batch is
+redone one event per transaction to find it). Retriable failures (Postgres or the broker
+down) are retried with backoff. ``stop_soon()`` lets the current batch finish, then stops.
 """
 
 from __future__ import annotations
@@ -49,6 +45,7 @@ from consumers.projector_types import (
     Poison,
     ProjectorSettings,
     ProjectorStats,
+    Seeks,
     decode_batch,
     handled_ids,
     not_in,
@@ -99,6 +96,7 @@ class Projector(Worker):
         self.stats = ProjectorStats()
         self._consumer: LogConsumer | None = None
         self._next: dict[TopicPartition, int] = {}
+        self._seeks = Seeks()  # a batch read before its partition's latest seek is stale
         self._next_rewind_check = 0.0
         self._applied: anyio.Event | None = None  # set when the batch in hand is applied
         self._lanes = Lanes(self.settings.lanes)
@@ -154,9 +152,8 @@ class Projector(Worker):
 
         A prefetch task fetches and decodes the next batch while this one is applied, and
         ``lanes`` transactions apply a batch's partitions at once: Python overlaps
-        Postgres. A prefetched batch that became stale (a partition re-read or reassigned
-        meanwhile) fails its position claim and is re-read: overlapping costs no
-        correctness.
+        Postgres. A prefetched batch that became stale (a partition sought or reassigned
+        meanwhile) is left out or fails its position claim: overlapping costs no correctness.
         """
         try:
             await self.start()
@@ -178,8 +175,8 @@ class Projector(Worker):
         async with receive:
             async for items, poison, batch in receive:
                 try:
-                    if not self.stopping:
-                        await self._process(items, poison)
+                    if not self.stopping and (mine := self._seeks.current(items, batch.seeks)):
+                        await self._process(mine, poison)
                 finally:
                     batch.part_applied()
 
@@ -188,6 +185,7 @@ class Projector(Worker):
             for send in sends:
                 closing.enter_context(send)
             while not self.stopping:
+                seeks = self._seeks.count
                 records = await self._fetch_batch()
                 if records:
                     split = len(records) > self.settings.batch_size  # a backlog: share it
@@ -196,7 +194,7 @@ class Projector(Worker):
                     if previous is not None and not (split and self._split):
                         with self.waiting():  # the lanes may hold its partitions' records
                             await previous.wait()
-                    batch = BatchInHand(len(parts))
+                    batch = BatchInHand(len(parts), seeks)
                     self._applied, self._split = batch.applied, split
                     try:
                         for lane, (items, poison) in parts.items():
@@ -408,6 +406,7 @@ class Projector(Worker):
             if position < self._next.get(tp, position):
                 self._log.info("projector.rewound", tp=str(tp), to=position)
                 self._next[tp] = position
+                self._seeks.sought(tp)
                 await self._consumer.seek(tp, position)
 
     async def _resync(self, tp: TopicPartition, position: int) -> None:
@@ -415,6 +414,7 @@ class Projector(Worker):
         self._log.info("projector.batch_dropped", tp=str(tp), stored=position)
         self._next[tp] = position
         if self._consumer is not None and tp in self._consumer.assignment():
+            self._seeks.sought(tp)
             await self._consumer.seek(tp, position)
 
     # ── lag, retries ────────────────────────────────────────────────────────────────────

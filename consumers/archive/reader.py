@@ -267,10 +267,14 @@ class ArchiveThenLog:
         return out
 
     async def seek(self, tp: TP, offset: int) -> None:
+        self.inner.wakeup()  # a fetch waiting for records holds the lock: end its wait
         async with self._lock:
             ends = await self.archive.ends([tp])
             begins = await self.log.beginning_offsets([tp])
             await self.inner.seek(tp, await self._route(tp, offset, ends[tp], begins[tp]))
+
+    def wakeup(self) -> None:
+        self.inner.wakeup()
 
     async def commit(self, offsets: Mapping[TP, int]) -> None:
         await self.inner.commit(offsets)

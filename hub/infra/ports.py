@@ -115,6 +115,12 @@ class LogConsumer(Protocol):
         """Read ``tp`` from ``offset`` next (discarding anything already fetched)."""
         ...
 
+    def wakeup(self) -> None:
+        """End a fetch that is waiting for records: it returns now, with nothing (one that
+        is not waiting reads once more, without waiting). For another task that must act
+        between fetches, such as a seek, which would otherwise wait for the timeout."""
+        ...
+
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Record group progress for monitoring; the truth is the position store."""
         ...

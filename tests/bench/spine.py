@@ -1,6 +1,7 @@
 """Spine benchmark: produce and project, each against its baseline, in one run.
 
     python -m tests.bench.spine [--events 50000] [--runs 3] [--backend kafka|postgres|both]
+                               [--workers auto|N]
 
 Figures (medians over ``--runs``; every run on fresh data):
 
@@ -18,6 +19,11 @@ Figures (medians over ``--runs``; every run on fresh data):
   process with the garbage-collector settings ``agent-hub up`` and ``agent-hub project``
   give theirs (:func:`hub.infra.tuning.tune_gc`).
 
+- project, ``--workers N|auto``: the same events applied by N projector processes
+  sharing the partitions through the consumer group, against one such process, both timed
+  from the moment they are told to go (the group's join included), and against the raw
+  COPY above (:mod:`tests.bench.spine_workers`).
+
 Ratios are baseline time / our time: above 1 means we are faster than the baseline.
 """
 
@@ -26,6 +32,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import statistics
 import time
 import uuid
@@ -50,6 +57,7 @@ from projections.registry import MIGRATIONS as REGISTRY_TABLES
 from projections.registry import RegistryProjection
 from schemas.events import AgentRegistered, Topic
 from tests.bench import parser_with_backends
+from tests.bench.spine_workers import project_in_processes
 from tests.support.kafka_broker import KafkaUnderTest, kafka_for
 from tests.support.pg import create_database, drop_database
 
@@ -317,21 +325,55 @@ async def one_run(backend: str, n: int, home: Path) -> tuple[float, float, float
             await drop_database(name)
 
 
+async def in_processes(backend: str, n: int, home: Path, workers: int) -> float:
+    """The ``--workers`` figure: ``n`` events produced (not timed), then applied by
+    ``workers`` projector processes (:mod:`tests.bench.spine_workers`)."""
+    name, database_url = await fresh_database()
+    with ExitStack() as stack:
+        cluster = kafka_if(stack, backend)
+        try:
+            s = settings(database_url, cluster.url if cluster is not None else None, home)
+            async with Hub(s) as hub:
+                await produce_ours(hub, fields(n))
+                return await project_in_processes(hub, s, n, workers)
+        finally:
+            await drop_database(name)
+
+
+def workers_line(label: str, n: int, one: list[float], many: list[float], copy: float) -> str:
+    one_s, many_s = statistics.median(one), statistics.median(many)
+    return (
+        f"{label:<34} ours {n / many_s:>9,.0f} ev/s ({many_s:6.2f}s)   "
+        f"1 process {n / one_s:>9,.0f} ev/s ({one_s:6.2f}s)   speed-up {one_s / many_s:4.2f}   "
+        f"ratio to raw COPY {copy / many_s:5.2f}   goal >= 0.5"
+    )
+
+
 async def main_async(args: argparse.Namespace) -> None:
     backends = ["postgres", "kafka"] if args.backend == "both" else [args.backend]
     home = Path(args.home)
+    workers = (os.cpu_count() or 1) if args.workers == "auto" else int(args.workers)
     print(f"spine benchmark: {args.events:,} events, {args.runs} runs per backend, medians\n")
     for backend in backends:
         produce, project = Figures([], []), Figures([], [])
+        one: list[float] = []
+        many: list[float] = []
         for _ in range(args.runs):
             ours_p, base_p, ours_j, base_j = await one_run(backend, args.events, home)
             produce.ours.append(ours_p)
             produce.baseline.append(base_p)
             project.ours.append(ours_j)
             project.baseline.append(base_j)
+            if workers > 1:
+                one.append(await in_processes(backend, args.events, home, 1))
+                many.append(await in_processes(backend, args.events, home, workers))
         produce_base = "raw aiokafka" if backend == "kafka" else "raw COPY"
         print(produce.line(f"[{backend}] produce (SDK)", args.events, produce_base, 0.7))
         print(project.line(f"[{backend}] project to Postgres", args.events, "raw COPY, 2 tbl", 0.5))
+        if many:
+            label = f"[{backend}] project, --workers {args.workers} ({workers})"
+            copy = statistics.median(project.baseline)
+            print(workers_line(label, args.events, one, many, copy))
         if backend == "kafka":
             print(f"[kafka] measured on: {', '.join(sorted(KAFKA_USED))}")
         print()
@@ -341,6 +383,11 @@ def main() -> None:
     parser = parser_with_backends(__doc__, "/tmp/agent-hub-bench")
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--workers",
+        default="auto",
+        help="projector processes for the --workers row: N, or auto (one per core; 1: no such row)",
+    )
     args = parser.parse_args()
     configure_logging("warning")
     runner: Callable[[], Coroutine[Any, Any, None]] = lambda: main_async(args)  # noqa: E731

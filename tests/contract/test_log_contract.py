@@ -152,6 +152,44 @@ async def test_a_waiting_consumer_wakes_on_append(event_log: EventLog) -> None:
     assert waited < 3.0, f"woke after {waited:.2f}s"
 
 
+async def test_wakeup_ends_a_waiting_fetch_and_a_seek_then_reads_from_there(
+    event_log: EventLog,
+) -> None:
+    """A task that must seek while another waits in ``fetch`` (a projector's lane, while
+    its prefetch waits for records) wakes it: the fetch returns at once, with nothing, and
+    the next one reads from the sought offset. Woken between fetches, a consumer reads
+    once without waiting."""
+    positions = await event_log.append(records(30))
+    target = positions[-1]
+    tp = TopicPartition(target.topic, target.partition)
+    end = (await event_log.end_offsets([tp]))[tp]
+    async with event_log.consumer(group_id=None, partitions=[tp]) as consumer:
+        await drain(consumer, end)
+        waited: list[float] = []
+
+        async def wait_for_records() -> None:
+            started = time.monotonic()
+            assert await consumer.fetch(10, 20.0) == []
+            waited.append(time.monotonic() - started)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait_for_records)
+            await anyio.sleep(0.5)  # it is waiting now
+            consumer.wakeup()
+        assert waited and waited[0] < 5.0, f"woken after {waited}"
+        await consumer.seek(tp, target.offset)
+        again = await drain(consumer, 1)
+        assert again[0].offset == target.offset
+
+        consumer.wakeup()  # nobody waits: the next fetch reads, and does not wait
+        started = time.monotonic()
+        assert await consumer.fetch(10, 20.0) == []
+        assert time.monotonic() - started < 5.0
+        started = time.monotonic()
+        assert await consumer.fetch(10, 0.5) == []  # then fetches wait as before
+        assert time.monotonic() - started >= 0.4
+
+
 async def test_group_member_starts_where_the_listener_says(event_log: EventLog) -> None:
     positions = await event_log.append(records(60))
     ends = await event_log.end_offsets(ALL)

@@ -61,3 +61,15 @@ def test_forget_and_the_poll_interval_make_it_read() -> None:
     assert not tail.worth_reading()
     time.sleep(0.06)
     assert tail.worth_reading()
+
+
+def test_a_read_begun_before_a_forget_cannot_make_the_tail_known() -> None:
+    """A seek during a read moves a position back: what that read found says nothing of
+    the records from the new position, so the next fetch must read."""
+    tail = TailKnowledge()
+    generation = tail.generation  # a read begins
+    tail.forget()  # a seek meanwhile
+    tail.read(generation, complete=True)
+    assert tail.worth_reading()
+    tail.read(tail.generation, complete=True)  # a read begun after it
+    assert not tail.worth_reading()

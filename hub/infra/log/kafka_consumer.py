@@ -65,6 +65,8 @@ class KafkaConsumer(Lifecycle):
         self.listener = listener
         self._fixed = tuple(partitions)
         self._consumer: AIOKafkaConsumer | None = None
+        self._waiting: anyio.CancelScope | None = None  # a fetch waiting in getmany
+        self._woken = False
 
     async def start(self) -> None:
         if self._consumer is not None:
@@ -149,10 +151,24 @@ class KafkaConsumer(Lifecycle):
         return frozenset(map(self.names.tp, self._consumer.assignment()))
 
     async def fetch(self, max_records: int, timeout: float) -> list[ConsumerRecord]:
-        batches = await kafka_call(
-            "cannot fetch from Kafka",
-            lambda: self._c.getmany(timeout_ms=int(timeout * 1000), max_records=max_records),
-        )
+        if self._woken:  # woken between fetches: read what is there, do not wait
+            self._woken, timeout = False, 0.0
+        # getmany drains the records it returns without awaiting: cancelling it while it
+        # waits loses none
+        with anyio.CancelScope() as waiting:
+            self._waiting = waiting
+            try:
+                batches = await kafka_call(
+                    "cannot fetch from Kafka",
+                    lambda: self._c.getmany(
+                        timeout_ms=int(timeout * 1000), max_records=max_records
+                    ),
+                )
+            finally:
+                self._waiting = None
+        if waiting.cancelled_caught:
+            self._woken = False
+            return []
         out: list[ConsumerRecord] = []
         for ktp in sorted(batches, key=lambda t: (t.topic, t.partition)):
             tp = self.names.tp(ktp)
@@ -173,6 +189,12 @@ class KafkaConsumer(Lifecycle):
 
     async def seek(self, tp: TopicPartition, offset: int) -> None:
         self._c.seek(self.names.ktp(tp), offset)
+
+    def wakeup(self) -> None:
+        if self._waiting is not None:
+            self._waiting.cancel()
+        else:
+            self._woken = True
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         if self.group_id is None or not offsets:

@@ -144,6 +144,7 @@ class PostgresConsumer(Lifecycle):
         self._busy: set[TopicPartition] = set()  # the partitions that had records last read
         self._headers = HeaderSets()  # each header set read, and the one a read expects
         self._wakeup = anyio.Event()
+        self._woken = False  # wakeup() was called: the fetch returns instead of waiting
         self._tail = TailKnowledge()
         self._group_changed = True
         self._next_rebalance = 0.0
@@ -240,6 +241,10 @@ class PostgresConsumer(Lifecycle):
         self._positions[tp] = offset
         self._tail.forget()
 
+    def wakeup(self) -> None:
+        self._woken = True
+        self._wakeup.set()
+
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         if self.group_id is not None:
             await self._log.commit_group(self.group_id, offsets)
@@ -271,6 +276,9 @@ class PostgresConsumer(Lifecycle):
                 raise
             if records:
                 return records
+            if self._woken:
+                self._woken = False
+                return []
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
@@ -279,6 +287,9 @@ class PostgresConsumer(Lifecycle):
                 wait = min(wait, max(0.0, self._next_rebalance - time.monotonic()))
             with anyio.move_on_after(wait):
                 await self._wakeup.wait()
+            if self._woken:
+                self._woken = False
+                return []
             if not self._wakeup.is_set() and time.monotonic() >= deadline:
                 return []  # nothing was appended while we waited
 
@@ -319,10 +330,14 @@ class PostgresConsumer(Lifecycle):
         probe = -(-max_records // len(tps))
         limits = [share if tp in self._busy else probe for tp in tps]
         generation = self._tail.generation
+        starts = [self._positions[tp] for tp in tps]
         rows = await self._log.read(
-            [(tp, self._positions[tp], limit) for tp, limit in zip(tps, limits, strict=True)],
+            [(tp, start, limit) for tp, start, limit in zip(tps, starts, limits, strict=True)],
             self._headers.usual_arrays(),
         )
+        moved = {i for i, tp in enumerate(tps, start=1) if self._positions.get(tp) != starts[i - 1]}
+        if moved:  # sought (or revoked) during the read: what it read there is stale
+            rows = [row for row in rows if row[0] not in moved]
         out, self._busy = records_of(rows, tps, self._positions, max_records, self._headers)
         counts = Counter(row[0] for row in rows)
         filled = any(counts[i] >= limit for i, limit in enumerate(limits, start=1))

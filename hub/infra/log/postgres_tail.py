@@ -38,12 +38,14 @@ class TailKnowledge:
     def __init__(self, poll_s: float = 1.0) -> None:
         self.poll_s = poll_s
         self.generation = 0
-        """How many notifications announced records past the positions."""
+        """How many notifications announced records past the positions, and forgets."""
         self._read_all = False
         self._read_at = float("-inf")
 
     def forget(self) -> None:
-        """Nothing is known any more (connected again, partitions assigned, a seek)."""
+        """Nothing is known any more (connected again, partitions assigned, a seek); a
+        read in flight, started before, cannot make it known again."""
+        self.generation += 1
         self._read_all = False
 
     def notified(self, payload: str, positions: Mapping[TopicPartition, int]) -> bool:
