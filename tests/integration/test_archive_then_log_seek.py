@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from consumers.archive.reader import ArchiveThenLog
-from hub.infra.ports import TopicPartition
+from hub.infra.ports import ConsumerRecord, TopicPartition
 from hub.runtime import Runtime
 from schemas.events import AgentRegistered, Topic
 from tests.conftest import TEST_PARTITIONS
@@ -62,7 +62,7 @@ async def test_a_seek_ends_the_wait_of_a_fetch_in_another_task(runtime: Runtime)
             took.append(time.monotonic() - started)
         assert took[0] < 5.0, f"the seek waited {took[0]:.1f} s for the fetch"
         with anyio.fail_after(30):
-            again = []
+            again: list[ConsumerRecord] = []
             while not again:
                 again = await consumer.fetch(100, 1.0)
         assert (again[0].tp, again[0].offset) == (tp, 0)

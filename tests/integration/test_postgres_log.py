@@ -415,7 +415,8 @@ async def test_every_header_set_reads_back_exactly_whichever_set_a_read_expects(
         for i, h in enumerate(pattern)
     ]
     positions = await pglog.append(sent)
-    expected = {(pos.partition, pos.offset): r.headers for pos, r in zip(positions, sent)}
+    pairs = zip(positions, sent, strict=True)
+    expected = {(pos.partition, pos.offset): r.headers for pos, r in pairs}
     tps = [TopicPartition("multi", p) for p in range(3)]
     seen: dict[tuple[int, int], Any] = {}
     async with pglog.consumer(group_id=None, partitions=tps) as consumer:
