@@ -57,7 +57,7 @@ from projections.registry import MIGRATIONS as REGISTRY_TABLES
 from projections.registry import RegistryProjection
 from schemas.events import AgentRegistered, Topic
 from tests.bench import parser_with_backends
-from tests.bench.spine_workers import project_in_processes
+from tests.bench.spine_workers import caught_up, project_in_processes
 from tests.support.kafka_broker import KafkaUnderTest, kafka_for
 from tests.support.pg import create_database, drop_database
 
@@ -235,14 +235,7 @@ async def _project_ours(hub: Hub, n: int) -> float:
         await tg.start(projector.run)
         await assigned.wait()
         started = time.perf_counter()
-        while True:
-            rows = await hub.runtime.pool.fetch(
-                "SELECT topic, partition, next_offset FROM hub.positions WHERE consumer = $1",
-                projection.consumer,
-            )
-            stored = {TopicPartition(r[0], r[1]): r[2] for r in rows}
-            if all(stored.get(tp, 0) >= end for tp, end in ends.items()):
-                break
+        while not await caught_up(hub, projection.consumer, ends):
             await anyio.sleep(0.01)
         elapsed = time.perf_counter() - started
         projector.stop_soon()

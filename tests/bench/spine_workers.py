@@ -22,7 +22,7 @@ from hub.infra.ports import TopicPartition
 from hub.settings import HubSettings
 from projections.registry import RegistryProjection
 
-__all__ = ["project_in_processes"]
+__all__ = ["caught_up", "project_in_processes"]
 
 PROJECTOR = """
 import sys
@@ -70,7 +70,7 @@ async def project_in_processes(hub: Hub, settings: HubSettings, n: int, workers:
         for proc in procs:
             _say(proc, "go")
         with anyio.fail_after(600):
-            while not await _caught_up(hub, projection.consumer, ends):
+            while not await caught_up(hub, projection.consumer, ends):
                 await anyio.sleep(0.01)
         elapsed = time.perf_counter() - started
     except BaseException:
@@ -109,7 +109,8 @@ def _say(proc: subprocess.Popen[str], word: str) -> None:
         pass  # it has ended; its exit code says how
 
 
-async def _caught_up(hub: Hub, consumer: str, ends: dict[TopicPartition, int]) -> bool:
+async def caught_up(hub: Hub, consumer: str, ends: dict[TopicPartition, int]) -> bool:
+    """Whether ``consumer``'s stored positions have reached ``ends``."""
     rows = await hub.runtime.pool.fetch(
         "SELECT topic, partition, next_offset FROM hub.positions WHERE consumer = $1", consumer
     )
