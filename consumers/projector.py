@@ -7,6 +7,7 @@ Each batch: 1. fetch up to ``batch_size`` records per lane, lingering briefly to
    event's handler, flush the projection, dead-letter any poison, store the new positions
    (committed without waiting for the WAL flush: see ``derived_transaction``); 4. re-seek
    the partitions whose batch was dropped (what was read ahead is left out: ``Seeks``).
+A revocation lets the revoked partitions' transactions commit before it hands them over.
 
 Step 3 runs in ``lanes`` transactions at once, each for the batch's records of its own
 partitions, as projector processes sharing the partitions would. A handler raising a
@@ -36,6 +37,7 @@ from consumers.dead_letters import dead_letter_poison
 from consumers.migrations import migrate
 from consumers.positions import PostgresPositionStore
 from consumers.projector_types import (
+    Applying,
     BatchInHand,
     FlushFailed,
     Item,
@@ -48,7 +50,9 @@ from consumers.projector_types import (
     Seeks,
     decode_batch,
     handled_ids,
+    measure_lag,
     not_in,
+    rewound,
 )
 from consumers.promotion import VersionKeeper
 from consumers.readers import WaitingReaders
@@ -97,6 +101,7 @@ class Projector(Worker):
         self._consumer: LogConsumer | None = None
         self._next: dict[TopicPartition, int] = {}
         self._seeks = Seeks()  # a batch read before its partition's latest seek is stale
+        self._applying = Applying()  # partitions in a transaction, for revocations
         self._next_rewind_check = 0.0
         self._applied: anyio.Event | None = None  # set when the batch in hand is applied
         self._lanes = Lanes(self.settings.lanes)
@@ -217,13 +222,20 @@ class Projector(Worker):
             "load positions", lambda: self.positions.load(self.name, sorted(partitions))
         )
         self._next.update(stored)
+        self._seeks.assigned(partitions)
         self._log.info("projector.assigned", partitions=sorted(map(str, partitions)))
         return {tp: stored.get(tp) for tp in partitions}
 
     async def on_revoked(self, partitions: frozenset[TopicPartition]) -> None:
+        """Leave their records read ahead to the next owner, and let their batches in a
+        transaction commit first (at most ``revoke_wait``)."""
         for tp in partitions:
             self._next.pop(tp, None)
-        self._log.info("projector.revoked", partitions=sorted(map(str, partitions)))
+        self._seeks.revoked(partitions)
+        settled = await self._applying.settled(partitions, self.settings.revoke_wait)
+        self._log.info(
+            "projector.revoked", partitions=sorted(map(str, partitions)), settled=settled
+        )
 
     # ── fetching ────────────────────────────────────────────────────────────────────────
 
@@ -314,7 +326,11 @@ class Projector(Worker):
         handlers = projection.handlers
         applied = duplicates = 0
         dead = []
-        async with self.pool.acquire() as conn, derived_transaction(conn):
+        async with (
+            self._applying.of(starts),
+            self.pool.acquire() as conn,
+            derived_transaction(conn),
+        ):
             fresh: set[Any] | None = None
             if projection.dedupe:  # claimed, and their event ids recorded, in one statement
                 ids = handled_ids(items, handlers, poison)
@@ -393,21 +409,12 @@ class Projector(Worker):
         if self._consumer is None or now < self._next_rewind_check:
             return
         self._next_rewind_check = now + REWIND_CHECK_S
-        assigned = sorted(self._consumer.assignment())
-        if not assigned:
-            return
-        try:
-            stored = await self.positions.load(self.name, assigned)
-        except HubError as exc:
-            if not exc.retriable:
-                raise
-            return
-        for tp, position in stored.items():
-            if position < self._next.get(tp, position):
-                self._log.info("projector.rewound", tp=str(tp), to=position)
-                self._next[tp] = position
-                self._seeks.sought(tp)
-                await self._consumer.seek(tp, position)
+        back = await rewound(self.positions, self.name, self._consumer, self._next)
+        for tp, position in back.items():
+            self._log.info("projector.rewound", tp=str(tp), to=position)
+            self._next[tp] = position
+            self._seeks.sought(tp)
+            await self._consumer.seek(tp, position)
 
     async def _resync(self, tp: TopicPartition, position: int) -> None:
         """Our batch for ``tp`` did not start at the stored position: read from there."""
@@ -424,22 +431,15 @@ class Projector(Worker):
         if now < self._next_lag_report or self._consumer is None:
             return
         self._next_lag_report = now + self.settings.lag_interval
-        assigned = sorted(self._consumer.assignment())
-        if not assigned:
-            return
         try:
-            ends = await self.log.end_offsets(assigned)
-            positions = {tp: self._next.get(tp, 0) for tp in assigned}
-            self.stats.lag = {tp: max(0, ends[tp] - positions[tp]) for tp in assigned}
-            await self._consumer.commit(positions)  # for Kafka's own lag tools
+            lag = await measure_lag(self.log, self._consumer, self._next)
         except HubError as exc:
             self._log.warning("projector.lag_unavailable", error=str(exc))
             return
-        self._log.info(
-            "projector.lag",
-            total=sum(self.stats.lag.values()),
-            partitions={str(tp): lag for tp, lag in self.stats.lag.items()},
-        )
+        if lag:
+            self.stats.lag = lag
+            partitions = {str(tp): n for tp, n in lag.items()}
+            self._log.info("projector.lag", total=sum(lag.values()), partitions=partitions)
 
     def lag(self) -> dict[TopicPartition, int]:
         """The last measured lag per assigned partition."""

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 
-from hub.infra.ports import ConsumerRecord, TopicPartition
+from hub.infra.ports import ConsumerRecord, EventLog, LogConsumer, PositionStore, TopicPartition
 from schemas.codec import Codec
-from schemas.errors import SchemaError
+from schemas.errors import HubError, SchemaError
 from schemas.events import Event
 
 __all__ = [
+    "Applying",
     "BatchInHand",
     "Decoded",
     "FlushFailed",
@@ -28,7 +30,9 @@ __all__ = [
     "Seeks",
     "decode_batch",
     "handled_ids",
+    "measure_lag",
     "not_in",
+    "rewound",
 ]
 
 Key = tuple[TopicPartition, int]
@@ -54,6 +58,9 @@ class ProjectorSettings:
     """How often ids older than the window are looked for."""
     lanes: int = 2
     """Transactions applied at once, each for its own partitions (1: one at a time)."""
+    revoke_wait: float = 10.0
+    """How long a revocation waits for the revoked partitions' batches in a transaction
+    to commit, so their next owner starts from where they end."""
 
 
 @dataclass
@@ -159,7 +166,8 @@ Part = tuple[list[Item], dict[Key, "Poison"], BatchInHand]
 
 
 class Seeks:
-    """The projector's seeks, counted, and each partition's latest.
+    """The projector's seeks, counted, and each partition's latest; and the partitions
+    revoked and not assigned again.
 
     A batch read before its partition's latest seek is stale: the seek was made because
     an earlier batch did not start at the stored position, and this one was read ahead
@@ -168,23 +176,74 @@ class Seeks:
     went on dropping every other batch (seen with two projector processes sharing
     partitions after a hand-over: 26 of 34 batches of one process dropped). Such records
     are left out before the claim instead; the records read after the seek follow.
+
+    Records of a revoked partition are left out too: they are its next owner's, who reads
+    them from the stored position. Applied here meanwhile, one of the two would drop its
+    batch and read it again.
     """
 
     def __init__(self) -> None:
         self.count = 0
         self._latest: dict[TopicPartition, int] = {}
+        self._revoked: set[TopicPartition] = set()
 
     def sought(self, tp: TopicPartition) -> None:
         """Say that ``tp`` is about to be sought."""
         self.count += 1
         self._latest[tp] = self.count
 
+    def revoked(self, tps: Iterable[TopicPartition]) -> None:
+        """Say that ``tps`` are no longer this projector's."""
+        self._revoked.update(tps)
+
+    def assigned(self, tps: Iterable[TopicPartition]) -> None:
+        """Say that ``tps`` are this projector's (again)."""
+        self._revoked.difference_update(tps)
+
     def current(self, items: list[Item], fetched_at: int) -> list[Item]:
-        """``items`` without those of partitions sought since ``fetched_at``."""
-        if self.count <= fetched_at:
+        """``items`` without those of partitions sought since ``fetched_at`` or revoked."""
+        if self.count <= fetched_at and not self._revoked:
             return items
-        latest = self._latest
-        return [item for item in items if latest.get(item[0].tp, 0) <= fetched_at]
+        latest, revoked = self._latest, self._revoked
+        return [
+            item
+            for item in items
+            if latest.get(item[0].tp, 0) <= fetched_at and item[0].tp not in revoked
+        ]
+
+
+class Applying:
+    """The partitions whose batches are in a transaction now, so that a revocation can
+    let those commit before the partitions are handed over: their next owner then loads
+    the position they end at, instead of reading that batch again and dropping it."""
+
+    def __init__(self) -> None:
+        self._count: dict[TopicPartition, int] = {}
+        self._done = anyio.Event()
+
+    @asynccontextmanager
+    async def of(self, tps: Iterable[TopicPartition]) -> AsyncIterator[None]:
+        """Hold ``tps`` as being applied for the block."""
+        held = list(tps)
+        for tp in held:
+            self._count[tp] = self._count.get(tp, 0) + 1
+        try:
+            yield
+        finally:
+            for tp in held:
+                left = self._count.pop(tp) - 1
+                if left:
+                    self._count[tp] = left
+            self._done.set()
+            self._done = anyio.Event()
+
+    async def settled(self, tps: Collection[TopicPartition], timeout: float) -> bool:
+        """Wait, at most ``timeout``, until no batch of ``tps`` is being applied; whether
+        none is."""
+        with anyio.move_on_after(timeout):
+            while any(tp in self._count for tp in tps):
+                await self._done.wait()
+        return not any(tp in self._count for tp in tps)
 
 
 class Lanes:
@@ -221,3 +280,39 @@ class Lanes:
             if key in poison:
                 part[1][key] = poison[key]
         return parts
+
+
+async def measure_lag(
+    log: EventLog, consumer: LogConsumer, positions: Mapping[TopicPartition, int]
+) -> dict[TopicPartition, int]:
+    """Each assigned partition's lag behind the log's end, from ``positions`` (the next
+    offset to apply; the beginning if absent), committed to the consumer too (for Kafka's
+    own lag tools); empty if nothing is assigned."""
+    assigned = sorted(consumer.assignment())
+    if not assigned:
+        return {}
+    ends = await log.end_offsets(assigned)
+    mine = {tp: positions.get(tp, 0) for tp in assigned}
+    await consumer.commit(mine)
+    return {tp: max(0, ends[tp] - mine[tp]) for tp in assigned}
+
+
+async def rewound(
+    positions: PositionStore,
+    name: str,
+    consumer: LogConsumer,
+    applied: Mapping[TopicPartition, int],
+) -> dict[TopicPartition, int]:
+    """The assigned partitions whose stored position is now behind ``applied`` (a replay
+    in another process moved it back), with that position; empty if the positions cannot
+    be read now (a retriable error)."""
+    assigned = sorted(consumer.assignment())
+    if not assigned:
+        return {}
+    try:
+        stored = await positions.load(name, assigned)
+    except HubError as exc:
+        if not exc.retriable:
+            raise
+        return {}
+    return {tp: p for tp, p in stored.items() if p < applied.get(tp, p)}

@@ -404,7 +404,8 @@ class PostgresConsumer(Lifecycle):
             for tp in revoked:
                 await conn.execute("SELECT pg_advisory_unlock($1)", self._partition_key(tp))
                 del self._positions[tp]
-            log.info(
+            await conn.execute("SELECT pg_notify($1, $2)", GROUP_CHANNEL, self.group_id)
+            log.info(  # the notice: a member waiting for these locks takes them now
                 "postgres_log.revoked", group=self.group_id, partitions=sorted(map(str, revoked))
             )
         gained = []
