@@ -141,6 +141,11 @@ class Archiver(Worker):
         self._segments_lock = anyio.Lock()
         self._log = RateLimitedWarnings(logger.bind(archiver=store.url))
 
+    @property
+    def held(self) -> int:
+        """Records read and held for a segment not written yet."""
+        return sum(len(b.records) for b in self._buffers.values())
+
     # ── lifecycle ───────────────────────────────────────────────────────────────────────
 
     async def start(self) -> None:
@@ -357,7 +362,6 @@ class Archiver(Worker):
                 del buffer.records[: len(chunk)]
                 buffer.size -= _size(chunk)
                 buffer.since = now
-                force = force and bool(buffer.records)
 
     async def _write(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
         first, last = records[0].offset, records[-1].offset

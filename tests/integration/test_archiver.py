@@ -154,6 +154,31 @@ async def test_age_rotation_fires_without_new_records(runtime: Runtime, store: B
 
 
 @pytest.mark.parametrize("archive_url", ["file"], indirect=True)
+async def test_a_graceful_stop_writes_what_every_partition_holds(
+    runtime: Runtime, store: BlobStore
+) -> None:
+    """Stopped with records of several partitions held (not yet due by count, size or
+    age), the archiver writes them all before it stops. It used to write the first
+    partition's only: the others waited to be read again at the next start."""
+    await runtime.producer.emit([event(i) for i in range(200)])
+    ends = await runtime.log.end_offsets(ALL)
+    busy = [tp for tp in ALL if ends[tp]]
+    assert len(busy) >= 2
+    arch = archiver(runtime, store, max_records=1000, max_age=3600)
+    async with anyio.create_task_group() as tg:
+        await tg.start(arch.run)
+        with anyio.fail_after(15):
+            while arch.held < 200:
+                await anyio.sleep(0.01)
+        assert arch.stats.records == 0  # nothing was due
+        arch.stop_soon()
+    assert arch.held == 0 and arch.stats.records == 200
+    rows = await segments(runtime)
+    assert sorted(r[0] for r in rows) == sorted(tp.partition for tp in busy)
+    await archived_up_to(runtime, ends, timeout=5)
+
+
+@pytest.mark.parametrize("archive_url", ["file"], indirect=True)
 async def test_byte_rotation(runtime: Runtime, store: BlobStore) -> None:
     await runtime.log.append(
         [ProducerRecord(REGISTRY, b"same-key", b"x" * 3000) for _ in range(20)]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from hub.infra.log.postgres_rows import HeaderSets, records_of
 from hub.infra.ports import TopicPartition
 
@@ -55,3 +58,45 @@ def test_no_more_than_max_records_and_rows_before_the_position_are_skipped() -> 
     rows = [row(1, o, A) for o in range(10)]
     out, _ = records_of(rows, TPS, positions, 3, sets)
     assert [r.offset for r in out] == [2, 3, 4] and positions[TPS[0]] == 5
+
+
+def _one_row_at_a_time(
+    rows: list[tuple[Any, ...]], positions: dict[TopicPartition, int], max_records: int
+) -> list[tuple[int, int]]:
+    """What a read must return, as the rule says it row by row (the reference)."""
+    out: list[tuple[int, int]] = []
+    stopped: set[int] = set()
+    for i, offset, *_ in rows:
+        tp = TPS[i - 1]
+        expected = positions.get(tp)
+        if expected is None or offset < expected or i in stopped:
+            continue
+        if len(out) >= max_records:
+            break
+        if offset > expected and out and out[-1][0] == i:
+            stopped.add(i)
+            continue
+        positions[tp] = offset + 1
+        out.append((i, offset))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    runs=st.lists(
+        st.lists(st.integers(0, 12), unique=True, max_size=8).map(sorted), min_size=2, max_size=2
+    ),
+    starts=st.lists(st.one_of(st.none(), st.integers(0, 6)), min_size=2, max_size=2),
+    max_records=st.integers(0, 12),
+)
+def test_runs_read_at_once_return_what_the_row_by_row_rule_does(
+    runs: list[list[int]], starts: list[int | None], max_records: int
+) -> None:
+    rows = [row(i, o, A) for i, offsets in enumerate(runs, start=1) for o in offsets]
+    positions = {tp: s for tp, s in zip(TPS, starts, strict=True) if s is not None}
+    expected_positions = dict(positions)
+    expected = _one_row_at_a_time(rows, expected_positions, max_records)
+    out, _ = records_of(rows, TPS, positions, max_records, HeaderSets())
+    assert [(r.partition + 1, r.offset) for r in out] == expected
+    assert positions == expected_positions
+    assert all(r.headers == A and r.value == b"v%d" % r.offset for r in out)

@@ -10,7 +10,9 @@ exactly that set comes back with NULL for both arrays, and the set is filled in 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 import structlog
@@ -22,6 +24,7 @@ __all__ = ["HeaderSets", "records_of"]
 log = structlog.get_logger(__name__)
 
 _MAX_SETS = 1024
+_INDEX = itemgetter(0)  # a row's partition, as its index in the read (from 1)
 
 
 class HeaderSets:
@@ -58,26 +61,66 @@ def records_of(
 ) -> tuple[list[ConsumerRecord], set[TopicPartition]]:
     """The rows read as records, from each partition's position on, up to a gap, and the
     partitions that had rows. ``positions`` moves past the records returned; the header
-    set of the last one becomes ``headers.usual``."""
+    set of the last one becomes ``headers.usual``.
+
+    The rows come by partition, in offset order. A partition's run that starts at its
+    position, without a gap, and fits, is turned into records in one comprehension (the
+    usual case: a fifth of the time of a row at a time); any other run row by row.
+    """
     out: list[ConsumerRecord] = []
     busy: set[TopicPartition] = set()
-    stopped: set[TopicPartition] = set()  # at a gap: the rest of it waits
-    for i, offset, key, value, hkeys, hvalues, ts_ms in rows:
+    usual, of = headers.usual, headers.of
+    for i, group in groupby(rows, _INDEX):
+        run = list(group)
         tp = tps[i - 1]
         busy.add(tp)
         expected = positions.get(tp)
-        if expected is None or offset < expected or tp in stopped:
+        if expected is None:
             continue
-        if len(out) >= max_records:
-            break
-        if offset > expected:
-            if out and out[-1].tp == tp:
-                stopped.add(tp)  # never hand out a gap within a partition
-                continue
-            log.warning("postgres_log.skipped_truncated", tp=str(tp), frm=expected, to=offset)
-        positions[tp] = offset + 1
-        pairs = headers.of(hkeys, hvalues)
-        out.append(ConsumerRecord(tp.topic, tp.partition, offset, key, value, pairs, ts_ms, tp))
+        room = max_records - len(out)
+        first, last = run[0][1], run[-1][1]
+        if first == expected and last - first == len(run) - 1 and len(run) <= room:
+            topic, partition = tp
+            out += [
+                ConsumerRecord(
+                    topic, partition, o, k, v, usual if hk is None else of(hk, hv), ts, tp
+                )
+                for _, o, k, v, hk, hv, ts in run
+            ]
+            positions[tp] = last + 1
+        elif not _records_of_run(run, tp, positions, room, out, of):
+            break  # full
     if out:
         headers.usual = out[-1].headers
     return out, busy
+
+
+def _records_of_run(
+    run: list[Any],
+    tp: TopicPartition,
+    positions: dict[TopicPartition, int],
+    room: int,
+    out: list[ConsumerRecord],
+    of: Callable[[Any, Any], Headers],
+) -> bool:
+    """One partition's rows, a row at a time, into ``out``: those before the position
+    skipped, up to a gap within the read, at most ``room``; whether there was room."""
+    taken = 0
+    for _, offset, key, value, hkeys, hvalues, ts_ms in run:
+        expected = positions[tp]
+        if offset < expected:
+            continue
+        if taken >= room:
+            return False
+        if offset > expected:
+            if taken:
+                return True  # never hand out a gap within a partition: the rest waits
+            log.warning("postgres_log.skipped_truncated", tp=str(tp), frm=expected, to=offset)
+        positions[tp] = offset + 1
+        out.append(
+            ConsumerRecord(
+                tp.topic, tp.partition, offset, key, value, of(hkeys, hvalues), ts_ms, tp
+            )
+        )
+        taken += 1
+    return True
