@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-__all__ = ["GC_THRESHOLDS", "tune_gc"]
+__all__ = ["GC_THRESHOLDS", "gc_tuned", "tune_gc"]
 
 GC_THRESHOLDS = (50_000, 20, 100)
 """Young-generation collections every 50,000 allocations instead of 700."""
@@ -23,3 +25,16 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+@contextmanager
+def gc_tuned() -> Iterator[None]:
+    """:func:`tune_gc` for a block, the collector's settings restored after it (how the
+    benchmarks run a projector or an archiver in their own process as ``agent-hub`` would)."""
+    thresholds = gc.get_threshold()
+    tune_gc()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)

@@ -30,7 +30,6 @@ Ratios are baseline time / our time: above 1 means we are faster than the baseli
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import statistics
@@ -51,7 +50,7 @@ from hub.client import Hub
 from hub.infra.log.partitioner import partition_for
 from hub.infra.logs import configure_logging
 from hub.infra.ports import TopicPartition
-from hub.infra.tuning import tune_gc
+from hub.infra.tuning import gc_tuned
 from hub.settings import HubSettings
 from projections.registry import MIGRATIONS as REGISTRY_TABLES
 from projections.registry import RegistryProjection
@@ -207,13 +206,8 @@ async def produce_raw_copy(
 
 
 async def project_ours(hub: Hub, n: int) -> float:
-    thresholds = gc.get_threshold()
-    tune_gc()  # as the processes that run projectors have it (produce keeps the defaults)
-    try:
+    with gc_tuned():  # as the processes that run projectors have it (produce keeps defaults)
         return await _project_ours(hub, n)
-    finally:
-        gc.unfreeze()
-        gc.set_threshold(*thresholds)
 
 
 async def _project_ours(hub: Hub, n: int) -> float:
