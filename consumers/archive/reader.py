@@ -27,7 +27,7 @@ from typing import Self
 import anyio
 import asyncpg
 
-from consumers.archive.segments import iter_segment
+from consumers.archive.segments import iter_records
 from hub.infra.ports import BlobStore, ConsumerRecord, EventLog, LogConsumer, RebalanceListener
 from hub.infra.ports import TopicPartition as TP
 from schemas.errors import LogError
@@ -88,27 +88,11 @@ class ArchiveReader:
         if not self._started:  # the store is only needed when history is replayed
             await self.store.start()
             self._started = True
-        return _records(tp, await self.store.get(segment.key), start)
+        return iter_records(await self.store.get(segment.key), tp, start)
 
     async def read(self, tp: TP, segment: Segment, start: int) -> list[ConsumerRecord]:
         """All the records of one segment from ``start`` on."""
         return list(await self.open(tp, segment, start))
-
-
-def _records(tp: TP, data: bytes, start: int) -> Iterator[ConsumerRecord]:
-    topic, partition = tp.topic, tp.partition
-    for e in iter_segment(data):
-        if e["offset"] >= start:
-            yield ConsumerRecord(
-                topic,
-                partition,
-                e["offset"],
-                e["key"],
-                e["value"],
-                tuple([(h["key"], h["value"]) for h in e["headers"]]),
-                e["timestamp_ms"],
-                tp,
-            )
 
 
 class _Cursor:
