@@ -125,13 +125,11 @@ class Projector(Worker):
         await self.retrying("migrate", self._migrate)
         await self.versions.start()
         topics = [str(t) for t in self.projection.topics]
-        consumer: LogConsumer
-        if self.archive is not None:  # history the log no longer holds comes from there
-            consumer = ArchiveThenLog(
-                self.log, self.archive, group_id=self.name, topics=topics, listener=self
-            )
-        else:
-            consumer = self.log.consumer(group_id=self.name, topics=topics, listener=self)
+        consumer: LogConsumer = (  # history the log no longer holds comes from the archive
+            ArchiveThenLog(self.log, self.archive, group_id=self.name, topics=topics, listener=self)
+            if self.archive is not None
+            else self.log.consumer(group_id=self.name, topics=topics, listener=self)
+        )
         await self.retrying("join", consumer.start)
         self._consumer = consumer
         self._log.info("projector.started", topics=[str(t) for t in self.projection.topics])
@@ -191,7 +189,7 @@ class Projector(Worker):
                 closing.enter_context(send)
             while not self.stopping:
                 seeks = self._seeks.count
-                records = await self._fetch_batch()
+                records = await self._fetch_batch(seeks)
                 if records:
                     split = len(records) > self.settings.batch_size  # a backlog: share it
                     parts = self._lanes.route(*decode_batch(self.codec, records), split=split)
@@ -239,7 +237,9 @@ class Projector(Worker):
 
     # ── fetching ────────────────────────────────────────────────────────────────────────
 
-    async def _fetch_batch(self) -> list[ConsumerRecord]:
+    async def _fetch_batch(self, seeks: int) -> list[ConsumerRecord]:
+        """A read, and another after a linger unless a seek came since ``seeks``: its
+        records, from the new position, would be left out with the stale (a stall)."""
         assert self._consumer is not None
         s = self.settings
         limit = s.batch_size * self._lanes.count  # a batch's worth for each lane
@@ -247,7 +247,7 @@ class Projector(Worker):
         with self.waiting() as scope:
             try:
                 records = await self._consumer.fetch(limit, s.fetch_timeout)
-                if records and len(records) < limit and await self._lingered():
+                if records and len(records) < limit and await self._lingered(seeks):
                     more = await self._consumer.fetch(limit - len(records), 0.0)
                     records += not_in(records, more)
             except HubError as exc:
@@ -259,12 +259,11 @@ class Projector(Worker):
                 return []
         return [] if scope.cancelled_caught else records
 
-    async def _lingered(self) -> bool:
-        """Wait a moment for more records to join a batch that is not full; whether it
-        waited. A batch that cannot be applied before the one in hand waits for that (at
-        most ``batch_linger``): a busy projector gets bigger batches, not a read per
-        record appended meanwhile. With ``idle_linger``, a batch gathers for that long
-        from its first read, unless (until) a reader of this process waits for it."""
+    async def _lingered(self, seeks: int) -> bool:
+        """Wait a moment for more records to join a batch that is not full; whether to
+        read again. A batch that cannot be applied before the one in hand waits for that
+        (at most ``batch_linger``): a busy projector gets bigger batches. With
+        ``idle_linger``, a batch gathers for that long unless a reader waits for it."""
         s = self.settings
         until = time.monotonic() + s.idle_linger
         applied, waited = self._applied, False
@@ -272,7 +271,8 @@ class Projector(Worker):
             with anyio.move_on_after(s.batch_linger):
                 await applied.wait()
             waited = True
-        return await self.readers.linger(self.name, until - time.monotonic()) or waited
+        waited = await self.readers.linger(self.name, until - time.monotonic()) or waited
+        return waited and self._seeks.count == seeks  # a seek meanwhile: no second read
 
     # ── applying ────────────────────────────────────────────────────────────────────────
 
