@@ -1,4 +1,5 @@
-"""A partition handed over between two projectors of one group, on each log.
+"""A partition handed over between two projectors of one group, and a partition sought
+while a batch lingers, on each log.
 
 When a second projector joins, the first revokes half its partitions. Its batches of
 those partitions that are in a transaction commit before the partitions go, and what it
@@ -16,6 +17,7 @@ import anyio
 import pytest
 
 from consumers.projector import ProjectorSettings
+from hub.infra.ports import TopicPartition
 from hub.runtime import Runtime
 from projections.registry import RegistryProjection
 from tests.integration.test_projector import agents, caught_up, projector_with, registered
@@ -63,3 +65,46 @@ async def test_a_joining_projector_takes_over_partitions_without_dropping_a_batc
     assert {r["revision"] for r in rows.values()} == {1}
     assert first.stats.events + second.stats.events == TOTAL
     assert first.stats.duplicates == second.stats.duplicates == 0
+
+
+async def test_a_seek_while_a_batch_lingers_leaves_the_second_read_to_the_next_batch(
+    runtime: Runtime,
+) -> None:
+    """A batch's records of a partition sought after its first read are left out as
+    stale; a second read after the linger would bring that partition's records from the
+    new position, left out with them, and with nothing more appended the partition
+    stalled (the rebuild-under-readers test stuck one run in two). So a seek during the
+    linger ends the batch at its first read, and the next batch reads from the seek."""
+    projector = projector_with(
+        runtime, RegistryProjection(), ProjectorSettings(lanes=1, batch_linger=5.0)
+    )
+    await projector.start()
+    try:
+        first = await runtime.producer.emit([registered(f"a{i}") for i in range(8)])
+        sought = first[0]
+        tp = TopicPartition(sought.topic, sought.partition)
+        projector._applied = anyio.Event()  # a batch in hand: the linger waits for it
+        seeks = projector._seeks.count
+
+        async def seek_during_the_linger() -> None:
+            await anyio.sleep(0.3)
+            await runtime.producer.emit([registered(f"b{i}") for i in range(8)])
+            await projector._resync(tp, 0)  # as a lane does when its claim fails
+            assert projector._applied is not None
+            projector._applied.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(seek_during_the_linger)
+            with anyio.fail_after(10):
+                batch = await projector._fetch_batch(seeks)
+        assert batch and not [r for r in batch if r.key and r.key.startswith(b"b")]  # one read
+        left = projector._seeks.current([(r, None) for r in batch], seeks)
+        assert left == [(r, None) for r in batch if r.tp != tp]  # stale: read before the seek
+        mine: list[int] = []
+        with anyio.fail_after(10):  # later batches read the sought partition from the seek
+            while not mine:
+                again = await projector._fetch_batch(projector._seeks.count)
+                mine = [r.offset for r in again if r.tp == tp]
+        assert mine[0] == 0
+    finally:
+        await projector.stop()
