@@ -190,12 +190,9 @@ def _container_header(data: bytes) -> tuple[int, bytes, bool] | None:
         raise ValueError("not an Avro object container (no magic bytes)")
     pos, metadata = len(_MAGIC), {}
     while True:
-        count, pos = read_long(data, pos)
+        count, pos = _block_count(data, pos)
         if count == 0:
             break
-        if count < 0:  # a block with its size in bytes
-            count = -count
-            _, pos = read_long(data, pos)
         for _ in range(count):
             key, pos = _read_bytes(data, pos)
             metadata[key], pos = _read_bytes(data, pos)
@@ -203,6 +200,15 @@ def _container_header(data: bytes) -> tuple[int, bytes, bool] | None:
     if metadata.get(b"avro.schema") != _SCHEMA_JSON or codec not in (b"deflate", b"null"):
         return None
     return pos + 16, data[pos : pos + 16], codec == b"deflate"
+
+
+def _block_count(data: bytes, pos: int) -> tuple[int, int]:
+    """The item count of a map or array block (0: the end), past its byte size if any."""
+    count, pos = read_long(data, pos)
+    if count < 0:  # a block that gives its size in bytes too
+        _, pos = read_long(data, pos)
+        count = -count
+    return count, pos
 
 
 def _read_bytes(data: bytes, pos: int) -> tuple[bytes, int]:
@@ -242,12 +248,9 @@ def _entries(block: bytes, count: int, tp: TopicPartition, start: int) -> Iterat
 def _read_headers(block: bytes, at: int) -> tuple[Headers, int]:
     pairs: list[tuple[str, bytes]] = []
     while True:
-        count, at = read_long(block, at)
+        count, at = _block_count(block, at)
         if count == 0:
             return tuple(pairs), at
-        if count < 0:
-            count = -count
-            _, at = read_long(block, at)
         for _ in range(count):
             name, at = _read_bytes(block, at)
             value, at = _read_bytes(block, at)
