@@ -209,6 +209,72 @@ async def test_group_member_starts_where_the_listener_says(event_log: EventLog) 
     assert len(positions) == 60
 
 
+class FailingOnce(Listener):
+    """A listener whose first ``on_assigned`` raises (its positions' store was down)."""
+
+    failed = False
+
+    async def on_assigned(
+        self, partitions: frozenset[TopicPartition]
+    ) -> Mapping[TopicPartition, int | None]:
+        if not self.failed:
+            self.failed = True
+            raise LogError("positions unavailable", retriable=True)
+        return await super().on_assigned(partitions)
+
+
+async def test_a_listener_error_on_assignment_comes_out_of_fetch_and_is_retried(
+    event_log: EventLog,
+) -> None:
+    """Kafka runs rebalance callbacks in its own task and only logs what they raise: the
+    consumer must raise it from a fetch, read nothing from a partition it could not
+    position, position it at the next fetch, and still hand it over later."""
+    await event_log.append(records(40))
+    ends = await event_log.end_offsets(ALL)
+    starts: dict[TopicPartition, int | None] = {tp: ends[tp] // 2 for tp in ALL}
+    listener = FailingOnce(starts)
+    consumer = event_log.consumer(group_id="contract-g5", topics=[TOPIC], listener=listener)
+    await start_with_retry(consumer)
+    async with consumer:
+        before: list[ConsumerRecord] = []
+        with pytest.raises(LogError, match="positions unavailable"), anyio.fail_after(30):
+            while True:
+                before += await consumer.fetch(500, 0.5)
+        assert before == []  # nothing read from where the listener did not say
+        expected = sum(ends[tp] - (starts[tp] or 0) for tp in ALL)
+        got = await drain(consumer, expected, timeout=30)
+        assert listener.assigned == set(ALL)
+        for tp in ALL:
+            offsets = [r.offset for r in got if r.partition == tp.partition]
+            assert offsets == list(range(starts[tp] or 0, ends[tp]))
+        await half_goes_to_a_second_member(event_log, consumer, listener, "contract-g5")
+
+
+async def half_goes_to_a_second_member(
+    event_log: EventLog, first: LogConsumer, listener: Listener, group: str
+) -> None:
+    """A second member joins ``group``: the two split the partitions (the first gives up
+    what it hands over, the ones whose positioning once failed too)."""
+    second = Listener()
+    other = event_log.consumer(group_id=group, topics=[TOPIC], listener=second)
+    await start_with_retry(other)
+
+    async def keep_fetching() -> None:
+        while True:
+            await other.fetch(100, 0.2)
+
+    def split() -> bool:
+        mine, theirs = listener.assigned, second.assigned
+        return bool(mine and theirs and not mine & theirs and mine | theirs == set(ALL))
+
+    async with other, anyio.create_task_group() as tg:
+        tg.start_soon(keep_fetching)
+        with anyio.fail_after(60):
+            while not split():
+                await first.fetch(100, 0.2)
+        tg.cancel_scope.cancel()
+
+
 async def test_two_members_split_partitions_and_one_takes_over(
     event_log: EventLog, log_url: str
 ) -> None:

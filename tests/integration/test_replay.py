@@ -170,6 +170,28 @@ async def test_a_gap_in_history_is_an_error_never_skipped(
             await replay(runtime, "registry", "earliest", reset=True)
 
 
+async def test_a_gap_in_kafka_history_is_an_error_never_a_hang(
+    kafka_cluster: KafkaUnderTest, database_url: str, tmp_path: Path
+) -> None:
+    """On Kafka the gap is found in a rebalance callback, which aiokafka runs in its own
+    task and only logs: the replay and the rebuild must fail with it, not wait forever."""
+    settings = settings_for(
+        "kafka", kafka_cluster.url, database_url, tmp_path / "home", run_projectors="always"
+    )
+    async with Hub(settings) as hub:  # no archiver: nothing is archived
+        await hub.emit(*[registered(i) for i in range(40)])
+        await hub.wait_for_projections()
+        ends = await hub.runtime.log.end_offsets(REGISTRY)
+    for tp in REGISTRY:  # retention: the topic forgets everything
+        kafka_cluster.delete_records(tp.topic, tp.partition, ends[tp])
+    async with Runtime(settings.model_copy(update={"run_projectors": "never"})) as runtime:
+        with anyio.fail_after(120):
+            with pytest.raises(LogError, match=r"history lost on agenthub\.registry"):
+                await replay(runtime, "registry", "earliest", reset=True)
+            with pytest.raises(LogError, match=r"history lost on agenthub\.registry"):
+                await rebuild(runtime, "registry", grace_s=0)
+
+
 async def test_a_damaged_archive_segment_is_an_error_never_skipped(
     settings: HubSettings, database_url: str
 ) -> None:

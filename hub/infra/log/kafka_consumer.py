@@ -1,5 +1,12 @@
 """The Kafka consumer: a group member that seeks to the positions its listener returns
-(stored in Postgres) whenever partitions are assigned, or a reader of given partitions."""
+(stored in Postgres) whenever partitions are assigned, or a reader of given partitions.
+
+aiokafka runs the rebalance callbacks in its coordinator task and only logs what they
+raise. So an error in ours (the listener's, or its positions' load) is kept and raised by
+the next :meth:`KafkaConsumer.fetch`, never left in a log line, and a partition that could
+not be positioned stays paused (nothing is read from it from a wrong offset) until a
+fetch positions it again.
+"""
 
 from __future__ import annotations
 
@@ -28,18 +35,26 @@ log = structlog.get_logger(__name__)
 
 
 class _Bridge(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Turns aiokafka's rebalance callbacks into our listener's, and seeks."""
+    """Turns aiokafka's rebalance callbacks into our listener's, and seeks; what they
+    raise goes to the consumer's next fetch (aiokafka would only log it)."""
 
     def __init__(self, owner: KafkaConsumer) -> None:
         self.owner = owner
 
     async def on_partitions_revoked(self, revoked: list[KafkaTP]) -> None:
         tps = frozenset(map(self.owner.names.tp, revoked))
-        if tps and self.owner.listener is not None:
-            await self.owner.listener.on_revoked(tps)
+        self.owner.unpositioned -= tps
+        try:
+            if tps and self.owner.listener is not None:
+                await self.owner.listener.on_revoked(tps)
+        except Exception as exc:
+            self.owner.failed(exc)
 
     async def on_partitions_assigned(self, assigned: list[KafkaTP]) -> None:
-        await self.owner.position_at_start(frozenset(map(self.owner.names.tp, assigned)))
+        try:
+            await self.owner.position_at_start(frozenset(map(self.owner.names.tp, assigned)))
+        except Exception as exc:
+            self.owner.failed(exc)
 
 
 class KafkaConsumer(Lifecycle):
@@ -67,6 +82,9 @@ class KafkaConsumer(Lifecycle):
         self._consumer: AIOKafkaConsumer | None = None
         self._waiting: anyio.CancelScope | None = None  # a fetch waiting in getmany
         self._woken = False
+        self._failure: Exception | None = None  # raised in a rebalance callback
+        self.unpositioned: frozenset[TopicPartition] = frozenset()
+        """Assigned partitions held paused: positioning them failed."""
 
     async def start(self) -> None:
         if self._consumer is not None:
@@ -129,21 +147,41 @@ class KafkaConsumer(Lifecycle):
         ktps = [self.names.ktp(tp) for tp in tps]
         # Hold the new partitions until we have sought: the listener awaits Postgres, and
         # meanwhile the fetcher would otherwise start at the reset position.
+        # If this fails they stay paused, and the next fetch tries again.
         target.pause(*ktps)
-        try:
-            starts: Mapping[TopicPartition, int | None] = {}
-            if self.listener is not None:
-                starts = await self.listener.on_assigned(tps)
-            for tp, ktp in zip(tps, ktps, strict=True):
-                start = starts.get(tp)
-                if start is None:
-                    if self.listener is not None or self.group_id is None:
-                        await target.seek_to_beginning(ktp)
-                else:
-                    target.seek(ktp, start)
-        finally:
-            target.resume(*ktps)
+        self.unpositioned |= tps
+        starts: Mapping[TopicPartition, int | None] = {}
+        if self.listener is not None:
+            starts = await self.listener.on_assigned(tps)
+        for tp, ktp in zip(tps, ktps, strict=True):
+            start = starts.get(tp)
+            if start is None:
+                if self.listener is not None or self.group_id is None:
+                    await target.seek_to_beginning(ktp)
+            else:
+                target.seek(ktp, start)
+        target.resume(*ktps)
+        self.unpositioned -= tps
         log.info("kafka.assigned", group=self.group_id, partitions=sorted(map(str, tps)))
+
+    def failed(self, exc: Exception) -> None:
+        """A rebalance callback raised ``exc``: the next fetch raises it."""
+        log.warning("kafka.rebalance_failed", group=self.group_id, error=str(exc))
+        if self._failure is None:
+            self._failure = exc
+        self.wakeup()
+
+    async def _recover(self) -> None:
+        """Raise what a rebalance callback raised; then position the partitions it left
+        paused (raising again if that fails again)."""
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            self._woken = False
+            raise failure
+        pending = self.unpositioned & self.assignment()
+        self.unpositioned = pending
+        if pending:
+            await self.position_at_start(pending)
 
     def assignment(self) -> frozenset[TopicPartition]:
         if self._consumer is None:
@@ -151,6 +189,7 @@ class KafkaConsumer(Lifecycle):
         return frozenset(map(self.names.tp, self._consumer.assignment()))
 
     async def fetch(self, max_records: int, timeout: float) -> list[ConsumerRecord]:
+        await self._recover()
         if self._woken:  # woken between fetches: read what is there, do not wait
             self._woken, timeout = False, 0.0
         # getmany drains the records it returns without awaiting: cancelling it while it
