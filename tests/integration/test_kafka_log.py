@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 
@@ -10,7 +11,7 @@ import anyio.lowlevel
 import pytest
 
 from hub.infra.log.kafka import KafkaLog
-from hub.infra.ports import ProducerRecord
+from hub.infra.ports import ProducerRecord, TopicPartition
 from schemas.errors import LogError
 from tests.conftest import kafka_settings
 from tests.support.kafka_broker import KafkaUnderTest
@@ -33,6 +34,29 @@ async def test_new_topics_have_leaders_when_ensure_topics_returns(
             positions = await log.append(records("fresh.a", 50) + records("fresh.b", 50))
         assert len(positions) == 100
         assert [r for r in caplog.records if r.name.startswith("aiokafka")] == []
+
+
+async def test_offsets_read_at_once_on_a_fresh_log_leave_no_client_unclosed(
+    kafka_cluster: KafkaUnderTest,
+) -> None:
+    """Every group's rebalance reads offsets at once when the hub starts: the log's
+    metadata client must be made once, not once per caller with all but the last left
+    open (aiokafka reported them as 'Unclosed AIOKafkaConsumer' when collected)."""
+    reports: list[str] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _, context: reports.append(context["message"]))
+    try:
+        async with KafkaLog(kafka_settings(kafka_cluster)) as log:
+            await log.ensure_topics({"fresh.c": 4})
+        tps = [TopicPartition("fresh.c", p) for p in range(4)]
+        async with KafkaLog(kafka_settings(kafka_cluster)) as log, anyio.create_task_group() as tg:
+            for _ in range(8):
+                tg.start_soon(log.beginning_offsets, tps)
+        gc.collect()
+        await anyio.lowlevel.checkpoint()
+    finally:
+        loop.set_exception_handler(None)
+    assert [r for r in reports if "Unclosed" in r] == []
 
 
 @pytest.mark.kafka_outage

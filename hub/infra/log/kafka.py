@@ -71,6 +71,9 @@ class KafkaLog(Lifecycle):
         self.settings = settings
         self._producer: AIOKafkaProducer | None = None
         self._meta: AIOKafkaConsumer | None = None
+        # Callers race to make it (every group's rebalance asks for offsets at once): one
+        # makes it, the others wait, so none is left unclosed.
+        self._making_meta = anyio.Lock()
         self._partitions: dict[str, int] = {}
 
     # ── lifecycle ───────────────────────────────────────────────────────────────────────
@@ -284,22 +287,27 @@ class KafkaLog(Lifecycle):
     # ── offsets ─────────────────────────────────────────────────────────────────────────
 
     async def _metadata_consumer(self) -> AIOKafkaConsumer:
-        if self._meta is None:
-            s = self.settings
-            meta = AIOKafkaConsumer(
-                bootstrap_servers=s.bootstrap_servers,
-                client_id=f"{s.client_id}-offsets",
-                enable_auto_commit=False,
-                request_timeout_ms=s.request_timeout_ms,
-            )
-            try:
-                await kafka_call("cannot connect to Kafka", meta.start)
-            except BaseException:
-                with anyio.CancelScope(shield=True):
-                    await meta.stop()
-                raise
-            self._meta = meta
-        return self._meta
+        if self._meta is not None:
+            return self._meta
+        async with self._making_meta:
+            return self._meta or await self._make_metadata_consumer()
+
+    async def _make_metadata_consumer(self) -> AIOKafkaConsumer:
+        s = self.settings
+        meta = AIOKafkaConsumer(
+            bootstrap_servers=s.bootstrap_servers,
+            client_id=f"{s.client_id}-offsets",
+            enable_auto_commit=False,
+            request_timeout_ms=s.request_timeout_ms,
+        )
+        try:
+            await kafka_call("cannot connect to Kafka", meta.start)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await meta.stop()
+            raise
+        self._meta = meta
+        return meta
 
     async def end_offsets(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         meta = await self._metadata_consumer()
