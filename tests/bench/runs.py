@@ -1,13 +1,15 @@
 """Runs benchmark: metric ingest, warm prompt reads and artifact uploads, in one run.
 
     python -m tests.bench.runs [--metrics 20000] [--runs 3] [--artifact-mib 64]
+                               [--backend kafka|postgres|both]
 
-Figures (medians over ``--runs``; every run on fresh data):
+Figures (medians over ``--runs``; every run on fresh data), for each log:
 
 - metric ingest: ``run.metric()`` for N metrics through the SDK (validation, encoding,
-  batched appends to the Postgres log) until the ``runs`` projection has applied them all
-  (in-process projectors, exactly-once bookkeeping), against one raw asyncpg COPY of the
-  same rows into an identical table with the same indexes.
+  batched appends to the log: the Postgres log, or Kafka, the real broker the test suite
+  would use, else the mock cluster, as the output says) until the ``runs`` projection has
+  applied them all (in-process projectors, exactly-once bookkeeping), against one raw
+  asyncpg COPY of the same rows into an identical table with the same indexes.
 - get_current(): warm-cache reads, async (``hub.prompts.get_current``) and through the
   seeds' synchronous ``S3PromptManager.get_current()``; calls per second.
 - artifact upload: ``run.store_artifact()`` of a file (streamed, multipart, sha256, then
@@ -28,6 +30,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Coroutine
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,9 @@ import asyncpg
 from hub.client import Hub
 from hub.infra.logs import configure_logging
 from hub.settings import HubSettings
+from schemas.events import Topic
+from tests.bench import parser_with_backends
+from tests.support.kafka_broker import kafka_for
 from tests.support.moto import start_moto
 from tests.support.pg import create_database, drop_database
 
@@ -189,39 +195,66 @@ async def main_async(args: argparse.Namespace) -> None:
     shutil.rmtree(home, ignore_errors=True)
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    backends = ["postgres", "kafka"] if args.backend == "both" else [args.backend]
     moto, endpoint = start_moto()
     artifact = random_file(home / "artifact.bin", args.artifact_mib)
     data = artifact.read_bytes()
-    ingest: tuple[list[float], list[float]] = ([], [])
-    reads: tuple[list[float], list[float]] = ([], [])
-    uploads: tuple[list[float], list[float]] = ([], [])
     print(
         f"runs benchmark: {args.metrics:,} metrics, {args.calls:,} prompt reads, "
         f"{args.artifact_mib} MiB artifact; {args.runs} runs, medians\n"
     )
     try:
-        for i in range(args.runs):
-            name = f"hubbench_{uuid.uuid4().hex[:10]}"
-            database_url = await create_database(name)
-            try:
+        for backend in backends:
+            await one_backend(args, backend, home / backend, endpoint, (artifact, data))
+            print()
+    finally:
+        moto.terminate()
+
+
+async def one_backend(
+    args: argparse.Namespace,
+    backend: str,
+    home: Path,
+    endpoint: str,
+    artifact: tuple[Path, bytes],
+) -> None:
+    """Every figure, ``args.runs`` times, on one log (Kafka: fresh topics each run, so a
+    run's projectors do not apply the runs before it). ``artifact``: the file uploaded,
+    and its bytes (the raw put's)."""
+    path, data = artifact
+    where: set[str] = set()
+    ingest: tuple[list[float], list[float]] = ([], [])
+    reads: tuple[list[float], list[float]] = ([], [])
+    uploads: tuple[list[float], list[float]] = ([], [])
+    for i in range(args.runs):
+        name = f"hubbench_{uuid.uuid4().hex[:10]}"
+        database_url = await create_database(name)
+        bucket = f"bench-{uuid.uuid4().hex[:8]}"
+        try:
+            with ExitStack() as stack:
+                log_url = None
+                if backend == "kafka":
+                    cluster = stack.enter_context(kafka_for({str(t): PARTITIONS for t in Topic}))
+                    log_url = cluster.url
+                    where.add(cluster.description)
                 s = settings(
                     database_url,
                     home / f"run{i}",
-                    archive_url=f"s3://bench-{i}/hub",
+                    log_url=log_url,
+                    archive_url=f"s3://{bucket}/hub",
                     s3_endpoint_url=endpoint,
                 )
                 async with Hub(s) as hub:
                     ingest[0].append(await ingest_ours(hub, args.metrics))
                     reads[0].append(await warm_reads(hub, args.calls))
-                    uploads[0].append(await upload_ours(hub, artifact))
-                ingest[1].append(await ingest_raw_copy(database_url, args.metrics))
-                uploads[1].append(await upload_raw(endpoint, f"bench-{i}", data))
-                reads[1].append(warm_reads_facade(home / f"facade{i}", database_url, args.calls))
-            finally:
-                await drop_database(name)
-    finally:
-        moto.terminate()
+                    uploads[0].append(await upload_ours(hub, path))
+            ingest[1].append(await ingest_raw_copy(database_url, args.metrics))
+            uploads[1].append(await upload_raw(endpoint, bucket, data))
+            reads[1].append(warm_reads_facade(home / f"facade{i}", database_url, args.calls))
+        finally:
+            await drop_database(name)
     n, mib = args.metrics, args.artifact_mib
+    print(f"[{backend}] {', '.join(sorted(where)) or 'the Postgres log'}")
     print(median_line("metric ingest -> projection", n, *ingest, "metrics/s", ">= 0.5"))
     print("    (baseline: raw COPY of the same rows)")
     for label, times in (("async", reads[0]), ("facade", reads[1])):
@@ -232,14 +265,11 @@ async def main_async(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = parser_with_backends(__doc__, "/tmp/agent-hub-bench-runs")
     parser.add_argument("--metrics", type=int, default=20_000)
     parser.add_argument("--calls", type=int, default=200_000)
     parser.add_argument("--artifact-mib", type=int, default=64)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--home", default="/tmp/agent-hub-bench-runs")
     args = parser.parse_args()
     configure_logging("warning")
     runner: Callable[[], Coroutine[Any, Any, None]] = lambda: main_async(args)  # noqa: E731
