@@ -153,6 +153,46 @@ def test_every_method_answers_as_strands_own_store(
     assert ("message id not an int", "raises", "ValueError") in theirs
 
 
+def two_writers(
+    first: SessionRepository, second: SessionRepository, reader: SessionRepository
+) -> list[Any]:
+    """What a second repository (another process: nothing remembered) meets of what the
+    first wrote: the session exists, an agent created again is overwritten. A third one
+    reads the result (a writer reads back what it wrote itself, as one writer per session
+    at a time would have it)."""
+    answers: list[Any] = []
+
+    def answer(step: str, call: Callable[[], Any]) -> None:
+        try:
+            answers.append((step, _seen(call())))
+        except Exception as exc:  # the answer is which error
+            answers.append((step, "raises", type(exc).__name__))
+
+    session = Session("s2", SessionType.AGENT, created_at=CREATED, updated_at=CREATED)
+    answer("first creates the session", lambda: first.create_session(session))
+    answer("second creates it too", lambda: second.create_session(session))
+    answer("first creates an agent", lambda: first.create_agent("s2", _agent("p", step=1)))
+    answer("second creates it again", lambda: second.create_agent("s2", _agent("p", step=2)))
+    answer("first updates it", lambda: first.update_agent("s2", _agent("p", step=3)))
+    answer("a third reads it", lambda: reader.read_agent("s2", "p"))
+    return answers
+
+
+def test_a_second_writer_meets_what_the_first_wrote_as_strands_own_store_does(
+    sync: SyncHub,  # noqa: F811
+    strands_own: SessionRepository,
+) -> None:
+    others = [FileSessionManager.__new__(FileSessionManager) for _ in range(2)]
+    for other in others:
+        other.storage_dir = strands_own.storage_dir  # type: ignore[attr-defined]
+    theirs = two_writers(strands_own, *others)
+    ours = two_writers(*(HubSessionRepository(sync) for _ in range(3)))
+    for mine, expected in zip(ours, theirs, strict=True):
+        assert mine == expected
+    assert ("second creates it too", "raises", "SessionException") in theirs
+    assert theirs[-1][1][2] == {"step": 3}  # the last write wins
+
+
 def test_the_alias_of_a_redacted_message_shows_no_secret(sync: SyncHub) -> None:  # noqa: F811
     repo = HubSessionRepository(sync)
     repo.create_session(Session("s", SessionType.AGENT))

@@ -40,7 +40,7 @@ from hub.integrations.strands.content import from_parts, to_parts
 from hub.sessions.content import as_content
 from hub.sessions.models import Message
 from hub.settings import HubSettings
-from schemas.errors import NotFoundError
+from schemas.errors import InputError, NotFoundError
 
 if TYPE_CHECKING:
     from strands.multiagent.base import MultiAgentBase
@@ -96,14 +96,19 @@ class HubSessionRepository(SessionRepository):
         thread_id = session_thread(session.session_id)
 
         async def create(hub: Hub) -> None:
-            if thread_id in self._sessions or await hub.sessions.get(thread_id) is not None:
+            if thread_id in self._sessions:
                 raise SessionException(f"Session {session.session_id} already exists")
-            await hub.sessions.start_thread(
-                thread_id=thread_id,
-                agent_id=SESSION_AGENT,
-                title=session.session_id,
-                metadata={"strands": {"session": session.to_dict()}},
-            )
+            try:  # start_thread refuses a thread id that exists: one read, not two
+                await hub.sessions.start_thread(
+                    thread_id=thread_id,
+                    agent_id=SESSION_AGENT,
+                    title=session.session_id,
+                    metadata={"strands": {"session": session.to_dict()}},
+                )
+            except InputError:
+                if await hub.sessions.get(thread_id) is not None:
+                    raise SessionException(f"Session {session.session_id} already exists") from None
+                raise
 
         self.hub.call(create)
         self._sessions[thread_id] = session.to_dict()
@@ -169,18 +174,31 @@ class HubSessionRepository(SessionRepository):
     ) -> None:
         """``state`` as the latest of ``thread_id`` (a thread forked from the session,
         made if it is new)."""
-        if thread_id not in self._states and await hub.sessions.get(thread_id) is None:
-            session = session_thread(session_id)
-            if session not in self._sessions and await hub.sessions.get(session) is None:
-                raise SessionException(f"Session {session_id} does not exist")
-            encoded = encode_bytes_values(dict(state))
-            await hub.sessions.fork(  # the thread and its first state in one write
-                session_id, new_thread_id=thread_id, title=owner, agent_state=(owner, encoded)
-            )
-            self._counts[thread_id] = 0
-        else:
-            await hub.sessions.save_agent_state(thread_id, owner, encode_bytes_values(dict(state)))
+        encoded = encode_bytes_values(dict(state))
+        if thread_id in self._states or not await self._forked(
+            hub, session_id, thread_id, owner, encoded
+        ):
+            await hub.sessions.save_agent_state(thread_id, owner, encoded)
         self._states[thread_id] = dict(state)
+
+    async def _forked(
+        self, hub: Hub, session_id: str, thread_id: str, owner: str, state: dict[str, Any]
+    ) -> bool:
+        """Whether ``thread_id`` was made now, forked from the session with its first
+        ``state`` in one write (``False``: it exists already)."""
+        session = session_thread(session_id)
+        if session not in self._sessions and await hub.sessions.get(session) is None:
+            raise SessionException(f"Session {session_id} does not exist")
+        try:  # fork refuses a thread id that exists: one read, not two
+            await hub.sessions.fork(
+                session_id, new_thread_id=thread_id, title=owner, agent_state=(owner, state)
+            )
+        except InputError:
+            if await hub.sessions.get(thread_id) is None:
+                raise
+            return False
+        self._counts[thread_id] = 0
+        return True
 
     async def _state(self, hub: Hub, thread_id: str) -> dict[str, Any] | None:
         if thread_id in self._states:
@@ -206,12 +224,16 @@ class HubSessionRepository(SessionRepository):
         return SessionAgent.from_dict(state) if state is not None else None
 
     def update_agent(self, session_id: str, session_agent: SessionAgent, **kwargs: Any) -> None:
-        previous = self.read_agent(session_id, session_agent.agent_id)
-        if previous is None:
+        known = self._states.get(agent_thread(session_id, session_agent.agent_id))
+        if known is not None:  # what this repository wrote or read: no round trip
+            created_at = known["created_at"]
+        elif (previous := self.read_agent(session_id, session_agent.agent_id)) is not None:
+            created_at = previous.created_at
+        else:
             raise SessionException(
                 f"Agent {session_agent.agent_id} in session {session_id} does not exist"
             )
-        session_agent.created_at = previous.created_at
+        session_agent.created_at = created_at
         self.create_agent(session_id, session_agent)
 
     def create_multi_agent(
