@@ -65,15 +65,23 @@ def _seen(value: Any) -> Any:
     return value
 
 
-def scenario(repo: SessionRepository) -> list[Any]:
-    """Every method, on present and missing items, good ids and bad."""
-    answers: list[Any] = []
+def recorder(answers: list[Any]) -> Callable[[str, Callable[[], Any]], None]:
+    """``answer(step, call)``: adds to ``answers`` what ``call`` returns, as compared, or
+    which error it raises."""
 
     def answer(step: str, call: Callable[[], Any]) -> None:
         try:
             answers.append((step, _seen(call())))
         except Exception as exc:  # the answer is which error
             answers.append((step, "raises", type(exc).__name__))
+
+    return answer
+
+
+def scenario(repo: SessionRepository) -> list[Any]:
+    """Every method, on present and missing items, good ids and bad."""
+    answers: list[Any] = []
+    answer = recorder(answers)
 
     session = Session("s1", SessionType.AGENT, created_at=CREATED, updated_at=CREATED)
     answer("read missing session", lambda: repo.read_session("s1"))
@@ -161,12 +169,7 @@ def two_writers(
     reads the result (a writer reads back what it wrote itself, as one writer per session
     at a time would have it)."""
     answers: list[Any] = []
-
-    def answer(step: str, call: Callable[[], Any]) -> None:
-        try:
-            answers.append((step, _seen(call())))
-        except Exception as exc:  # the answer is which error
-            answers.append((step, "raises", type(exc).__name__))
+    answer = recorder(answers)
 
     session = Session("s2", SessionType.AGENT, created_at=CREATED, updated_at=CREATED)
     answer("first creates the session", lambda: first.create_session(session))
