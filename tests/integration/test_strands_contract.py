@@ -113,6 +113,9 @@ def scenario(repo: SessionRepository) -> list[Any]:
     answer("list a page", lambda: repo.list_messages("s1", "planner", limit=2, offset=1))
     answer("list past the end", lambda: repo.list_messages("s1", "planner", offset=7))
     answer("list a missing agent", lambda: repo.list_messages("s1", "nobody"))
+    answer("list none of a missing agent", lambda: repo.list_messages("s1", "nobody", limit=0))
+    answer("list none", lambda: repo.list_messages("s1", "planner", limit=0))
+    answer("a message of a missing agent", lambda: repo.read_message("s1", "nobody", 0))
     answer("update missing message", lambda: repo.update_message("s1", "planner", _message(9, "x")))
     redacted = _message(1, "text 1", "assistant")
     redacted.redact_message = {"role": "assistant", "content": [{"text": "[redacted]"}]}

@@ -203,9 +203,10 @@ class HubSessionRepository(SessionRepository):
     async def _state(self, hub: Hub, thread_id: str) -> dict[str, Any] | None:
         if thread_id in self._states:
             return copy.deepcopy(self._states[thread_id])
-        if await hub.sessions.get(thread_id) is None:
+        try:  # one read: a missing thread is an error of agent_state's own
+            saved = await hub.sessions.agent_state(thread_id)
+        except NotFoundError:
             return None
-        saved = await hub.sessions.agent_state(thread_id)
         if saved is None:
             return None
         self._states[thread_id] = decode_bytes_values(saved["state"])
@@ -303,9 +304,12 @@ class HubSessionRepository(SessionRepository):
 
     async def _at(self, hub: Hub, thread_id: str, index: int) -> Message | None:
         """The message at a Strands index; ``None`` if it, or the agent's thread, is missing."""
-        if index < 0 or await hub.sessions.get(thread_id) is None:
+        if index < 0:
             return None
-        found = await hub.sessions.messages(thread_id, after=index, limit=1)
+        try:  # a missing thread is an error of messages' own
+            found = await hub.sessions.messages(thread_id, after=index, limit=1)
+        except NotFoundError:
+            return None
         return found[0] if found and found[0].seq == index + 1 else None
 
     async def _session_message(self, hub: Hub, m: Message) -> SessionMessage:
@@ -389,20 +393,22 @@ class HubSessionRepository(SessionRepository):
         thread_id = agent_thread(session_id, agent_id)
 
         async def read(hub: Hub) -> list[SessionMessage]:
-            if await hub.sessions.get(thread_id) is None:
-                raise SessionException(
-                    f"Messages directory missing from agent: {agent_id} in session {session_id}"
-                )
             out: list[SessionMessage] = []
             after, wanted = max(offset, 0), limit
-            while wanted is None or len(out) < wanted:
+            while True:  # at least one read: a missing agent is an error even for no messages
                 page_size = PAGE if wanted is None else min(PAGE, wanted - len(out))
-                page = await hub.sessions.messages(thread_id, after=after, limit=page_size)
-                out += [await self._session_message(hub, m) for m in page]
-                if len(page) < page_size:
-                    break
+                try:  # a missing thread is an error of messages' own
+                    page = await hub.sessions.messages(
+                        thread_id, after=after, limit=max(page_size, 1)
+                    )
+                except NotFoundError as exc:
+                    raise SessionException(
+                        f"Messages directory missing from agent: {agent_id} in session {session_id}"
+                    ) from exc
+                out += [await self._session_message(hub, m) for m in page[: max(page_size, 0)]]
+                if len(page) < page_size or (wanted is not None and len(out) >= wanted):
+                    return out
                 after = page[-1].seq
-            return out
 
         return self.hub.call(read)
 
