@@ -353,25 +353,22 @@ async def main_async(args: argparse.Namespace) -> None:
     home = Path(args.home)
     try:
         for backend in backends:
-            where: list[str] = []
-            small = await one_on(backend, args.small, home, endpoint, where)
-            big = await one_on(backend, args.events, home, endpoint, where)
-            report(args, big, small, f"{backend}: {where[0]}")
+            small, _ = await one_on(backend, args.small, home, endpoint)
+            big, where = await one_on(backend, args.events, home, endpoint)
+            report(args, big, small, f"{backend}: {where}")
     finally:
         moto.terminate()
 
 
-async def one_on(
-    backend: str, n: int, home: Path, endpoint: str, where: list[str]
-) -> dict[str, float]:
+async def one_on(backend: str, n: int, home: Path, endpoint: str) -> tuple[dict[str, float], str]:
     """:func:`one` on ``backend``: Kafka gets fresh topics each time (a run's records
-    must not meet another run's), and ``where`` is told which Kafka."""
+    must not meet another run's); and where it ran (which Kafka)."""
     with ExitStack() as stack:
         cluster = None
         if backend == "kafka":
             cluster = stack.enter_context(kafka_for({str(t): PARTITIONS for t in Topic}))
-        where.append(cluster.description if cluster is not None else "the Postgres log")
-        return await one(n, home, endpoint, cluster)
+        where = cluster.description if cluster is not None else "the Postgres log"
+        return await one(n, home, endpoint, cluster), where
 
 
 def report(
