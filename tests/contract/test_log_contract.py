@@ -250,6 +250,37 @@ async def test_a_listener_error_on_assignment_comes_out_of_fetch_and_is_retried(
         await half_goes_to_a_second_member(event_log, consumer, listener, "contract-g5")
 
 
+class Slow(Listener):
+    """A listener whose ``on_assigned`` takes a while (its positions' store is slow)."""
+
+    calls = 0
+
+    async def on_assigned(
+        self, partitions: frozenset[TopicPartition]
+    ) -> Mapping[TopicPartition, int | None]:
+        self.calls += 1
+        await anyio.sleep(0.5)
+        return await super().on_assigned(partitions)
+
+
+async def test_fetches_while_a_listener_positions_neither_read_nor_position_again(
+    event_log: EventLog,
+) -> None:
+    """A fetch while the listener is still answering (Kafka runs it in its own task)
+    reads nothing of those partitions and does not ask the listener a second time."""
+    await event_log.append(records(40))
+    ends = await event_log.end_offsets(ALL)
+    listener = Slow()
+    consumer = event_log.consumer(group_id="contract-g6", topics=[TOPIC], listener=listener)
+    await start_with_retry(consumer)
+    async with consumer:
+        got = await drain(consumer, sum(ends.values()), timeout=30)
+        got += await consumer.fetch(500, 0.5)  # nothing more: no offset read twice
+    assert listener.calls == 1
+    for tp in ALL:
+        assert [r.offset for r in got if r.partition == tp.partition] == list(range(ends[tp]))
+
+
 async def half_goes_to_a_second_member(
     event_log: EventLog, first: LogConsumer, listener: Listener, group: str
 ) -> None:

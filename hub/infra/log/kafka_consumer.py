@@ -147,19 +147,23 @@ class KafkaConsumer(Lifecycle):
         ktps = [self.names.ktp(tp) for tp in tps]
         # Hold the new partitions until we have sought: the listener awaits Postgres, and
         # meanwhile the fetcher would otherwise start at the reset position.
-        # If this fails they stay paused, and the next fetch tries again.
         target.pause(*ktps)
-        self.unpositioned |= tps
-        starts: Mapping[TopicPartition, int | None] = {}
-        if self.listener is not None:
-            starts = await self.listener.on_assigned(tps)
-        for tp, ktp in zip(tps, ktps, strict=True):
-            start = starts.get(tp)
-            if start is None:
-                if self.listener is not None or self.group_id is None:
-                    await target.seek_to_beginning(ktp)
-            else:
-                target.seek(ktp, start)
+        try:
+            starts: Mapping[TopicPartition, int | None] = {}
+            if self.listener is not None:
+                starts = await self.listener.on_assigned(tps)
+            for tp, ktp in zip(tps, ktps, strict=True):
+                start = starts.get(tp)
+                if start is None:
+                    if self.listener is not None or self.group_id is None:
+                        await target.seek_to_beginning(ktp)
+                else:
+                    target.seek(ktp, start)
+        except BaseException:
+            # Failed, not merely under way (a fetch meanwhile must not position them a
+            # second time): they stay paused, and the next fetch tries again.
+            self.unpositioned |= tps
+            raise
         target.resume(*ktps)
         self.unpositioned -= tps
         log.info("kafka.assigned", group=self.group_id, partitions=sorted(map(str, tps)))
