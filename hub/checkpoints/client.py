@@ -122,7 +122,7 @@ class CheckpointsClient:
                 for ch, (version, _) in new.items()
             ],
         )
-        await self._ctx.emit(event)
+        await self._emit(event)
 
     async def save_writes(
         self,
@@ -152,11 +152,11 @@ class CheckpointsClient:
                 for idx, ch, v in writes
             ],
         )
-        await self._ctx.emit(event)
+        await self._emit(event)
 
     async def delete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint and write of a thread (copies made before keep theirs)."""
-        await self._ctx.emit(self._event(CheckpointThreadDeleted, thread_id))
+        await self._emit(self._event(CheckpointThreadDeleted, thread_id))
 
     async def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy a thread's checkpoints and writes, as they are now, to another thread: one
@@ -165,7 +165,7 @@ class CheckpointsClient:
         event = self._event(
             CheckpointThreadCopied, source_thread_id, target_thread_id=target_thread_id
         )
-        await self._ctx.emit(event)
+        await self._emit(event)
 
     async def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """Keep each thread's latest checkpoint per namespace (``keep_latest``) or none
@@ -177,7 +177,7 @@ class CheckpointsClient:
             )
         events = [self._event(CheckpointsPruned, t, strategy=strategy) for t in thread_ids]
         if events:
-            await self._ctx.emit(*events)
+            await self._emit(*events)
 
     async def delete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints (and their writes) of these runs, in every thread that
@@ -189,14 +189,33 @@ class CheckpointsClient:
         rows = await self._ctx.pool.fetch(queries.THREADS_OF_RUNS, self._ctx.tenant, runs)
         events = [self._event(CheckpointRunsDeleted, r[0], run_ids=runs) for r in rows]
         if events:
-            await self._ctx.emit(*events)
+            await self._emit(*events)
 
     def _event(self, cls: type[Any], thread_id: str, **fields: Any) -> Any:
         return build_event(cls, **self._ctx.envelope(), thread_id=thread_id, **fields)
 
-    async def _settled(self) -> None:
-        """Read your writes: this client's checkpoint events of its tenant are applied."""
-        await self._ctx.wait_for_key(CHECKPOINTS, self._ctx.tenant.encode())
+    async def _emit(self, *events: Any) -> None:
+        """Append ``events``; once they are in the log, this hub's reads of their threads
+        wait for them (and for nothing written after)."""
+        await self._ctx.emit(*events)
+        threads = sorted({t for e in events for t in _threads_of(e)})
+        producer, key = self._ctx.producer, self._ctx.tenant.encode()
+        producer.after_send(lambda: producer.note_parts(CHECKPOINTS, key, threads))
+
+    async def _settled(self, thread_id: str | None = None) -> None:
+        """Read your writes: this hub's checkpoint events of ``thread_id`` (of the whole
+        tenant if ``None``, or if the thread's are not known) are applied. A tenant's
+        checkpoint events share one partition, in order, so a thread's last write
+        applied means its earlier ones are too; other threads' later writes are not
+        waited for."""
+        key = self._ctx.tenant.encode()
+        if thread_id is not None:
+            marks = self._ctx.producer.marks_of_part(CHECKPOINTS, key, thread_id)
+            if marks is not None:
+                if marks:
+                    await self._ctx.wait_for(marks)
+                return
+        await self._ctx.wait_for_key(CHECKPOINTS, key)
 
     def _inline_limit(self) -> int:
         return max(1024, self._ctx.settings.max_event_bytes // 16)
@@ -228,7 +247,7 @@ class CheckpointsClient:
     ) -> StoredCheckpoint | None:
         """A checkpoint (the thread's latest in the namespace if no id is given), with its
         values and pending writes read in one query."""
-        await self._settled()
+        await self._settled(thread_id)
         fetch, tenant = self._ctx.pool.fetch, self._ctx.tenant
         if checkpoint_id is None:
             rows = await fetch(queries.WHOLE_NEWEST, tenant, thread_id, checkpoint_ns)
@@ -264,7 +283,7 @@ class CheckpointsClient:
         key of ``metadata`` with an equal value; at most ``limit``."""
         if limit is not None and limit <= 0:
             return
-        await self._settled()
+        await self._settled(thread_id)
         if thread_id is None:
             threads = [r[0] for r in await self._ctx.pool.fetch(queries.THREADS, self._ctx.tenant)]
         else:
@@ -399,3 +418,9 @@ class CheckpointsClient:
 
 def _equal(metadata: Mapping[str, Any], key: str, value: Any) -> bool:
     return bool(metadata.get(key) == value)
+
+
+def _threads_of(event: Any) -> tuple[str, ...]:
+    """The threads whose reads an event changes: its own, and a copy's target."""
+    target = getattr(event, "target_thread_id", None)
+    return (event.thread_id,) if target is None else (event.thread_id, target)

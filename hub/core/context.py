@@ -157,20 +157,38 @@ class HubContext:
         to and including the offset given (read-your-writes for a remote writer)."""
         await self._wait_for_marks(marks, timeout)
 
-    async def _wait_for_marks(self, marks: dict[TopicPartition, int], timeout: float) -> None:
-        needed = {
+    def _needed(self, marks: dict[TopicPartition, int]) -> dict[tuple[str, TopicPartition], int]:
+        """Each projection's offset (``consumer, partition``) that ``marks`` asks of it."""
+        return {
             (p.consumer, tp): offset
             for p in self.runtime.projections
             for tp, offset in marks.items()
             if tp.topic in p.topics
         }
-        if not needed:
+
+    def _seen_applied(self, needed: dict[tuple[str, TopicPartition], int]) -> bool:
+        """Whether this process saw every projection of ``needed`` past it a moment ago
+        (positions only move forward while live), without asking."""
+        runtime = self.runtime
+        return time.monotonic() - runtime.applied_at < APPLIED_FRESH_S and all(
+            runtime.applied.get(k, 0) > v for k, v in needed.items()
+        )
+
+    async def seen_applied(self, marks: dict[TopicPartition, int]) -> bool:
+        """Whether the projections are known to have applied ``marks`` already, as far as
+        this process heard (from its reads and the positions' notifications, listened to
+        from now on); ``False`` when it does not know. Never waits for a projection."""
+        needed = self._needed(marks)
+        if not needed or self._seen_applied(needed):
+            return True
+        named = (await self.runtime.position_watcher()).latest
+        return all(named.get(k, 0) > v for k, v in needed.items())
+
+    async def _wait_for_marks(self, marks: dict[TopicPartition, int], timeout: float) -> None:
+        needed = self._needed(marks)
+        if not needed or self._seen_applied(needed):
             return
         runtime = self.runtime
-        if time.monotonic() - runtime.applied_at < APPLIED_FRESH_S and all(
-            runtime.applied.get(k, 0) > v for k, v in needed.items()
-        ):
-            return  # seen applied a moment ago (positions only move forward while live)
         with runtime.readers.waiting(consumer for consumer, _ in needed):
             await self._wait_until_applied(needed, timeout)
 

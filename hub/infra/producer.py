@@ -28,7 +28,7 @@ log = structlog.get_logger(__name__)
 
 
 KEYS_REMEMBERED = 100_000
-"""How many keys' last positions a producer keeps for read-your-writes per entity."""
+"""How many keys' (and parts') last positions a producer keeps for read-your-writes."""
 
 
 class _Held:
@@ -37,6 +37,7 @@ class _Held:
     def __init__(self, producer: EventProducer) -> None:
         self.producer = producer
         self.records: list[ProducerRecord] = []
+        self.sent: list[Callable[[], None]] = []  # run once the records are appended
         self.open = True
 
 
@@ -63,6 +64,8 @@ class EventProducer:
         self.high_water: dict[TopicPartition, int] = {}
         self._last_of_key: dict[tuple[str, bytes], Position] = {}
         self._forgot_keys = False
+        self._last_of_part: dict[tuple[str, bytes, str], Position | None] = {}
+        self._forgot_parts = False
         self._type_headers = {
             name: (("hub-type", name.encode()), ("hub-schema", sv.fingerprint_hex.encode()))
             for name in codec.event_types
@@ -148,6 +151,17 @@ class EventProducer:
             _HELD.reset(token)
         if held.records:
             await self.send(held.records)
+        for callback in held.sent:
+            callback()
+
+    def after_send(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once what this task has sent is in the log: now, or when the
+        open :meth:`one_append` block's append is done (never, if that fails)."""
+        held = self._held()
+        if held is None:
+            callback()
+        else:
+            held.sent.append(callback)
 
     def _held(self) -> _Held | None:
         """The open block of this task holding this producer's sends, if any."""
@@ -190,3 +204,23 @@ class EventProducer:
         if known is not None:
             return {known.tp: known.offset}
         return None if self._forgot_keys else {}
+
+    def note_parts(self, topic: str, key: bytes, parts: Sequence[str]) -> None:
+        """Remember that this producer's records of ``topic`` keyed ``key`` written so far
+        hold every record it wrote of ``parts`` (entities sharing the key, such as a
+        tenant's checkpoint threads): call it once they are sent (:meth:`after_send`)."""
+        known = None if self.spooling else self._last_of_key.get((topic, key))
+        if len(self._last_of_part) + len(parts) > KEYS_REMEMBERED:
+            self._last_of_part.clear()  # from now on, parts not seen since wait for the key
+            self._forgot_parts = True
+        for part in parts:
+            self._last_of_part[(topic, key, part)] = known  # None: spooled or forgotten
+
+    def marks_of_part(self, topic: str, key: bytes, part: str) -> dict[TopicPartition, int] | None:
+        """Where this producer last wrote records of one part of a key (see
+        :meth:`note_parts`): ``{}`` if it never did, ``None`` if it does not know (wait
+        for the whole key then)."""
+        if (topic, key, part) in self._last_of_part:
+            known = self._last_of_part[(topic, key, part)]
+            return None if known is None else {known.tp: known.offset}
+        return None if self._forgot_parts else {}

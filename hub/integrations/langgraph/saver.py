@@ -16,7 +16,7 @@ it; sync methods need a :class:`SyncHub` (the default) or a call from another th
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import orjson
@@ -34,8 +34,15 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from hub.bridge import SyncHub
-from hub.checkpoints.client import CheckpointsClient, Serialized, StoredCheckpoint
+from hub.checkpoints.client import (
+    CHECKPOINTS,
+    CheckpointsClient,
+    Serialized,
+    StoredCheckpoint,
+    StoredWrite,
+)
 from hub.client import Hub
+from hub.integrations.langgraph.heads import Heads, Marks
 from hub.integrations.langgraph.messages import CHANNEL, MessageMirror
 from hub.integrations.langgraph.runner import HubRunner, OnHub
 
@@ -62,6 +69,7 @@ class HubCheckpointSaver(BaseCheckpointSaver[str]):
         super().__init__(serde=serde)
         self._mirror = MessageMirror(agent_id) if messages_to_sessions else None
         self._runner = HubRunner(hub, type(self).__name__)
+        self._heads = Heads()  # each thread's newest checkpoint: read without waiting
 
     async def _on_hub(self, fn: OnHub[T]) -> T:
         return await self._runner.run(fn)
@@ -72,8 +80,26 @@ class HubCheckpointSaver(BaseCheckpointSaver[str]):
     # ── async API ───────────────────────────────────────────────────────────────────────
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        found = await self._on_hub(_getting(config))
-        return None if found is None else self._tuple(found)
+        conf = config["configurable"]
+        thread_id, ns = str(conf["thread_id"]), conf.get("checkpoint_ns", "")
+        if get_checkpoint_id(config):  # one checkpoint: read back
+            found = await self._on_hub(_getting(config))
+            return None if found is None else self._tuple(found)
+
+        async def newest(hub: Hub) -> tuple[StoredCheckpoint | None, Marks | None, bool]:
+            mark = _mark(hub, thread_id)
+            applied = bool(mark) and await hub.context.seen_applied(mark or {})
+            head = self._heads.answer(thread_id, ns, mark, applied)
+            if head is not None:
+                return head.checkpoint, mark, True
+            return await _getting(config)(hub), mark, False
+
+        found, mark, known = await self._on_hub(newest)
+        result = None if found is None else self._tuple(found)
+        if not known and mark is not None:  # read once the thread's last write was applied
+            versions = result.checkpoint["channel_versions"] if result is not None else {}
+            self._heads.seen(thread_id, ns, found, _strings(versions), mark)
+        return result
 
     async def alist(
         self,
@@ -112,8 +138,18 @@ class HubCheckpointSaver(BaseCheckpointSaver[str]):
             for ch, v in new_versions.items()
         }
         mirrored = values.get(CHANNEL) if ns == "" and CHANNEL in new_versions else None
+        versions = _strings(checkpoint["channel_versions"])
+        written = StoredCheckpoint(  # as the projection will return it, values aside
+            thread_id=str(thread_id),
+            checkpoint_ns=ns,
+            checkpoint_id=checkpoint["id"],
+            parent_checkpoint_id=conf.get("checkpoint_id"),
+            checkpoint=_typed(dumps(saved)),
+            metadata=_typed(dumps(md)),
+            metadata_json=_json_safe(md),
+        )
 
-        async def save(hub: Hub) -> None:
+        async def save(hub: Hub) -> Marks | None:
             mirror, messages = self._mirror, []
             if mirror is not None and mirrored is not None:
                 messages = await mirror.new_messages(hub, thread_id, mirrored)
@@ -125,17 +161,23 @@ class HubCheckpointSaver(BaseCheckpointSaver[str]):
                     checkpoint_ns=ns,
                     checkpoint_id=checkpoint["id"],
                     parent_checkpoint_id=conf.get("checkpoint_id"),
-                    checkpoint=_typed(dumps(saved)),
-                    metadata=_typed(dumps(md)),
-                    metadata_json=_json_safe(md),
+                    checkpoint=written.checkpoint,
+                    metadata=written.metadata,
+                    metadata_json=written.metadata_json,
                     run_id=_run_id(md),
-                    channel_versions={k: str(v) for k, v in checkpoint["channel_versions"].items()},
+                    channel_versions=versions,
                     values=new,
                 )
             if mirror is not None and messages:
                 mirror.appended(thread_id, messages)
+            return _mark(hub, written.thread_id)
 
-        await self._on_hub(save)
+        after = await self._on_hub(save)
+
+        def current(channel: str) -> Serialized | None:
+            return _typed(dumps(values[channel])) if channel in values else None
+
+        self._heads.saved(written, versions, new, current, after)
         return {
             "configurable": {
                 "thread_id": thread_id,
@@ -152,42 +194,51 @@ class HubCheckpointSaver(BaseCheckpointSaver[str]):
         task_path: str = "",
     ) -> None:
         conf = config["configurable"]
+        thread_id, ns = str(conf["thread_id"]), conf.get("checkpoint_ns", "")
         rows = [
             (WRITES_IDX_MAP.get(ch, idx), ch, _typed(self.serde.dumps_typed(value)))
             for idx, (ch, value) in enumerate(writes)
         ]
-        await self._on_hub(
-            lambda h: h.checkpoints.save_writes(
+
+        async def save(hub: Hub) -> Marks | None:
+            await hub.checkpoints.save_writes(
                 conf["thread_id"],
-                checkpoint_ns=conf.get("checkpoint_ns", ""),
+                checkpoint_ns=ns,
                 checkpoint_id=conf["checkpoint_id"],
                 task_id=task_id,
                 task_path=task_path,
                 writes=rows,
             )
-        )
+            return _mark(hub, thread_id)
+
+        after = await self._on_hub(save)
+        stored = [StoredWrite(task_id, task_path, idx, ch, v) for idx, ch, v in rows]
+        self._heads.wrote(thread_id, ns, conf["checkpoint_id"], stored, after)
 
     async def adelete_thread(self, thread_id: str) -> None:
+        self._heads.forget([str(thread_id)])
         await self._on_hub(lambda h: h.checkpoints.delete_thread(str(thread_id)))
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        self._heads.forget([str(target_thread_id)])
         await self._on_hub(
             lambda h: h.checkpoints.copy_thread(str(source_thread_id), str(target_thread_id))
         )
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        self._heads.forget(str(t) for t in thread_ids)
         await self._on_hub(
             lambda h: h.checkpoints.prune([str(t) for t in thread_ids], strategy=strategy)
         )
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        self._heads.forget()
         await self._on_hub(lambda h: h.checkpoints.delete_for_runs([str(r) for r in run_ids]))
 
     # ── sync API (the same calls, waited for) ───────────────────────────────────────────
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        found = self._blocking(_getting(config))
-        return None if found is None else self._tuple(found)
+        return self._run(self.aget_tuple(config))
 
     def list(
         self,
@@ -319,6 +370,18 @@ async def _collect(
     limit: int | None,
 ) -> list[StoredCheckpoint]:
     return [c async for c in _listing(client, config, filter, before, limit)]
+
+
+def _mark(hub: Hub, thread_id: str) -> Marks | None:
+    """Where the hub last wrote checkpoint events of the thread (``{}``: never; ``None``:
+    it does not know)."""
+    ctx = hub.context
+    return ctx.producer.marks_of_part(CHECKPOINTS, ctx.tenant.encode(), thread_id)
+
+
+def _strings(versions: Mapping[str, Any]) -> dict[str, str]:
+    """Channel versions as the hub stores them."""
+    return {str(k): str(v) for k, v in versions.items()}
 
 
 def _typed(value: tuple[str, bytes]) -> Serialized:
