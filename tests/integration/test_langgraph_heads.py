@@ -59,14 +59,14 @@ async def _put(
     saver: HubCheckpointSaver,
     thread: str,
     values: dict[str, Any],
-    versions: dict[str, int],
+    versions: ChannelVersions,
     new: list[str],
     *,
     ns: str = "",
     parent: str | None = None,
     checkpoint_id: str | None = None,
 ) -> str:
-    checkpoint = generate_checkpoint(channel_values=values, channel_versions=versions)
+    checkpoint = generate_checkpoint(channel_values=values, channel_versions=dict(versions))
     if checkpoint_id is not None:
         checkpoint["id"] = checkpoint_id
     new_versions: ChannelVersions = {ch: versions[ch] for ch in new}
@@ -108,7 +108,7 @@ async def test_every_answer_from_the_kept_head_is_the_projections(
         await writer.aput_writes(conf, [("__error__", "last")], "task-2")  # special: last counts
         await _same_as_projected(writer, reader, thread, ns)
         # b keeps version 1: its value comes from before, not from this put
-        kept_b = {"a": 2, "b": 1}
+        kept_b: ChannelVersions = {"a": 2, "b": 1}
         c2 = await _put(writer, thread, {"a": 2, "b": [1]}, kept_b, ["a"], ns=ns, parent=c1)
         await _same_as_projected(writer, reader, thread, ns)
         # a newer checkpoint's writes appended before the checkpoint itself
