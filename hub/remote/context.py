@@ -152,3 +152,8 @@ class RemoteContext(HubContext):
 
     async def wait_for(self, marks: dict[TopicPartition, int], timeout: float = 30.0) -> None:
         await self.outbox.flush()
+
+    async def seen_applied(self, marks: dict[TopicPartition, int]) -> bool:
+        """Remote mode: the hub waits for its projections on every read, so a read is
+        never answered from what this process wrote (taken as applied: read it back)."""
+        return True
