@@ -282,7 +282,8 @@ async def test_an_append_notifies_its_topics_channel_only(
             while len(heard) < 2:
                 await anyio.sleep(0.05)
         await anyio.sleep(0.3)  # anything else would have come by now
-        assert sorted(heard) == sorted([append_channel(TOPIC), append_channel("multi")])
+        # a multi-partition append may notify once per partition: on its topic's channel
+        assert sorted(set(heard)) == sorted([append_channel(TOPIC), append_channel("multi")])
     finally:
         await conn.close()
     assert len(append_channel(long_topic).encode()) <= 63

@@ -161,16 +161,22 @@ class Appender:
         return request.positions
 
     async def _write(self, batch: list[_Append]) -> None:
-        """Every partition's appends in one autocommitted statement (all or none), when
-        every caller's records go to one partition; a caller writing to several
-        partitions makes it one transaction for the whole batch."""
-        by_partition: dict[TopicPartition, list[_Append]] = {}
+        """Every partition's appends in one autocommitted statement (all or none), each
+        partition's records in the order the callers gave them, whatever partitions one
+        caller's records go to (a checkpoint and its new messages: two topics)."""
+        by_partition: dict[TopicPartition, list[ProducerRecord]] = {}
+        partition_of: dict[tuple[str, bytes], TopicPartition] = {}
+        spots: list[list[tuple[TopicPartition, int]]] = []  # per request: each record's place
         for request in batch:
-            tps = {self._partition_of(t, k) for t, k in set(map(_TOPIC_AND_KEY, request.records))}
-            if len(tps) != 1:
-                await self._write_in_transaction(batch)
-                return
-            by_partition.setdefault(tps.pop(), []).append(request)
+            places = []
+            for rec in request.records:
+                tp = partition_of.get((rec.topic, rec.key))
+                if tp is None:
+                    tp = partition_of[(rec.topic, rec.key)] = self._partition_of(rec.topic, rec.key)
+                records = by_partition.setdefault(tp, [])
+                places.append((tp, len(records)))
+                records.append(rec)
+            spots.append(places)
         try:
             with translate_log_errors("cannot append to the Postgres log"):
                 async with self._pool().acquire() as conn:
@@ -179,47 +185,40 @@ class Appender:
             for request in batch:
                 request.error, request.done = exc, True
             return
-        for tp, requests in by_partition.items():
-            base = bases[tp]
-            for request in requests:
-                request.positions = [
-                    Position(tp.topic, tp.partition, offset)
-                    for offset in range(base, base + len(request.records))
-                ]
-                request.done = True
-                base += len(request.records)
+        for request, places in zip(batch, spots, strict=True):
+            request.positions = [
+                Position(tp.topic, tp.partition, bases[tp] + i) for tp, i in places
+            ]
+            request.done = True
 
     def _partition_of(self, topic: str, key: bytes) -> TopicPartition:
         return TopicPartition(topic, partition_for(key, self._partitions(topic)))
 
     async def _write_partitions(
-        self, conn: asyncpg.Connection, by_partition: Mapping[TopicPartition, list[_Append]]
+        self, conn: asyncpg.Connection, by_partition: Mapping[TopicPartition, list[ProducerRecord]]
     ) -> dict[TopicPartition, int]:
-        """Store each partition's requests' records, in order; each partition's first offset."""
+        """Store each partition's records, in order; each partition's first offset."""
         tps = list(by_partition)
         parts, ordinals, keys, values, firsts, lasts = [], [], [], [], [], []
         header_keys: list[str] = []
         header_values: list[bytes] = []
         spans: dict[Headers, tuple[int, int]] = {}
         for j, tp in enumerate(tps, start=1):
-            k = 0
-            for request in by_partition[tp]:
-                for rec in request.records:
-                    span = spans.get(rec.headers)
-                    if span is None:  # each distinct header set once; a record names its slice
-                        span = spans[rec.headers] = (
-                            len(header_keys) + 1,
-                            len(header_keys) + len(rec.headers),
-                        )
-                        header_keys += [hk for hk, _ in rec.headers]
-                        header_values += [hv for _, hv in rec.headers]
-                    k += 1
-                    parts.append(j)
-                    ordinals.append(k)
-                    keys.append(rec.key)
-                    values.append(rec.value)
-                    firsts.append(span[0])
-                    lasts.append(span[1])
+            for k, rec in enumerate(by_partition[tp], start=1):
+                span = spans.get(rec.headers)
+                if span is None:  # each distinct header set once; a record names its slice
+                    span = spans[rec.headers] = (
+                        len(header_keys) + 1,
+                        len(header_keys) + len(rec.headers),
+                    )
+                    header_keys += [hk for hk, _ in rec.headers]
+                    header_values += [hv for _, hv in rec.headers]
+                parts.append(j)
+                ordinals.append(k)
+                keys.append(rec.key)
+                values.append(rec.value)
+                firsts.append(span[0])
+                lasts.append(span[1])
         if len(tps) == 1:
             (tp,) = tps
             base = await conn.fetchval(
@@ -243,7 +242,7 @@ class Appender:
             self._sql["append_to_partitions"],
             [tp.topic for tp in tps],
             [tp.partition for tp in tps],
-            [sum(len(r.records) for r in by_partition[tp]) for tp in tps],
+            [len(by_partition[tp]) for tp in tps],
             [append_channel(tp.topic) for tp in tps],
             parts,
             ordinals,
@@ -258,22 +257,6 @@ class Appender:
         if len(rows) < len(tps):
             raise LogError(f"unknown partition among {', '.join(map(str, tps))}", retriable=False)
         return {tps[j - 1]: base for j, base, _ in rows}
-
-    async def _write_in_transaction(self, batch: list[_Append]) -> None:
-        flat = [rec for request in batch for rec in request.records]
-        try:
-            with translate_log_errors("cannot append to the Postgres log"):
-                async with self._pool().acquire() as conn, conn.transaction():
-                    positions = await self.append_in(conn, flat)
-        except BaseException as exc:
-            for request in batch:
-                request.error, request.done = exc, True
-            return
-        start = 0
-        for request in batch:
-            request.positions = positions[start : start + len(request.records)]
-            request.done = True
-            start += len(request.records)
 
     async def append_in(
         self, conn: asyncpg.Connection, records: Sequence[ProducerRecord]
