@@ -8,6 +8,12 @@ go to the blob store by reference. ``copy_thread`` is O(1), whatever the thread'
     from hub.integrations.langgraph import HubCheckpointSaver
     graph = builder.compile(checkpointer=HubCheckpointSaver())
 
+A turn's first read (the thread's newest checkpoint) is answered from what the saver
+wrote last while the projection has not applied it yet, for a second at most
+(:mod:`hub.integrations.langgraph.heads`); a write of the thread by anyone else in this
+process makes it read back. As with LangGraph's own savers, a thread has one writer at a
+time: another process's write is seen once the projection applied it.
+
 With no hub given it uses the process's shared hub (``HUB_*`` settings, embedded
 defaults). Async methods run on the caller's loop when given a started :class:`Hub` on
 it; sync methods need a :class:`SyncHub` (the default) or a call from another thread.
