@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from hub.checkpoints.client import Serialized, StoredCheckpoint, StoredWrite
 from hub.infra.ports import TopicPartition
@@ -112,17 +112,8 @@ class Heads:
             value = _value_at(head, channel, version, values, current)
             if value is not None:
                 kept[channel] = value
-        checkpoint = StoredCheckpoint(
-            thread_id=new.thread_id,
-            checkpoint_ns=new.checkpoint_ns,
-            checkpoint_id=new.checkpoint_id,
-            parent_checkpoint_id=new.parent_checkpoint_id,
-            checkpoint=new.checkpoint,
-            metadata=new.metadata,
-            metadata_json=new.metadata_json,
-            values=kept,
-            writes=_merged([], head.early.get(new.checkpoint_id, [])),
-        )
+        early_writes = head.early.get(new.checkpoint_id, [])
+        checkpoint = replace(new, values=kept, writes=_merged([], early_writes))
         early = {c: w for c, w in head.early.items() if c > new.checkpoint_id}
         self._keep(key, Head(checkpoint, dict(channel_versions), head.mark, early, head.at))
 
