@@ -1,6 +1,7 @@
 """LangGraph checkpointer benchmark (issue 14), all in one run on the same Postgres.
 
     python -m tests.bench.langgraph [--threads 1000] [--steps 10] [--copies 10,1000,100000]
+                                    [--rounds 1]
 
 1. The same ``StateGraph`` chat agent (``MessagesState``, a fake chat model: no network)
    runs ``--steps`` turns (``ainvoke``) in each of ``--threads`` threads, 16 threads at a
@@ -11,7 +12,9 @@
    acknowledge a checkpoint once it is committed. Ratio = their time / ours (goal >= 2).
    The final states of every thread must be the same for all. The same graph with
    LangGraph's ``InMemorySaver`` (nothing persisted, nothing committed) is timed too: no
-   saver can make the graph faster than that, so it bounds every ratio.
+   saver can make the graph faster than that, so it bounds every ratio. ``--rounds N``
+   runs them all N times, every other round in the opposite order, and reports medians
+   (the machines are noisy: one round's ratios moved by 20% between runs).
 2. ``copy_thread`` of a thread with 10, 1,000 and 100,000 checkpoints: median of 5
    copies, each until the copy is readable. Goal: time at 100,000 / time at 10 <= 1.5.
    (``AsyncPostgresSaver`` has no ``copy_thread`` to compare with.)
@@ -46,6 +49,8 @@ from schemas.checkpoints import CheckpointSaved, StoredValue
 from tests.support.pg import create_database, drop_database
 
 CONCURRENCY = 16
+MEMORY, POSTGRES = "in memory", "postgres"
+MIRROR, BARE, APART = "with the messages mirror", "checkpoints only", "mirror, projectors apart"
 
 
 def build(saver: BaseCheckpointSaver[Any], steps: int) -> Any:
@@ -178,37 +183,58 @@ async def copies(url: str, sizes: list[int]) -> dict[int, float]:
     return out
 
 
+async def one_round(threads: int, steps: int, backwards: bool) -> dict[str, float]:
+    """Each saver's time for the same conversations, each on a fresh database; in the
+    opposite order when ``backwards`` (rounds alternate, so a machine that speeds up or
+    slows down during a round favours no saver)."""
+    runs: dict[str, Callable[[], Awaitable[tuple[float, list[Any]]]]] = {
+        MEMORY: lambda: conversations(InMemorySaver(), threads, steps),
+        POSTGRES: lambda: on_fresh_database(lambda u: postgres_saver(u, threads, steps)),
+        MIRROR: lambda: on_fresh_database(lambda u: hub_saver(u, threads, steps, True)),
+        BARE: lambda: on_fresh_database(lambda u: hub_saver(u, threads, steps, False)),
+        APART: lambda: on_fresh_database(lambda u: hub_saver(u, threads, steps, True, apart=True)),
+    }
+    took: dict[str, float] = {}
+    finals: list[list[Any]] = []
+    for name in reversed(runs) if backwards else runs:
+        took[name], found = await runs[name]()
+        finals.append(found)
+    assert all(f == finals[0] for f in finals), "final states differ"
+    return took
+
+
 async def main_async(args: argparse.Namespace) -> None:
-    threads, steps = args.threads, args.steps
-    print(f"LangGraph benchmark: {threads:,} threads x {steps} turns, {CONCURRENCY} at a time\n")
-    memory, found_memory = await conversations(InMemorySaver(), threads, steps)
-    theirs, expected = await on_fresh_database(lambda u: postgres_saver(u, threads, steps))
-    ours, found = await on_fresh_database(lambda u: hub_saver(u, threads, steps, True))
-    bare, found_bare = await on_fresh_database(lambda u: hub_saver(u, threads, steps, False))
-    apart, found_apart = await on_fresh_database(
-        lambda u: hub_saver(u, threads, steps, True, apart=True)
+    threads, steps, rounds = args.threads, args.steps, args.rounds
+    print(
+        f"LangGraph benchmark: {threads:,} threads x {steps} turns, {CONCURRENCY} at a time, "
+        f"{rounds} round(s)\n"
     )
-    assert found == expected == found_bare == found_apart == found_memory, "final states differ"
+    times = [await one_round(threads, steps, backwards=r % 2 == 1) for r in range(rounds)]
     turns = threads * steps
+
+    def median(name: str) -> float:
+        return statistics.median(t[name] for t in times)
+
+    def ratio_of(name: str) -> float:  # the median of each round's ratio
+        return statistics.median(t[POSTGRES] / t[name] for t in times)
+
+    memory, theirs = median(MEMORY), median(POSTGRES)
     print(
         f"InMemorySaver (persists nothing)         {turns / memory:8,.0f} turns/s ({memory:6.2f} s)"
-        f"  the most any saver allows: ratio {theirs / memory:4.2f}"
+        f"  the most any saver allows: ratio {ratio_of(MEMORY):4.2f}"
     )
     print(
         f"AsyncPostgresSaver                       {turns / theirs:8,.0f} turns/s ({theirs:6.2f} s)"
     )
-    rows = (
-        ("with the messages mirror", ours),
-        ("checkpoints only", bare),
-        ("mirror, projectors apart", apart),
-    )
-    for label, took in rows:
-        ratio = theirs / took
-        verdict = "meets" if ratio >= 2 else "BELOW"
+    for name in (MIRROR, BARE, APART):
+        took, r = median(name), ratio_of(name)
+        verdict = "meets" if r >= 2 else "BELOW"
         print(
-            f"HubCheckpointSaver, {label:<22}{turns / took:8,.0f} turns/s ({took:6.2f} s)"
-            f"  ratio {ratio:4.2f} (goal >= 2) {verdict}"
+            f"HubCheckpointSaver, {name:<22}{turns / took:8,.0f} turns/s ({took:6.2f} s)"
+            f"  ratio {r:4.2f} (goal >= 2) {verdict}"
         )
+    if rounds > 1:
+        print("(medians over the rounds; a ratio is the median of the rounds' ratios)")
     sizes = [int(s) for s in args.copies.split(",")]
     timings = await on_fresh_database(lambda u: copies(u, sizes))
     print()
@@ -226,6 +252,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--copies", default="10,1000,100000")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="runs of every saver, alternating their order"
+    )
     args = parser.parse_args()
     configure_logging("warning")
     anyio.run(main_async, args)
