@@ -133,8 +133,7 @@ class Heads:
         newest = head.checkpoint_id
         if head.checkpoint is not None and newest == checkpoint_id:
             head.checkpoint.writes[:] = _merged(head.checkpoint.writes, writes)
-            if _size(head.checkpoint.values.values(), head.checkpoint.writes) > MOST_BYTES:
-                del self._heads[(thread, ns)]
+            self._keep((thread, ns), head)  # or dropped, grown too large
         elif newest is None or checkpoint_id > newest:
             head.early.setdefault(checkpoint_id, []).extend(writes)
 
