@@ -9,9 +9,14 @@ after each turn. Timed with ``HubSessionManager`` on embedded defaults (the Post
 the projectors in this process, as ``agent-hub`` runs with nothing configured) against
 Strands' own ``FileSessionManager`` on the same disk and ``S3SessionManager`` on moto's S3
 server (a real HTTP endpoint on 127.0.0.1). Then a restore: a new Agent per session reads
-it back; the restored conversations must be the same for all three.
+it back; the restored conversations must be the same for all of them.
 Ratio = the other store's time / the hub's (above 1: the hub is faster). Goals: >= 1
 against the file store, >= 3 against S3.
+
+Also timed, on the hub's own database and through the same thread hop: the floor
+(``tests.bench.strands_floor``), a working store that makes each Strands call one Postgres
+statement and does nothing else. The file store's ratio to the floor is the most any
+store that commits every call to Postgres from here could reach.
 """
 
 from __future__ import annotations
@@ -25,11 +30,13 @@ from typing import Any
 
 from strands import Agent
 from strands.session.file_session_manager import FileSessionManager
+from strands.session.repository_session_manager import RepositorySessionManager
 
 from hub.bridge import SyncHub
 from hub.infra.logs import configure_logging
 from hub.integrations.strands import HubSessionManager
 from hub.settings import HubSettings
+from tests.bench.strands_floor import TableRepository, create_floor_table
 from tests.support.scripted_model import ScriptedModel
 
 Manager = Callable[[str], Any]
@@ -77,6 +84,13 @@ def main() -> None:
     try:  # embedded defaults: the Postgres under home, for the log and the read models
         ours = conversations(args.sessions, args.turns, lambda s: HubSessionManager(s, hub=hub))
         ours_restore, ours_seen = restores(args.sessions, lambda s: HubSessionManager(s, hub=hub))
+        create_floor_table(hub)
+        floor_repository = TableRepository(hub)
+        floor_manager: Manager = lambda s: RepositorySessionManager(  # noqa: E731
+            session_id=s, session_repository=floor_repository
+        )
+        floor = conversations(args.sessions, args.turns, floor_manager)
+        floor_restore, floor_seen = restores(args.sessions, floor_manager)
     finally:
         hub.stop()
     files = str(home / "strands")
@@ -84,17 +98,22 @@ def main() -> None:
     theirs = conversations(args.sessions, args.turns, file_manager)
     theirs_restore, theirs_seen = restores(args.sessions, file_manager)
     assert ours_seen == theirs_seen, "the hub restored other conversations than the file store"
+    assert floor_seen == theirs_seen, "the floor restored other conversations than the file store"
     s3, s3_restore = s3_runs(args.sessions, args.turns, theirs_seen)
     n = args.sessions
     print(f"Strands sessions: {n} agents x {args.turns} turns, then a restore of each")
-    for label, a, b, c in (
-        ("conversations", ours, theirs, s3),
-        ("restores", ours_restore, theirs_restore, s3_restore),
+    for label, a, b, c, f in (
+        ("conversations", ours, theirs, s3, floor),
+        ("restores", ours_restore, theirs_restore, s3_restore, floor_restore),
     ):
         print(
             f"  {label:14} HubSessionManager {a:6.2f}s ({1000 * a / n:5.1f} ms/session)   "
             f"FileSessionManager {b:6.2f}s: ratio {b / a:5.2f} (goal >= 1)   "
             f"S3SessionManager {c:6.2f}s: ratio {c / a:5.2f} (goal >= 3)"
+        )
+        print(
+            f"  {'':14} floor (one Postgres statement per call) {f:6.2f}s: the file store's "
+            f"ratio to it {b / f:5.2f}, the hub's time over it {a / f:5.2f}"
         )
 
 
