@@ -12,7 +12,10 @@
    acknowledge a checkpoint once it is committed. Ratio = their time / ours (goal >= 2).
    The final states of every thread must be the same for all. The same graph with
    LangGraph's ``InMemorySaver`` (nothing persisted, nothing committed) is timed too: no
-   saver can make the graph faster than that, so it bounds every ratio. ``--rounds N``
+   saver can make the graph faster than that, so it bounds every ratio. So does the
+   floor (``tests.bench.langgraph_floor``): ``InMemorySaver`` that also commits a row per
+   put, in group commits, before it returns; nothing to query, nothing projected: the
+   least a saver that acknowledges committed checkpoints can do. ``--rounds N``
    runs them all N times, every other round in the opposite order, and reports medians
    (the machines are noisy: one round's ratios moved by 20% between runs).
 2. ``copy_thread`` of a thread with 10, 1,000 and 100,000 checkpoints: median of 5
@@ -34,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import asyncpg
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -46,11 +50,13 @@ from hub.infra.logs import configure_logging
 from hub.integrations.langgraph import HubCheckpointSaver
 from hub.settings import HubSettings
 from schemas.checkpoints import CheckpointSaved, StoredValue
+from tests.bench.langgraph_floor import FloorSaver, create_floor_table
 from tests.support.pg import create_database, drop_database
 
 CONCURRENCY = 16
 MEMORY, POSTGRES = "in memory", "postgres"
 MIRROR, BARE, APART = "with the messages mirror", "checkpoints only", "mirror, projectors apart"
+FLOOR = "floor"
 
 
 def build(saver: BaseCheckpointSaver[Any], steps: int) -> Any:
@@ -118,6 +124,13 @@ def start_projectors(setup: HubSettings, url: str) -> subprocess.Popen[bytes]:
     """``agent-hub project`` on this database."""
     env = setup.child_env() | {"HUB_DATABASE_URL": url, "HUB_LOG_LEVEL": "warning"}
     return subprocess.Popen([sys.executable, "-m", "hub.cli", "project"], env=env)
+
+
+async def floor_saver(url: str, threads: int, steps: int) -> tuple[float, list[Any]]:
+    """``FloorSaver``: in memory, each put committed (group commit) before it returns."""
+    async with asyncpg.create_pool(url, min_size=2, max_size=2) as pool:
+        await create_floor_table(pool)
+        return await conversations(FloorSaver(pool), threads, steps)
 
 
 async def hub_saver(
@@ -193,6 +206,7 @@ async def one_round(threads: int, steps: int, backwards: bool) -> dict[str, floa
         MIRROR: lambda: on_fresh_database(lambda u: hub_saver(u, threads, steps, True)),
         BARE: lambda: on_fresh_database(lambda u: hub_saver(u, threads, steps, False)),
         APART: lambda: on_fresh_database(lambda u: hub_saver(u, threads, steps, True, apart=True)),
+        FLOOR: lambda: on_fresh_database(lambda u: floor_saver(u, threads, steps)),
     }
     took: dict[str, float] = {}
     finals: list[list[Any]] = []
@@ -225,6 +239,11 @@ async def main_async(args: argparse.Namespace) -> None:
     )
     print(
         f"AsyncPostgresSaver                       {turns / theirs:8,.0f} turns/s ({theirs:6.2f} s)"
+    )
+    floor = median(FLOOR)
+    print(
+        f"floor (in memory + a durable row per put){turns / floor:8,.0f} turns/s ({floor:6.2f} s)"
+        f"  ratio {ratio_of(FLOOR):4.2f}: the most a saver that commits every put allows"
     )
     for name in (MIRROR, BARE, APART):
         took, r = median(name), ratio_of(name)
