@@ -422,5 +422,5 @@ def _equal(metadata: Mapping[str, Any], key: str, value: Any) -> bool:
 
 def _threads_of(event: Any) -> tuple[str, ...]:
     """The threads whose reads an event changes: its own, and a copy's target."""
-    target = getattr(event, "target_thread_id", None)
+    target = event.__dict__.get("target_thread_id")  # (getattr: pydantic's slow miss)
     return (event.thread_id,) if target is None else (event.thread_id, target)
