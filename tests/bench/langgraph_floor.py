@@ -39,26 +39,43 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[])
 Row = tuple[str, str, str, bytes]
 
 
+class Done:
+    """A row's end: committed, or ``error``."""
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.error: Exception | None = None
+
+
 class GroupInsert:
     """Rows committed in one ``INSERT`` per group: whoever arrives while a group is being
-    committed goes in the next one. ``add`` returns once its row is committed."""
+    committed goes in the next one. ``add`` returns once its row is committed (or raises
+    the group's error)."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
-        self._waiting: list[tuple[Row, anyio.Event]] = []
+        self._waiting: list[tuple[Row, Done]] = []
         self._lock = anyio.Lock()
 
     async def add(self, row: Row) -> None:
-        done = anyio.Event()
+        done = Done()
         self._waiting.append((row, done))
         async with self._lock:  # the group before ours is committed: commit what waits
-            if done.is_set():
-                return
-            group, self._waiting = self._waiting, []
-            columns = [list(column) for column in zip(*(r for r, _ in group), strict=True)]
-            await self._pool.execute(INSERT, *columns)
-            for _, committed in group:
-                committed.set()
+            if not done.event.is_set():
+                group, self._waiting = self._waiting, []
+                columns = [list(column) for column in zip(*(r for r, _ in group), strict=True)]
+                try:
+                    await self._pool.execute(INSERT, *columns)
+                except BaseException as exc:  # every caller of the group gets the error
+                    error = exc if isinstance(exc, Exception) else RuntimeError("cancelled")
+                    for _, failed in group:
+                        failed.error = error
+                    raise
+                finally:
+                    for _, ended in group:
+                        ended.event.set()
+        if done.error is not None:
+            raise done.error
 
 
 def _bytes(value: tuple[str, bytes]) -> bytes:
