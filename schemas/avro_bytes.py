@@ -32,12 +32,15 @@ def avro_long(value: int) -> bytes:
 
 def avro_bytes(value: bytes) -> bytes:
     """An Avro ``bytes``: its length, then the bytes."""
-    return avro_long(len(value)) + value
+    n = len(value)
+    return (_SHORT[n << 1] if n < 0x2000 else avro_long(n)) + value  # (zig-zag of n: 2n)
 
 
 def avro_string(value: str) -> bytes:
     """An Avro ``string``: its UTF-8 length, then the bytes."""
-    return avro_bytes(value.encode())
+    data = value.encode()
+    n = len(data)
+    return (_SHORT[n << 1] if n < 0x2000 else avro_long(n)) + data
 
 
 def read_long(data: bytes, pos: int) -> tuple[int, int]:

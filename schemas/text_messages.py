@@ -11,7 +11,6 @@ gets ``None``: the caller builds it the usual way, which names what is wrong.
 
 from __future__ import annotations
 
-import copy
 import re
 import time
 from collections.abc import Mapping
@@ -71,7 +70,8 @@ class TextMessages:
         ``expected`` messages, occurring now: a writer that checked the envelope once
         (with its batch's first event) encodes its thread's later messages without
         building an event each, a single one included."""
-        batch = copy.copy(self)
+        batch = object.__new__(TextMessages)  # a shallow copy (copy.copy's generic way
+        batch.__dict__.update(self.__dict__)  # costs a few times more)
         batch._ids = uuid7_many(2 * expected)
         batch._ids.reverse()
         batch.occurred = avro_long(time.time_ns() // 1000)  # as utcnow(), in microseconds

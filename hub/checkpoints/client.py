@@ -2,7 +2,7 @@
 
 Values are opaque: the framework serializes them and gets them back byte for byte with
 their type tags (:class:`Serialized`). A value too large to travel inline goes to the blob
-store, named by its SHA-256, and its event carries the name. Reads wait until the
+store (:mod:`hub.checkpoints.records` builds the events). Reads wait until the
 projection holds this client's writes to the thread (read your writes).
 
 Thread copies are O(1) (a lineage entry, see :mod:`projections.checkpoints.tables`);
@@ -12,25 +12,21 @@ deleting, pruning and deleting runs are events too, so a rebuild does them again
 from __future__ import annotations
 
 import builtins
-import hashlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from hub.checkpoints.records import CheckpointRecords, Serialized
 from hub.core.inputs import build_event, check_id
+from hub.infra.ports import ProducerRecord
 from projections.checkpoints import queries
 from schemas.checkpoints import (
-    ChannelValue,
     CheckpointRunsDeleted,
-    CheckpointSaved,
     CheckpointsPruned,
     CheckpointThreadCopied,
     CheckpointThreadDeleted,
-    CheckpointWritesSaved,
-    PendingWrite,
-    StoredValue,
 )
-from schemas.errors import HubError, InputError
+from schemas.errors import InputError
 from schemas.events import Topic
 
 if TYPE_CHECKING:
@@ -43,14 +39,6 @@ PAGE = 200
 """Checkpoints read per query while listing (memory stays flat on long threads)."""
 STRATEGIES = ("keep_latest", "delete")
 _SCALARS = (str, int, float, bool, type(None))
-
-
-@dataclass(frozen=True)
-class Serialized:
-    """A value as its serializer wrote it: the type tag and the bytes."""
-
-    type: str
-    data: bytes
 
 
 @dataclass(frozen=True)
@@ -83,6 +71,7 @@ class CheckpointsClient:
 
     def __init__(self, ctx: HubContext) -> None:
         self._ctx = ctx
+        self._records = CheckpointRecords(ctx)
 
     # ── writing ─────────────────────────────────────────────────────────────────────────
 
@@ -102,27 +91,19 @@ class CheckpointsClient:
     ) -> None:
         """Store a checkpoint; ``values``: the channels it changed, ``{channel: (version,
         value)}``; ``channel_versions``: every channel's version in it."""
-        new = dict(values or {})
-        limit = self._inline_limit()
-        stored = {ch: await self._stored(v, limit) for ch, (_, v) in new.items()}
-        event = build_event(
-            CheckpointSaved,
-            **self._ctx.envelope(),
-            thread_id=thread_id,
-            checkpoint_ns=checkpoint_ns,
+        record = await self._records.saved(
+            thread_id,
             checkpoint_id=checkpoint_id,
+            checkpoint=checkpoint,
+            metadata=metadata,
+            checkpoint_ns=checkpoint_ns,
             parent_checkpoint_id=parent_checkpoint_id,
+            metadata_json=metadata_json,
             run_id=run_id,
-            checkpoint=await self._stored(checkpoint, limit),
-            metadata=await self._stored(metadata, limit),
-            metadata_json=dict(metadata_json or {}),
-            channel_versions=dict(channel_versions or {ch: v for ch, (v, _) in new.items()}),
-            values=[
-                ChannelValue(channel=ch, version=version, value=stored[ch])
-                for ch, (version, _) in new.items()
-            ],
+            channel_versions=channel_versions,
+            values=values,
         )
-        await self._emit(event)
+        await self._send(record, thread_id)
 
     async def save_writes(
         self,
@@ -138,21 +119,15 @@ class CheckpointsClient:
         the first write stored counts; negative indexes (special channels) are replaced."""
         if not writes:
             return
-        limit = self._inline_limit()
-        event = build_event(
-            CheckpointWritesSaved,
-            **self._ctx.envelope(),
-            thread_id=thread_id,
-            checkpoint_ns=checkpoint_ns,
+        record = await self._records.writes(
+            thread_id,
             checkpoint_id=checkpoint_id,
             task_id=task_id,
+            writes=writes,
+            checkpoint_ns=checkpoint_ns,
             task_path=task_path,
-            writes=[
-                PendingWrite(idx=idx, channel=ch, value=await self._stored(v, limit))
-                for idx, ch, v in writes
-            ],
         )
-        await self._emit(event)
+        await self._send(record, thread_id)
 
     async def delete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint and write of a thread (copies made before keep theirs)."""
@@ -198,7 +173,14 @@ class CheckpointsClient:
         """Append ``events``; once they are in the log, this hub's reads of their threads
         wait for them (and for nothing written after)."""
         await self._ctx.emit(*events)
-        threads = sorted({t for e in events for t in _threads_of(e)})
+        self._written(sorted({t for e in events for t in _threads_of(e)}))
+
+    async def _send(self, record: ProducerRecord, thread_id: str) -> None:
+        """Append the record of a thread's event (as :meth:`_emit` does)."""
+        await self._ctx.send_records([record])
+        self._written([thread_id])
+
+    def _written(self, threads: Sequence[str]) -> None:
         producer, key = self._ctx.producer, self._ctx.tenant.encode()
         producer.after_send(lambda: producer.note_parts(CHECKPOINTS, key, threads))
 
@@ -216,29 +198,6 @@ class CheckpointsClient:
                     await self._ctx.wait_for(marks)
                 return
         await self._ctx.wait_for_key(CHECKPOINTS, key)
-
-    def _inline_limit(self) -> int:
-        return max(1024, self._ctx.settings.max_event_bytes // 16)
-
-    async def _stored(self, value: Serialized, limit: int) -> StoredValue:
-        if not isinstance(value, Serialized):
-            raise InputError(f"expected a Serialized value, got {type(value).__name__}")
-        if len(value.data) <= limit:
-            return StoredValue(type=value.type, data=value.data)
-        try:
-            store = await self._ctx.blob_store()
-        except HubError:  # remote mode has no blob store: inline, up to half an event
-            most = self._ctx.settings.max_event_bytes // 2
-            if len(value.data) <= most:
-                return StoredValue(type=value.type, data=value.data)
-            raise InputError(
-                f"a checkpoint value of {len(value.data)} bytes: remote mode carries values "
-                f"of up to {most} bytes (HUB_MAX_EVENT_BYTES / 2); larger ones need direct mode"
-            ) from None
-        digest = hashlib.sha256(value.data).hexdigest()
-        key = f"checkpoints/{self._ctx.tenant}/{digest}"
-        await store.put(key, value.data, content_type="application/octet-stream")
-        return StoredValue(type=value.type, blob_key=key)
 
     # ── reading ─────────────────────────────────────────────────────────────────────────
 

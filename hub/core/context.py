@@ -13,7 +13,7 @@ import anyio
 import asyncpg
 
 from consumers.positions import partitions_of
-from hub.infra.ports import BlobStore, Position, TopicPartition
+from hub.infra.ports import BlobStore, Position, ProducerRecord, TopicPartition
 from hub.infra.producer import EventProducer
 from hub.runtime import Runtime
 from hub.settings import HubSettings
@@ -93,6 +93,11 @@ class HubContext:
         """Append events to the log (validated, all or nothing); returns their positions."""
         self.note_written(events)
         return await self.runtime.producer.emit(events)
+
+    async def send_records(self, records: Sequence[ProducerRecord]) -> list[Position]:
+        """Append records the producer built (:meth:`EventProducer.record`, or one pass
+        encoders), all or none; returns their positions."""
+        return await self.runtime.producer.send(records)
 
     def one_append(self) -> AbstractAsyncContextManager[None]:
         """Within the block, what this task writes goes to the log as one append when it

@@ -94,11 +94,15 @@ class EventProducer:
 
     def record_of(self, event: Event, value: bytes) -> ProducerRecord:
         """The log record of ``event`` already encoded as ``value`` (headers built here)."""
-        headers = (
-            *self._type_headers[type(event).__name__],
-            ("hub-tenant", event.tenant_id.encode()),
-        )
-        return ProducerRecord(str(event.topic), event.partition_key(), value, headers)
+        return self.record_of_value(type(event), event.partition_key(), event.tenant_id, value)
+
+    def record_of_value(
+        self, cls: type[Event], key: bytes, tenant: str, value: bytes
+    ) -> ProducerRecord:
+        """The log record of an event of ``cls`` encoded as ``value`` without a model (a
+        one pass encoder's), keyed ``key``; the caller checked its size."""
+        headers = (*self._type_headers[cls.__name__], ("hub-tenant", tenant.encode()))
+        return ProducerRecord(str(cls.topic), key, value, headers)
 
     async def emit(self, events: Sequence[Event]) -> list[Position]:
         """Append ``events`` in order; returns their positions."""

@@ -17,7 +17,7 @@ import structlog
 from hub.access.local import is_loopback, read_local_key
 from hub.core.context import HubContext
 from hub.infra.files import make_dirs, write_atomic
-from hub.infra.ports import BlobStore, Position, TopicPartition
+from hub.infra.ports import BlobStore, Position, ProducerRecord, TopicPartition
 from hub.infra.producer import EventProducer
 from hub.remote.api import HubApi
 from hub.remote.outbox import HttpSink, Outbox
@@ -136,6 +136,10 @@ class RemoteContext(HubContext):
         """Append events (after everything queued before), all or none; their positions
         (none if the hub was away and they were spooled)."""
         records = [self._producer.record(e) for e in events]
+        return await self.outbox.send(records)
+
+    async def send_records(self, records: Sequence[ProducerRecord]) -> list[Position]:
+        """Append records (after everything queued before), all or none."""
         return await self.outbox.send(records)
 
     async def wait_for_projections(
