@@ -1,12 +1,16 @@
 """The ``Hub`` client: ``async with Hub.connect() as hub: ...``.
 
 With embedded defaults and no ``agent-hub up`` serving the home directory, the client
-runs every projector inside its own process (as SQLite needs no server); otherwise it only
-produces and reads. ``wait_for_projections()`` gives read-your-writes.
+runs every projector inside its own process (as SQLite needs no server), or in a child
+process of its own with ``run_projectors="process"`` (the agent's process keeps its core
+to itself); otherwise it only produces and reads. ``wait_for_projections()`` gives
+read-your-writes.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from typing import Any
@@ -20,6 +24,7 @@ from hub.access.keys import KeysClient, Principal
 from hub.agents.client import RegistryClient
 from hub.checkpoints.client import CheckpointsClient
 from hub.core.context import HubContext
+from hub.infra.child import ChildProcess
 from hub.infra.embedded import EmbeddedPostgres, ServerLock
 from hub.infra.lifecycle import Lifecycle
 from hub.infra.ports import Position
@@ -136,7 +141,8 @@ class Hub(Lifecycle):
         try:
             await self.runtime.start()
             stack.push_async_callback(self.runtime.stop)
-            if self._runs_projectors():
+            where = self._projectors_where()
+            if where == "here":
                 tg = await stack.enter_async_context(anyio.create_task_group())
                 stack.callback(self.stop_projectors)  # runs before the task group exits
                 for projection in self.runtime.projections:
@@ -144,6 +150,9 @@ class Hub(Lifecycle):
                     await tg.start(projector.run)
                     self.projectors.append(projector)
                 log.debug("hub.projectors_in_process", count=len(self.projectors))
+            elif where == "process":
+                await self._start_projector_process(stack)
+            if where is not None:
                 try:
                     await self.catch_up()
                 except HubError as exc:  # reads may lag; the projectors keep going
@@ -176,11 +185,31 @@ class Hub(Lifecycle):
             raise
         self._stack = stack
 
-    def _runs_projectors(self) -> bool:
+    def _projectors_where(self) -> str | None:
+        """Where this hub's projectors run: ``here`` (in this process), ``process`` (a
+        child process it owns) or ``None`` (elsewhere: a server, ``agent-hub project``)."""
         mode = self.settings.run_projectors
-        if mode != "auto":
-            return mode == "always"
-        return self.settings.embedded_database and not ServerLock.held(self.settings.home)
+        if mode == "auto":
+            embedded = self.settings.embedded_database
+            return "here" if embedded and not ServerLock.held(self.settings.home) else None
+        return {"always": "here", "process": "process", "never": None}[mode]
+
+    async def _start_projector_process(self, stack: AsyncExitStack) -> None:
+        """``agent-hub project`` as a child process of this hub (same settings, same
+        database), stopped with it; if it exits on its own, the hub fails."""
+        env = self.settings.child_env() | {
+            "HUB_DATABASE_URL": self.runtime.database_url or "",  # the embedded one too
+            "PYTHONPATH": _import_path(),
+        }
+        if "log_level" not in self.settings.model_fields_set:  # the application's output
+            env["HUB_LOG_LEVEL"] = "warning"  # is not the place for a helper's routine
+        argv = [sys.executable, "-m", "hub.cli", "project", "--lifeline"]
+        child = ChildProcess(argv, env, "the projector process")
+        tg = await stack.enter_async_context(anyio.create_task_group())
+        await child.start()
+        stack.push_async_callback(child.stop)  # runs before the task group exits
+        tg.start_soon(child.watch)
+        log.debug("hub.projectors_in_child_process", pid=child.pid)
 
     def stop_projectors(self) -> None:
         """Ask in-process projectors (and the archiver) to finish their batch and stop."""
@@ -252,3 +281,9 @@ class Hub(Lifecycle):
         """Wait until every projection has applied everything in the log now (used at
         start when projectors run in this process, so reads see earlier processes' work)."""
         await self.context.catch_up(timeout)
+
+
+def _import_path() -> str:
+    """This process's import path, for a child that must import what it can."""
+    cwd = os.getcwd()
+    return os.pathsep.join(p if os.path.isabs(p) else os.path.join(cwd, p) for p in sys.path)

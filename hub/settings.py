@@ -136,8 +136,10 @@ class HubSettings(BaseSettings):
     artifact_url_expires_s: int = Field(
         3600, ge=1, le=7 * 24 * 3600, description="Lifetime of presigned artifact URLs"
     )
-    run_projectors: Literal["auto", "always", "never"] = Field(
-        "auto", description="auto: run projectors in-process when embedded and no server runs"
+    run_projectors: Literal["auto", "always", "never", "process"] = Field(
+        "auto",
+        description="auto: in this process when embedded and no server runs; process: in a "
+        "child process this hub starts and stops (the agent's process keeps its core)",
     )
 
     api_host: str = "127.0.0.1"

@@ -17,6 +17,7 @@ from anyio.abc import Process
 
 from hub.cli.args import positive_int
 from hub.cli.args import workers as process_count
+from hub.infra.child import wait_for_lifeline_end
 from schemas.errors import ConfigError, HubError
 
 if TYPE_CHECKING:
@@ -74,11 +75,21 @@ class _Shutdown:
 
     async def watch(self, signals: Any) -> None:
         async for _ in signals:
-            self.requested.set()
-            if not self._running:
-                self.scope.cancel()
-            for callback in self._callbacks:
-                callback()
+            self.request()
+
+    def request(self) -> None:
+        """Stop, as a signal asks."""
+        self.requested.set()
+        if not self._running:
+            self.scope.cancel()
+        for callback in self._callbacks:
+            callback()
+
+
+async def _stop_at_lifeline_end(shutdown: _Shutdown) -> None:
+    """Stop once the hub that started this process stopped or died."""
+    await wait_for_lifeline_end()
+    shutdown.request()
 
 
 async def _with_shutdown(body: Callable[[_Shutdown], Awaitable[int]]) -> int:
@@ -332,11 +343,15 @@ async def cmd_project(settings: HubSettings, args: argparse.Namespace) -> int:
     from hub.client import Hub
 
     async def body(shutdown: _Shutdown) -> int:
-        async with Hub(_projecting(settings)) as hub:
+        async with Hub(_projecting(settings)) as hub, anyio.create_task_group() as tg:
             shutdown.running(hub.stop_projectors)
-            names = ", ".join(p.name for p in hub.projectors)
-            print(f"agent-hub: projecting {names}; SIGTERM to stop", file=sys.stderr, flush=True)
+            if args.lifeline:
+                tg.start_soon(_stop_at_lifeline_end, shutdown)
+            else:  # (a hub's own helper says nothing in its application's output)
+                names = ", ".join(p.name for p in hub.projectors)
+                print(f"agent-hub: projecting {names}; SIGTERM to stop", file=sys.stderr)
             await shutdown.requested.wait()
+            tg.cancel_scope.cancel()
         return 0
 
     return await _with_shutdown(body)
@@ -392,6 +407,12 @@ def register(sub: Any) -> None:
         p.set_defaults(fn=fn)
 
     p = sub.add_parser("project", help="run only the projectors")
+    p.add_argument(
+        "--lifeline",
+        action="store_true",
+        help="also stop when stdin reaches its end (a hub that started this process with "
+        "HUB_RUN_PROJECTORS=process stopped or died)",
+    )
     p.set_defaults(fn=cmd_project)
 
     p = sub.add_parser("archive", help="run only the archiver (the log into HUB_ARCHIVE_URL)")

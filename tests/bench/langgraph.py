@@ -7,8 +7,8 @@
    runs ``--steps`` turns (``ainvoke``) in each of ``--threads`` threads, 16 threads at a
    time, with LangGraph's ``AsyncPostgresSaver`` and with ``HubCheckpointSaver`` (the
    Postgres log, projectors in this process; with and without the ``messages`` mirror
-   into ``hub.sessions``; and with the projectors in a process of their own, as
-   ``agent-hub up`` runs them), each on a fresh database of the same server. Both
+   into ``hub.sessions``; and with the projectors in a child process of the hub,
+   ``run_projectors="process"``), each on a fresh database of the same server. Both
    acknowledge a checkpoint once it is committed. Ratio = their time / ours (goal >= 2).
    The final states of every thread must be the same for all. The same graph with
    LangGraph's ``InMemorySaver`` (nothing persisted, nothing committed) is timed too: no
@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -55,7 +53,7 @@ from tests.support.pg import create_database, drop_database
 
 CONCURRENCY = 16
 MEMORY, POSTGRES = "in memory", "postgres"
-MIRROR, BARE, APART = "with the messages mirror", "checkpoints only", "mirror, projectors apart"
+MIRROR, BARE, APART = "with the messages mirror", "checkpoints only", "mirror, process projectors"
 FLOOR = "floor"
 
 
@@ -120,12 +118,6 @@ async def postgres_saver(url: str, threads: int, steps: int) -> tuple[float, lis
         return await conversations(saver, threads, steps)
 
 
-def start_projectors(setup: HubSettings, url: str) -> subprocess.Popen[bytes]:
-    """``agent-hub project`` on this database."""
-    env = setup.child_env() | {"HUB_DATABASE_URL": url, "HUB_LOG_LEVEL": "warning"}
-    return subprocess.Popen([sys.executable, "-m", "hub.cli", "project"], env=env)
-
-
 async def floor_saver(url: str, threads: int, steps: int) -> tuple[float, list[Any]]:
     """``FloorSaver``: in memory, each put committed (group commit) before it returns."""
     async with asyncpg.create_pool(url, min_size=2, max_size=2) as pool:
@@ -136,27 +128,18 @@ async def floor_saver(url: str, threads: int, steps: int) -> tuple[float, list[A
 async def hub_saver(
     url: str, threads: int, steps: int, mirror: bool, apart: bool = False
 ) -> tuple[float, list[Any]]:
-    """``apart``: the projectors in a process of their own (``agent-hub project``), as a
-    deployment runs them, instead of in the agent's process."""
+    """``apart``: the projectors in a child process of the hub (``run_projectors =
+    "process"``), as a deployment runs them apart too, instead of in the agent's process."""
     setup = settings(url)
     if apart:
-        setup = setup.model_copy(update={"run_projectors": "never"})
-    projectors: subprocess.Popen[bytes] | None = None
+        setup = setup.model_copy(update={"run_projectors": "process"})
     async with Hub(setup) as hub:
-        try:
-            if apart:
-                projectors = start_projectors(setup, url)
-                warm = Serialized("json", b"{}")  # timed once the projectors answer
-                await hub.checkpoints.save(
-                    "warm-up", checkpoint_id="0", checkpoint=warm, metadata=warm
-                )
-                assert await hub.checkpoints.get("warm-up") is not None
-            saver = HubCheckpointSaver(hub, messages_to_sessions=mirror)
-            return await conversations(saver, threads, steps)
-        finally:
-            if projectors is not None:
-                projectors.terminate()
-                projectors.wait(timeout=60)
+        if apart:
+            warm = Serialized("json", b"{}")  # timed once the projectors answer
+            await hub.checkpoints.save("warm-up", checkpoint_id="0", checkpoint=warm, metadata=warm)
+            assert await hub.checkpoints.get("warm-up") is not None
+        saver = HubCheckpointSaver(hub, messages_to_sessions=mirror)
+        return await conversations(saver, threads, steps)
 
 
 async def copies(url: str, sizes: list[int]) -> dict[int, float]:

@@ -71,7 +71,7 @@ def test_the_seeds_local_dir_variable_sets_home(monkeypatch: pytest.MonkeyPatch)
         (
             "HUB_RUN_PROJECTORS",
             "sometimes",
-            "HUB_RUN_PROJECTORS: Input should be 'auto', 'always' or 'never'",
+            "HUB_RUN_PROJECTORS: Input should be 'auto', 'always', 'never' or 'process'",
         ),
     ],
 )
