@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -131,13 +131,6 @@ class CheckpointBytes:
     def _header(codec: Codec, name: str) -> bytes:
         return header_for(codec.registry.current(name).fingerprint)
 
-    def _start(self, header: bytes, event_id: UUID | None, occurred_us: int | None) -> bytes:
-        event = uuid7() if event_id is None else event_id
-        micros = time.time_ns() // 1000 if occurred_us is None else occurred_us  # as utcnow()
-        return b"".join(
-            (header, _UUID_STRING, str(event).encode(), avro_long(micros), self._envelope)
-        )
-
     def saved(
         self,
         *,
@@ -156,19 +149,16 @@ class CheckpointBytes:
     ) -> bytes | None:
         """A ``CheckpointSaved`` (``values``: ``(channel, version, value)``), or ``None``
         if it is not of the shape this encoder takes."""
-        ids = (thread_id, checkpoint_id)
-        if not self.usable or not all(map(_is_id, ids)) or not _is_text(checkpoint_ns):
-            return None
+        head = self._thread_part(thread_id, checkpoint_ns, checkpoint_id)
         if parent_checkpoint_id is not None and not _is_id(parent_checkpoint_id):
             return None
         text, versions = _json_object(metadata_json), _versions(channel_versions)
-        if text is None or versions is None:
+        if head is None or text is None or versions is None:
             return None
-        try:
-            body = [
-                avro_string(thread_id),
-                avro_string(checkpoint_ns),
-                avro_string(checkpoint_id),
+        return self._event(
+            self._saved,
+            head,
+            lambda: [
                 _optional(parent_checkpoint_id),
                 _optional(run_id),
                 _stored(checkpoint),
@@ -176,10 +166,10 @@ class CheckpointBytes:
                 avro_string(text),
                 versions,
                 _array([_string(ch) + _string(v) + _stored(sv) for ch, v, sv in values]),
-            ]
-        except (TypeError, UnicodeEncodeError):
-            return None
-        return self._start(self._saved, event_id, occurred_us) + b"".join(body)
+            ],
+            event_id,
+            occurred_us,
+        )
 
     def writes(
         self,
@@ -195,21 +185,47 @@ class CheckpointBytes:
     ) -> bytes | None:
         """A ``CheckpointWritesSaved`` (``writes``: ``(index, channel, value)``), or
         ``None`` if it is not of the shape this encoder takes."""
-        if not self.usable or not _is_id(thread_id) or not _is_id(checkpoint_id):
-            return None
-        if not _is_text(checkpoint_ns) or not _is_text(task_path):
+        head = self._thread_part(thread_id, checkpoint_ns, checkpoint_id)
+        if head is None or not _is_text(task_path):
             return None
         if not all(type(idx) is int and idx in _AVRO_INT for idx, _, _ in writes):
             return None
-        try:
-            body = [
-                avro_string(thread_id),
-                avro_string(checkpoint_ns),
-                avro_string(checkpoint_id),
+        return self._event(
+            self._writes,
+            head,
+            lambda: [
                 _string(task_id),
                 avro_string(task_path),
                 _array([avro_long(i) + _string(ch) + _stored(v) for i, ch, v in writes]),
-            ]
+            ],
+            event_id,
+            occurred_us,
+        )
+
+    def _thread_part(self, thread_id: str, ns: str, checkpoint_id: str) -> bytes | None:
+        """The fields both events start with (thread, namespace, checkpoint), or ``None``
+        if this encoder does not take them."""
+        if not self.usable or not _is_id(thread_id) or not _is_id(checkpoint_id):
+            return None
+        if not _is_text(ns):
+            return None
+        return avro_string(thread_id) + avro_string(ns) + avro_string(checkpoint_id)
+
+    def _event(
+        self,
+        header: bytes,
+        head: bytes,
+        rest: Callable[[], list[bytes]],
+        event_id: UUID | None,
+        occurred_us: int | None,
+    ) -> bytes | None:
+        """The event: its header and envelope, ``head``, then the fields ``rest()``
+        encodes (``None`` if one is not of the shape taken)."""
+        try:
+            tail = b"".join(rest())
         except (TypeError, UnicodeEncodeError):
             return None
-        return self._start(self._writes, event_id, occurred_us) + b"".join(body)
+        event = uuid7() if event_id is None else event_id
+        micros = time.time_ns() // 1000 if occurred_us is None else occurred_us  # as utcnow()
+        start = (header, _UUID_STRING, str(event).encode(), avro_long(micros), self._envelope)
+        return b"".join((*start, head, tail))
