@@ -27,7 +27,8 @@ def _python(code: str) -> list[str]:
 
 
 async def test_a_child_stops_when_its_lifeline_ends() -> None:
-    child = ChildProcess(_python(LIFELINE_CHILD), {"PYTHONPATH": os.pathsep.join(sys.path)}, "a child")
+    env = {"PYTHONPATH": os.pathsep.join(sys.path)}
+    child = ChildProcess(_python(LIFELINE_CHILD), env, "a child")
     await child.start()
     started = time.monotonic()
     await child.stop()
