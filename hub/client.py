@@ -194,13 +194,15 @@ class Hub(Lifecycle):
             return "here" if embedded and not ServerLock.held(self.settings.home) else None
         return {"always": "here", "process": "process", "never": None}[mode]
 
+    def child_env(self) -> dict[str, str]:
+        """The environment of a helper process of this hub: its settings and its
+        database (the embedded one too)."""
+        return self.settings.child_env() | {"HUB_DATABASE_URL": self.runtime.database_url or ""}
+
     async def _start_projector_process(self, stack: AsyncExitStack) -> None:
         """``agent-hub project`` as a child process of this hub (same settings, same
         database), stopped with it; if it exits on its own, the hub fails."""
-        env = self.settings.child_env() | {
-            "HUB_DATABASE_URL": self.runtime.database_url or "",  # the embedded one too
-            "PYTHONPATH": _import_path(),
-        }
+        env = self.child_env() | {"PYTHONPATH": _import_path()}
         if "log_level" not in self.settings.model_fields_set:  # the application's output
             env["HUB_LOG_LEVEL"] = "warning"  # is not the place for a helper's routine
         argv = [sys.executable, "-m", "hub.cli", "project", "--lifeline"]

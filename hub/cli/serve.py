@@ -187,10 +187,7 @@ async def _serve(
 
 def _helper_env(hub: Any) -> dict[str, str]:
     """The environment of a helper process: this server's settings, its database."""
-    env: dict[str, str] = hub.settings.child_env() | {
-        "HUB_RUN_PROJECTORS": "never",
-        "HUB_DATABASE_URL": hub.runtime.database_url or "",  # the embedded one too
-    }
+    env: dict[str, str] = hub.child_env() | {"HUB_RUN_PROJECTORS": "never"}
     return env
 
 
