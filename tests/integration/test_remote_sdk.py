@@ -158,6 +158,7 @@ CALLS: dict[tuple[str, str], tuple[str, Call]] = {
     ("hub", "catch_up"): ("local", lambda h, i: h.catch_up()),
     ("hub", "scope"): ("direct", lambda h, i: _sync(h.scope, None)),
     ("hub", "stop_projectors"): ("local", lambda h, i: _sync(h.stop_projectors)),
+    ("hub", "child_env"): ("local", lambda h, i: _sync(h.child_env)),
     # checkpoints: writes are events (B's own tenant); reads over HTTP
     ("checkpoints", "save"): ("own", lambda h, i: _checkpoint(h, "thread-a", "c9")),
     ("checkpoints", "save_writes"): (
