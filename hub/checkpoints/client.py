@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from hub.checkpoints.records import CheckpointRecords, Serialized
 from hub.core.inputs import build_event, check_id
-from hub.infra.ports import ProducerRecord
+from hub.infra.ports import ProducerRecord, TopicPartition
 from projections.checkpoints import queries
 from schemas.checkpoints import (
     CheckpointRunsDeleted,
@@ -200,6 +200,21 @@ class CheckpointsClient:
         await self._ctx.wait_for_key(CHECKPOINTS, key)
 
     # ── reading ─────────────────────────────────────────────────────────────────────────
+
+    async def changed_since(
+        self, thread_id: str, marks: Mapping[TopicPartition, int]
+    ) -> bool | None:
+        """Whether anyone changed the thread after this hub's write of it that ended at
+        ``marks`` (its last, :meth:`EventProducer.marks_of_part`), once the projection
+        applied that write; ``None``: not known (read the thread back)."""
+        if len(marks) != 1:
+            return None
+        await self._settled(thread_id)
+        pos = await self._ctx.pool.fetchval(queries.LAST_CHANGE, self._ctx.tenant, thread_id)
+        if pos is None:
+            return None
+        (offset,) = marks.values()
+        return bool(pos != 2 * offset)
 
     async def get(
         self, thread_id: str, *, checkpoint_ns: str = "", checkpoint_id: str | None = None

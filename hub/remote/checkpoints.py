@@ -14,6 +14,7 @@ from hub.checkpoints.client import (
     StoredCheckpoint,
     StoredWrite,
 )
+from hub.infra.ports import TopicPartition
 from hub.remote.context import RemoteContext
 
 __all__ = ["RemoteCheckpoints"]
@@ -49,6 +50,12 @@ class RemoteCheckpoints(CheckpointsClient):
         super().__init__(ctx)
         self._api = ctx.api
         self._outbox = ctx.outbox
+
+    async def changed_since(
+        self, thread_id: str, marks: Mapping[TopicPartition, int]
+    ) -> bool | None:
+        """Not known over HTTP: the caller reads the thread back."""
+        return None
 
     async def get(
         self, thread_id: str, *, checkpoint_ns: str = "", checkpoint_id: str | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "CHECKPOINT",
     "EVERY_NAMESPACE",
+    "LAST_CHANGE",
     "NEWEST",
     "OLDER",
     "THREADS",
@@ -183,6 +184,12 @@ WHOLE_NEWEST = _whole("c.checkpoint_ns = $3")
 
 WHOLE_CHECKPOINT = _whole("c.checkpoint_ns = $3 AND c.checkpoint_id = $4")
 """Checkpoint $4 of namespace $3, whole (see ``_whole``)."""
+
+LAST_CHANGE = """
+SELECT pos FROM checkpoints.thread_positions WHERE tenant_id = $1 AND thread_id = $2
+"""
+"""``pos`` of the last event that changed what the thread's reads return (no row: not
+known)."""
 
 THREADS = """
 SELECT thread_id FROM (

@@ -15,6 +15,12 @@ Before rows a copy may still see are deleted (prune, delete for runs), every thr
 sees them is *materialized*: the rows it sees are inserted as its own, at
 ``pos = 2 * hidden_before + 1`` (above what it hid, below any later copy's cutoff), and its
 lineage goes. A deleted thread that copies still see is only hidden.
+
+``thread_positions`` holds, per thread, ``pos`` of the last event that changed what its
+reads return (a checkpoint or writes saved, a copy into it, a deletion, a prune): a writer
+that kept the thread's newest checkpoint learns from it that nobody wrote the thread
+since its own last write, without reading the checkpoint back. Threads last changed
+before this table existed have no row (not known: read back).
 """
 
 from __future__ import annotations
@@ -106,8 +112,22 @@ MIGRATIONS = (
     CREATE INDEX lineage_thread ON {schema}.lineage (tenant_id, thread_id);
     CREATE INDEX lineage_source ON {schema}.lineage (tenant_id, source_thread_id);
     """,
+    """
+    CREATE TABLE {schema}.thread_positions (
+        tenant_id  text NOT NULL,
+        thread_id  text NOT NULL,
+        pos        bigint NOT NULL,
+        PRIMARY KEY (tenant_id, thread_id)
+    );
+    """,
 )
 
+CHANGED = """
+INSERT INTO {schema}.thread_positions (tenant_id, thread_id, pos)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
+ON CONFLICT (tenant_id, thread_id) DO UPDATE SET pos = GREATEST(
+    {schema}.thread_positions.pos, EXCLUDED.pos)
+"""
 HIDDEN_BEFORE = """
 SELECT COALESCE(
     (SELECT hidden_before FROM {schema}.threads WHERE tenant_id = $1 AND thread_id = $2), -2)
@@ -220,6 +240,11 @@ class CheckpointsBatch(Batch):
         self.checkpoints: list[tuple[Any, ...]] = []
         self.values: list[tuple[Any, ...]] = []
         self.writes: list[tuple[Any, ...]] = []
+        self.changed: dict[tuple[str, str], int] = {}  # (tenant, thread) -> pos
+
+    def changed_at(self, tenant: str, thread: str, pos: int) -> None:
+        """Say that ``pos`` changed what ``thread``'s reads return."""
+        self.changed[(tenant, thread)] = pos
 
     async def execute(self, sql: str, *args: Any) -> Any:
         await self.flush_rows()
@@ -240,12 +265,18 @@ class CheckpointsBatch(Batch):
                     table, schema_name=self.schema, columns=columns, records=rows
                 )
                 rows.clear()
+        if self.changed:
+            keys, positions = list(self.changed), list(self.changed.values())
+            tenants, threads = [k[0] for k in keys], [k[1] for k in keys]
+            await self.conn.execute(CHANGED.format(schema=self.schema), tenants, threads, positions)
+            self.changed.clear()
 
 
 def on_saved(batch: CheckpointsBatch, ev: CheckpointSaved, meta: EventMeta) -> None:
     pos = 2 * meta.offset
     cp, md = ev.checkpoint, ev.metadata
     versions = {v.channel: v.version for v in ev.values}
+    batch.changed_at(ev.tenant_id, ev.thread_id, pos)
     batch.checkpoints.append(
         (
             ev.tenant_id,
@@ -284,6 +315,7 @@ def on_saved(batch: CheckpointsBatch, ev: CheckpointSaved, meta: EventMeta) -> N
 
 def on_writes(batch: CheckpointsBatch, ev: CheckpointWritesSaved, meta: EventMeta) -> None:
     pos = 2 * meta.offset
+    batch.changed_at(ev.tenant_id, ev.thread_id, pos)
     for w in ev.writes:
         batch.writes.append(
             (
@@ -330,6 +362,7 @@ async def on_deleted(batch: CheckpointsBatch, ev: CheckpointThreadDeleted, meta:
     for sql in statements:
         await batch.execute(sql, ev.tenant_id, ev.thread_id)
     await batch.execute(HIDE, ev.tenant_id, ev.thread_id, 2 * meta.offset)
+    batch.changed_at(ev.tenant_id, ev.thread_id, 2 * meta.offset)
 
 
 async def on_copied(batch: CheckpointsBatch, ev: CheckpointThreadCopied, meta: EventMeta) -> None:
@@ -337,6 +370,7 @@ async def on_copied(batch: CheckpointsBatch, ev: CheckpointThreadCopied, meta: E
     await batch.execute(
         COPY_LINEAGE, ev.tenant_id, ev.thread_id, ev.target_thread_id, hidden, 2 * meta.offset
     )
+    batch.changed_at(ev.tenant_id, ev.target_thread_id, 2 * meta.offset)
 
 
 async def on_pruned(batch: CheckpointsBatch, ev: CheckpointsPruned, meta: EventMeta) -> None:
@@ -350,6 +384,7 @@ async def on_pruned(batch: CheckpointsBatch, ev: CheckpointsPruned, meta: EventM
     hidden = await batch.fetchval(HIDDEN_BEFORE, ev.tenant_id, ev.thread_id)
     for sql in KEEP_LATEST:
         await batch.execute(sql, ev.tenant_id, ev.thread_id, hidden)
+    batch.changed_at(ev.tenant_id, ev.thread_id, 2 * meta.offset)
 
 
 async def on_runs_deleted(
@@ -358,6 +393,7 @@ async def on_runs_deleted(
     await _detach(batch, ev.tenant_id, ev.thread_id)
     for sql in DELETE_RUNS:
         await batch.execute(sql, ev.tenant_id, ev.thread_id, list(ev.run_ids))
+    batch.changed_at(ev.tenant_id, ev.thread_id, 2 * meta.offset)
 
 
 class CheckpointsProjection(Projection[CheckpointsBatch]):
@@ -367,7 +403,14 @@ class CheckpointsProjection(Projection[CheckpointsBatch]):
     version = 1
     topics = (Topic.CHECKPOINTS,)
     migrations = MIGRATIONS
-    views = ("checkpoints", "channel_values", "writes", "threads", "lineage")
+    views = (
+        "checkpoints",
+        "channel_values",
+        "writes",
+        "threads",
+        "lineage",
+        "thread_positions",
+    )
     handlers: ClassVar[Mapping[type[Event], Handler]] = {
         CheckpointSaved: on_saved,
         CheckpointWritesSaved: on_writes,

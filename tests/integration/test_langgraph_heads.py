@@ -21,6 +21,7 @@ from hub import Hub
 from hub.integrations.langgraph import HubCheckpointSaver
 from hub.integrations.langgraph.heads import Heads
 from hub.settings import HubSettings
+from projections.checkpoints.tables import CheckpointsProjection
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("backend", ["postgres", "kafka"])]
 
@@ -65,12 +66,13 @@ async def _put(
     ns: str = "",
     parent: str | None = None,
     checkpoint_id: str | None = None,
+    run_id: str | None = None,
 ) -> str:
     checkpoint = generate_checkpoint(channel_values=values, channel_versions=dict(versions))
     if checkpoint_id is not None:
         checkpoint["id"] = checkpoint_id
     new_versions: ChannelVersions = {ch: versions[ch] for ch in new}
-    md = generate_metadata(step=len(values))
+    md = generate_metadata(step=len(values), **({"run_id": run_id} if run_id else {}))
     config = await saver.aput(_config(thread, ns, parent), checkpoint, md, new_versions)
     return str(config["configurable"]["checkpoint_id"])
 
@@ -155,3 +157,85 @@ async def test_a_write_by_another_saver_is_read_back(hub: Hub, answered: list[st
     assert found is not None and found.config["configurable"]["checkpoint_id"] == c2
     assert found.checkpoint["channel_values"] == {"a": 2}
     assert answered == ["shared"]  # read back, not answered from the head
+
+
+async def test_once_applied_the_head_answers_while_nobody_changed_the_thread(
+    hub: Hub, answered: list[str]
+) -> None:
+    """After the projection applied the writer's last write, the head answers only when
+    the projection says the thread was not changed since (projectors apart from the
+    agent apply writes before the next turn)."""
+    writer, reader = HubCheckpointSaver(hub), HubCheckpointSaver(hub)
+    assert await writer.aget_tuple(_config("applied")) is None
+    c1 = await _put(writer, "applied", {"a": 1, "b": [1]}, {"a": 1, "b": 1}, ["a", "b"])
+    await writer.aput_writes(_config("applied", parent=c1), [("a", 7)], "task-1")
+    await hub.wait_for_projections()
+    await _same_as_projected(writer, reader, "applied")
+    assert answered == ["applied"]  # answered from the head, confirmed
+
+
+async def test_a_write_by_another_process_is_read_back_once_applied(
+    hub: Hub, hub_settings: HubSettings, answered: list[str]
+) -> None:
+    """Another hub (another process: another producer) writes the thread after this
+    one: once the projection applied that write, this saver reads it back."""
+    writer = HubCheckpointSaver(hub)
+    assert await writer.aget_tuple(_config("two-writers")) is None
+    c1 = await _put(writer, "two-writers", {"a": 1}, {"a": 1}, ["a"])
+    async with Hub(hub_settings.model_copy(update={"run_projectors": "never"})) as other:
+        c2 = await _put(
+            HubCheckpointSaver(other), "two-writers", {"a": 2}, {"a": 2}, ["a"], parent=c1
+        )
+        await other.flush()
+    await hub.catch_up()  # the other hub's write applied too
+    found = await writer.aget_tuple(_config("two-writers"))
+    assert found is not None and found.config["configurable"]["checkpoint_id"] == c2
+    assert found.checkpoint["channel_values"] == {"a": 2}
+    assert answered == []  # read back, not answered from the head
+    again = await writer.aget_tuple(_config("two-writers"))  # now known from the read
+    assert again is not None and again.checkpoint["channel_values"] == {"a": 2}
+
+
+async def test_a_thread_changed_before_positions_were_kept_is_read_back(
+    hub: Hub, answered: list[str]
+) -> None:
+    """No row in ``thread_positions`` (a thread last changed before the table existed):
+    not known, so the head does not answer once its write is applied."""
+    writer = HubCheckpointSaver(hub)
+    assert await writer.aget_tuple(_config("old")) is None
+    await _put(writer, "old", {"a": 1}, {"a": 1}, ["a"])
+    await hub.wait_for_projections()
+    schema = CheckpointsProjection().schema
+    await hub.context.pool.execute(f"DELETE FROM {schema}.thread_positions")
+    found = await writer.aget_tuple(_config("old"))
+    assert found is not None and found.checkpoint["channel_values"] == {"a": 1}
+    assert answered == []
+
+
+REWRITES: dict[str, Any] = {
+    "copy": lambda hub: hub.checkpoints.copy_thread("elsewhere", "rewritten"),
+    "delete": lambda hub: hub.checkpoints.delete_thread("rewritten"),
+    "prune": lambda hub: hub.checkpoints.prune(["rewritten"], strategy="keep_latest"),
+    "runs": lambda hub: hub.checkpoints.delete_for_runs(["run-1"]),
+}
+NEWEST_AFTER = {"copy": {"b": 9}, "delete": None, "prune": {"a": 1}, "runs": None}
+
+
+@pytest.mark.parametrize("rewrite", sorted(REWRITES))
+async def test_a_rewrite_by_another_process_is_read_back_once_applied(
+    hub: Hub, hub_settings: HubSettings, answered: list[str], rewrite: str
+) -> None:
+    """A copy into the thread, its deletion, a prune or the deletion of its runs by
+    another hub changes what the thread's reads return: read back once applied."""
+    writer = HubCheckpointSaver(hub)
+    assert await writer.aget_tuple(_config("rewritten")) is None
+    await _put(writer, "rewritten", {"a": 1}, {"a": 1}, ["a"], run_id="run-1")
+    async with Hub(hub_settings.model_copy(update={"run_projectors": "never"})) as other:
+        await _put(HubCheckpointSaver(other), "elsewhere", {"b": 9}, {"b": 1}, ["b"])
+        await hub.catch_up()  # delete_for_runs reads which threads hold the run
+        await REWRITES[rewrite](other)
+        await other.flush()
+    await hub.catch_up()
+    found = await writer.aget_tuple(_config("rewritten"))
+    assert (found and found.checkpoint["channel_values"]) == NEWEST_AFTER[rewrite]
+    assert answered == []

@@ -16,7 +16,8 @@ import pytest
 from hub import Hub
 from hub.access.keys import KeysClient
 from hub.agents.client import RegistryClient
-from hub.checkpoints.client import CheckpointsClient, Serialized
+from hub.checkpoints.client import CHECKPOINTS, CheckpointsClient, Serialized
+from hub.infra.ports import TopicPartition
 from hub.integrations.langgraph import HubStore
 from hub.memory.client import MemoryClient
 from hub.memory.items import ItemsClient
@@ -173,6 +174,10 @@ CALLS: dict[tuple[str, str], tuple[str, Call]] = {
     ("checkpoints", "delete_for_runs"): ("own", lambda h, i: h.checkpoints.delete_for_runs([A])),
     ("checkpoints", "get"): ("none", lambda h, i: h.checkpoints.get("thread-a")),
     ("checkpoints", "list"): ("none", lambda h, i: _drain(h.checkpoints.list(None))),
+    ("checkpoints", "changed_since"): (
+        "none",
+        lambda h, i: h.checkpoints.changed_since("thread-a", {TopicPartition(CHECKPOINTS, 0): 0}),
+    ),
     ("items", "get"): ("none", lambda h, i: h.memory.items.get(("memories", "user-a"), "city")),
     ("items", "search"): ("none", lambda h, i: h.memory.items.search(("memories",))),
     ("items", "namespaces"): ("none", lambda h, i: h.memory.items.namespaces()),

@@ -8,7 +8,10 @@ knows the answer already: it wrote it. So it keeps, per thread and namespace, th
 checkpoint as the projection will return it (its values at their versions and its
 pending writes, merged as the projection merges them) and answers from it while its own
 last write of the thread is not yet known to be applied, and for a second at most. Once
-it is, the projection is read again (it may hold another process's later writes).
+it is, the projection is asked whether anyone changed the thread since that write (one
+indexed row, ``CheckpointsClient.changed_since``): if nobody did, the head still
+answers; if someone did (another process), or it is not known, the checkpoint is read
+back.
 
 An entry is made only from a known starting point: the projection's newest (or no
 checkpoint) read after waiting, then this saver's own writes. It is dropped when the
@@ -62,19 +65,31 @@ class Heads:
         self._heads: OrderedDict[tuple[str, str], Head] = OrderedDict()
         self._limit = limit
 
-    def answer(self, thread: str, ns: str, mark: Marks | None, applied: bool) -> Head | None:
+    def answer(
+        self, thread: str, ns: str, mark: Marks | None, applied: bool, unchanged: bool = False
+    ) -> Head | None:
         """The head to answer a read of the thread's newest with, if it may: the hub's
-        last write of the thread (``mark``) is one the head saw, and it is not known to
-        be applied yet (else the projection is read, fresh)."""
+        last write of the thread (``mark``) is one the head saw, and either it is not
+        known to be applied yet, or the projection says nobody changed the thread since
+        (``unchanged``). Else the projection is read (see :meth:`holds`)."""
+        head = self.holds(thread, ns, mark)
+        if head is None:
+            return None
+        if not unchanged and (applied or time.monotonic() - head.at >= FRESH_S):
+            return None
+        self._heads.move_to_end((thread, ns))
+        return head
+
+    def holds(self, thread: str, ns: str, mark: Marks | None) -> Head | None:
+        """The head kept of the thread if the hub's last write of it (``mark``) is one
+        the head saw; once that write is applied, the head answers only if the thread
+        was not changed since (else the projection is read back)."""
         head = self._heads.get((thread, ns))
         if head is None:
             return None
         if not mark or mark != head.mark:
             del self._heads[(thread, ns)]  # written by someone else since: read it back
             return None
-        if applied or time.monotonic() - head.at >= FRESH_S:
-            return None
-        self._heads.move_to_end((thread, ns))
         return head
 
     def seen(

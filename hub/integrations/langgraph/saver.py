@@ -9,9 +9,10 @@ go to the blob store by reference. ``copy_thread`` is O(1), whatever the thread'
     graph = builder.compile(checkpointer=HubCheckpointSaver())
 
 A turn's first read (the thread's newest checkpoint) is answered from what the saver
-wrote last while the projection has not applied it yet, for a second at most
-(:mod:`hub.integrations.langgraph.heads`); a write of the thread by anyone else in this
-process makes it read back. As with LangGraph's own savers, a thread has one writer at a
+wrote last while the projection has not applied it yet, for a second at most, and after
+that while the projection says nobody changed the thread since
+(:mod:`hub.integrations.langgraph.heads`); a write of the thread by anyone else makes it
+read back. As with LangGraph's own savers, a thread has one writer at a
 time: another process's write is seen once the projection applied it.
 
 With no hub given it uses the process's shared hub (``HUB_*`` settings, embedded
@@ -96,6 +97,9 @@ class HubCheckpointSaver(BaseCheckpointSaver[str]):
             mark = _mark(hub, thread_id)
             applied = bool(mark) and await hub.context.seen_applied(mark or {})
             head = self._heads.answer(thread_id, ns, mark, applied)
+            if head is None and mark and self._heads.holds(thread_id, ns, mark) is not None:
+                unchanged = await hub.checkpoints.changed_since(thread_id, mark) is False
+                head = self._heads.answer(thread_id, ns, mark, applied, unchanged)
             if head is not None:
                 return head.checkpoint, mark, True
             return await _getting(config)(hub), mark, False
