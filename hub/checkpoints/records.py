@@ -12,19 +12,19 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from hub.core.inputs import build_event
 from hub.infra.ports import ProducerRecord
 from schemas.checkpoint_bytes import CheckpointBytes
-from schemas.checkpoints import CheckpointSaved, CheckpointWritesSaved, StoredValue
+from schemas.checkpoints import CheckpointSaved, CheckpointWritesSaved
 from schemas.errors import HubError, InputError
 from schemas.events import Event
 
 if TYPE_CHECKING:
     from hub.core.context import HubContext
 
-__all__ = ["CheckpointRecords", "Serialized"]
+__all__ = ["CheckpointRecords", "Serialized", "Stored"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,19 @@ class Serialized:
 
     type: str
     data: bytes
+
+
+class Stored(NamedTuple):
+    """A value as an event holds it (``StoredValue``'s fields): inline ``data`` or a
+    ``blob_key``. The one-pass encoder takes it as it is; the model path checks it."""
+
+    type: str
+    data: bytes | None = None
+    blob_key: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """As a ``StoredValue``'s fields (the model path)."""
+        return self._asdict()
 
 
 class CheckpointRecords:
@@ -75,7 +88,11 @@ class CheckpointRecords:
         record = self._record(CheckpointSaved, value)
         if record is not None:
             return record
-        changed = [{"channel": ch, "version": v, "value": sv} for ch, v, sv in stored]
+        changed = [{"channel": ch, "version": v, "value": sv.fields()} for ch, v, sv in stored]
+        fields["checkpoint"], fields["metadata"] = (
+            fields["checkpoint"].fields(),
+            fields["metadata"].fields(),
+        )
         event = build_event(CheckpointSaved, **self._ctx.envelope(), **fields, values=changed)
         return self._ctx.producer.record(event)
 
@@ -102,7 +119,7 @@ class CheckpointRecords:
         record = self._record(CheckpointWritesSaved, self._bytes().writes(**fields, writes=stored))
         if record is not None:
             return record
-        pending = [{"idx": idx, "channel": ch, "value": v} for idx, ch, v in stored]
+        pending = [{"idx": idx, "channel": ch, "value": v.fields()} for idx, ch, v in stored]
         event = build_event(CheckpointWritesSaved, **self._ctx.envelope(), **fields, writes=pending)
         return self._ctx.producer.record(event)
 
@@ -126,18 +143,18 @@ class CheckpointRecords:
     def _inline_limit(self) -> int:
         return max(1024, self._ctx.settings.max_event_bytes // 16)
 
-    async def stored(self, value: Serialized, limit: int) -> StoredValue:
+    async def stored(self, value: Serialized, limit: int) -> Stored:
         """``value`` inline if it is at most ``limit`` bytes, else by blob."""
         if not isinstance(value, Serialized):
             raise InputError(f"expected a Serialized value, got {type(value).__name__}")
         if len(value.data) <= limit:
-            return StoredValue(type=value.type, data=value.data)
+            return Stored(value.type, value.data)
         try:
             store = await self._ctx.blob_store()
         except HubError:  # remote mode has no blob store: inline, up to half an event
             most = self._ctx.settings.max_event_bytes // 2
             if len(value.data) <= most:
-                return StoredValue(type=value.type, data=value.data)
+                return Stored(value.type, value.data)
             raise InputError(
                 f"a checkpoint value of {len(value.data)} bytes: remote mode carries values "
                 f"of up to {most} bytes (HUB_MAX_EVENT_BYTES / 2); larger ones need direct mode"
@@ -145,4 +162,4 @@ class CheckpointRecords:
         digest = hashlib.sha256(value.data).hexdigest()
         key = f"checkpoints/{self._ctx.tenant}/{digest}"
         await store.put(key, value.data, content_type="application/octet-stream")
-        return StoredValue(type=value.type, blob_key=key)
+        return Stored(value.type, None, key)
