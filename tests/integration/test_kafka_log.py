@@ -8,10 +8,11 @@ import logging
 
 import anyio
 import anyio.lowlevel
+import asyncpg
 import pytest
 
 from hub.infra.log.kafka import KafkaLog
-from hub.infra.ports import ProducerRecord, TopicPartition
+from hub.infra.ports import LogConsumer, ProducerRecord, TopicPartition
 from schemas.errors import LogError
 from tests.conftest import kafka_settings
 from tests.support.kafka_broker import KafkaUnderTest
@@ -116,3 +117,56 @@ async def test_a_delivery_failing_after_its_append_gave_up_is_retrieved(
         del future
         gc.collect()
     assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
+
+
+class FlakyListener:
+    """Loses its database connection the first time partitions are assigned."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error: Exception | None = error
+        self.assigned: list[frozenset[TopicPartition]] = []
+
+    async def on_assigned(self, partitions: frozenset[TopicPartition]) -> dict[TopicPartition, int]:
+        self.assigned.append(partitions)
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+        return {tp: 1 for tp in partitions}  # from offset 1 on
+
+    async def on_revoked(self, partitions: frozenset[TopicPartition]) -> None:
+        return None
+
+
+async def _fetched(consumer: LogConsumer, want: int) -> list[bytes]:
+    got: list[bytes] = []
+    with anyio.fail_after(30):
+        while len(got) < want:
+            got += [r.key or b"" for r in await consumer.fetch(100, 0.5)]
+    return got
+
+
+@pytest.mark.parametrize(
+    ("error", "retriable"),
+    [(asyncpg.ConnectionDoesNotExistError("connection lost"), True), (ValueError("bug"), False)],
+)
+async def test_a_rebalance_callback_failure_is_a_log_error(
+    kafka_cluster: KafkaUnderTest, error: Exception, retriable: bool
+) -> None:
+    """Regression: a listener losing its database connection while partitions were
+    assigned raised asyncpg's own error out of ``fetch``, which a projector does not
+    retry (it stopped, in CI). It is a ``LogError``, retriable as the database error is;
+    the next fetch positions the partitions the listener left and reads on."""
+    async with KafkaLog(kafka_settings(kafka_cluster)) as log:
+        await log.ensure_topics({"flaky": 1})
+        await log.append(records("flaky", 3))
+        listener = FlakyListener(error)
+        consumer = log.consumer(group_id="flaky-group", topics=["flaky"], listener=listener)
+        async with consumer:
+            with pytest.raises(LogError) as failed, anyio.fail_after(30):
+                while True:
+                    await consumer.fetch(100, 0.5)
+            assert failed.value.retriable is retriable
+            assert failed.value.__cause__ is error
+            if retriable:
+                assert await _fetched(consumer, 2) == [b"k1", b"k2"]
+                assert len(listener.assigned) == 2

@@ -20,6 +20,7 @@ from aiokafka import TopicPartition as KafkaTP
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
+from hub.infra.db import is_retriable
 from hub.infra.lifecycle import Lifecycle
 from hub.infra.log.kafka_common import KafkaSettings, kafka_call
 from hub.infra.ports import (
@@ -27,7 +28,7 @@ from hub.infra.ports import (
     RebalanceListener,
     TopicPartition,
 )
-from schemas.errors import LogError
+from schemas.errors import HubError, LogError
 
 __all__ = ["KafkaConsumer"]
 
@@ -176,12 +177,18 @@ class KafkaConsumer(Lifecycle):
         self.wakeup()
 
     async def _recover(self) -> None:
-        """Raise what a rebalance callback raised; then position the partitions it left
+        """Raise what a rebalance callback raised (a driver error as a ``LogError``,
+        retriable if the same work may succeed again); then position the partitions it left
         paused (raising again if that fails again)."""
         failure, self._failure = self._failure, None
         if failure is not None:
             self._woken = False
-            raise failure
+            if isinstance(failure, HubError):
+                raise failure
+            raise LogError(  # the listener's own error (its database): retried if it may
+                f"Kafka consumer: a rebalance callback failed: {failure}",
+                retriable=is_retriable(failure),
+            ) from failure
         pending = self.unpositioned & self.assignment()
         self.unpositioned = pending
         if pending:
